@@ -1,0 +1,110 @@
+"""Side-by-side timing with each library in its own worker process.
+
+torch brings its own OpenMP runtime and allocator state; timed in one process
+with minidl's, each disturbs the other. So a benchmark script calls
+:func:`compare`, which starts a fresh worker process (the same script, with
+``--worker``) for every (library, case) pair, alternating libraries round after
+round, and reports the median of the per-round best times.
+
+A benchmark script defines ``CASES`` (name -> description) and a
+``make(library, case)`` that returns a zero-argument callable to time, and
+ends with ``harness.main(CASES, LIBRARIES, make)``.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+
+def _time_callable(fn, repeats, min_seconds=0.2):
+    """Best time of one call over ``repeats`` batches, after a warm-up call."""
+    fn()
+    start = time.perf_counter()
+    calls = 0
+    while True:
+        fn()
+        calls += 1
+        if time.perf_counter() - start >= min_seconds / repeats or calls >= 1000:
+            break
+    per_batch = calls
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(per_batch):
+            fn()
+        best = min(best, (time.perf_counter() - start) / per_batch)
+    return best
+
+
+def _worker(make, library, case, threads, repeats):
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if library == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    elif library in ("minidl", "numpy"):
+        import minidl
+
+        minidl.set_num_threads(threads)
+    fn = make(library, case)
+    print(json.dumps({"seconds": _time_callable(fn, repeats)}))
+
+
+def available(library):
+    """Whether ``library`` can be imported (checked in a subprocess, keeping this one clean)."""
+    code = f"import {library}"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def compare(script, cases, libraries, threads, rounds, repeats):
+    """``{case: {library: median seconds}}``, each measurement in a fresh worker process."""
+    results = {case: {lib: [] for lib in libraries} for case in cases}
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    for round_index in range(rounds):
+        order = libraries if round_index % 2 == 0 else list(reversed(libraries))
+        for case in cases:
+            for library in order:
+                command = [
+                    sys.executable,
+                    script,
+                    "--worker",
+                    library,
+                    case,
+                    "--threads",
+                    str(threads),
+                    "--repeats",
+                    str(repeats),
+                ]
+                done = subprocess.run(command, capture_output=True, text=True, env=env)
+                if done.returncode != 0:
+                    raise RuntimeError(f"worker {library}/{case} failed:\n{done.stderr}")
+                results[case][library].append(json.loads(done.stdout.splitlines()[-1])["seconds"])
+    return {
+        case: {lib: statistics.median(times) for lib, times in per_lib.items()}
+        for case, per_lib in results.items()
+    }
+
+
+def main(cases, libraries, make, report, argv=None):
+    """Command line: run the workers, or, with ``--worker``, be one."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worker", nargs=2, metavar=("LIBRARY", "CASE"))
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    if args.worker:
+        _worker(make, *args.worker, args.threads, args.repeats)
+        return
+    present = [lib for lib in libraries if available(lib)]
+    missing = sorted(set(libraries) - set(present))
+    print(f"threads: {args.threads}, rounds: {args.rounds} (median of per-round best)")
+    if missing:
+        print(f"not installed, left out: {', '.join(missing)}")
+    script = os.path.abspath(sys.argv[0])
+    results = compare(script, list(cases), present, args.threads, args.rounds, args.repeats)
+    report(cases, present, results)

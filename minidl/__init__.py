@@ -1,0 +1,127 @@
+"""minidl: a small deep-learning framework with compiled normalization and reduction kernels.
+
+>>> import minidl
+>>> x = minidl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+>>> (x * x).sum().backward()
+>>> x.grad
+tensor([2., 4., 6.])
+"""
+
+try:
+    from . import _ops  # noqa: F401  (fails here, with a clear message, when not built)
+except ImportError as error:  # pragma: no cover - exercised by a subprocess test
+    raise ImportError(
+        "minidl's compiled kernels (minidl._ops) are not built or failed to load "
+        f"({error}). Build them from the source tree with:\n"
+        '    python -m pip install -e ".[test]"\n'
+        "or, to build in place without installing: python setup.py build_ext --inplace"
+    ) from error
+
+import numpy as _np
+
+from . import autograd, operations, random
+from .autograd import Function, enable_grad, is_grad_enabled, no_grad
+from .gradcheck import gradcheck
+from .operations import (
+    abs,
+    add,
+    clip,
+    concatenate,
+    div,
+    exp,
+    flatten,
+    log,
+    matmul,
+    max,
+    mean,
+    min,
+    mul,
+    neg,
+    permute,
+    pow,
+    relu,
+    reshape,
+    sigmoid,
+    sqrt,
+    stack,
+    sub,
+    sum,
+    tanh,
+    transpose,
+    var,
+    where,
+)
+from .random import manual_seed
+from .tensor import (
+    Tensor,
+    arange,
+    from_numpy,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from .threads import get_num_threads, set_num_threads
+
+float32 = _np.float32
+float64 = _np.float64
+int64 = _np.int64
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "Function",
+    "Tensor",
+    "abs",
+    "add",
+    "arange",
+    "autograd",
+    "clip",
+    "concatenate",
+    "div",
+    "enable_grad",
+    "exp",
+    "flatten",
+    "float32",
+    "float64",
+    "from_numpy",
+    "get_num_threads",
+    "gradcheck",
+    "int64",
+    "is_grad_enabled",
+    "log",
+    "manual_seed",
+    "matmul",
+    "max",
+    "mean",
+    "min",
+    "mul",
+    "neg",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "operations",
+    "permute",
+    "pow",
+    "rand",
+    "randn",
+    "random",
+    "relu",
+    "reshape",
+    "set_num_threads",
+    "sigmoid",
+    "sqrt",
+    "stack",
+    "sub",
+    "sum",
+    "tanh",
+    "tensor",
+    "transpose",
+    "var",
+    "where",
+    "zeros",
+    "zeros_like",
+]

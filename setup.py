@@ -1,0 +1,110 @@
+"""Build script for minidl's compiled kernels (``minidl/_ops.pyx``).
+
+Metadata lives in ``pyproject.toml``; this file only describes the extension.
+
+Environment switches (read at build time):
+
+* ``MINIDL_DEBUG=1``  turns Cython's bounds, wrap-around and initialization checks
+  back on and builds with ``-O0 -g``: slow, for hunting a crash in a kernel.
+* ``MINIDL_NO_OPENMP=1``  builds single-threaded even where OpenMP is available.
+* ``MINIDL_MARCH=<arch>``  the ``-march`` value (default ``native`` where the compiler
+  accepts it: the extension is built on the machine that runs it; set ``MINIDL_MARCH=``
+  (empty) for a portable wheel).
+"""
+
+import os
+import sys
+import tempfile
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+DEBUG = os.environ.get("MINIDL_DEBUG", "") not in ("", "0")
+
+# Spelled exactly: Cython ignores a misspelled directive without a word.
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": True,
+    "embedsignature": True,
+}
+
+# Lets gcc vectorize floating-point reductions (it must otherwise keep the order of
+# additions) without -ffast-math's promise that no NaN or inf ever occurs.
+REDUCTION_FLAGS = [
+    "-fassociative-math",
+    "-fno-signed-zeros",
+    "-fno-trapping-math",
+    "-fno-math-errno",
+]
+
+OPENMP_PROBE = r"""
+#include <omp.h>
+int main(void) {
+    int n = 0;
+    #pragma omp parallel reduction(+:n)
+    n += 1;
+    return omp_get_max_threads() > 0 && n > 0 ? 0 : 1;
+}
+"""
+
+
+class BuildExt(build_ext):
+    """Adds optimization flags and OpenMP when the compiler supports them."""
+
+    def _compiles(self, source, flags, link=True):
+        """Whether ``source`` compiles (and links) with ``flags`` on this compiler."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "probe.c")
+            with open(path, "w") as handle:
+                handle.write(source)
+            try:
+                objects = self.compiler.compile([path], output_dir=tmp, extra_postargs=flags)
+                if link:
+                    self.compiler.link_executable(
+                        objects, os.path.join(tmp, "probe"), extra_postargs=flags
+                    )
+            except Exception:  # any compiler or linker failure means "not supported"
+                return False
+        return True
+
+    def build_extensions(self):
+        msvc = self.compiler.compiler_type == "msvc"
+        if msvc:
+            compile_flags = ["/Od"] if DEBUG else ["/O2", "/fp:fast"]
+            openmp_flags = ["/openmp"]
+        else:
+            compile_flags = ["-O0", "-g"] if DEBUG else ["-O3", *REDUCTION_FLAGS]
+            march = os.environ.get("MINIDL_MARCH", "native")
+            if march and not DEBUG:
+                flag = f"-march={march}"
+                if self._compiles("int main(void){return 0;}", [flag], link=False):
+                    compile_flags.append(flag)
+            openmp_flags = ["-fopenmp"]
+        use_openmp = os.environ.get("MINIDL_NO_OPENMP", "") in ("", "0") and self._compiles(
+            OPENMP_PROBE, openmp_flags
+        )
+        if not use_openmp:
+            sys.stderr.write("minidl: building without OpenMP; kernels run single-threaded\n")
+            openmp_flags = []
+        for ext in self.extensions:
+            ext.extra_compile_args = [*compile_flags, *openmp_flags]
+            ext.extra_link_args = [] if msvc else list(openmp_flags)
+        super().build_extensions()
+
+
+extensions = [
+    Extension(
+        "minidl._ops",
+        ["minidl/_ops.pyx"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    )
+]
+
+setup(
+    ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES),
+    cmdclass={"build_ext": BuildExt},
+)

@@ -1,0 +1,284 @@
+"""The backward walk, grad mode, and custom Functions."""
+
+import gc
+import tracemalloc
+import weakref
+
+import numpy as np
+import pytest
+
+import minidl
+from minidl.autograd import Function
+
+
+def test_gradients_accumulate_across_backward_calls():
+    x = minidl.tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [3 + 2, 3 + 4])
+
+
+def test_a_tensor_used_twice_gets_both_contributions():
+    x = minidl.tensor([2.0], requires_grad=True)
+    y = x * x + x
+    y.backward()
+    np.testing.assert_array_equal(x.grad.data, [5.0])
+
+
+def test_shared_gradients_are_separate_arrays():
+    a = minidl.ones(3, requires_grad=True)
+    b = minidl.ones(3, requires_grad=True)
+    (a + b).sum().backward()
+    a.grad.data *= 10  # e.g. an in-place gradient clip
+    np.testing.assert_array_equal(b.grad.data, [1.0, 1.0, 1.0])
+
+
+def test_backward_on_a_non_scalar_needs_a_gradient():
+    x = minidl.ones(2, 3, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"only for scalar outputs.*shape \(2, 3\)"):
+        (x * 2).backward()
+    (x * 2).backward(np.full((2, 3), 0.5))
+    np.testing.assert_array_equal(x.grad.data, np.ones((2, 3)))
+
+
+def test_backward_grad_of_the_wrong_shape_is_refused():
+    x = minidl.ones(2, requires_grad=True)
+    with pytest.raises(ValueError, match=r"grad has shape \(3,\) but the tensor has shape \(2,\)"):
+        (x * 2).backward(np.ones(3))
+
+
+def test_backward_without_a_graph_says_so():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        minidl.ones(2).sum().backward()
+
+
+def test_second_backward_needs_retain_graph():
+    x = minidl.tensor([1.0, 2.0], requires_grad=True)
+    y = (x.exp() * x).sum()
+    y.backward(retain_graph=True)
+    first = x.grad.data.copy()
+    y.backward()
+    np.testing.assert_allclose(x.grad.data, 2 * first)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        y.backward()
+
+
+def test_backward_frees_saved_values():
+    x = minidl.ones(4, requires_grad=True)
+    hidden = x.exp()
+    saved = hidden._ctx.saved_tensors[0]
+    probe = weakref.ref(hidden._ctx)
+    y = (hidden * 2).sum()
+    y.backward()
+    assert hidden._ctx is probe() and hidden._ctx.released
+    assert saved is not None  # our own reference; the graph no longer holds it
+    with pytest.raises(RuntimeError, match="second time"):
+        hidden._ctx.saved_tensors
+
+
+def test_leaf_backward_sets_its_own_grad():
+    x = minidl.tensor(3.0, requires_grad=True)
+    x.backward()
+    assert x.grad.item() == 1.0
+
+
+def test_retain_grad_keeps_a_non_leaf_gradient():
+    x = minidl.tensor([1.0, 2.0], requires_grad=True)
+    h = (x * 3).retain_grad()
+    other = x * 5
+    (h * h + other).sum().backward()
+    np.testing.assert_array_equal(h.grad.data, 2 * h.data)
+    assert other.grad is None
+
+
+def test_requires_grad_propagates_like_torch():
+    a = minidl.ones(2, requires_grad=True)
+    b = minidl.ones(2)
+    assert (a + b).requires_grad
+    assert not (b + b).requires_grad
+    assert not (a + b).is_leaf
+    assert a.is_leaf and (a + b).grad_fn is not None
+    assert not a.detach().requires_grad
+
+
+def test_no_grad_as_context_manager_and_decorator():
+    a = minidl.ones(2, requires_grad=True)
+    with minidl.no_grad():
+        assert not minidl.is_grad_enabled()
+        assert not (a * 2).requires_grad
+        with minidl.enable_grad():
+            assert (a * 2).requires_grad
+    assert minidl.is_grad_enabled()
+
+    @minidl.no_grad()
+    def evaluate(t):
+        return t * 2
+
+    assert not evaluate(a).requires_grad
+    assert minidl.is_grad_enabled()
+
+
+def test_no_grad_restores_the_mode_after_an_exception():
+    with pytest.raises(KeyError), minidl.no_grad():
+        raise KeyError("boom")
+    assert minidl.is_grad_enabled()
+
+
+def test_only_float_tensors_require_grad():
+    with pytest.raises(TypeError, match="only float32 and float64"):
+        minidl.tensor([1, 2], requires_grad=True)
+
+
+def test_long_chain_backpropagates_without_recursion_error():
+    x = minidl.tensor([0.5], dtype="float64", requires_grad=True)
+    y = x
+    for _ in range(10_000):
+        y = y * 1.0001
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.data, [1.0001**10_000], rtol=1e-9)
+
+
+def _train_step(weights, inputs, targets, lr=0.1):
+    hidden = (inputs @ weights[0] + weights[1]).tanh()
+    loss = ((hidden @ weights[2] - targets) ** 2).mean()
+    for w in weights:
+        w.grad = None
+    loss.backward()
+    with minidl.no_grad():
+        for w in weights:
+            w.data -= lr * w.grad.data
+    return loss.item()
+
+
+def test_memory_stays_flat_over_1000_training_steps():
+    rng = np.random.default_rng(0)
+    inputs = minidl.tensor(rng.standard_normal((64, 20)).astype(np.float32))
+    targets = minidl.tensor(rng.standard_normal((64, 1)).astype(np.float32))
+    weights = [
+        minidl.tensor(rng.standard_normal((20, 32)).astype(np.float32) * 0.1, requires_grad=True),
+        minidl.zeros(32, requires_grad=True),
+        minidl.tensor(rng.standard_normal((32, 1)).astype(np.float32) * 0.1, requires_grad=True),
+    ]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for step in range(1000):
+            _train_step(weights, inputs, targets)
+            if step == 99:
+                gc.collect()
+                early, _ = tracemalloc.get_traced_memory()
+        gc.collect()
+        late, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert late - early < 64 * 1024, f"memory grew by {late - early} bytes over 900 steps"
+
+
+def test_the_graph_is_freed_once_the_loss_goes():
+    x = minidl.ones(1000, requires_grad=True)
+    hidden = x * 2
+    probe = weakref.ref(hidden)
+    loss = (hidden.exp()).sum()
+    del hidden
+    assert probe() is not None  # the graph keeps it while the loss lives
+    loss.backward()
+    assert probe() is None  # backward dropped the graph's references
+    del loss
+
+
+class ScaledSquare(Function):
+    """x**2 * scale: a Function with a non-tensor argument and a saved array."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.save_for_backward(x)
+        ctx.scale = scale
+        return x * x * scale
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return 2 * x * ctx.scale * grad, None
+
+
+def test_custom_function_forward_backward_and_gradcheck():
+    x = minidl.tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True)
+    y = ScaledSquare.apply(x, 0.5)
+    np.testing.assert_allclose(y.data, [0.5, 2.0, 4.5])
+    assert "ScaledSquare" in repr(y)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.data, [1.0, -2.0, 3.0])
+    assert minidl.gradcheck(lambda t: ScaledSquare.apply(t, 3.0), (x,))
+
+
+def test_custom_function_sees_needs_input_grad():
+    seen = {}
+
+    class Record(Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            seen["needs"] = ctx.needs_input_grad
+            return a + b
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad, grad
+
+    Record.apply(minidl.ones(2, requires_grad=True), minidl.ones(2))
+    assert seen["needs"] == (True, False)
+
+
+def test_a_custom_backward_with_a_wrong_shape_is_reported():
+    class Broken(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad[:1]
+
+    x = minidl.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"Broken.backward returned a gradient of shape \(1,\)"):
+        Broken.apply(x).sum().backward()
+
+
+def test_a_custom_backward_with_a_wrong_count_is_reported():
+    class Broken(Function):
+        @staticmethod
+        def forward(ctx, x, y):
+            return x + y
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    x = minidl.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="returned 1 gradients but forward took 2 inputs"):
+        Broken.apply(x, x).sum().backward()
+
+
+def test_setitem_refuses_tensors_in_the_graph():
+    x = minidl.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="in-place assignment"):
+        x[0] = 5.0
+    with minidl.no_grad():
+        x[0] = 5.0
+    np.testing.assert_array_equal(x.data, [5.0, 1.0, 1.0])
+
+
+def test_a_node_reached_by_paths_of_different_lengths_gets_all_its_gradient(torch):
+    # x feeds the root directly and through a longer path; the order of the root's
+    # inputs puts the long path second: a walk that is not topological misses a part.
+    data = np.array([0.3, -0.7, 1.1])
+    for order in ("short_first", "long_first"):
+        x = minidl.tensor(data, requires_grad=True)
+        tx = torch.tensor(data, requires_grad=True)
+        results = []
+        for t in (x, tx):
+            h = t * 2
+            long_path = (h * h).exp() * 0.5
+            out = h + long_path if order == "short_first" else long_path + h
+            out.sum().backward()
+            results.append(t.grad.data if t is x else t.grad.numpy())
+        np.testing.assert_allclose(results[0], results[1], rtol=1e-12, err_msg=order)

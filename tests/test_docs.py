@@ -1,0 +1,57 @@
+"""The examples in docstrings run and print what they say."""
+
+import doctest
+import importlib
+
+import numpy as np
+import pytest
+
+import minidl
+
+MODULES = [
+    "minidl",
+    "minidl.autograd",
+    "minidl.gradcheck",
+    "minidl.operations",
+    "minidl.random",
+    "minidl.tensor",
+    "minidl.threads",
+    "minidl._reduce",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    globs = {"minidl": minidl, "np": np, **{k: getattr(module, k) for k in dir(module)}}
+    for test in finder.find(module, name, globs=globs):
+        runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
+
+
+def test_kernel_docstring_examples():
+    from minidl import _ops
+
+    for name in ("sum_leading", "sum_channels"):
+        test = doctest.DocTestParser().get_doctest(
+            getattr(_ops, name).__doc__, {"np": np, name: getattr(_ops, name)}, name, None, 0
+        )
+        runner = doctest.DocTestRunner()
+        runner.run(test)
+        assert runner.summarize(verbose=False).failed == 0
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_python_blocks_in_docs_run(page):
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), {"__name__": "docs_example"})

@@ -1,0 +1,46 @@
+"""Packaging: the message without a built extension, and public names documented."""
+
+import inspect
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import minidl
+
+PACKAGE = Path(minidl.__file__).parent
+
+
+def test_import_without_the_built_extension_names_the_build_command(tmp_path):
+    # Under another name, so that the installed (built) minidl cannot be found instead.
+    copy = tmp_path / "minidl_unbuilt"
+    copy.mkdir()
+    for source in PACKAGE.glob("*.py"):
+        shutil.copy(source, copy / source.name)
+    shutil.copy(PACKAGE / "_ops.pyx", copy / "_ops.pyx")
+    result = subprocess.run(
+        [sys.executable, "-c", "import minidl_unbuilt"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "compiled kernels (minidl._ops) are not built" in result.stderr
+    assert "python -m pip install -e" in result.stderr
+
+
+def test_every_public_name_has_a_docstring_with_an_example():
+    missing = []
+    for name in minidl.__all__:
+        value = getattr(minidl, name)
+        if inspect.ismodule(value) or value in (minidl.float32, minidl.float64, minidl.int64):
+            continue
+        doc = inspect.getdoc(value) or ""
+        if ">>>" not in doc:
+            missing.append(name)
+    assert not missing, f"public names without a docstring example: {missing}"
+
+
+def test_public_modules_have_docstrings():
+    for module in (minidl, minidl.autograd, minidl.operations, minidl.random, minidl.tensor):
+        assert inspect.getdoc(module), f"{module.__name__} has no module docstring"
