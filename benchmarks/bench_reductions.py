@@ -18,17 +18,20 @@ CASES = {
 LIBRARIES = ["minidl", "numpy", "torch"]
 
 
-def make(library, case):
+def make(library, case, threads):
     shape, axes = CASES[case]
     data = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     if library == "minidl":
+        import minidl
         from minidl._reduce import sum_axes
 
+        minidl.set_num_threads(threads)
         return lambda: sum_axes(data, axes)
     if library == "numpy":
         return lambda: data.sum(axis=axes)
     import torch
 
+    torch.set_num_threads(threads)
     tensor = torch.from_numpy(data)
     return lambda: tensor.sum(dim=axes)
 

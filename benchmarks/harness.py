@@ -6,9 +6,11 @@ with minidl's, each disturbs the other. So a benchmark script calls
 ``--worker``) for every (library, case) pair, alternating libraries round after
 round, and reports the median of the per-round best times.
 
-A benchmark script defines ``CASES`` (name -> description) and a
-``make(library, case)`` that returns a zero-argument callable to time, and
-ends with ``harness.main(CASES, LIBRARIES, make)``.
+A benchmark script defines ``CASES`` (name -> description), a
+``make(library, case, threads)`` that sets the library's thread count and
+returns a zero-argument callable to time, and a ``report``; it ends with
+``harness.main(CASES, LIBRARIES, make, report)``. A library name may carry a
+variant after a ``+`` (``torch+keep``): :func:`available` checks the part before.
 """
 
 import argparse
@@ -41,22 +43,13 @@ def _time_callable(fn, repeats, min_seconds=0.2):
 
 
 def _worker(make, library, case, threads, repeats):
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    if library == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
-    elif library in ("minidl", "numpy"):
-        import minidl
-
-        minidl.set_num_threads(threads)
-    fn = make(library, case)
+    fn = make(library, case, threads)
     print(json.dumps({"seconds": _time_callable(fn, repeats)}))
 
 
 def available(library):
     """Whether ``library`` can be imported (checked in a subprocess, keeping this one clean)."""
-    code = f"import {library}"
+    code = f"import {library.split('+')[0]}"
     return subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 
 
@@ -89,8 +82,11 @@ def compare(script, cases, libraries, threads, rounds, repeats):
     }
 
 
-def main(cases, libraries, make, report, argv=None):
-    """Command line: run the workers, or, with ``--worker``, be one."""
+def main(cases, libraries, make, report, requires=None, argv=None):
+    """Command line: run the workers, or, with ``--worker``, be one.
+
+    ``requires`` maps a library name that is not a module to the module it needs.
+    """
     parser = argparse.ArgumentParser()
     parser.add_argument("--worker", nargs=2, metavar=("LIBRARY", "CASE"))
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
@@ -100,7 +96,8 @@ def main(cases, libraries, make, report, argv=None):
     if args.worker:
         _worker(make, *args.worker, args.threads, args.repeats)
         return
-    present = [lib for lib in libraries if available(lib)]
+    requires = requires or {}
+    present = [lib for lib in libraries if available(requires.get(lib, lib))]
     missing = sorted(set(libraries) - set(present))
     print(f"threads: {args.threads}, rounds: {args.rounds} (median of per-round best)")
     if missing:

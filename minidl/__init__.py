@@ -19,7 +19,7 @@ except ImportError as error:  # pragma: no cover - exercised by a subprocess tes
 
 import numpy as _np
 
-from . import autograd, operations, random
+from . import _allocator, autograd, operations, random  # noqa: F401  (_allocator: heap settings)
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import gradcheck
 from .operations import (

@@ -6,19 +6,25 @@ shape), makes them C-contiguous once and allocates the outputs with numpy; a typ
 private kernel then fills the outputs under ``with nogil``, splitting the work
 across threads with ``prange`` where OpenMP was available at build time.
 
-Float32 data is accumulated in double. Every kernel gives the same bits whatever
-the number of threads: each output element is reduced by one thread, always in
-the same order.
+Float32 data is accumulated in double, and arithmetic that subtracts a mean is
+done in double, so data far from zero with a small spread keeps its precision.
+Every kernel gives the same bits whatever the number of threads: each output
+element is computed by one thread, always in the same order.
 
 This module knows nothing of Tensor: it maps numpy arrays to numpy arrays.
 ``minidl/_reference.py`` holds the same kernels in plain numpy, with the same
 signatures; the tests compare the two.
+
+Batch-norm layouts: an input of shape (N, C), (N, C, L) or (N, C, H, W) is seen
+as (N, C, S) with S = 1, L or H * W; statistics are per channel over N and S.
 """
 
 import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.math cimport exp, log, sqrt, INFINITY
+from libc.stdint cimport int64_t
 
 cdef extern from *:
     """
@@ -30,10 +36,13 @@ cdef extern from *:
     """
     const int MINIDL_HAVE_OPENMP
 
-# Columns summed together by one thread in ``sum_leading``: the accumulators
-# stay in registers and L1, and the loop over them vectorizes.
 cdef enum:
+    # Channels handled together by one thread when channels are the last axis:
+    # their accumulators stay in L1 and the loop over them vectorizes.
     COLUMN_BLOCK = 256
+    # Independent accumulators in a contiguous sum: the additions pipeline and
+    # vectorize (one chain of dependent additions is bound by their latency).
+    LANES = 16
 
 cdef int _num_threads = 1
 
@@ -56,17 +65,166 @@ def get_num_threads():
     return _num_threads
 
 
-def _checked(x, str name, int ndim):
-    """``x`` as a C-contiguous float32 or float64 array of rank ``ndim``, or a clear error."""
+cdef inline int _threads_for(Py_ssize_t tasks) noexcept nogil:
+    return _num_threads if tasks > 1 else 1
+
+
+# ---------------------------------------------------------------- input checks
+
+def _float_array(x, str name, what="x", ndims=None, dtype=None):
+    """``x`` as a C-contiguous float32/float64 array, or a clear error naming ``name``."""
     arr = np.asarray(x)
     if arr.dtype != np.float32 and arr.dtype != np.float64:
         raise TypeError(
-            f"{name}: expected a float32 or float64 array, got dtype {arr.dtype}; "
+            f"{name}: expected {what} as a float32 or float64 array, got dtype {arr.dtype}; "
             "convert it first, e.g. with .astype(np.float32)"
         )
-    if arr.ndim != ndim:
-        raise ValueError(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
+    if dtype is not None and arr.dtype != dtype:
+        raise TypeError(f"{name}: expected {what} of dtype {dtype}, got {arr.dtype}")
+    if ndims is not None and arr.ndim not in ndims:
+        allowed = " or ".join(str(n) for n in ndims)
+        raise ValueError(f"{name}: expected {what} with {allowed} dims, got shape {arr.shape}")
     return np.ascontiguousarray(arr)
+
+
+def _channel_vector(v, str name, str what, Py_ssize_t channels, dtype, default=None):
+    """A per-channel array as a contiguous (C,) array of ``dtype``.
+
+    None stands for ``default`` everywhere (weight 1, bias 0); without a default,
+    None is refused.
+    """
+    if v is None:
+        if default is None:
+            raise ValueError(f"{name}: {what} is required, got None")
+        return np.full(channels, default, dtype=dtype)
+    arr = np.asarray(v)
+    if arr.shape != (channels,):
+        raise ValueError(f"{name}: expected {what} of shape ({channels},), got {arr.shape}")
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name}: expected {what} as a float array, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _running_buffer(v, str name, str what, Py_ssize_t channels):
+    """A running statistic updated in place: it must already be contiguous, float, (C,)."""
+    if not isinstance(v, np.ndarray):
+        raise TypeError(f"{name}: {what} must be a numpy array (it is updated in place)")
+    if v.shape != (channels,) or v.dtype.kind != "f" or not v.flags.c_contiguous:
+        raise ValueError(
+            f"{name}: {what} must be a contiguous float array of shape ({channels},) "
+            f"(updated in place), got shape {v.shape}, dtype {v.dtype}"
+        )
+    if not v.flags.writeable:
+        raise ValueError(f"{name}: {what} is read-only but is updated in place")
+    return v
+
+
+def _as_ncs(arr):
+    """View an (N, C, ...) array as (N, C, S)."""
+    return arr.reshape(arr.shape[0], arr.shape[1], -1) if arr.ndim != 3 else arr
+
+
+def _pair(value, str name, str what):
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name}: expected {what} as an int or a pair, got {value!r}")
+        pair = (int(value[0]), int(value[1]))
+    else:
+        pair = (int(value), int(value))
+    return pair
+
+
+def _window(x_shape, kernel_size, stride, padding, dilation, str name):
+    """Validated window geometry and the output size (OH, OW)."""
+    kh, kw = _pair(kernel_size, name, "kernel_size")
+    sh, sw = _pair(stride if stride is not None else kernel_size, name, "stride")
+    ph, pw = _pair(padding, name, "padding")
+    dh, dw = _pair(dilation, name, "dilation")
+    if min(kh, kw, sh, sw, dh, dw) < 1 or min(ph, pw) < 0:
+        raise ValueError(
+            f"{name}: kernel_size, stride and dilation must be positive and padding "
+            f"non-negative, got kernel_size={(kh, kw)}, stride={(sh, sw)}, "
+            f"padding={(ph, pw)}, dilation={(dh, dw)}"
+        )
+    height, width = x_shape[2], x_shape[3]
+    span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    out_h = (height + 2 * ph - span_h) // sh + 1
+    out_w = (width + 2 * pw - span_w) // sw + 1
+    if out_h < 1 or out_w < 1:
+        raise ValueError(
+            f"{name}: the window {(kh, kw)} (dilation {(dh, dw)}) does not fit in the "
+            f"input {(height, width)} padded by {(ph, pw)}"
+        )
+    return kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w
+
+
+# ---------------------------------------------------------------- contiguous sums
+
+cdef inline double _sum(const floating* p, Py_ssize_t n) noexcept nogil:
+    # sum(p[:n]) in double with LANES accumulators
+    cdef double acc[LANES]
+    cdef double total = 0.0
+    cdef Py_ssize_t i, k
+    cdef Py_ssize_t head = n - n % LANES
+    for k in range(LANES):
+        acc[k] = 0.0
+    for i in range(0, head // LANES):
+        for k in range(LANES):
+            acc[k] += p[i * LANES + k]
+    for i in range(head, n):
+        total += p[i]
+    for k in range(LANES):
+        total += acc[k]
+    return total
+
+
+cdef inline double _sum_squared_deviation(const floating* p, Py_ssize_t n,
+                                          double mean) noexcept nogil:
+    # ((p[:n] - mean) ** 2).sum() in double
+    cdef double acc[LANES]
+    cdef double total = 0.0
+    cdef double d
+    cdef Py_ssize_t i, k
+    cdef Py_ssize_t head = n - n % LANES
+    for k in range(LANES):
+        acc[k] = 0.0
+    for i in range(0, head // LANES):
+        for k in range(LANES):
+            d = p[i * LANES + k] - mean
+            acc[k] += d * d
+    for i in range(head, n):
+        d = p[i] - mean
+        total += d * d
+    for k in range(LANES):
+        total += acc[k]
+    return total
+
+
+cdef inline void _sum_grad_and_product(const floating* dy, const floating* x, Py_ssize_t n,
+                                       double mean, double* sum_dy,
+                                       double* sum_dy_xmu) noexcept nogil:
+    # sum_dy += dy[:n].sum(); sum_dy_xmu += (dy[:n] * (x[:n] - mean)).sum()
+    cdef double acc_dy[LANES]
+    cdef double acc_prod[LANES]
+    cdef double total_dy = 0.0
+    cdef double total_prod = 0.0
+    cdef Py_ssize_t i, k
+    cdef Py_ssize_t head = n - n % LANES
+    for k in range(LANES):
+        acc_dy[k] = 0.0
+        acc_prod[k] = 0.0
+    for i in range(0, head // LANES):
+        for k in range(LANES):
+            acc_dy[k] += dy[i * LANES + k]
+            acc_prod[k] += dy[i * LANES + k] * (x[i * LANES + k] - mean)
+    for i in range(head, n):
+        total_dy += dy[i]
+        total_prod += dy[i] * (x[i] - mean)
+    for k in range(LANES):
+        total_dy += acc_dy[k]
+        total_prod += acc_prod[k]
+    sum_dy[0] += total_dy
+    sum_dy_xmu[0] += total_prod
 
 
 # ---------------------------------------------------------------- sum over the leading axis
@@ -80,14 +238,10 @@ def sum_leading(x):
     >>> sum_leading(np.ones((4, 3), np.float32))
     array([4., 4., 4.], dtype=float32)
     """
-    arr = _checked(x, "sum_leading", 2)
-    out = np.empty(arr.shape[1], dtype=arr.dtype)
-    if arr.shape[1] == 0:
-        return out
-    if arr.shape[0] == 0:
-        out[:] = 0
-        return out
-    _sum_leading(arr, out)
+    arr = _float_array(x, "sum_leading", ndims=(2,))
+    out = np.zeros(arr.shape[1], dtype=arr.dtype)
+    if arr.size:
+        _sum_leading(arr, out)
     return out
 
 
@@ -95,9 +249,8 @@ def _sum_leading(const floating[:, ::1] x, floating[::1] out):
     cdef Py_ssize_t cols = x.shape[1]
     cdef Py_ssize_t blocks = (cols + COLUMN_BLOCK - 1) // COLUMN_BLOCK
     cdef Py_ssize_t block
-    cdef int threads = _num_threads if blocks > 1 else 1
     with nogil:
-        for block in prange(blocks, num_threads=threads, schedule="static"):
+        for block in prange(blocks, num_threads=_threads_for(blocks), schedule="static"):
             _sum_leading_block(x, out, block * COLUMN_BLOCK,
                                min((block + 1) * COLUMN_BLOCK, cols))
 
@@ -131,34 +284,857 @@ def sum_channels(x):
     >>> sum_channels(np.ones((2, 3, 5)))
     array([10., 10., 10.])
     """
-    arr = _checked(x, "sum_channels", 3)
-    out = np.empty(arr.shape[1], dtype=arr.dtype)
-    if arr.shape[1] == 0:
-        return out
-    if arr.shape[0] == 0 or arr.shape[2] == 0:
-        out[:] = 0
-        return out
-    _sum_channels(arr, out)
+    arr = _float_array(x, "sum_channels", ndims=(3,))
+    out = np.zeros(arr.shape[1], dtype=arr.dtype)
+    if arr.size:
+        _sum_channels(arr, out)
     return out
 
 
 def _sum_channels(const floating[:, :, ::1] x, floating[::1] out):
     cdef Py_ssize_t channels = x.shape[1]
-    cdef Py_ssize_t c
-    cdef int threads = _num_threads if channels > 1 else 1
+    cdef Py_ssize_t c, a
+    cdef double total
     with nogil:
-        for c in prange(channels, num_threads=threads, schedule="static"):
-            out[c] = <floating>_channel_sum(x, c)
+        for c in prange(channels, num_threads=_threads_for(channels), schedule="static"):
+            total = 0.0
+            for a in range(x.shape[0]):
+                total = total + _sum(&x[a, c, 0], x.shape[2])
+            out[c] = <floating>total
 
 
-cdef double _channel_sum(const floating[:, :, ::1] x, Py_ssize_t c) noexcept nogil:
-    # x[:, c, :].sum() in double; the inner loop vectorizes under -fassociative-math
-    cdef double acc = 0.0
-    cdef Py_ssize_t a, b
+# ---------------------------------------------------------------- row-wise max and log-sum-exp
+
+def row_max(x):
+    """Largest value of each row of a (N, K) array: ``x.max(axis=1)``, shape (N,).
+
+    >>> row_max(np.array([[1.0, 3.0], [-2.0, -5.0]]))
+    array([ 3., -2.])
+    """
+    arr = _float_array(x, "row_max", ndims=(2,))
+    if arr.shape[1] == 0:
+        raise ValueError(f"row_max: rows are empty (shape {arr.shape})")
+    out = np.empty(arr.shape[0], dtype=arr.dtype)
+    _row_max(arr, out)
+    return out
+
+
+def _row_max(const floating[:, ::1] x, floating[::1] out):
+    cdef Py_ssize_t rows = x.shape[0]
+    cdef Py_ssize_t i
+    with nogil:
+        for i in prange(rows, num_threads=_threads_for(rows // 64), schedule="static"):
+            out[i] = _max_of(&x[i, 0], x.shape[1])
+
+
+cdef inline floating _max_of(const floating* p, Py_ssize_t n) noexcept nogil:
+    # max(p[:n]); a NaN anywhere gives NaN, as numpy and torch do
+    cdef floating best = p[0]
+    cdef Py_ssize_t k
+    for k in range(1, n):
+        if p[k] > best or p[k] != p[k]:
+            best = p[k]
+            if best != best:
+                return best
+    return best
+
+
+def logsumexp_rows(x):
+    """``log(exp(x).sum(axis=1))`` of a (N, K) array, computed stably; shape (N,).
+
+    >>> logsumexp_rows(np.zeros((2, 4)))
+    array([1.38629436, 1.38629436])
+    """
+    arr = _float_array(x, "logsumexp_rows", ndims=(2,))
+    if arr.shape[1] == 0:
+        raise ValueError(f"logsumexp_rows: rows are empty (shape {arr.shape})")
+    out = np.empty(arr.shape[0], dtype=np.float64)
+    _logsumexp_rows(arr, out)
+    return out.astype(arr.dtype, copy=False)
+
+
+def _logsumexp_rows(const floating[:, ::1] x, double[::1] out):
+    cdef Py_ssize_t rows = x.shape[0]
+    cdef Py_ssize_t i
+    with nogil:
+        for i in prange(rows, num_threads=_threads_for(rows // 64), schedule="static"):
+            out[i] = _logsumexp(&x[i, 0], x.shape[1])
+
+
+cdef inline double _logsumexp(const floating* p, Py_ssize_t n) noexcept nogil:
+    # m + log(sum(exp(p - m))) with m = max(p); +-inf rows give m
+    cdef double m = _max_of(p, n)
+    cdef double total = 0.0
+    cdef Py_ssize_t k
+    if m == INFINITY or m == -INFINITY or m != m:
+        return m
+    for k in range(n):
+        total += exp(p[k] - m)
+    return m + log(total)
+
+
+# ---------------------------------------------------------------- softmax cross-entropy
+
+def _xent_inputs(logits, labels, str name):
+    arr = _float_array(logits, name, "logits", ndims=(2,))
+    lab = np.asarray(labels)
+    if lab.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected integer class labels, got dtype {lab.dtype}")
+    if lab.shape != (arr.shape[0],):
+        raise ValueError(
+            f"{name}: expected labels of shape ({arr.shape[0]},) for logits of shape "
+            f"{arr.shape}, got {lab.shape}"
+        )
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name}: logits have no classes (shape {arr.shape})")
+    if lab.size and (lab.min() < 0 or lab.max() >= arr.shape[1]):
+        bad = lab[(lab < 0) | (lab >= arr.shape[1])][0]
+        raise ValueError(
+            f"{name}: label {bad} is out of range for {arr.shape[1]} classes (0 to "
+            f"{arr.shape[1] - 1})"
+        )
+    return arr, np.ascontiguousarray(lab, dtype=np.int64)
+
+
+def _check_smoothing(label_smoothing, str name):
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    return float(label_smoothing)
+
+
+def softmax_xent_forward(logits, labels, label_smoothing=0.0):
+    """Mean softmax cross-entropy of (N, K) ``logits`` against (N,) integer ``labels``.
+
+    With label smoothing e the target is (1 - e) * one_hot + e / K, as in PyTorch.
+    Returns ``(loss, lse)``: the mean loss (a float) and each row's log-sum-exp
+    (N,) float64, which :func:`softmax_xent_backward` takes.
+
+    >>> loss, lse = softmax_xent_forward(np.zeros((2, 4)), np.array([0, 3]))
+    >>> round(loss, 6)
+    1.386294
+    """
+    name = "softmax_xent_forward"
+    arr, lab = _xent_inputs(logits, labels, name)
+    smoothing = _check_smoothing(label_smoothing, name)
+    lse = np.empty(arr.shape[0], dtype=np.float64)
+    losses = np.empty(arr.shape[0], dtype=np.float64)
+    if arr.shape[0] == 0:
+        return float("nan"), lse
+    _xent_forward(arr, lab, smoothing, lse, losses)
+    return float(losses.sum() / arr.shape[0]), lse
+
+
+def _xent_forward(const floating[:, ::1] x, const int64_t[::1] labels, double smoothing,
+                  double[::1] lse, double[::1] losses):
+    cdef Py_ssize_t rows = x.shape[0]
+    cdef Py_ssize_t classes = x.shape[1]
+    cdef Py_ssize_t i
+    cdef double row_lse
+    with nogil:
+        for i in prange(rows, num_threads=_threads_for(rows // 64), schedule="static"):
+            row_lse = _logsumexp(&x[i, 0], classes)
+            lse[i] = row_lse
+            # -log p_y weighted 1 - e, plus e times the mean over classes of -log p_k
+            losses[i] = (row_lse - (1.0 - smoothing) * x[i, labels[i]]
+                         - smoothing * _sum(&x[i, 0], classes) / classes)
+
+
+def softmax_xent_backward(logits, labels, lse, grad_scale, label_smoothing=0.0):
+    """Gradient of the softmax cross-entropy with respect to the logits, (N, K).
+
+    Row i is ``(softmax(logits[i]) - target[i]) * grad_scale[i]``; for the mean
+    loss with upstream gradient g, ``grad_scale`` is g / N (a number is used for
+    every row). ``lse`` is what :func:`softmax_xent_forward` returned.
+
+    >>> logits = np.zeros((2, 2))
+    >>> _, lse = softmax_xent_forward(logits, np.array([0, 1]))
+    >>> softmax_xent_backward(logits, np.array([0, 1]), lse, 0.5)
+    array([[-0.25,  0.25],
+           [ 0.25, -0.25]])
+    """
+    name = "softmax_xent_backward"
+    arr, lab = _xent_inputs(logits, labels, name)
+    smoothing = _check_smoothing(label_smoothing, name)
+    lse_arr = np.ascontiguousarray(lse, dtype=np.float64)
+    if lse_arr.shape != (arr.shape[0],):
+        raise ValueError(f"{name}: expected lse of shape ({arr.shape[0]},), got {lse_arr.shape}")
+    scale = np.ascontiguousarray(np.broadcast_to(np.asarray(grad_scale, dtype=np.float64),
+                                                 (arr.shape[0],)))
+    out = np.empty_like(arr)
+    if arr.size:
+        _xent_backward(arr, lab, lse_arr, scale, smoothing, out)
+    return out
+
+
+def _xent_backward(const floating[:, ::1] x, const int64_t[::1] labels,
+                   const double[::1] lse, const double[::1] scale, double smoothing,
+                   floating[:, ::1] out):
+    cdef Py_ssize_t rows = x.shape[0]
+    cdef Py_ssize_t classes = x.shape[1]
+    cdef Py_ssize_t i, k
+    cdef double row_lse, row_scale
+    cdef double uniform = smoothing / classes
+    with nogil:
+        for i in prange(rows, num_threads=_threads_for(rows // 64), schedule="static"):
+            row_lse = lse[i]
+            row_scale = scale[i]
+            for k in range(classes):
+                out[i, k] = <floating>((exp(x[i, k] - row_lse) - uniform) * row_scale)
+            out[i, labels[i]] = <floating>(out[i, labels[i]] - (1.0 - smoothing) * row_scale)
+
+
+# ---------------------------------------------------------------- batch normalization
+
+def _bn_input(x, str name):
+    arr = _float_array(x, name, ndims=(2, 3, 4))
+    return arr, _as_ncs(arr)
+
+
+def _check_training_count(shape, Py_ssize_t count, str name):
+    if count < 2:
+        raise ValueError(
+            f"{name}: Expected more than 1 value per channel when training, got input "
+            f"shape {tuple(shape)}"
+        )
+
+
+def batchnorm_forward_train(x, weight, bias, running_mean, running_var, momentum=0.1,
+                            eps=1e-5, num_batches_tracked=None):
+    """Batch-norm training forward: per-channel batch statistics, normalize, scale, shift.
+
+    ``x`` is (N, C), (N, C, L) or (N, C, H, W); ``weight``/``bias`` are (C,) or None
+    (no affine transform). Mean and biased variance are computed per channel over
+    every other axis in two passes with double accumulators. ``running_mean`` and
+    ``running_var`` ((C,) float arrays, or None) are updated in place with
+    PyTorch's rule: ``new = (1 - momentum) * running + momentum * batch``, the
+    running variance taking the unbiased batch variance (count M = N * L or
+    N * H * W). ``momentum=None`` means a cumulative average: the factor is
+    ``1 / num_batches_tracked`` (the count including this batch).
+
+    Returns ``(y, mean, invstd)``: y like x, and the per-channel mean and
+    1 / sqrt(var + eps) as float64 (C,) arrays, which the backward takes.
+
+    >>> y, mean, invstd = batchnorm_forward_train(
+    ...     np.array([[1.0], [3.0]]), None, None, None, None)
+    >>> y.ravel(), mean, invstd.round(4)
+    (array([-1.,  1.]), array([2.]), array([0.9999]))
+    """
+    name = "batchnorm_forward_train"
+    arr, x3 = _bn_input(x, name)
+    channels = x3.shape[1]
+    count = x3.shape[0] * x3.shape[2]
+    _check_training_count(arr.shape, count, name)
+    w = _channel_vector(weight, name, "weight", channels, np.float64, 1.0)
+    b = _channel_vector(bias, name, "bias", channels, np.float64, 0.0)
+    tracked = running_mean is not None or running_var is not None
+    if tracked:
+        if running_mean is None or running_var is None:
+            raise ValueError(f"{name}: give both running_mean and running_var, or neither")
+        _running_buffer(running_mean, name, "running_mean", channels)
+        _running_buffer(running_var, name, "running_var", channels)
+        if momentum is None:
+            if num_batches_tracked is None or num_batches_tracked < 1:
+                raise ValueError(
+                    f"{name}: momentum=None (a cumulative average) needs "
+                    f"num_batches_tracked >= 1, got {num_batches_tracked!r}"
+                )
+            factor = 1.0 / num_batches_tracked
+        else:
+            factor = float(momentum)
+    y = np.empty_like(arr)
+    mean = np.empty(channels, dtype=np.float64)
+    var = np.empty(channels, dtype=np.float64)
+    invstd = np.empty(channels, dtype=np.float64)
+    _bn_forward_train(x3, _as_ncs(y), w, b, float(eps), mean, var, invstd)
+    if tracked:
+        unbiased = var * (count / (count - 1))
+        running_mean *= 1.0 - factor
+        running_mean += factor * mean
+        running_var *= 1.0 - factor
+        running_var += factor * unbiased
+    return y, mean, invstd
+
+
+def _bn_forward_train(const floating[:, :, ::1] x, floating[:, :, ::1] y,
+                      const double[::1] weight, const double[::1] bias, double eps,
+                      double[::1] mean, double[::1] var, double[::1] invstd):
+    cdef Py_ssize_t channels = x.shape[1]
+    cdef Py_ssize_t blocks = (channels + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    cdef Py_ssize_t c, block
+    with nogil:
+        if x.shape[2] == 1:
+            for block in prange(blocks, num_threads=_threads_for(blocks), schedule="static"):
+                _bn_rows_forward(x, y, weight, bias, eps, mean, var, invstd,
+                                 block * COLUMN_BLOCK,
+                                 min((block + 1) * COLUMN_BLOCK, channels))
+        else:
+            for c in prange(channels, num_threads=_threads_for(channels), schedule="static"):
+                _bn_channel_forward(x, y, weight, bias, eps, mean, var, invstd, c)
+
+
+cdef void _bn_channel_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
+                              const double[::1] weight, const double[::1] bias, double eps,
+                              double[::1] mean, double[::1] var, double[::1] invstd,
+                              Py_ssize_t c) noexcept nogil:
+    # statistics of x[:, c, :] in two passes, then y[:, c, :] = (x - mean) * scale + bias
+    cdef Py_ssize_t batch = x.shape[0]
     cdef Py_ssize_t inner = x.shape[2]
-    cdef const floating* row
-    for a in range(x.shape[0]):
-        row = &x[a, c, 0]
-        for b in range(inner):
-            acc += row[b]
-    return acc
+    cdef double count = <double>(batch * inner)
+    cdef double total = 0.0
+    cdef double m, v, inv, scale, shift
+    cdef Py_ssize_t n, s
+    cdef const floating* src
+    cdef floating* dst
+    for n in range(batch):
+        total = total + _sum(&x[n, c, 0], inner)
+    m = total / count
+    total = 0.0
+    for n in range(batch):
+        total = total + _sum_squared_deviation(&x[n, c, 0], inner, m)
+    v = total / count
+    inv = 1.0 / sqrt(v + eps)
+    mean[c] = m
+    var[c] = v
+    invstd[c] = inv
+    scale = weight[c] * inv
+    shift = bias[c]
+    for n in range(batch):
+        src = &x[n, c, 0]
+        dst = &y[n, c, 0]
+        for s in range(inner):
+            dst[s] = <floating>((src[s] - m) * scale + shift)
+
+
+cdef void _bn_rows_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
+                           const double[::1] weight, const double[::1] bias, double eps,
+                           double[::1] mean, double[::1] var, double[::1] invstd,
+                           Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    # the same for channels start:stop of a (N, C, 1) input, walking rows so the
+    # loops over channels are contiguous
+    cdef double acc[COLUMN_BLOCK]
+    cdef double scale[COLUMN_BLOCK]
+    cdef Py_ssize_t width = stop - start
+    cdef Py_ssize_t batch = x.shape[0]
+    cdef Py_ssize_t n, j
+    cdef double d
+    cdef const floating* src
+    cdef floating* dst
+    for j in range(width):
+        acc[j] = 0.0
+    for n in range(batch):
+        src = &x[n, start, 0]
+        for j in range(width):
+            acc[j] += src[j]
+    for j in range(width):
+        mean[start + j] = acc[j] / batch
+        acc[j] = 0.0
+    for n in range(batch):
+        src = &x[n, start, 0]
+        for j in range(width):
+            d = src[j] - mean[start + j]
+            acc[j] += d * d
+    for j in range(width):
+        var[start + j] = acc[j] / batch
+        invstd[start + j] = 1.0 / sqrt(var[start + j] + eps)
+        scale[j] = weight[start + j] * invstd[start + j]
+    for n in range(batch):
+        src = &x[n, start, 0]
+        dst = &y[n, start, 0]
+        for j in range(width):
+            dst[j] = <floating>((src[j] - mean[start + j]) * scale[j] + bias[start + j])
+
+
+def batchnorm_forward_eval(x, weight, bias, running_mean, running_var, eps=1e-5):
+    """Batch-norm inference: ``(x - running_mean) / sqrt(running_var + eps) * weight + bias``.
+
+    One fused pass; per-channel (C,) statistics, weight and bias (None: 1 and 0).
+
+    >>> batchnorm_forward_eval(np.array([[3.0]]), None, None, np.array([1.0]),
+    ...                        np.array([4.0]), eps=0.0)
+    array([[1.]])
+    """
+    name = "batchnorm_forward_eval"
+    arr, x3 = _bn_input(x, name)
+    channels = x3.shape[1]
+    w = _channel_vector(weight, name, "weight", channels, np.float64, 1.0)
+    b = _channel_vector(bias, name, "bias", channels, np.float64, 0.0)
+    rm = _channel_vector(running_mean, name, "running_mean", channels, np.float64)
+    rv = _channel_vector(running_var, name, "running_var", channels, np.float64)
+    scale = w / np.sqrt(rv + eps)
+    y = np.empty_like(arr)
+    _bn_affine(x3, _as_ncs(y), rm, scale, b)
+    return y
+
+
+def _bn_affine(const floating[:, :, ::1] x, floating[:, :, ::1] y, const double[::1] center,
+               const double[::1] scale, const double[::1] shift):
+    # y[:, c, :] = (x[:, c, :] - center[c]) * scale[c] + shift[c]
+    cdef Py_ssize_t batch = x.shape[0]
+    cdef Py_ssize_t channels = x.shape[1]
+    cdef Py_ssize_t inner = x.shape[2]
+    cdef Py_ssize_t n, c, s
+    cdef const floating* src
+    cdef floating* dst
+    with nogil:
+        for n in prange(batch, num_threads=_threads_for(batch * channels * inner // 32768),
+                        schedule="static"):
+            for c in range(channels):
+                src = &x[n, c, 0]
+                dst = &y[n, c, 0]
+                for s in range(inner):
+                    dst[s] = <floating>((src[s] - center[c]) * scale[c] + shift[c])
+
+
+def batchnorm_backward(dy, x, mean, invstd, weight, training=True):
+    """Batch-norm backward: ``(dx, dweight, dbias)`` from the output gradient ``dy``.
+
+    ``mean`` and ``invstd`` are what the forward used: the batch statistics from
+    :func:`batchnorm_forward_train` when ``training``, or the running statistics
+    (``1 / sqrt(running_var + eps)``) for an evaluation-mode forward, where the
+    statistics are constants. One pass sums dy and dy * x_hat per channel, a
+    second writes dx. ``dweight`` and ``dbias`` are float64 (C,).
+
+    >>> x = np.array([[1.0], [3.0]])
+    >>> y, mean, invstd = batchnorm_forward_train(x, None, None, None, None, eps=0.0)
+    >>> dx, dweight, dbias = batchnorm_backward(np.array([[1.0], [0.0]]), x, mean, invstd, None)
+    >>> dx.ravel(), dweight, dbias
+    (array([0., 0.]), array([-1.]), array([1.]))
+    """
+    name = "batchnorm_backward"
+    arr, x3 = _bn_input(x, name)
+    grad = _float_array(dy, name, "dy", dtype=arr.dtype)
+    if grad.shape != arr.shape:
+        raise ValueError(f"{name}: dy has shape {grad.shape} but x has shape {arr.shape}")
+    channels = x3.shape[1]
+    w = _channel_vector(weight, name, "weight", channels, np.float64, 1.0)
+    m = _channel_vector(mean, name, "mean", channels, np.float64)
+    inv = _channel_vector(invstd, name, "invstd", channels, np.float64)
+    dx = np.empty_like(arr)
+    dweight = np.zeros(channels, dtype=np.float64)
+    dbias = np.zeros(channels, dtype=np.float64)
+    if arr.size:
+        _bn_backward(_as_ncs(grad), x3, _as_ncs(dx), m, inv, w, bool(training), dweight, dbias)
+    return dx, dweight, dbias
+
+
+def _bn_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+                 floating[:, :, ::1] dx, const double[::1] mean, const double[::1] invstd,
+                 const double[::1] weight, bint training, double[::1] dweight,
+                 double[::1] dbias):
+    cdef Py_ssize_t channels = x.shape[1]
+    cdef Py_ssize_t blocks = (channels + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    cdef Py_ssize_t c, block
+    with nogil:
+        if x.shape[2] == 1:
+            for block in prange(blocks, num_threads=_threads_for(blocks), schedule="static"):
+                _bn_rows_backward(dy, x, dx, mean, invstd, weight, training, dweight, dbias,
+                                  block * COLUMN_BLOCK,
+                                  min((block + 1) * COLUMN_BLOCK, channels))
+        else:
+            for c in prange(channels, num_threads=_threads_for(channels), schedule="static"):
+                _bn_channel_backward(dy, x, dx, mean, invstd, weight, training, dweight,
+                                     dbias, c)
+
+
+cdef void _bn_channel_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+                               floating[:, :, ::1] dx, const double[::1] mean,
+                               const double[::1] invstd, const double[::1] weight,
+                               bint training, double[::1] dweight, double[::1] dbias,
+                               Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t batch = x.shape[0]
+    cdef Py_ssize_t inner = x.shape[2]
+    cdef double count = <double>(batch * inner)
+    cdef double m = mean[c]
+    cdef double inv = invstd[c]
+    cdef double sum_dy = 0.0
+    cdef double sum_dy_xmu = 0.0
+    cdef double scale, centered_coef, mean_dy
+    cdef Py_ssize_t n, s
+    cdef const floating* g
+    cdef const floating* src
+    cdef floating* dst
+    for n in range(batch):
+        _sum_grad_and_product(&dy[n, c, 0], &x[n, c, 0], inner, m, &sum_dy, &sum_dy_xmu)
+    dbias[c] = sum_dy
+    dweight[c] = sum_dy_xmu * inv
+    scale = weight[c] * inv
+    # training: dx = scale * (dy - mean(dy) - (x - m) * inv^2 * mean(dy * (x - m)))
+    # evaluation (statistics are constants): dx = scale * dy
+    mean_dy = sum_dy / count if training else 0.0
+    centered_coef = inv * inv * sum_dy_xmu / count if training else 0.0
+    for n in range(batch):
+        g = &dy[n, c, 0]
+        src = &x[n, c, 0]
+        dst = &dx[n, c, 0]
+        for s in range(inner):
+            dst[s] = <floating>(scale * ((g[s] - mean_dy) - (src[s] - m) * centered_coef))
+
+
+cdef void _bn_rows_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+                            floating[:, :, ::1] dx, const double[::1] mean,
+                            const double[::1] invstd, const double[::1] weight,
+                            bint training, double[::1] dweight, double[::1] dbias,
+                            Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    # the same for channels start:stop of a (N, C, 1) input, walking rows
+    cdef double sum_dy[COLUMN_BLOCK]
+    cdef double sum_dy_xmu[COLUMN_BLOCK]
+    cdef double scale[COLUMN_BLOCK]
+    cdef double mean_dy[COLUMN_BLOCK]
+    cdef double centered_coef[COLUMN_BLOCK]
+    cdef Py_ssize_t width = stop - start
+    cdef Py_ssize_t batch = x.shape[0]
+    cdef double inv
+    cdef Py_ssize_t n, j
+    cdef const floating* g
+    cdef const floating* src
+    cdef floating* dst
+    for j in range(width):
+        sum_dy[j] = 0.0
+        sum_dy_xmu[j] = 0.0
+    for n in range(batch):
+        g = &dy[n, start, 0]
+        src = &x[n, start, 0]
+        for j in range(width):
+            sum_dy[j] += g[j]
+            sum_dy_xmu[j] += g[j] * (src[j] - mean[start + j])
+    for j in range(width):
+        inv = invstd[start + j]
+        dbias[start + j] = sum_dy[j]
+        dweight[start + j] = sum_dy_xmu[j] * inv
+        scale[j] = weight[start + j] * inv
+        mean_dy[j] = sum_dy[j] / batch if training else 0.0
+        centered_coef[j] = inv * inv * sum_dy_xmu[j] / batch if training else 0.0
+    for n in range(batch):
+        g = &dy[n, start, 0]
+        src = &x[n, start, 0]
+        dst = &dx[n, start, 0]
+        for j in range(width):
+            dst[j] = <floating>(scale[j] * ((g[j] - mean_dy[j])
+                                            - (src[j] - mean[start + j]) * centered_coef[j]))
+
+
+# ---------------------------------------------------------------- im2col / col2im
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+    """Unfold the windows of a (N, C, H, W) input into columns: (N, C * kh * kw, OH * OW).
+
+    Row ``(c * kh + i) * kw + j`` holds input channel c at window offset (i, j),
+    so ``weight.reshape(O, -1) @ cols`` is a convolution with a PyTorch-layout
+    (O, C, kh, kw) weight. Zero padding; OH = (H + 2 ph - dh (kh - 1) - 1) // sh + 1.
+
+    >>> im2col(np.arange(4.0).reshape(1, 1, 2, 2), 2).ravel()
+    array([0., 1., 2., 3.])
+    """
+    name = "im2col"
+    arr = _float_array(x, name, ndims=(4,))
+    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _window(
+        arr.shape, kernel_size, stride, padding, dilation, name)
+    cols = np.empty((arr.shape[0], arr.shape[1] * kh * kw, oh * ow), dtype=arr.dtype)
+    if cols.size:
+        _im2col(arr, cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    return cols
+
+
+def _im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols, int kh, int kw,
+            int sh, int sw, int ph, int pw, int dh, int dw, Py_ssize_t oh, Py_ssize_t ow):
+    cdef Py_ssize_t batch = x.shape[0]
+    cdef Py_ssize_t channels = x.shape[1]
+    cdef Py_ssize_t height = x.shape[2]
+    cdef Py_ssize_t width = x.shape[3]
+    cdef Py_ssize_t plane, n, c, i, j, r, out_y, out_x, in_y, in_x
+    cdef floating* dst
+    with nogil:
+        for plane in prange(batch * channels, num_threads=_threads_for(batch * channels),
+                            schedule="static"):
+            n = plane // channels
+            c = plane % channels
+            for i in range(kh):
+                for j in range(kw):
+                    r = (c * kh + i) * kw + j
+                    dst = &cols[n, r, 0]
+                    for out_y in range(oh):
+                        in_y = out_y * sh - ph + i * dh
+                        if in_y < 0 or in_y >= height:
+                            for out_x in range(ow):
+                                dst[out_y * ow + out_x] = 0
+                            continue
+                        for out_x in range(ow):
+                            in_x = out_x * sw - pw + j * dw
+                            if 0 <= in_x < width:
+                                dst[out_y * ow + out_x] = x[n, c, in_y, in_x]
+                            else:
+                                dst[out_y * ow + out_x] = 0
+
+
+def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
+    """Fold columns back into a (N, C, H, W) array, adding overlapping windows.
+
+    The adjoint of :func:`im2col`: the gradient of a convolution's input from
+    the gradient of its columns.
+
+    >>> col2im(np.ones((1, 4, 1)), (1, 1, 2, 2), 2)[0, 0]
+    array([[1., 1.],
+           [1., 1.]])
+    """
+    name = "col2im"
+    arr = _float_array(cols, name, "cols", ndims=(3,))
+    shape = tuple(int(n) for n in x_shape)
+    if len(shape) != 4:
+        raise ValueError(f"{name}: expected x_shape (N, C, H, W), got {x_shape}")
+    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _window(
+        shape, kernel_size, stride, padding, dilation, name)
+    expected = (shape[0], shape[1] * kh * kw, oh * ow)
+    if arr.shape != expected:
+        raise ValueError(f"{name}: expected cols of shape {expected}, got {arr.shape}")
+    out = np.zeros(shape, dtype=arr.dtype)
+    if arr.size:
+        _col2im(arr, out, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    return out
+
+
+def _col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] out, int kh, int kw,
+            int sh, int sw, int ph, int pw, int dh, int dw, Py_ssize_t oh, Py_ssize_t ow):
+    cdef Py_ssize_t batch = out.shape[0]
+    cdef Py_ssize_t channels = out.shape[1]
+    cdef Py_ssize_t height = out.shape[2]
+    cdef Py_ssize_t width = out.shape[3]
+    cdef Py_ssize_t plane, n, c, i, j, r, out_y, out_x, in_y, in_x
+    cdef const floating* src
+    with nogil:
+        # each (n, c) plane is written by one thread, in a fixed order
+        for plane in prange(batch * channels, num_threads=_threads_for(batch * channels),
+                            schedule="static"):
+            n = plane // channels
+            c = plane % channels
+            for i in range(kh):
+                for j in range(kw):
+                    r = (c * kh + i) * kw + j
+                    src = &cols[n, r, 0]
+                    for out_y in range(oh):
+                        in_y = out_y * sh - ph + i * dh
+                        if in_y < 0 or in_y >= height:
+                            continue
+                        for out_x in range(ow):
+                            in_x = out_x * sw - pw + j * dw
+                            if 0 <= in_x < width:
+                                out[n, c, in_y, in_x] += src[out_y * ow + out_x]
+
+
+# ---------------------------------------------------------------- pooling
+
+def _pool_geometry(shape, kernel_size, stride, padding, str name):
+    """Window geometry of a pooling over (N, C, H, W) ``shape``, checked as PyTorch does."""
+    geometry = _window(shape, kernel_size, stride, padding, 1, name)
+    kh, kw, ph, pw = geometry[0], geometry[1], geometry[4], geometry[5]
+    if ph > kh // 2 or pw > kw // 2:
+        raise ValueError(
+            f"{name}: padding {(ph, pw)} must be at most half the kernel size {(kh, kw)}"
+        )
+    return geometry
+
+
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
+    """2-D max pooling of a (N, C, H, W) input: ``(out, indices)``, both (N, C, OH, OW).
+
+    ``stride`` defaults to ``kernel_size``; padding counts as -inf. ``indices`` are
+    int64 positions ``h * W + w`` in each input plane (the first maximum of a
+    window, as in PyTorch), which :func:`max_pool2d_backward` takes.
+
+    >>> out, idx = max_pool2d_forward(np.arange(16.0).reshape(1, 1, 4, 4), 2)
+    >>> out[0, 0], idx[0, 0]
+    (array([[ 5.,  7.],
+           [13., 15.]]), array([[ 5,  7],
+           [13, 15]]))
+    """
+    name = "max_pool2d_forward"
+    arr = _float_array(x, name, ndims=(4,))
+    kh, kw, sh, sw, ph, pw, _, _, oh, ow = _pool_geometry(
+        arr.shape, kernel_size, stride, padding, name)
+    out = np.empty((arr.shape[0], arr.shape[1], oh, ow), dtype=arr.dtype)
+    indices = np.empty(out.shape, dtype=np.int64)
+    if out.size:
+        _max_pool_forward(arr, out, indices, kh, kw, sh, sw, ph, pw)
+    return out, indices
+
+
+def _max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+                      int64_t[:, :, :, ::1] indices, int kh, int kw, int sh, int sw,
+                      int ph, int pw):
+    cdef Py_ssize_t batch = x.shape[0]
+    cdef Py_ssize_t channels = x.shape[1]
+    cdef Py_ssize_t height = x.shape[2]
+    cdef Py_ssize_t width = x.shape[3]
+    cdef Py_ssize_t oh = out.shape[2]
+    cdef Py_ssize_t ow = out.shape[3]
+    cdef Py_ssize_t plane, n, c, out_y, out_x, y0, x0, y1, x1, in_y, in_x, best_index
+    cdef floating best, value
+    with nogil:
+        for plane in prange(batch * channels, num_threads=_threads_for(batch * channels),
+                            schedule="static"):
+            n = plane // channels
+            c = plane % channels
+            for out_y in range(oh):
+                y0 = out_y * sh - ph
+                y1 = min(y0 + kh, height)
+                y0 = max(y0, 0)
+                for out_x in range(ow):
+                    x0 = out_x * sw - pw
+                    x1 = min(x0 + kw, width)
+                    x0 = max(x0, 0)
+                    best = -INFINITY
+                    best_index = y0 * width + x0
+                    for in_y in range(y0, y1):
+                        for in_x in range(x0, x1):
+                            value = x[n, c, in_y, in_x]
+                            # strictly greater keeps the first maximum; NaN wins once
+                            if (value > best or value != value) and best == best:
+                                best = value
+                                best_index = in_y * width + in_x
+                    out[n, c, out_y, out_x] = best
+                    indices[n, c, out_y, out_x] = best_index
+
+
+def max_pool2d_backward(dy, indices, x_shape):
+    """Gradient of max pooling: each output gradient goes to its window's maximum.
+
+    ``dy`` and ``indices`` are (N, C, OH, OW); the result has ``x_shape``.
+
+    >>> max_pool2d_backward(np.ones((1, 1, 1, 1)), np.array([[[[3]]]]), (1, 1, 2, 2))[0, 0]
+    array([[0., 0.],
+           [0., 1.]])
+    """
+    name = "max_pool2d_backward"
+    grad = _float_array(dy, name, "dy", ndims=(4,))
+    idx = np.ascontiguousarray(indices, dtype=np.int64)
+    shape = tuple(int(n) for n in x_shape)
+    if idx.shape != grad.shape:
+        raise ValueError(f"{name}: indices have shape {idx.shape} but dy has {grad.shape}")
+    if len(shape) != 4 or shape[:2] != grad.shape[:2]:
+        raise ValueError(f"{name}: x_shape {shape} does not match dy of shape {grad.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= shape[2] * shape[3]):
+        raise ValueError(f"{name}: indices out of range for planes of {shape[2:]}")
+    dx = np.zeros(shape, dtype=grad.dtype)
+    if grad.size:
+        _max_pool_backward(grad, idx, dx.reshape(shape[0], shape[1], -1))
+    return dx
+
+
+def _max_pool_backward(const floating[:, :, :, ::1] dy, const int64_t[:, :, :, ::1] indices,
+                       floating[:, :, ::1] dx):
+    cdef Py_ssize_t batch = dy.shape[0]
+    cdef Py_ssize_t channels = dy.shape[1]
+    cdef Py_ssize_t plane, n, c, out_y, out_x
+    with nogil:
+        for plane in prange(batch * channels, num_threads=_threads_for(batch * channels),
+                            schedule="static"):
+            n = plane // channels
+            c = plane % channels
+            for out_y in range(dy.shape[2]):
+                for out_x in range(dy.shape[3]):
+                    dx[n, c, indices[n, c, out_y, out_x]] += dy[n, c, out_y, out_x]
+
+
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """2-D average pooling of a (N, C, H, W) input, (N, C, OH, OW).
+
+    ``stride`` defaults to ``kernel_size``; padding is zeros, counted in the divisor
+    when ``count_include_pad`` (PyTorch's default), left out of it otherwise.
+
+    >>> avg_pool2d_forward(np.arange(16.0).reshape(1, 1, 4, 4), 2)[0, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]])
+    """
+    name = "avg_pool2d_forward"
+    arr = _float_array(x, name, ndims=(4,))
+    kh, kw, sh, sw, ph, pw, _, _, oh, ow = _pool_geometry(
+        arr.shape, kernel_size, stride, padding, name)
+    out = np.empty((arr.shape[0], arr.shape[1], oh, ow), dtype=arr.dtype)
+    if out.size:
+        _avg_pool_forward(arr, out, kh, kw, sh, sw, ph, pw, bool(count_include_pad))
+    return out
+
+
+cdef inline double _avg_divisor(Py_ssize_t y0, Py_ssize_t x0, int kh, int kw,
+                                Py_ssize_t height, Py_ssize_t width, int ph, int pw,
+                                bint count_include_pad) noexcept nogil:
+    # cells of the window inside the padded input (include pad) or the input itself
+    cdef Py_ssize_t y1 = min(y0 + kh, height + ph)
+    cdef Py_ssize_t x1 = min(x0 + kw, width + pw)
+    if count_include_pad:
+        return <double>((y1 - y0) * (x1 - x0))
+    return <double>((min(y1, height) - max(y0, 0)) * (min(x1, width) - max(x0, 0)))
+
+
+def _avg_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+                      int kh, int kw, int sh, int sw, int ph, int pw, bint count_include_pad):
+    cdef Py_ssize_t batch = x.shape[0]
+    cdef Py_ssize_t channels = x.shape[1]
+    cdef Py_ssize_t height = x.shape[2]
+    cdef Py_ssize_t width = x.shape[3]
+    cdef Py_ssize_t plane, n, c, out_y, out_x, y0, x0, in_y, in_x
+    cdef double total
+    with nogil:
+        for plane in prange(batch * channels, num_threads=_threads_for(batch * channels),
+                            schedule="static"):
+            n = plane // channels
+            c = plane % channels
+            for out_y in range(out.shape[2]):
+                y0 = out_y * sh - ph
+                for out_x in range(out.shape[3]):
+                    x0 = out_x * sw - pw
+                    total = 0.0
+                    for in_y in range(max(y0, 0), min(y0 + kh, height)):
+                        for in_x in range(max(x0, 0), min(x0 + kw, width)):
+                            total = total + x[n, c, in_y, in_x]
+                    out[n, c, out_y, out_x] = <floating>(
+                        total / _avg_divisor(y0, x0, kh, kw, height, width, ph, pw,
+                                             count_include_pad))
+
+
+def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0,
+                        count_include_pad=True):
+    """Gradient of average pooling: each output gradient spread evenly over its window.
+
+    >>> avg_pool2d_backward(np.ones((1, 1, 1, 1)), (1, 1, 2, 2), 2)[0, 0]
+    array([[0.25, 0.25],
+           [0.25, 0.25]])
+    """
+    name = "avg_pool2d_backward"
+    grad = _float_array(dy, name, "dy", ndims=(4,))
+    shape = tuple(int(n) for n in x_shape)
+    if len(shape) != 4:
+        raise ValueError(f"{name}: expected x_shape (N, C, H, W), got {x_shape}")
+    kh, kw, sh, sw, ph, pw, _, _, oh, ow = _pool_geometry(
+        shape, kernel_size, stride, padding, name)
+    if grad.shape != (shape[0], shape[1], oh, ow):
+        raise ValueError(
+            f"{name}: expected dy of shape {(shape[0], shape[1], oh, ow)}, got {grad.shape}"
+        )
+    dx = np.zeros(shape, dtype=grad.dtype)
+    if grad.size:
+        _avg_pool_backward(grad, dx, kh, kw, sh, sw, ph, pw, bool(count_include_pad))
+    return dx
+
+
+def _avg_pool_backward(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
+                       int kh, int kw, int sh, int sw, int ph, int pw, bint count_include_pad):
+    cdef Py_ssize_t batch = dx.shape[0]
+    cdef Py_ssize_t channels = dx.shape[1]
+    cdef Py_ssize_t height = dx.shape[2]
+    cdef Py_ssize_t width = dx.shape[3]
+    cdef Py_ssize_t plane, n, c, out_y, out_x, y0, x0, in_y, in_x
+    cdef double share
+    with nogil:
+        for plane in prange(batch * channels, num_threads=_threads_for(batch * channels),
+                            schedule="static"):
+            n = plane // channels
+            c = plane % channels
+            for out_y in range(dy.shape[2]):
+                y0 = out_y * sh - ph
+                for out_x in range(dy.shape[3]):
+                    x0 = out_x * sw - pw
+                    share = dy[n, c, out_y, out_x] / _avg_divisor(
+                        y0, x0, kh, kw, height, width, ph, pw, count_include_pad)
+                    for in_y in range(max(y0, 0), min(y0 + kh, height)):
+                        for in_x in range(max(x0, 0), min(x0 + kw, width)):
+                            dx[n, c, in_y, in_x] += <floating>share

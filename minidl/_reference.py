@@ -1,20 +1,256 @@
 """minidl's kernels in plain, readable numpy.
 
 Each function has the signature and the result of its compiled twin in
-``minidl/_ops.pyx``. The tests use these as the oracle; the benchmarks use them
-as the baseline. Accumulation is done in float64, as the compiled kernels do.
+``minidl/_ops.pyx`` (input checks aside). The tests use these as the oracle; the
+benchmarks use them as the baseline. Sums and anything that subtracts a mean
+are computed in float64, as the compiled kernels do, and results come back in
+the input's dtype.
 """
 
 import numpy as np
 
 
+def _pair(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _as_ncs(x):
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def _per_channel(values, channels, default):
+    if values is None:
+        return np.full(channels, default, dtype=np.float64)
+    return np.asarray(values, dtype=np.float64)
+
+
+# ---------------------------------------------------------------- reductions
+
+
 def sum_leading(x):
-    """``x.sum(axis=0)`` for a (A, B) float array, accumulated in float64; shape (B,)."""
+    """``x.sum(axis=0)`` for a (A, B) float array; shape (B,)."""
     x = np.asarray(x)
     return x.sum(axis=0, dtype=np.float64).astype(x.dtype)
 
 
 def sum_channels(x):
-    """``x.sum(axis=(0, 2))`` for a (A, C, B) float array, accumulated in float64; shape (C,)."""
+    """``x.sum(axis=(0, 2))`` for a (A, C, B) float array; shape (C,)."""
     x = np.asarray(x)
     return x.sum(axis=(0, 2), dtype=np.float64).astype(x.dtype)
+
+
+def row_max(x):
+    """``x.max(axis=1)`` for a (N, K) array; shape (N,)."""
+    return np.asarray(x).max(axis=1)
+
+
+def logsumexp_rows(x):
+    """``log(exp(x).sum(axis=1))`` for a (N, K) array, shifted by the row max; shape (N,)."""
+    x = np.asarray(x)
+    wide = x.astype(np.float64)
+    shift = wide.max(axis=1, keepdims=True)
+    return (np.log(np.exp(wide - shift).sum(axis=1)) + shift[:, 0]).astype(x.dtype)
+
+
+# ---------------------------------------------------------------- softmax cross-entropy
+
+
+def softmax_xent_forward(logits, labels, label_smoothing=0.0):
+    """Mean cross-entropy of softmax(logits) against labels; returns ``(loss, lse)``."""
+    wide = np.asarray(logits, dtype=np.float64)
+    classes = wide.shape[1]
+    lse = logsumexp_rows(wide)
+    log_probs = wide - lse[:, None]
+    picked = log_probs[np.arange(len(labels)), labels]
+    losses = -(1 - label_smoothing) * picked - label_smoothing * log_probs.sum(axis=1) / classes
+    return float(losses.mean()), lse
+
+
+def softmax_xent_backward(logits, labels, lse, grad_scale, label_smoothing=0.0):
+    """``(softmax(logits) - target) * grad_scale`` row by row; (N, K) like logits."""
+    logits = np.asarray(logits)
+    wide = logits.astype(np.float64)
+    rows, classes = wide.shape
+    target = np.full(wide.shape, label_smoothing / classes)
+    target[np.arange(rows), labels] += 1 - label_smoothing
+    softmax = np.exp(wide - np.asarray(lse, dtype=np.float64)[:, None])
+    scale = np.broadcast_to(np.asarray(grad_scale, dtype=np.float64), (rows,))
+    return ((softmax - target) * scale[:, None]).astype(logits.dtype)
+
+
+# ---------------------------------------------------------------- batch normalization
+
+
+def batchnorm_forward_train(
+    x, weight, bias, running_mean, running_var, momentum=0.1, eps=1e-5, num_batches_tracked=None
+):
+    """Batch statistics per channel, normalized output, running statistics updated in place."""
+    x = np.asarray(x)
+    x3 = _as_ncs(x).astype(np.float64)
+    channels = x3.shape[1]
+    count = x3.shape[0] * x3.shape[2]
+    mean = x3.mean(axis=(0, 2))
+    var = ((x3 - mean[None, :, None]) ** 2).mean(axis=(0, 2))
+    invstd = 1 / np.sqrt(var + eps)
+    weight = _per_channel(weight, channels, 1.0)
+    bias = _per_channel(bias, channels, 0.0)
+    y = (x3 - mean[None, :, None]) * (weight * invstd)[None, :, None] + bias[None, :, None]
+    if running_mean is not None:
+        factor = 1 / num_batches_tracked if momentum is None else momentum
+        running_mean[...] = (1 - factor) * running_mean + factor * mean
+        running_var[...] = (1 - factor) * running_var + factor * var * count / (count - 1)
+    return y.astype(x.dtype).reshape(x.shape), mean, invstd
+
+
+def batchnorm_forward_eval(x, weight, bias, running_mean, running_var, eps=1e-5):
+    """``(x - running_mean) / sqrt(running_var + eps) * weight + bias`` per channel."""
+    x = np.asarray(x)
+    x3 = _as_ncs(x).astype(np.float64)
+    channels = x3.shape[1]
+    scale = _per_channel(weight, channels, 1.0) / np.sqrt(np.asarray(running_var, np.float64) + eps)
+    center = np.asarray(running_mean, dtype=np.float64)
+    y = (x3 - center[None, :, None]) * scale[None, :, None]
+    y += _per_channel(bias, channels, 0.0)[None, :, None]
+    return y.astype(x.dtype).reshape(x.shape)
+
+
+def batchnorm_backward(dy, x, mean, invstd, weight, training=True):
+    """``(dx, dweight, dbias)``; in training the statistics' own gradients are included."""
+    x = np.asarray(x)
+    x3 = _as_ncs(x).astype(np.float64)
+    dy3 = _as_ncs(np.asarray(dy)).astype(np.float64)
+    channels = x3.shape[1]
+    count = x3.shape[0] * x3.shape[2]
+    mean = np.asarray(mean, dtype=np.float64)[None, :, None]
+    invstd = np.asarray(invstd, dtype=np.float64)[None, :, None]
+    weight = _per_channel(weight, channels, 1.0)[None, :, None]
+    x_hat = (x3 - mean) * invstd
+    dbias = dy3.sum(axis=(0, 2))
+    dweight = (dy3 * x_hat).sum(axis=(0, 2))
+    if training:
+        mean_dy = dbias[None, :, None] / count
+        mean_dy_xhat = dweight[None, :, None] / count
+        dx = weight * invstd * (dy3 - mean_dy - x_hat * mean_dy_xhat)
+    else:
+        dx = weight * invstd * dy3
+    return dx.astype(x.dtype).reshape(x.shape), dweight, dbias
+
+
+# ---------------------------------------------------------------- im2col / col2im
+
+
+def _geometry(x_shape, kernel_size, stride, padding, dilation):
+    kh, kw = _pair(kernel_size)
+    sh, sw = _pair(kernel_size if stride is None else stride)
+    ph, pw = _pair(padding)
+    dh, dw = _pair(dilation)
+    out_h = (x_shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    out_w = (x_shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    return kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w
+
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+    """Windows of a (N, C, H, W) input as columns (N, C * kh * kw, OH * OW)."""
+    x = np.asarray(x)
+    n, c = x.shape[:2]
+    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _geometry(
+        x.shape, kernel_size, stride, padding, dilation
+    )
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    cols = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            top, left = i * dh, j * dw
+            cols[:, :, i, j] = padded[:, :, top : top + sh * oh : sh, left : left + sw * ow : sw]
+    return cols.reshape(n, c * kh * kw, oh * ow)
+
+
+def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
+    """Columns folded back to (N, C, H, W), overlapping windows added."""
+    cols = np.asarray(cols)
+    n, c, h, w = x_shape
+    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _geometry(
+        x_shape, kernel_size, stride, padding, dilation
+    )
+    blocks = cols.reshape(n, c, kh, kw, oh, ow)
+    padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            top, left = i * dh, j * dw
+            padded[:, :, top : top + sh * oh : sh, left : left + sw * ow : sw] += blocks[:, :, i, j]
+    return padded[:, :, ph : ph + h, pw : pw + w]
+
+
+# ---------------------------------------------------------------- pooling
+
+
+def _windows(x, kernel_size, stride, padding, fill):
+    """All pooling windows: (kh * kw, N, C, OH, OW), and the positions they read."""
+    kh, kw, sh, sw, ph, pw, _, _, oh, ow = _geometry(x.shape, kernel_size, stride, padding, 1)
+    h, w = x.shape[2:]
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    rows = np.arange(h + 2 * ph) - ph
+    columns = np.arange(w + 2 * pw) - pw
+    values, positions = [], []
+    for i in range(kh):
+        for j in range(kw):
+            values.append(padded[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw])
+            r = rows[i : i + sh * oh : sh][:, None]
+            q = columns[j : j + sw * ow : sw][None, :]
+            inside = (r >= 0) & (r < h) & (q >= 0) & (q < w)
+            positions.append(np.where(inside, r * w + q, -1))
+    return np.stack(values), np.stack(positions)
+
+
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
+    """Max over each window (padding is -inf) and the flat position of its first maximum."""
+    x = np.asarray(x)
+    values, positions = _windows(x, kernel_size, stride, padding, -np.inf)
+    # the first maximum in row-major window order, with NaN taken as the largest
+    first = np.argmax(np.where(np.isnan(values), np.inf, values), axis=0)
+    out = np.take_along_axis(values, first[None], axis=0)[0]
+    indices = np.take_along_axis(
+        np.broadcast_to(positions[:, None, None], values.shape), first[None], 0
+    )
+    return out, indices[0].astype(np.int64)
+
+
+def max_pool2d_backward(dy, indices, x_shape):
+    """Each output gradient added at the position of its window's maximum."""
+    dy = np.asarray(dy)
+    n, c, h, w = x_shape
+    dx = np.zeros((n * c, h * w), dtype=dy.dtype)
+    planes = np.repeat(np.arange(n * c), dy.shape[2] * dy.shape[3])
+    np.add.at(dx, (planes, np.asarray(indices).ravel()), dy.ravel())
+    return dx.reshape(x_shape)
+
+
+def _divisors(x_shape, kernel_size, stride, padding, count_include_pad):
+    x = np.ones(x_shape[2:], dtype=np.float64)[None, None]
+    if count_include_pad:
+        ph, pw = _pair(padding)
+        # cells inside the padded input; with floor-mode windows that is all of them
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=1.0)
+        return _windows(x, kernel_size, stride, 0, 0.0)[0].sum(axis=0)
+    return _windows(x, kernel_size, stride, padding, 0.0)[0].sum(axis=0)
+
+
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """Mean over each window; zero padding, counted in the divisor if ``count_include_pad``."""
+    x = np.asarray(x)
+    values, _ = _windows(x.astype(np.float64), kernel_size, stride, padding, 0.0)
+    divisors = _divisors(x.shape, kernel_size, stride, padding, count_include_pad)
+    return (values.sum(axis=0) / divisors).astype(x.dtype)
+
+
+def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """Each output gradient spread evenly over the cells of its window."""
+    dy = np.asarray(dy)
+    _, positions = _windows(np.zeros(x_shape), kernel_size, stride, padding, 0.0)
+    divisors = _divisors(x_shape, kernel_size, stride, padding, count_include_pad)
+    share = (dy.astype(np.float64) / divisors).reshape(x_shape[0] * x_shape[1], -1)
+    dx = np.zeros((x_shape[0] * x_shape[1], x_shape[2] * x_shape[3]))
+    for window in positions.reshape(positions.shape[0], -1):
+        inside = window >= 0
+        dx[:, window[inside]] += share[:, inside]
+    return dx.reshape(x_shape).astype(dy.dtype)

@@ -1,13 +1,14 @@
-"""The compiled kernels (minidl._ops) against their numpy references (minidl._reference)."""
+"""The compiled kernels (minidl._ops) against their numpy references (minidl._reference),
+against PyTorch where it is installed, over shapes, dtypes and memory layouts."""
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from minidl import _ops, _reference
 
-KERNELS = {"sum_leading": 2, "sum_channels": 3}
+DTYPES = [np.float32, np.float64]
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-10}
 
 
@@ -20,94 +21,400 @@ def _layout(array, layout):
         view = padded[tuple(slice(None, None, 2) for _ in array.shape)]
         view[...] = array
         return view
-    if layout == "reversed":
+    if layout == "reversed" and array.ndim:
         return np.ascontiguousarray(array[..., ::-1])[..., ::-1]
     return array
 
 
-@st.composite
-def arrays(draw, ndim):
-    shape = tuple(draw(st.lists(st.integers(0, 40), min_size=ndim, max_size=ndim)))
-    dtype = draw(st.sampled_from([np.float32, np.float64]))
-    layout = draw(st.sampled_from(["c", "fortran", "strided", "reversed"]))
-    seed = draw(st.integers(0, 2**16))
-    scale = draw(st.sampled_from([1.0, 1e4]))
+def _close(ours, expected, dtype, what):
+    """Relative agreement at the dtype's tolerance, scaled by the expected magnitude."""
+    tolerance = TOLERANCE[np.dtype(dtype).type]
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    np.testing.assert_allclose(
+        np.asarray(ours, dtype=np.float64),
+        expected,
+        rtol=tolerance,
+        atol=tolerance * scale,
+        err_msg=what,
+    )
+
+
+def _random(shape, dtype, seed, offset=0.0, spread=1.0):
     rng = np.random.default_rng(seed)
-    array = (scale + rng.standard_normal(shape)).astype(dtype)
-    return _layout(array, layout)
+    return (offset + spread * rng.standard_normal(shape)).astype(dtype)
 
 
-def _check(name, array):
-    ours = getattr(_ops, name)(array)
-    expected = getattr(_reference, name)(array)
-    assert ours.dtype == array.dtype, f"{name} returned {ours.dtype} for {array.dtype} input"
-    assert ours.shape == expected.shape
-    tolerance = TOLERANCE[array.dtype.type]
-    np.testing.assert_allclose(ours, expected, rtol=tolerance, atol=0, err_msg=name)
+layouts = st.sampled_from(["c", "fortran", "strided", "reversed"])
+dtypes = st.sampled_from(DTYPES)
+seeds = st.integers(0, 2**16)
 
 
-@given(array=arrays(2))
-def test_sum_leading_matches_reference(array):
-    _check("sum_leading", array)
+# ---------------------------------------------------------------- reductions
 
 
-@given(array=arrays(3))
-def test_sum_channels_matches_reference(array):
-    _check("sum_channels", array)
-
-
-@pytest.mark.parametrize(
-    "shape", [(1, 1), (1, 7), (300, 1), (5, 256), (5, 257), (3, 1000), (0, 4), (4, 0)]
+@given(
+    rows=st.integers(0, 40),
+    cols=st.integers(0, 300),
+    dtype=dtypes,
+    layout=layouts,
+    seed=seeds,
+    offset=st.sampled_from([0.0, 1e4]),
 )
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_sum_leading_edge_shapes(shape, dtype):
-    _check("sum_leading", np.random.default_rng(1).standard_normal(shape).astype(dtype))
+def test_sum_leading(rows, cols, dtype, layout, seed, offset):
+    x = _layout(_random((rows, cols), dtype, seed, offset), layout)
+    ours = _ops.sum_leading(x)
+    assert ours.dtype == dtype and ours.shape == (cols,)
+    _close(ours, _reference.sum_leading(x), dtype, "sum_leading")
 
 
-@pytest.mark.parametrize(
-    "shape", [(1, 1, 1), (1, 3, 1), (7, 1, 9), (2, 0, 3), (0, 2, 3), (2, 2, 0)]
+@given(
+    shape=st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(0, 70)),
+    dtype=dtypes,
+    layout=layouts,
+    seed=seeds,
+    offset=st.sampled_from([0.0, 1e4]),
 )
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_sum_channels_edge_shapes(shape, dtype):
-    _check("sum_channels", np.random.default_rng(2).standard_normal(shape).astype(dtype))
+def test_sum_channels(shape, dtype, layout, seed, offset):
+    x = _layout(_random(shape, dtype, seed, offset), layout)
+    ours = _ops.sum_channels(x)
+    assert ours.dtype == dtype and ours.shape == (shape[1],)
+    _close(ours, _reference.sum_channels(x), dtype, "sum_channels")
 
 
 def test_float32_sums_accumulate_in_double():
     # 2**24 + 1 is not a float32: a float32 accumulator would stall at 2**24.
-    array = np.ones((2**24 + 2, 1), dtype=np.float32)
-    assert _ops.sum_leading(array)[0] == np.float32(2**24 + 2)
-    assert _ops.sum_channels(array.reshape(1, 1, -1))[0] == np.float32(2**24 + 2)
+    ones = np.ones((2**24 + 2, 1), dtype=np.float32)
+    assert _ops.sum_leading(ones)[0] == np.float32(2**24 + 2)
+    assert _ops.sum_channels(ones.reshape(1, 1, -1))[0] == np.float32(2**24 + 2)
 
 
-@pytest.mark.parametrize("name", sorted(KERNELS))
+@given(
+    rows=st.integers(0, 300),
+    cols=st.integers(1, 40),
+    dtype=dtypes,
+    layout=layouts,
+    seed=seeds,
+    spread=st.sampled_from([1.0, 100.0]),
+)
+def test_row_max_and_logsumexp(rows, cols, dtype, layout, seed, spread):
+    x = _layout(_random((rows, cols), dtype, seed, spread=spread), layout)
+    np.testing.assert_array_equal(_ops.row_max(x), _reference.row_max(x))
+    _close(_ops.logsumexp_rows(x), _reference.logsumexp_rows(x), dtype, "logsumexp_rows")
+
+
+def test_row_max_propagates_nan():
+    x = np.array([[1.0, np.nan, 3.0], [1.0, 2.0, 0.0]])
+    result = _ops.row_max(x)
+    assert np.isnan(result[0]) and result[1] == 2.0
+
+
+# ---------------------------------------------------------------- softmax cross-entropy
+
+
+@given(
+    rows=st.integers(1, 300),
+    classes=st.integers(1, 20),
+    dtype=dtypes,
+    layout=layouts,
+    seed=seeds,
+    smoothing=st.sampled_from([0.0, 0.1, 1.0]),
+    spread=st.sampled_from([1.0, 30.0]),
+)
+def test_softmax_cross_entropy(rows, classes, dtype, layout, seed, smoothing, spread):
+    logits = _layout(_random((rows, classes), dtype, seed, spread=spread), layout)
+    labels = np.random.default_rng(seed).integers(0, classes, rows)
+    loss, lse = _ops.softmax_xent_forward(logits, labels, smoothing)
+    expected_loss, expected_lse = _reference.softmax_xent_forward(logits, labels, smoothing)
+    _close(loss, expected_loss, np.float64, "loss")
+    _close(lse, expected_lse, np.float64, "lse")
+    scale = np.random.default_rng(seed + 1).uniform(0.5, 2.0, rows)
+    ours = _ops.softmax_xent_backward(logits, labels, lse, scale, smoothing)
+    assert ours.dtype == dtype
+    expected = _reference.softmax_xent_backward(logits, labels, expected_lse, scale, smoothing)
+    _close(ours, expected, dtype, "softmax_xent_backward")
+
+
+def test_cross_entropy_refuses_bad_labels():
+    logits = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="label 3 is out of range for 3 classes"):
+        _ops.softmax_xent_forward(logits, np.array([0, 3]))
+    with pytest.raises(ValueError, match=r"expected labels of shape \(2,\)"):
+        _ops.softmax_xent_forward(logits, np.array([0, 1, 2]))
+    with pytest.raises(TypeError, match="integer class labels"):
+        _ops.softmax_xent_forward(logits, np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\]"):
+        _ops.softmax_xent_forward(logits, np.array([0, 1]), label_smoothing=1.5)
+
+
+# ---------------------------------------------------------------- batch normalization
+
+
+@st.composite
+def bn_inputs(draw):
+    rank = draw(st.sampled_from([2, 3, 4]))
+    batch = draw(st.integers(1, 6))
+    channels = draw(st.integers(1, 5))
+    spatial = tuple(draw(st.lists(st.integers(1, 7), min_size=rank - 2, max_size=rank - 2)))
+    shape = (batch, channels, *spatial)
+    assume(batch * int(np.prod(spatial, dtype=int)) >= 2)
+    dtype = draw(dtypes)
+    seed = draw(seeds)
+    offset, spread = draw(st.sampled_from([(0.0, 1.0), (3.0, 5.0), (1e4, 1e-2)]))
+    x = _layout(_random(shape, dtype, seed, offset, spread), draw(layouts))
+    if draw(st.booleans()):
+        x[:, 0] = np.asarray(offset, dtype)  # a constant channel
+    affine = draw(st.booleans())
+    rng = np.random.default_rng(seed + 7)
+    weight = rng.uniform(0.5, 1.5, channels).astype(dtype) if affine else None
+    bias = rng.standard_normal(channels).astype(dtype) if affine else None
+    return x, weight, bias
+
+
+@given(
+    inputs=bn_inputs(),
+    momentum=st.sampled_from([0.1, 0.0, 1.0, None]),
+    eps=st.sampled_from([1e-5, 1e-3]),
+)
+def test_batchnorm_forward_train(inputs, momentum, eps):
+    x, weight, bias = inputs
+    channels = x.shape[1]
+    rng = np.random.default_rng(0)
+    running = [rng.uniform(0.5, 1.5, channels).astype(x.dtype) for _ in range(2)]
+    expected_running = [r.copy() for r in running]
+    ours = _ops.batchnorm_forward_train(x, weight, bias, *running, momentum, eps, 3)
+    expected = _reference.batchnorm_forward_train(
+        x, weight, bias, *expected_running, momentum, eps, 3
+    )
+    assert ours[0].dtype == x.dtype and ours[0].shape == x.shape
+    for name, a, b in zip(["y", "mean", "invstd"], ours, expected):
+        _close(a, b, x.dtype if name == "y" else np.float64, name)
+    for name, a, b in zip(["running_mean", "running_var"], running, expected_running):
+        _close(a, b, x.dtype, name)
+
+
+@given(inputs=bn_inputs(), eps=st.sampled_from([1e-5, 1e-3]))
+def test_batchnorm_forward_eval(inputs, eps):
+    x, weight, bias = inputs
+    rng = np.random.default_rng(1)
+    mean = rng.standard_normal(x.shape[1]).astype(x.dtype) + x.mean()
+    var = rng.uniform(0.5, 2.0, x.shape[1]).astype(x.dtype)
+    ours = _ops.batchnorm_forward_eval(x, weight, bias, mean, var, eps)
+    _close(ours, _reference.batchnorm_forward_eval(x, weight, bias, mean, var, eps), x.dtype, "y")
+
+
+@given(inputs=bn_inputs(), training=st.booleans(), layout=layouts)
+def test_batchnorm_backward(inputs, training, layout):
+    x, weight, _ = inputs
+    dy = _layout(_random(x.shape, x.dtype, 5), layout)
+    _, mean, invstd = _reference.batchnorm_forward_train(x, None, None, None, None)
+    ours = _ops.batchnorm_backward(dy, x, mean, invstd, weight, training)
+    expected = _reference.batchnorm_backward(dy, x, mean, invstd, weight, training)
+    assert ours[0].dtype == x.dtype
+    for name, a, b in zip(["dx", "dweight", "dbias"], ours, expected):
+        _close(a, b, x.dtype, name)
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (1, 2, 1), (1, 4, 1, 1)])
+def test_batchnorm_training_needs_more_than_one_value_per_channel(shape):
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
+        _ops.batchnorm_forward_train(np.ones(shape), None, None, None, None)
+
+
+def test_batchnorm_momentum_none_is_a_cumulative_average():
+    running_mean, running_var = np.zeros(1), np.ones(1)
+    batches = [np.array([[1.0], [3.0]]), np.array([[5.0], [9.0]])]
+    for count, batch in enumerate(batches, start=1):
+        _ops.batchnorm_forward_train(
+            batch, None, None, running_mean, running_var, None, 1e-5, count
+        )
+    np.testing.assert_allclose(running_mean, [(2.0 + 7.0) / 2])
+    np.testing.assert_allclose(running_var, [(2.0 + 8.0) / 2])  # unbiased variances
+    with pytest.raises(ValueError, match="num_batches_tracked >= 1"):
+        _ops.batchnorm_forward_train(batches[0], None, None, running_mean, running_var, None)
+
+
+def test_batchnorm_checks_its_inputs():
+    x = np.ones((4, 3))
+    with pytest.raises(ValueError, match=r"expected weight of shape \(3,\), got \(2,\)"):
+        _ops.batchnorm_forward_train(x, np.ones(2), None, None, None)
+    with pytest.raises(ValueError, match="running_mean must be a contiguous float array"):
+        _ops.batchnorm_forward_train(x, None, None, np.ones(4), np.ones(3))
+    with pytest.raises(TypeError, match="running_var must be a numpy array"):
+        _ops.batchnorm_forward_train(x, None, None, np.ones(3), [1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="with 2 or 3 or 4 dims, got shape"):
+        _ops.batchnorm_forward_train(np.ones(4), None, None, None, None)
+    with pytest.raises(ValueError, match="dy has shape"):
+        _ops.batchnorm_backward(np.ones((4, 2)), x, np.zeros(3), np.ones(3), None)
+    with pytest.raises(TypeError, match="expected dy of dtype float64, got float32"):
+        _ops.batchnorm_backward(np.ones((4, 3), np.float32), x, np.zeros(3), np.ones(3), None)
+    with pytest.raises(ValueError, match="running_mean is required"):
+        _ops.batchnorm_forward_eval(x, None, None, None, np.ones(3))
+
+
+# ---------------------------------------------------------------- im2col / col2im
+
+
+@st.composite
+def window_cases(draw, dilation=True, pool=False):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    if pool:
+        ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
+    else:
+        ph, pw = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    dh, dw = (draw(st.integers(1, 3)), draw(st.integers(1, 3))) if dilation else (1, 1)
+    # small inputs: the kernel may be larger than the unpadded input
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 9))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 9))
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    dtype = draw(dtypes)
+    x = _layout(_random((n, c, h, w), dtype, draw(seeds)), draw(layouts))
+    return x, (kh, kw), (sh, sw), (ph, pw), (dh, dw)
+
+
+@given(case=window_cases())
+def test_im2col_and_col2im(case):
+    x, kernel, stride, padding, dilation = case
+    cols = _ops.im2col(x, kernel, stride, padding, dilation)
+    np.testing.assert_array_equal(cols, _reference.im2col(x, kernel, stride, padding, dilation))
+    grad = _random(cols.shape, x.dtype, 3)
+    ours = _ops.col2im(grad, x.shape, kernel, stride, padding, dilation)
+    expected = _reference.col2im(grad, x.shape, kernel, stride, padding, dilation)
+    _close(ours, expected, x.dtype, "col2im")
+
+
+def test_col2im_is_the_adjoint_of_im2col():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 7, 6))
+    cols = _ops.im2col(x, (3, 2), (2, 1), (1, 2), (1, 2))
+    g = rng.standard_normal(cols.shape)
+    back = _ops.col2im(g, x.shape, (3, 2), (2, 1), (1, 2), (1, 2))
+    assert np.isclose(np.sum(cols * g), np.sum(x * back), rtol=1e-12)
+
+
+def test_window_errors():
+    with pytest.raises(ValueError, match=r"im2col: the window \(5, 5\).*does not fit"):
+        _ops.im2col(np.ones((1, 1, 3, 3)), 5)
+    with pytest.raises(ValueError, match="must be positive"):
+        _ops.im2col(np.ones((1, 1, 3, 3)), 2, stride=0)
+    with pytest.raises(ValueError, match="at most half the kernel size"):
+        _ops.max_pool2d_forward(np.ones((1, 1, 4, 4)), 2, padding=2)
+    with pytest.raises(ValueError, match=r"col2im: expected cols of shape \(1, 4, 4\)"):
+        _ops.col2im(np.ones((1, 4, 5)), (1, 1, 3, 3), 2, stride=1)
+
+
+# ---------------------------------------------------------------- pooling
+
+
+@given(case=window_cases(dilation=False, pool=True), stride_none=st.booleans())
+def test_max_pool(case, stride_none):
+    x, kernel, stride, padding, _ = case
+    stride = None if stride_none else stride
+    out, indices = _ops.max_pool2d_forward(x, kernel, stride, padding)
+    expected_out, expected_indices = _reference.max_pool2d_forward(x, kernel, stride, padding)
+    np.testing.assert_array_equal(out, expected_out)
+    np.testing.assert_array_equal(indices, expected_indices)
+    grad = _random(out.shape, x.dtype, 4)
+    ours = _ops.max_pool2d_backward(grad, indices, x.shape)
+    _close(ours, _reference.max_pool2d_backward(grad, indices, x.shape), x.dtype, "max_pool2d")
+
+
+def test_max_pool_keeps_the_first_maximum_of_a_tie():
+    x = np.ones((1, 1, 2, 2))
+    out, indices = _ops.max_pool2d_forward(x, 2)
+    assert indices.item() == 0 and out.item() == 1.0
+
+
+@given(case=window_cases(dilation=False, pool=True), count_include_pad=st.booleans())
+def test_avg_pool(case, count_include_pad):
+    x, kernel, stride, padding, _ = case
+    out = _ops.avg_pool2d_forward(x, kernel, stride, padding, count_include_pad)
+    expected = _reference.avg_pool2d_forward(x, kernel, stride, padding, count_include_pad)
+    _close(out, expected, x.dtype, "avg_pool2d_forward")
+    grad = _random(out.shape, x.dtype, 4)
+    ours = _ops.avg_pool2d_backward(grad, x.shape, kernel, stride, padding, count_include_pad)
+    expected = _reference.avg_pool2d_backward(
+        grad, x.shape, kernel, stride, padding, count_include_pad
+    )
+    _close(ours, expected, x.dtype, "avg_pool2d_backward")
+
+
+# ---------------------------------------------------------------- dtypes, ranks, threads
+
+CALLS = {
+    "sum_leading": lambda x: _ops.sum_leading(x),
+    "sum_channels": lambda x: _ops.sum_channels(x),
+    "row_max": lambda x: _ops.row_max(x),
+    "logsumexp_rows": lambda x: _ops.logsumexp_rows(x),
+    "softmax_xent_forward": lambda x: _ops.softmax_xent_forward(x, np.zeros(len(x), int)),
+    "batchnorm_forward_train": lambda x: _ops.batchnorm_forward_train(x, None, None, None, None),
+    "batchnorm_forward_eval": lambda x: _ops.batchnorm_forward_eval(
+        x, None, None, np.zeros(x.shape[1]), np.ones(x.shape[1])
+    ),
+    "im2col": lambda x: _ops.im2col(x, 2),
+    "max_pool2d_forward": lambda x: _ops.max_pool2d_forward(x, 2),
+    "avg_pool2d_forward": lambda x: _ops.avg_pool2d_forward(x, 2),
+}
+RANK = {"sum_channels": 3, "im2col": 4, "max_pool2d_forward": 4, "avg_pool2d_forward": 4}
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
 @pytest.mark.parametrize("dtype", [np.float16, np.int32, np.int64, bool, np.complex64])
 def test_refuses_other_dtypes_with_a_message(name, dtype):
-    array = np.ones((2,) * KERNELS[name], dtype=dtype)
-    with pytest.raises(TypeError, match=rf"{name}: expected a float32 or float64 array"):
-        getattr(_ops, name)(array)
+    x = np.ones((4,) * RANK.get(name, 2), dtype=dtype)
+    with pytest.raises(TypeError, match=rf"{name}: expected .*float32 or float64 array"):
+        CALLS[name](x)
 
 
-@pytest.mark.parametrize("name", sorted(KERNELS))
+@pytest.mark.parametrize("name", sorted(CALLS))
 def test_refuses_the_wrong_rank_with_a_message(name):
-    with pytest.raises(ValueError, match=rf"{name}: expected a {KERNELS[name]}-d array"):
-        getattr(_ops, name)(np.ones((2,) * (KERNELS[name] + 1)))
+    with pytest.raises(ValueError, match=rf"{name}: expected .* dims, got shape"):
+        CALLS[name](np.ones((2,) * 5))
 
 
-@pytest.mark.parametrize(
-    ("name", "shape"), [("sum_leading", (999, 3001)), ("sum_channels", (33, 17, 999))]
-)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_same_bits_with_one_and_two_threads(name, shape, dtype):
-    array = np.random.default_rng(3).standard_normal(shape).astype(dtype)
+def _all_kernels(dtype):
+    """Every kernel on inputs large enough to be split across threads; all results."""
+    rng = np.random.default_rng(3)
+    big = rng.standard_normal((16, 12, 30, 31)).astype(dtype)
+    rows = rng.standard_normal((700, 300)).astype(dtype)
+    labels = rng.integers(0, 300, 700)
+    results = [
+        _ops.sum_leading(rows),
+        _ops.sum_channels(big.reshape(16, 12, -1)),
+        _ops.row_max(rows),
+        _ops.logsumexp_rows(rows),
+    ]
+    loss, lse = _ops.softmax_xent_forward(rows, labels, 0.1)
+    results += [np.array(loss), lse, _ops.softmax_xent_backward(rows, labels, lse, 0.5, 0.1)]
+    for x in (big, rows[:, :20]):
+        channels = x.shape[1]
+        run = [np.zeros(channels, dtype), np.ones(channels, dtype)]
+        y, mean, invstd = _ops.batchnorm_forward_train(x, None, None, *run)
+        results += [y, mean, invstd, *run]
+        results += list(_ops.batchnorm_backward(y, x, mean, invstd, None, True))
+        results.append(_ops.batchnorm_forward_eval(x, None, None, *run))
+    cols = _ops.im2col(big, 3, 2, 1, 2)
+    results += [cols, _ops.col2im(cols, big.shape, 3, 2, 1, 2)]
+    out, indices = _ops.max_pool2d_forward(big, 3, 2, 1)
+    results += [out, indices, _ops.max_pool2d_backward(out, indices, big.shape)]
+    avg = _ops.avg_pool2d_forward(big, 3, 2, 1)
+    results += [avg, _ops.avg_pool2d_backward(avg, big.shape, 3, 2, 1)]
+    return results
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_same_bits_with_one_and_two_threads(dtype):
     before = _ops.get_num_threads()
     try:
         _ops.set_num_threads(1)
-        single = getattr(_ops, name)(array)
+        single = _all_kernels(dtype)
         _ops.set_num_threads(2)
-        double = getattr(_ops, name)(array)
+        double = _all_kernels(dtype)
     finally:
         _ops.set_num_threads(before)
-    assert single.tobytes() == double.tobytes()
+    for i, (a, b) in enumerate(zip(single, double)):
+        assert a.tobytes() == b.tobytes(), f"result {i} differs between 1 and 2 threads"
 
 
 def test_thread_count_must_be_positive():
@@ -116,6 +423,133 @@ def test_thread_count_must_be_positive():
 
 
 def test_read_only_input_is_accepted():
-    array = np.ones((4, 3))
-    array.setflags(write=False)
-    np.testing.assert_array_equal(_ops.sum_leading(array), [4.0, 4.0, 4.0])
+    x = np.ones((4, 3))
+    x.setflags(write=False)
+    np.testing.assert_array_equal(_ops.sum_leading(x), [4.0, 4.0, 4.0])
+    y, _, _ = _ops.batchnorm_forward_train(x, None, None, None, None)
+    assert y.shape == (4, 3)
+
+
+# ---------------------------------------------------------------- against PyTorch
+
+
+@pytest.mark.parametrize("shape", [(8, 5), (6, 3, 7), (4, 3, 5, 6)])
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_batchnorm_matches_torch(torch, shape, momentum):
+    rng = np.random.default_rng(0)
+    channels = shape[1]
+    weight, bias = rng.uniform(0.5, 1.5, channels), rng.standard_normal(channels)
+    running = [np.zeros(channels), np.ones(channels)]
+    module_class = torch.nn.BatchNorm2d if len(shape) == 4 else torch.nn.BatchNorm1d
+    module = module_class(channels, momentum=momentum).double()
+    with torch.no_grad():
+        module.weight.copy_(torch.tensor(weight))
+        module.bias.copy_(torch.tensor(bias))
+    for step in range(1, 4):
+        x = rng.standard_normal(shape) * 2 + 1
+        dy = rng.standard_normal(shape)
+        y, mean, invstd = _ops.batchnorm_forward_train(
+            x, weight, bias, *running, momentum, 1e-5, step
+        )
+        dx, dweight, dbias = _ops.batchnorm_backward(dy, x, mean, invstd, weight)
+        tx = torch.tensor(x, requires_grad=True)
+        module.zero_grad()
+        ty = module(tx)
+        ty.backward(torch.tensor(dy))
+        pairs = {
+            "y": (y, ty),
+            "dx": (dx, tx.grad),
+            "dweight": (dweight, module.weight.grad),
+            "dbias": (dbias, module.bias.grad),
+            "running_mean": (running[0], module.running_mean),
+            "running_var": (running[1], module.running_var),
+        }
+        for name, (ours, theirs) in pairs.items():
+            np.testing.assert_allclose(
+                ours,
+                theirs.detach().numpy(),
+                rtol=1e-10,
+                atol=1e-12,
+                err_msg=f"{name}, step {step}",
+            )
+
+
+def test_batchnorm_eval_matches_torch(torch):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 3, 5, 5))
+    weight, bias = rng.uniform(0.5, 1.5, 3), rng.standard_normal(3)
+    mean, var = rng.standard_normal(3), rng.uniform(0.5, 2, 3)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(weight, requires_grad=True)
+    ty = torch.nn.functional.batch_norm(
+        tx, torch.tensor(mean), torch.tensor(var), tw, torch.tensor(bias), training=False
+    )
+    y = _ops.batchnorm_forward_eval(x, weight, bias, mean, var, 1e-5)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    dy = rng.standard_normal(x.shape)
+    ty.backward(torch.tensor(dy))
+    dx, dweight, _ = _ops.batchnorm_backward(dy, x, mean, 1 / np.sqrt(var + 1e-5), weight, False)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dweight, tw.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "dilation"),
+    [(3, 1, 1, 1), ((3, 2), (2, 1), (0, 2), 1), (2, 3, 0, 1), (3, 2, 2, 2)],
+)
+def test_conv2d_through_im2col_matches_torch(torch, kernel, stride, padding, dilation):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 8, 7))
+    kh, kw = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    weight = rng.standard_normal((4, 3, kh, kw))
+    cols = _ops.im2col(x, kernel, stride, padding, dilation)
+    out = weight.reshape(4, -1) @ cols
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.conv2d(
+        tx, torch.tensor(weight), stride=stride, padding=padding, dilation=dilation
+    )
+    np.testing.assert_allclose(out.reshape(ty.shape), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+    dy = rng.standard_normal(ty.shape)
+    ty.backward(torch.tensor(dy))
+    dcols = weight.reshape(4, -1).T @ dy.reshape(2, 4, -1)
+    dx = _ops.col2im(dcols, x.shape, kernel, stride, padding, dilation)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding"), [(2, None, 0), (3, 2, 1), ((3, 2), 1, (1, 0)), (2, 3, 1)]
+)
+def test_pooling_matches_torch(torch, kernel, stride, padding):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 7, 8))
+    tx = torch.tensor(x, requires_grad=True)
+    ty, t_indices = torch.nn.functional.max_pool2d(tx, kernel, stride, padding, return_indices=True)
+    out, indices = _ops.max_pool2d_forward(x, kernel, stride, padding)
+    np.testing.assert_array_equal(out, ty.detach().numpy())
+    np.testing.assert_array_equal(indices, t_indices.numpy())
+    dy = rng.standard_normal(out.shape)
+    ty.backward(torch.tensor(dy))
+    np.testing.assert_allclose(_ops.max_pool2d_backward(dy, indices, x.shape), tx.grad.numpy())
+    for include in (True, False):
+        tx = torch.tensor(x, requires_grad=True)
+        ty = torch.nn.functional.avg_pool2d(tx, kernel, stride, padding, count_include_pad=include)
+        out = _ops.avg_pool2d_forward(x, kernel, stride, padding, include)
+        np.testing.assert_allclose(out, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+        dy = rng.standard_normal(out.shape)
+        ty.backward(torch.tensor(dy))
+        dx = _ops.avg_pool2d_backward(dy, x.shape, kernel, stride, padding, include)
+        np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_cross_entropy_matches_torch(torch, smoothing):
+    rng = np.random.default_rng(4)
+    logits = rng.standard_normal((7, 5)) * 3
+    labels = rng.integers(0, 5, 7)
+    tl = torch.tensor(logits, requires_grad=True)
+    loss_t = torch.nn.functional.cross_entropy(tl, torch.tensor(labels), label_smoothing=smoothing)
+    loss_t.backward()
+    loss, lse = _ops.softmax_xent_forward(logits, labels, smoothing)
+    assert abs(loss - loss_t.item()) <= 1e-12 * abs(loss)
+    grad = _ops.softmax_xent_backward(logits, labels, lse, 1 / 7, smoothing)
+    np.testing.assert_allclose(grad, tl.grad.numpy(), rtol=1e-10, atol=1e-12)
