@@ -32,16 +32,36 @@ def test_docstring_examples(name):
     assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
 
 
-def test_kernel_docstring_examples():
+KERNELS = [
+    "sum_leading",
+    "sum_channels",
+    "row_max",
+    "logsumexp_rows",
+    "softmax_xent_forward",
+    "softmax_xent_backward",
+    "batchnorm_forward_train",
+    "batchnorm_forward_eval",
+    "batchnorm_backward",
+    "im2col",
+    "col2im",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+]
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_kernel_docstring_examples(name):
     from minidl import _ops
 
-    for name in ("sum_leading", "sum_channels"):
-        test = doctest.DocTestParser().get_doctest(
-            getattr(_ops, name).__doc__, {"np": np, name: getattr(_ops, name)}, name, None, 0
-        )
-        runner = doctest.DocTestRunner()
-        runner.run(test)
-        assert runner.summarize(verbose=False).failed == 0
+    globs = {"np": np, **{k: getattr(_ops, k) for k in dir(_ops) if not k.startswith("__")}}
+    doc = getattr(_ops, name).__doc__
+    assert ">>>" in doc, f"_ops.{name} has no example"
+    test = doctest.DocTestParser().get_doctest(doc, globs, name, None, 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
 
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent

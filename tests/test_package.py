@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import minidl
 
 PACKAGE = Path(minidl.__file__).parent
@@ -44,3 +46,19 @@ def test_every_public_name_has_a_docstring_with_an_example():
 def test_public_modules_have_docstrings():
     for module in (minidl, minidl.autograd, minidl.operations, minidl.random, minidl.tensor):
         assert inspect.getdoc(module), f"{module.__name__} has no module docstring"
+
+
+def _allocator_enabled(setting):
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MINIDL_KEEP_FREED_MEMORY"}
+    if setting is not None:
+        env["MINIDL_KEEP_FREED_MEMORY"] = setting
+    code = "import minidl; print(minidl._allocator.ENABLED)"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc heap settings")
+def test_heap_settings_apply_on_import_and_can_be_turned_off():
+    assert _allocator_enabled(None) == "True"
+    assert _allocator_enabled("0") == "False"
