@@ -265,8 +265,10 @@ def window_cases(draw, dilation=True, pool=False):
         ph, pw = draw(st.integers(0, 3)), draw(st.integers(0, 3))
     dh, dw = (draw(st.integers(1, 3)), draw(st.integers(1, 3))) if dilation else (1, 1)
     # small inputs: the kernel may be larger than the unpadded input
-    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 9))
-    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 9))
+    min_h = max(1, dh * (kh - 1) + 1 - 2 * ph)
+    min_w = max(1, dw * (kw - 1) + 1 - 2 * pw)
+    h = draw(st.integers(min_h, max(min_h, 9)))
+    w = draw(st.integers(min_w, max(min_w, 9)))
     n, c = draw(st.integers(1, 3)), draw(st.integers(1, 4))
     dtype = draw(dtypes)
     x = _layout(_random((n, c, h, w), dtype, draw(seeds)), draw(layouts))
