@@ -19,7 +19,7 @@ except ImportError as error:  # pragma: no cover - exercised by a subprocess tes
 
 import numpy as _np
 
-from . import _allocator, autograd, operations, random  # noqa: F401  (_allocator: heap settings)
+from . import _allocator, autograd, functional, nn, operations, random  # noqa: F401
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import gradcheck
 from .operations import (
@@ -88,6 +88,7 @@ __all__ = [
     "float32",
     "float64",
     "from_numpy",
+    "functional",
     "get_num_threads",
     "gradcheck",
     "int64",
@@ -100,6 +101,7 @@ __all__ = [
     "min",
     "mul",
     "neg",
+    "nn",
     "no_grad",
     "ones",
     "ones_like",

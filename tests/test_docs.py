@@ -17,6 +17,15 @@ MODULES = [
     "minidl.tensor",
     "minidl.threads",
     "minidl._reduce",
+    "minidl.functional",
+    "minidl.nn",
+    "minidl.nn.module",
+    "minidl.nn.layers",
+    "minidl.nn.activations",
+    "minidl.nn.losses",
+    "minidl.nn.init",
+    "minidl.nn.utils",
+    "minidl.nn.functional",
 ]
 
 
@@ -25,7 +34,12 @@ def test_docstring_examples(name):
     module = importlib.import_module(name)
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
-    globs = {"minidl": minidl, "np": np, **{k: getattr(module, k) for k in dir(module)}}
+    globs = {
+        "minidl": minidl,
+        "np": np,
+        "F": minidl.nn.functional,
+        **{k: getattr(module, k) for k in dir(module)},
+    }
     for test in finder.find(module, name, globs=globs):
         runner.run(test)
     result = runner.summarize(verbose=False)
@@ -73,5 +87,6 @@ def test_python_blocks_in_docs_run(page):
     import re
 
     blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    namespace = {"__name__": "docs_example"}  # a page's blocks run in order, like a session
     for block in blocks:
-        exec(compile(block, str(page), "exec"), {"__name__": "docs_example"})
+        exec(compile(block, str(page), "exec"), namespace)

@@ -31,15 +31,27 @@ def test_import_without_the_built_extension_names_the_build_command(tmp_path):
     assert "python -m pip install -e" in result.stderr
 
 
+PUBLIC = (
+    [(minidl, name) for name in minidl.__all__]
+    + [(minidl.nn, name) for name in minidl.nn.__all__]
+    + [(minidl.nn.functional, name) for name in minidl.functional.__all__]
+    + [
+        (minidl.nn.init, name)
+        for name in dir(minidl.nn.init)
+        if name.endswith("_") and not name.startswith("_")
+    ]
+)
+
+
 def test_every_public_name_has_a_docstring_with_an_example():
     missing = []
-    for name in minidl.__all__:
-        value = getattr(minidl, name)
+    for namespace, name in PUBLIC:
+        value = getattr(namespace, name)
         if inspect.ismodule(value) or value in (minidl.float32, minidl.float64, minidl.int64):
             continue
         doc = inspect.getdoc(value) or ""
         if ">>>" not in doc:
-            missing.append(name)
+            missing.append(f"{namespace.__name__}.{name}")
     assert not missing, f"public names without a docstring example: {missing}"
 
 

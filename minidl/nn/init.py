@@ -1,0 +1,156 @@
+"""Weight initialization, in place, as ``torch.nn.init`` does it.
+
+Every function fills a Tensor (or Parameter) in place from minidl's generator
+(``minidl.manual_seed``) and returns it. Fans are PyTorch's: for a weight of
+shape (out, in, *kernel), fan_in = in * prod(kernel) and fan_out = out * prod(kernel).
+"""
+
+import math
+
+import numpy as np
+
+from .. import random as _random
+from ..tensor import Tensor
+
+
+def _array(tensor, where):
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{where}: expected a Tensor or Parameter, got {type(tensor).__name__}")
+    return tensor.data
+
+
+def calculate_gain(nonlinearity, param=None):
+    """The recommended gain for a nonlinearity (PyTorch's table).
+
+    >>> round(minidl.nn.init.calculate_gain("relu"), 4)
+    1.4142
+    """
+    linear = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose2d", "sigmoid")
+    if nonlinearity in linear:
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else float(param)
+        return math.sqrt(2.0 / (1 + slope**2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
+
+
+def calculate_fan_in_and_fan_out(tensor):
+    """(fan_in, fan_out) of a weight of at least 2 dims.
+
+    >>> minidl.nn.init.calculate_fan_in_and_fan_out(minidl.zeros(8, 3, 5, 5))
+    (75, 200)
+    """
+    shape = tensor.shape
+    if len(shape) < 2:
+        raise ValueError(f"fan in and fan out need a tensor of at least 2 dims, got {shape}")
+    receptive = int(np.prod(shape[2:], dtype=np.int64))
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def _fan(tensor, mode):
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    return fan_in if mode == "fan_in" else fan_out
+
+
+def uniform_(tensor, a=0.0, b=1.0):
+    """Fill with values uniform on [a, b).
+
+    >>> w = minidl.nn.init.uniform_(minidl.zeros(100), -1.0, 1.0)
+    >>> bool((w.data >= -1).all() and (w.data < 1).all())
+    True
+    """
+    data = _array(tensor, "uniform_")
+    data[...] = _random.generator().uniform(a, b, data.shape)
+    return tensor
+
+
+def normal_(tensor, mean=0.0, std=1.0):
+    """Fill with normal samples of the given mean and standard deviation.
+
+    >>> minidl.nn.init.normal_(minidl.zeros(3), std=0.01).shape
+    (3,)
+    """
+    data = _array(tensor, "normal_")
+    data[...] = _random.generator().normal(mean, std, data.shape)
+    return tensor
+
+
+def constant_(tensor, value):
+    """Fill with ``value``.
+
+    >>> minidl.nn.init.constant_(minidl.zeros(2), 0.5)
+    tensor([0.5, 0.5])
+    """
+    _array(tensor, "constant_")[...] = value
+    return tensor
+
+
+def zeros_(tensor):
+    """Fill with zeros.
+
+    >>> minidl.nn.init.zeros_(minidl.ones(2))
+    tensor([0., 0.])
+    """
+    return constant_(tensor, 0.0)
+
+
+def ones_(tensor):
+    """Fill with ones.
+
+    >>> minidl.nn.init.ones_(minidl.zeros(2))
+    tensor([1., 1.])
+    """
+    return constant_(tensor, 1.0)
+
+
+def xavier_uniform_(tensor, gain=1.0):
+    """Glorot uniform: bound = gain * sqrt(6 / (fan_in + fan_out)).
+
+    >>> minidl.nn.init.xavier_uniform_(minidl.zeros(4, 3)).shape
+    (4, 3)
+    """
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    return uniform_(tensor, -bound, bound)
+
+
+def xavier_normal_(tensor, gain=1.0):
+    """Glorot normal: std = gain * sqrt(2 / (fan_in + fan_out)).
+
+    >>> minidl.nn.init.xavier_normal_(minidl.zeros(4, 3)).shape
+    (4, 3)
+    """
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    """He uniform: bound = gain * sqrt(3 / fan), gain from ``nonlinearity`` (slope ``a``).
+
+    With ``a=math.sqrt(5)`` this is PyTorch's default for Linear and Conv2d weights:
+    bound = 1 / sqrt(fan_in).
+
+    >>> minidl.nn.init.kaiming_uniform_(minidl.zeros(4, 3), a=5 ** 0.5).shape
+    (4, 3)
+    """
+    gain = calculate_gain(nonlinearity, a)
+    bound = gain * math.sqrt(3.0 / _fan(tensor, mode))
+    return uniform_(tensor, -bound, bound)
+
+
+def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    """He normal: std = gain / sqrt(fan), gain from ``nonlinearity`` (slope ``a``).
+
+    >>> minidl.nn.init.kaiming_normal_(minidl.zeros(4, 3), nonlinearity="relu").shape
+    (4, 3)
+    """
+    gain = calculate_gain(nonlinearity, a)
+    return normal_(tensor, 0.0, gain / math.sqrt(_fan(tensor, mode)))

@@ -1,0 +1,62 @@
+"""Model utilities."""
+
+import copy
+
+import numpy as np
+
+from .layers import BatchNorm, Conv2D, Dense, Identity, Sequential
+from .module import Parameter
+
+
+def _fold_pair(layer, norm):
+    """Fold ``norm``'s inference transform into ``layer``'s weight and bias, in place."""
+    scale = norm.running_var.data.astype(np.float64) + norm.eps
+    scale = 1.0 / np.sqrt(scale)
+    if norm.affine:
+        scale = scale * norm.weight.data
+    shift = -norm.running_mean.data.astype(np.float64) * scale
+    if norm.affine:
+        shift = shift + norm.bias.data
+    dtype = layer.weight.dtype
+    expand = (slice(None),) + (None,) * (layer.weight.ndim - 1)
+    layer.weight.data = (layer.weight.data * scale[expand]).astype(dtype)
+    bias = np.zeros(scale.shape) if layer.bias is None else layer.bias.data.astype(np.float64)
+    layer.bias = Parameter((bias * scale + shift).astype(dtype))
+
+
+def _foldable(layer, norm):
+    if not isinstance(norm, BatchNorm) or not norm.track_running_stats:
+        return False
+    if isinstance(layer, Dense):
+        return layer.out_features == norm.num_features
+    return isinstance(layer, Conv2D) and layer.out_channels == norm.num_features
+
+
+def fold_batchnorm(model):
+    """A copy of ``model`` for inference, each BatchNorm after a Conv2D or Dense folded into it.
+
+    In evaluation mode a BatchNorm is an affine map per channel, ``y = (x - mean)
+    * s + beta`` with ``s = gamma / sqrt(var + eps)``; applied right after a
+    Conv2D or Dense it folds into that layer (weight * s per output channel,
+    bias (b - mean) * s + beta), as in Ioffe & Szegedy (2015), Algorithm 2. The
+    BatchNorm becomes an Identity. Pairs are looked for inside every Sequential
+    (at any depth). The copy is in evaluation mode; ``model`` is not changed.
+
+    >>> model = minidl.nn.Sequential(minidl.nn.Dense(4, 3), minidl.nn.BatchNorm(3))
+    >>> fold_batchnorm(model)
+    Sequential(
+      (0): Dense(in_features=4, out_features=3, bias=True)
+      (1): Identity()
+    )
+    """
+    folded = copy.deepcopy(model)
+    for module in list(folded.modules()):
+        if not isinstance(module, Sequential):
+            continue
+        names = list(module._modules)
+        for first, second in zip(names, names[1:]):
+            layer, norm = module._modules[first], module._modules[second]
+            if _foldable(layer, norm):
+                _fold_pair(layer, norm)
+                module._modules[second] = Identity()
+    return folded.eval()
