@@ -33,7 +33,28 @@ def _check_input(layer, x, ok, expected):
         raise ValueError(f"{layer!r}: expected input of shape {expected}, got {x.shape}")
 
 
-class Dense(Module):
+class _WeightAndBias(Module):
+    """A layer with a ``weight`` (out, in, ...) and an optional ``bias`` (out,), initialized
+    as PyTorch initializes Linear and Conv2d."""
+
+    def _create(self, weight_shape, bias):
+        self.weight = Parameter(np.empty(weight_shape, np.float32))
+        if bias:
+            self.bias = Parameter(np.empty(weight_shape[0], np.float32))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Draw fresh weights: Kaiming-uniform (a = sqrt(5)), bias uniform in +-1/sqrt(fan_in)."""
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
+            bound = 1 / math.sqrt(fan_in)
+            init.uniform_(self.bias, -bound, bound)
+
+
+class Dense(_WeightAndBias):
     """Fully connected layer: ``y = x @ weight.T + bias`` (PyTorch's ``nn.Linear``).
 
     Input (*, in_features), output (*, out_features); weight (out_features,
@@ -50,19 +71,7 @@ class Dense(Module):
         super().__init__()
         self.in_features = _positive(in_features, "Dense", "in_features")
         self.out_features = _positive(out_features, "Dense", "out_features")
-        self.weight = Parameter(np.empty((self.out_features, self.in_features), np.float32))
-        if bias:
-            self.bias = Parameter(np.empty(self.out_features, np.float32))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        """Draw fresh weights with PyTorch's default initialization."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features)
-            init.uniform_(self.bias, -bound, bound)
+        self._create((self.out_features, self.in_features), bias)
 
     def forward(self, x):
         _check_input(
@@ -77,7 +86,7 @@ class Dense(Module):
         )
 
 
-class Conv2D(Module):
+class Conv2D(_WeightAndBias):
     """2-D convolution over (N, C, H, W) inputs (PyTorch's ``nn.Conv2d``, without groups).
 
     Weight (out_channels, in_channels, kh, kw), bias (out_channels,).
@@ -114,22 +123,7 @@ class Conv2D(Module):
         for name in ("kernel_size", "stride", "dilation"):
             if min(getattr(self, name)) < 1:
                 raise ValueError(f"Conv2D: {name} must be positive, got {getattr(self, name)}")
-        self.weight = Parameter(
-            np.empty((self.out_channels, self.in_channels, *self.kernel_size), np.float32)
-        )
-        if bias:
-            self.bias = Parameter(np.empty(self.out_channels, np.float32))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        """Draw fresh weights with PyTorch's default initialization."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in)
-            init.uniform_(self.bias, -bound, bound)
+        self._create((self.out_channels, self.in_channels, *self.kernel_size), bias)
 
     def forward(self, x):
         _check_input(
