@@ -19,9 +19,10 @@ except ImportError as error:  # pragma: no cover - exercised by a subprocess tes
 
 import numpy as _np
 
-from . import _allocator, autograd, functional, nn, operations, random  # noqa: F401
+from . import _allocator, autograd, functional, nn, operations, optim, random, train  # noqa: F401
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import gradcheck
+from .io import load, save
 from .operations import (
     abs,
     add,
@@ -65,6 +66,7 @@ from .tensor import (
     zeros_like,
 )
 from .threads import get_num_threads, set_num_threads
+from .train import Trainer
 
 float32 = _np.float32
 float64 = _np.float64
@@ -75,6 +77,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "Function",
     "Tensor",
+    "Trainer",
     "abs",
     "add",
     "arange",
@@ -93,6 +96,7 @@ __all__ = [
     "gradcheck",
     "int64",
     "is_grad_enabled",
+    "load",
     "log",
     "manual_seed",
     "matmul",
@@ -106,6 +110,7 @@ __all__ = [
     "ones",
     "ones_like",
     "operations",
+    "optim",
     "permute",
     "pow",
     "rand",
@@ -113,6 +118,7 @@ __all__ = [
     "random",
     "relu",
     "reshape",
+    "save",
     "set_num_threads",
     "sigmoid",
     "sqrt",
@@ -121,6 +127,7 @@ __all__ = [
     "sum",
     "tanh",
     "tensor",
+    "train",
     "transpose",
     "var",
     "where",

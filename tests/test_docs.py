@@ -26,6 +26,12 @@ MODULES = [
     "minidl.nn.init",
     "minidl.nn.utils",
     "minidl.nn.functional",
+    "minidl.optim",
+    "minidl.optim.optimizer",
+    "minidl.optim.lr_scheduler",
+    "minidl.io",
+    "minidl.callbacks",
+    "minidl.train",
 ]
 
 

@@ -226,7 +226,7 @@ class BatchNorm(Module):
             )
         tracked = None
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data = self.num_batches_tracked.data + 1
+            self.num_batches_tracked.data += 1  # in place: the 0-d array stays an array
             tracked = int(self.num_batches_tracked.data)
         return F.batch_norm(
             x,

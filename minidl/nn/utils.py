@@ -60,3 +60,42 @@ def fold_batchnorm(model):
                 _fold_pair(layer, norm)
                 module._modules[second] = Identity()
     return folded.eval()
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+    """Scale gradients in place so that their total norm is at most ``max_norm``.
+
+    The norm is taken over all gradients together, as if concatenated (``norm_type``
+    2 by default, ``inf`` for the largest absolute value). Gradients are multiplied
+    by ``min(1, max_norm / (total_norm + 1e-6))``, as PyTorch does. Returns the
+    total norm before clipping (a 0-d Tensor).
+
+    >>> w = minidl.nn.Parameter(minidl.zeros(2))
+    >>> w.grad = minidl.tensor([3.0, 4.0])
+    >>> clip_grad_norm_([w], max_norm=1.0).item()
+    5.0
+    >>> w.grad.data.round(4)
+    array([0.6, 0.8], dtype=float32)
+    """
+    from ..tensor import Tensor
+
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    grads = [p.grad.data for p in parameters if p.grad is not None]
+    if not grads:
+        return Tensor(np.array(0.0))
+    norm_type = float(norm_type)
+    if norm_type == np.inf:
+        total = max(float(np.max(np.abs(g))) if g.size else 0.0 for g in grads)
+    else:
+        total = sum(float(np.sum(np.abs(g.astype(np.float64)) ** norm_type)) for g in grads)
+        total = total ** (1.0 / norm_type)
+    if error_if_nonfinite and not np.isfinite(total):
+        raise RuntimeError(
+            f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
+            f"non-finite ({total}), so it cannot be clipped"
+        )
+    coefficient = min(1.0, max_norm / (total + 1e-6))
+    for g in grads:
+        g *= coefficient
+    return Tensor(np.array(total))

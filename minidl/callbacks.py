@@ -1,0 +1,271 @@
+"""Callbacks: code the :class:`~minidl.train.Trainer` runs at fixed points of training.
+
+Subclass :class:`Callback` and override any of its hooks. Each callback sees
+the trainer as ``self.trainer`` (its model, optimizer, history, ``epoch`` and
+``global_step``) and may stop training by setting
+``self.trainer.stop_training = True``. The hooks, in the order they run::
+
+    on_train_begin(logs)
+      on_epoch_begin(epoch, logs)            # epochs count from 1
+        on_batch_begin(step, logs)           # steps count from 0 within an epoch
+        on_batch_loss(step, loss)            # after the forward pass, before backward
+        on_batch_end(step, logs)             # after the optimizer step
+      on_epoch_end(epoch, logs)              # logs: loss, metrics, val_*, lr, time, ...
+    on_train_end(logs)
+"""
+
+import csv
+import io
+import math
+
+import numpy as np
+
+from .io import atomic_write
+
+
+class Callback:
+    """Base class of callbacks; every hook does nothing unless overridden.
+
+    >>> class PrintLoss(minidl.train.Callback):
+    ...     def on_epoch_end(self, epoch, logs=None):
+    ...         print(f"epoch {epoch}: {logs['loss']:.3f}")
+    """
+
+    trainer = None
+
+    def set_trainer(self, trainer):
+        """Called by the Trainer before training starts."""
+        self.trainer = trainer
+
+    def on_train_begin(self, logs=None):
+        """Before the first epoch."""
+
+    def on_train_end(self, logs=None):
+        """After the last epoch (also after an early stop)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Before the first batch of ``epoch`` (counted from 1)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        """After ``epoch`` and its validation; ``logs`` holds its figures."""
+
+    def on_batch_begin(self, step, logs=None):
+        """Before the forward pass of batch ``step`` (counted from 0 in each epoch)."""
+
+    def on_batch_loss(self, step, loss):
+        """After the forward pass, with the loss as a float, before backward and the update."""
+
+    def on_batch_end(self, step, logs=None):
+        """After the optimizer step of batch ``step``; ``logs`` has its loss and metrics."""
+
+
+def _resolve_mode(mode, monitor, where):
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"{where}: mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":
+        return "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
+    return mode
+
+
+def _monitored(logs, monitor, where):
+    if monitor not in logs:
+        raise KeyError(
+            f"{where}: the monitored value {monitor!r} is not in the epoch's logs, which have "
+            f"{sorted(logs)} (monitor 'val_...' values need val_data)"
+        )
+    return float(logs[monitor])
+
+
+class EarlyStopping(Callback):
+    """Stop training when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    With ``restore_best_weights`` the model gets back the weights (and buffers) of
+    its best epoch when training ends. ``mode`` 'auto' minimizes losses and
+    maximizes accuracies.
+
+    >>> stop = minidl.train.EarlyStopping(monitor="val_loss", patience=3)
+    """
+
+    def __init__(
+        self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto", restore_best_weights=False
+    ):
+        self.monitor = monitor
+        self.patience = int(patience)
+        self.min_delta = abs(float(min_delta))
+        self.mode = _resolve_mode(mode, monitor, "EarlyStopping")
+        self.restore_best_weights = restore_best_weights
+
+    def on_train_begin(self, logs=None):
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = None
+        self.best_state = None
+        self.wait = 0
+        self.stopped_epoch = None
+
+    def _improved(self, value):
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = _monitored(logs, self.monitor, "EarlyStopping")
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_state = {k: v.copy() for k, v in self.trainer.model.state_dict().items()}
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.trainer.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_state is not None:
+            self.trainer.model.load_state_dict(self.best_state)
+
+
+class ModelCheckpoint(Callback):
+    """Save a full training checkpoint (``Trainer.save_checkpoint``) after epochs.
+
+    ``path`` may hold format fields filled from the epoch and its logs, e.g.
+    ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``. With ``save_best_only`` a file is
+    written only when ``monitor`` improves. Writes are atomic.
+
+    >>> checkpoint = minidl.train.ModelCheckpoint("best.npz", save_best_only=True)
+    """
+
+    def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
+        self.path = str(path)
+        self.monitor = monitor
+        self.save_best_only = save_best_only
+        self.mode = _resolve_mode(mode, monitor, "ModelCheckpoint")
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.saved = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_best_only:
+            value = _monitored(logs, self.monitor, "ModelCheckpoint")
+            better = value < self.best if self.mode == "min" else value > self.best
+            if not better:
+                return
+            self.best = value
+        path = self.path.format(**{**logs, "epoch": epoch})
+        self.trainer.save_checkpoint(path)
+        self.saved.append(path)
+
+
+class CSVLogger(Callback):
+    """Write one CSV row per epoch (its logs) to ``path``, rewriting the file atomically.
+
+    With ``append`` the rows of an earlier run are kept.
+
+    >>> logger = minidl.train.CSVLogger("training.csv")
+    """
+
+    def __init__(self, path, separator=",", append=False):
+        self.path = str(path)
+        self.separator = separator
+        self.append = append
+        self.rows = []
+
+    def on_train_begin(self, logs=None):
+        self.rows = []
+        if self.append:
+            try:
+                with open(self.path, newline="") as handle:
+                    self.rows = list(csv.DictReader(handle, delimiter=self.separator))
+            except FileNotFoundError:
+                pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows.append({key: logs[key] for key in logs})
+        fields = []
+        for row in self.rows:
+            fields.extend(key for key in row if key not in fields)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=fields, delimiter=self.separator, restval="")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        with atomic_write(self.path, "w") as handle:
+            handle.write(text.getvalue())
+
+
+class LearningRateMonitor(Callback):
+    """Record the learning rate of every parameter group, each epoch or each step.
+
+    ``records`` is a list of ``{"epoch", "step", "lr"}`` dicts (``lr`` a list, one
+    per group); with ``interval="step"`` there is one per batch, which shows
+    per-batch schedules such as OneCycleLR.
+
+    >>> monitor = minidl.train.LearningRateMonitor(interval="step")
+    """
+
+    def __init__(self, interval="epoch"):
+        if interval not in ("epoch", "step"):
+            raise ValueError(
+                f"LearningRateMonitor: interval must be 'epoch' or 'step', got {interval!r}"
+            )
+        self.interval = interval
+        self.records = []
+
+    def _record(self, epoch, step):
+        lrs = [group["lr"] for group in self.trainer.optimizer.param_groups]
+        self.records.append({"epoch": epoch, "step": step, "lr": lrs})
+
+    def on_batch_begin(self, step, logs=None):
+        if self.interval == "step":
+            self._record(self.trainer.current_epoch, self.trainer.global_step)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.interval == "epoch":
+            self._record(epoch, self.trainer.global_step)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised by :class:`TerminateOnNaN` when the loss is NaN or infinite."""
+
+
+class TerminateOnNaN(Callback):
+    """Stop training with :class:`NonFiniteLossError` when the loss is NaN or infinite.
+
+    The error names the epoch and the step. The model keeps its last finite
+    weights: parameters and buffers are copied before each step (when finite)
+    and put back when a forward pass gives a non-finite loss or an update makes
+    a weight non-finite. The Trainer adds it unless ``terminate_on_nan=False``.
+    """
+
+    def on_train_begin(self, logs=None):
+        self._snapshot = None
+
+    def _state(self):
+        return list(self.trainer.model.state_dict().values())
+
+    def on_batch_begin(self, step, logs=None):
+        state = self._state()
+        if all(np.all(np.isfinite(a)) for a in state if a.dtype.kind == "f"):
+            if self._snapshot is None:
+                self._snapshot = [a.copy() for a in state]
+            else:
+                for saved, current in zip(self._snapshot, state):
+                    np.copyto(saved, current)
+
+    def _restore_and_raise(self, what):
+        if self._snapshot is not None:
+            for saved, current in zip(self._snapshot, self._state()):
+                np.copyto(current, saved)
+        trainer = self.trainer
+        raise NonFiniteLossError(
+            f"{what} at epoch {trainer.current_epoch}, step {trainer.step_in_epoch} "
+            f"(global step {trainer.global_step}); training stopped and the model keeps its "
+            "last finite weights. Lower the learning rate, clip gradients "
+            "(Trainer(grad_clip_norm=...)) or check the inputs."
+        )
+
+    def on_batch_loss(self, step, loss):
+        if not math.isfinite(loss):
+            self._restore_and_raise(f"the loss is {loss}")
+
+    def on_batch_end(self, step, logs=None):
+        for name, parameter in self.trainer.model.named_parameters():
+            if not np.all(np.isfinite(parameter.data)):
+                self._restore_and_raise(f"the update made parameter {name} non-finite")

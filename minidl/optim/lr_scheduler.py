@@ -1,0 +1,378 @@
+"""Learning-rate schedules with PyTorch's semantics.
+
+A scheduler sets ``group["lr"]`` of each parameter group of its optimizer. It
+is created after the optimizer (which records ``initial_lr`` in each group) and
+stepped after ``optimizer.step()``: once per epoch for the epoch-based ones
+(StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LinearLR), once per
+batch for OneCycleLR, and with the monitored value for ReduceLROnPlateau.
+Creating a scheduler applies its value for step 0, as PyTorch does.
+
+>>> opt = minidl.optim.SGD(minidl.nn.Dense(2, 2).parameters(), lr=0.1)
+>>> schedule = minidl.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+>>> lrs = []
+>>> for epoch in range(5):
+...     lrs.append(schedule.get_last_lr()[0])
+...     opt.step()
+...     schedule.step()
+>>> lrs
+[0.1, 0.1, 0.05, 0.05, 0.025]
+"""
+
+import math
+
+_NOT_STATE = ("optimizer",)
+
+
+class LRScheduler:
+    """Base class: ``step()``, ``get_last_lr()``, ``state_dict()``/``load_state_dict()``.
+
+    Subclasses implement ``_lr_at(base_lr, step)`` in closed form, or override
+    ``_compute_lrs``.
+    """
+
+    def __init__(self, optimizer, last_epoch=-1):
+        self.optimizer = optimizer
+        if last_epoch == -1:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        else:
+            for i, group in enumerate(optimizer.param_groups):
+                if "initial_lr" not in group:
+                    raise KeyError(
+                        f"param 'initial_lr' is not specified in param_groups[{i}] when "
+                        "resuming an optimizer"
+                    )
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self.step()
+
+    def _lr_at(self, base_lr, step):
+        raise NotImplementedError
+
+    def _compute_lrs(self):
+        return [self._lr_at(base, self.last_epoch) for base in self.base_lrs]
+
+    def step(self):
+        """Advance one step (an epoch, or a batch for per-batch schedules) and set the lrs."""
+        self.last_epoch += 1
+        for group, lr in zip(self.optimizer.param_groups, self._compute_lrs()):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def get_last_lr(self):
+        """The learning rates the last ``step`` set, one per parameter group."""
+        return list(self._last_lr)
+
+    def state_dict(self):
+        """The scheduler's state (plain values), without the optimizer."""
+        return {k: v for k, v in self.__dict__.items() if k not in _NOT_STATE}
+
+    def load_state_dict(self, state):
+        """Restore a state from :meth:`state_dict`."""
+        self.__dict__.update({k: v for k, v in state.items() if k not in _NOT_STATE})
+
+
+class StepLR(LRScheduler):
+    """Multiply the lr by ``gamma`` every ``step_size`` epochs.
+
+    >>> opt = minidl.optim.SGD(minidl.nn.Dense(2, 2).parameters(), lr=1.0)
+    >>> minidl.optim.lr_scheduler.StepLR(opt, 10).get_last_lr()
+    [1.0]
+    """
+
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        self.step_size, self.gamma = int(step_size), float(gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def _lr_at(self, base_lr, step):
+        return base_lr * self.gamma ** (step // self.step_size)
+
+
+class MultiStepLR(LRScheduler):
+    """Multiply the lr by ``gamma`` at each epoch in ``milestones``.
+
+    >>> opt = minidl.optim.SGD(minidl.nn.Dense(2, 2).parameters(), lr=1.0)
+    >>> minidl.optim.lr_scheduler.MultiStepLR(opt, [2, 4]).get_last_lr()
+    [1.0]
+    """
+
+    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+        self.milestones, self.gamma = sorted(int(m) for m in milestones), float(gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def _lr_at(self, base_lr, step):
+        return base_lr * self.gamma ** sum(1 for m in self.milestones if m <= step)
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the lr by ``gamma`` every epoch.
+
+    >>> opt = minidl.optim.SGD(minidl.nn.Dense(2, 2).parameters(), lr=1.0)
+    >>> minidl.optim.lr_scheduler.ExponentialLR(opt, 0.5).get_last_lr()
+    [1.0]
+    """
+
+    def __init__(self, optimizer, gamma, last_epoch=-1):
+        self.gamma = float(gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def _lr_at(self, base_lr, step):
+        return base_lr * self.gamma**step
+
+
+class CosineAnnealingLR(LRScheduler):
+    """``eta_min + (base - eta_min) * (1 + cos(pi * epoch / T_max)) / 2`` (SGDR without restarts).
+
+    >>> opt = minidl.optim.SGD(minidl.nn.Dense(2, 2).parameters(), lr=1.0)
+    >>> minidl.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10).get_last_lr()
+    [1.0]
+    """
+
+    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+        self.T_max, self.eta_min = int(T_max), float(eta_min)
+        super().__init__(optimizer, last_epoch)
+
+    def _lr_at(self, base_lr, step):
+        cosine = (1 + math.cos(math.pi * step / self.T_max)) / 2
+        return self.eta_min + (base_lr - self.eta_min) * cosine
+
+
+class LinearLR(LRScheduler):
+    """Scale the lr linearly from ``start_factor`` to ``end_factor`` over ``total_iters`` steps.
+
+    The usual warm-up: ``LinearLR(opt, start_factor=0.1, total_iters=5)``.
+
+    >>> opt = minidl.optim.SGD(minidl.nn.Dense(2, 2).parameters(), lr=1.0)
+    >>> minidl.optim.lr_scheduler.LinearLR(opt, start_factor=0.5, total_iters=4).get_last_lr()
+    [0.5]
+    """
+
+    def __init__(
+        self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1
+    ):
+        if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
+            raise ValueError(
+                "LinearLR: start_factor must be in (0, 1] and end_factor in [0, 1], got "
+                f"{start_factor} and {end_factor}"
+            )
+        self.start_factor, self.end_factor = float(start_factor), float(end_factor)
+        self.total_iters = int(total_iters)
+        super().__init__(optimizer, last_epoch)
+
+    def _lr_at(self, base_lr, step):
+        progress = min(self.total_iters, step) / self.total_iters
+        return base_lr * (self.start_factor + (self.end_factor - self.start_factor) * progress)
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (Smith & Topin), stepped once per batch, as ``torch``'s OneCycleLR.
+
+    The lr goes from ``max_lr / div_factor`` up to ``max_lr`` over the first
+    ``pct_start`` of ``total_steps`` (or ``epochs * steps_per_epoch``), then down
+    to ``initial_lr / final_div_factor``; with ``cycle_momentum`` the momentum (or
+    Adam's beta1) moves the opposite way between ``max_momentum`` and
+    ``base_momentum``. Stepping past ``total_steps`` raises.
+
+    >>> opt = minidl.optim.SGD(minidl.nn.Dense(2, 2).parameters(), lr=0.1, momentum=0.9)
+    >>> schedule = minidl.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=10)
+    >>> [round(lr, 6) for lr in schedule.get_last_lr()]
+    [0.04]
+    """
+
+    def __init__(
+        self,
+        optimizer,
+        max_lr,
+        total_steps=None,
+        epochs=None,
+        steps_per_epoch=None,
+        pct_start=0.3,
+        anneal_strategy="cos",
+        cycle_momentum=True,
+        base_momentum=0.85,
+        max_momentum=0.95,
+        div_factor=25.0,
+        final_div_factor=1e4,
+        three_phase=False,
+        last_epoch=-1,
+    ):
+        if total_steps is None:
+            if epochs is None or steps_per_epoch is None:
+                raise ValueError("OneCycleLR: give total_steps, or epochs and steps_per_epoch")
+            total_steps = int(epochs) * int(steps_per_epoch)
+        if total_steps <= 0:
+            raise ValueError(f"OneCycleLR: total_steps must be positive, got {total_steps}")
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(
+                f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}"
+            )
+        self.total_steps = int(total_steps)
+        self.anneal_strategy = anneal_strategy
+        groups = optimizer.param_groups
+        max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * len(groups)
+        if last_epoch == -1:
+            for group, peak in zip(groups, max_lrs):
+                group["initial_lr"] = peak / div_factor
+                group["max_lr"] = peak
+                group["min_lr"] = group["initial_lr"] / final_div_factor
+        if three_phase:
+            ends = [pct_start * total_steps - 1, 2 * pct_start * total_steps - 2, total_steps - 1]
+            self._phases = [
+                (ends[0], "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                (ends[1], "max_lr", "initial_lr", "base_momentum", "max_momentum"),
+                (ends[2], "initial_lr", "min_lr", "max_momentum", "max_momentum"),
+            ]
+        else:
+            ends = [pct_start * total_steps - 1, total_steps - 1]
+            self._phases = [
+                (ends[0], "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                (ends[1], "max_lr", "min_lr", "base_momentum", "max_momentum"),
+            ]
+        self._phases = [list(phase) for phase in self._phases]
+        self.cycle_momentum = bool(cycle_momentum)
+        if self.cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError(
+                    "OneCycleLR: optimizer must support momentum or beta1 with `cycle_momentum` "
+                    "option enabled"
+                )
+            self._use_beta1 = "betas" in optimizer.defaults
+            if last_epoch == -1:
+                for group in groups:
+                    if self._use_beta1:
+                        group["betas"] = (max_momentum, *group["betas"][1:])
+                    else:
+                        group["momentum"] = max_momentum
+                    group["max_momentum"] = max_momentum
+                    group["base_momentum"] = base_momentum
+        super().__init__(optimizer, last_epoch)
+
+    def _anneal(self, start, end, fraction):
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * fraction) + 1)
+        return (end - start) * fraction + start
+
+    def _compute_lrs(self):
+        step = self.last_epoch
+        if step > self.total_steps:
+            raise ValueError(
+                f"OneCycleLR: tried to step {step} times; total_steps is {self.total_steps}"
+            )
+        lrs = []
+        for group in self.optimizer.param_groups:
+            start_step = 0.0
+            for i, (end_step, lr_from, lr_to, momentum_from, momentum_to) in enumerate(
+                self._phases
+            ):
+                if step <= end_step or i == len(self._phases) - 1:
+                    fraction = (step - start_step) / (end_step - start_step)
+                    lr = self._anneal(group[lr_from], group[lr_to], fraction)
+                    if self.cycle_momentum:
+                        momentum = self._anneal(group[momentum_from], group[momentum_to], fraction)
+                    break
+                start_step = end_step
+            lrs.append(lr)
+            if self.cycle_momentum:
+                if self._use_beta1:
+                    group["betas"] = (momentum, *group["betas"][1:])
+                else:
+                    group["momentum"] = momentum
+        return lrs
+
+
+class ReduceLROnPlateau:
+    """Divide the lr by ``1 / factor`` when a monitored value stops improving.
+
+    Call ``step(value)`` once per epoch with the monitored value (e.g. the
+    validation loss). ``mode`` 'min' or 'max'; an improvement must beat the best
+    by ``threshold`` (relative in 'rel' mode, absolute in 'abs'); after
+    ``patience`` epochs without one the lr drops (not below ``min_lr``), then
+    ``cooldown`` epochs pass before counting again. PyTorch's semantics.
+
+    >>> opt = minidl.optim.SGD(minidl.nn.Dense(2, 2).parameters(), lr=1.0)
+    >>> plateau = minidl.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=1, factor=0.5)
+    >>> for loss in [1.0, 1.0, 1.0, 1.0]:
+    ...     plateau.step(loss)
+    >>> plateau.get_last_lr()
+    [0.5]
+    """
+
+    def __init__(
+        self,
+        optimizer,
+        mode="min",
+        factor=0.1,
+        patience=10,
+        threshold=1e-4,
+        threshold_mode="rel",
+        cooldown=0,
+        min_lr=0.0,
+        eps=1e-8,
+    ):
+        if factor >= 1.0:
+            raise ValueError("ReduceLROnPlateau: factor should be < 1.0")
+        if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
+            raise ValueError(
+                f"ReduceLROnPlateau: mode must be 'min' or 'max' and threshold_mode 'rel' or "
+                f"'abs', got {mode!r} and {threshold_mode!r}"
+            )
+        self.optimizer = optimizer
+        self.mode, self.factor, self.patience = mode, float(factor), int(patience)
+        self.threshold, self.threshold_mode = float(threshold), threshold_mode
+        self.cooldown, self.eps = int(cooldown), float(eps)
+        groups = len(optimizer.param_groups)
+        self.min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * groups
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+        self.last_epoch = 0
+        self._last_lr = [group["lr"] for group in optimizer.param_groups]
+
+    def _is_better(self, value):
+        if self.mode == "min":
+            bound = (
+                self.best * (1 - self.threshold)
+                if self.threshold_mode == "rel"
+                else (self.best - self.threshold)
+            )
+            return value < bound
+        bound = (
+            self.best * (1 + self.threshold)
+            if self.threshold_mode == "rel"
+            else (self.best + self.threshold)
+        )
+        return value > bound
+
+    def step(self, metrics):
+        """Record this epoch's monitored value and reduce the lr after a plateau."""
+        value = float(metrics)
+        self.last_epoch += 1
+        if self._is_better(value):
+            self.best = value
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
+                old = group["lr"]
+                new = max(old * self.factor, min_lr)
+                if old - new > self.eps:
+                    group["lr"] = new
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def get_last_lr(self):
+        """The current learning rates, one per parameter group."""
+        return list(self._last_lr)
+
+    def state_dict(self):
+        """The scheduler's state (plain values), without the optimizer."""
+        return {k: v for k, v in self.__dict__.items() if k not in _NOT_STATE}
+
+    def load_state_dict(self, state):
+        """Restore a state from :meth:`state_dict`."""
+        self.__dict__.update({k: v for k, v in state.items() if k not in _NOT_STATE})

@@ -1,0 +1,399 @@
+"""Optimizers with PyTorch's update rules, parameter groups and state dicts.
+
+Updates are in-place numpy operations on ``param.data`` (no graph is recorded)
+in the parameter's own dtype: float32 parameters stay float32, and so does
+their optimizer state.
+"""
+
+import math
+
+import numpy as np
+
+from ..autograd import enable_grad
+from ..tensor import Tensor
+
+_REQUIRED = object()
+
+
+class Optimizer:
+    """Base class: parameter groups, ``zero_grad``, ``step`` and state dicts.
+
+    ``params`` is an iterable of Parameters, or of dicts each holding ``"params"``
+    and any hyper-parameters that differ from the defaults for that group:
+
+    >>> model = minidl.nn.Sequential(minidl.nn.Dense(4, 4), minidl.nn.Dense(4, 2))
+    >>> opt = minidl.optim.SGD([
+    ...     {"params": model[0].parameters()},
+    ...     {"params": model[1].parameters(), "lr": 0.01},
+    ... ], lr=0.1, momentum=0.9)
+    >>> [group["lr"] for group in opt.param_groups]
+    [0.1, 0.01]
+
+    Subclasses implement ``_update(group, param, grad, state)`` for one parameter.
+    """
+
+    def __init__(self, params, defaults):
+        if isinstance(params, Tensor):
+            raise TypeError(
+                f"{type(self).__name__}: params must be an iterable of Parameters or dicts, "
+                "not a single Tensor"
+            )
+        self.defaults = dict(defaults)
+        self.state = {}
+        self.param_groups = []
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group):
+        """Add a dict with ``"params"`` and optional per-group hyper-parameters."""
+        group = dict(group)
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        for param in params:
+            if not isinstance(param, Tensor) or not param.requires_grad:
+                raise ValueError(
+                    f"{type(self).__name__}: can only optimize tensors that require grad, "
+                    f"got {type(param).__name__}"
+                )
+        existing = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in existing for p in params):
+            raise ValueError(f"{type(self).__name__}: a parameter appears in more than one group")
+        group["params"] = params
+        for name, default in self.defaults.items():
+            if default is _REQUIRED and name not in group:
+                raise ValueError(f"{type(self).__name__}: parameter group didn't specify {name}")
+            group.setdefault(name, default)
+        self._check_group(group)
+        self.param_groups.append(group)
+
+    def _check_group(self, group):
+        for name in ("lr", "weight_decay", "eps"):
+            if name in group and group[name] < 0:
+                raise ValueError(f"{type(self).__name__}: invalid {name} {group[name]} (< 0)")
+
+    def zero_grad(self, set_to_none=True):
+        """Reset the gradients of every parameter: to None (default) or to zeros."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                if set_to_none or param.grad is None:
+                    param.grad = None
+                else:
+                    param.grad.data[...] = 0
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient; returns ``closure()`` if given.
+
+        ``closure`` re-evaluates the model and returns the loss (computed with
+        grad enabled, as in PyTorch).
+        """
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                grad = param.grad.data
+                if group.get("maximize", False):
+                    grad = -grad
+                self._update(group, param, grad, self.state.setdefault(param, {}))
+        return loss
+
+    def _update(self, group, param, grad, state):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ state dicts
+    def state_dict(self):
+        """``{"state": {index: {...}}, "param_groups": [...]}`` with parameters as indices.
+
+        Indices number the parameters across groups in order, as PyTorch does;
+        values are numpy arrays and plain numbers (``minidl.save`` stores it).
+        """
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            entry = {k: v for k, v in group.items() if k != "params"}
+            entry["params"] = []
+            for param in group["params"]:
+                index.setdefault(id(param), len(index))
+                entry["params"].append(index[id(param)])
+            groups.append(entry)
+        state = {}
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param in self.state:
+                    state[index[id(param)]] = {
+                        k: (v.copy() if isinstance(v, np.ndarray) else v)
+                        for k, v in self.state[param].items()
+                    }
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore a state from :meth:`state_dict` (group structure must match)."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: the state has {len(groups)} parameter "
+                f"groups, this optimizer {len(self.param_groups)}"
+            )
+        params = {}
+        for saved, group in zip(groups, self.param_groups):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: a parameter group has "
+                    f"{len(saved['params'])} parameters in the state and "
+                    f"{len(group['params'])} here"
+                )
+            for index, param in zip(saved["params"], group["params"]):
+                params[int(index)] = param
+        self.state = {}
+        for index, values in state_dict["state"].items():
+            param = params[int(index)]
+            restored = {}
+            for key, value in values.items():
+                if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                    if value.shape != param.shape:
+                        raise ValueError(
+                            f"{type(self).__name__}.load_state_dict: state '{key}' of parameter "
+                            f"{index} has shape {value.shape}, the parameter {param.shape}"
+                        )
+                    value = value.astype(param.dtype)
+                elif isinstance(value, np.ndarray) and value.ndim == 0:
+                    value = value.item()
+                restored[key] = value
+            self.state[param] = restored
+        for saved, group in zip(groups, self.param_groups):
+            for key, value in saved.items():
+                if key != "params":
+                    group[key] = tuple(value) if isinstance(value, list) else value
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(k for k in group if k != "params"):
+                lines.append(f"    {key}: {group[key]}")
+        return "\n".join(lines) + "\n)"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay.
+
+    PyTorch's rule: ``g = grad + weight_decay * p``; with momentum, ``buf = g`` on
+    the first step, then ``buf = momentum * buf + (1 - dampening) * g``, and
+    ``g = g + momentum * buf`` (Nesterov) or ``g = buf``; ``p -= lr * g``.
+
+    >>> w = minidl.nn.Parameter(minidl.ones(2))
+    >>> opt = minidl.optim.SGD([w], lr=0.1)
+    >>> (w * w).sum().backward()
+    >>> opt.step()
+    >>> w
+    Parameter containing:
+    tensor([0.8, 0.8], requires_grad=True)
+    """
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        momentum=0.0,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        maximize=False,
+    ):
+        if momentum < 0:
+            raise ValueError(f"SGD: invalid momentum {momentum} (< 0)")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening")
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults)
+
+    def _update(self, group, param, grad, state):
+        weight_decay, momentum = group["weight_decay"], group["momentum"]
+        if weight_decay:
+            grad = grad + weight_decay * param.data
+        if momentum:
+            buffer = state.get("momentum_buffer")
+            if buffer is None:
+                buffer = state["momentum_buffer"] = np.array(grad, dtype=param.dtype, copy=True)
+            else:
+                buffer *= momentum
+                buffer += (1 - group["dampening"]) * grad
+            grad = grad + momentum * buffer if group["nesterov"] else buffer
+        param.data -= group["lr"] * grad
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with L2 weight decay and optional AMSGrad, PyTorch's rule.
+
+    ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``, and
+    ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`` (with AMSGrad,
+    the running maximum of v). ``weight_decay`` adds ``weight_decay * p`` to the
+    gradient; for decoupled decay use :class:`AdamW`.
+
+    >>> w = minidl.nn.Parameter(minidl.ones(2))
+    >>> opt = minidl.optim.Adam([w], lr=0.1)
+    >>> (w * w).sum().backward()
+    >>> opt.step()
+    >>> w.data.round(4)
+    array([0.9, 0.9], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        amsgrad=False,
+        maximize=False,
+    ):
+        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            raise ValueError(f"{type(self).__name__}: invalid betas {betas}")
+        defaults = dict(
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults)
+
+    _decoupled = False
+
+    def _update(self, group, param, grad, state):
+        beta1, beta2 = group["betas"]
+        lr, weight_decay = group["lr"], group["weight_decay"]
+        if weight_decay:
+            if self._decoupled:
+                param.data *= 1 - lr * weight_decay
+            else:
+                grad = grad + weight_decay * param.data
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = np.zeros_like(param.data)
+            state["exp_avg_sq"] = np.zeros_like(param.data)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = np.zeros_like(param.data)
+        state["step"] += 1
+        step = state["step"]
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        exp_avg += (1 - beta1) * (grad - exp_avg)
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1 - beta2) * grad * grad
+        bias_correction1 = 1 - beta1**step
+        bias_correction2_sqrt = math.sqrt(1 - beta2**step)
+        if group["amsgrad"]:
+            np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+            second = state["max_exp_avg_sq"]
+        else:
+            second = exp_avg_sq
+        denom = np.sqrt(second) / bias_correction2_sqrt + group["eps"]
+        param.data -= (lr / bias_correction1) * exp_avg / denom
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): ``p *= 1 - lr * weight_decay``
+    before the Adam step. PyTorch's default ``weight_decay=1e-2``.
+
+    >>> opt = minidl.optim.AdamW(minidl.nn.Dense(3, 2).parameters())
+    >>> opt.param_groups[0]["weight_decay"]
+    0.01
+    """
+
+    _decoupled = True
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=1e-2,
+        amsgrad=False,
+        maximize=False,
+    ):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
+
+
+class RMSprop(Optimizer):
+    """RMSprop with PyTorch's rule (optional momentum and centering).
+
+    ``s = alpha s + (1 - alpha) g^2``; ``avg = sqrt(s - mean_g^2) + eps`` when
+    centered (``mean_g`` the running mean of g), else ``sqrt(s) + eps``; with
+    momentum ``buf = momentum buf + g / avg`` and ``p -= lr buf``, else
+    ``p -= lr g / avg``.
+
+    >>> opt = minidl.optim.RMSprop(minidl.nn.Dense(3, 2).parameters(), lr=0.01)
+    >>> opt.param_groups[0]["alpha"]
+    0.99
+    """
+
+    def __init__(
+        self,
+        params,
+        lr=1e-2,
+        alpha=0.99,
+        eps=1e-8,
+        weight_decay=0.0,
+        momentum=0.0,
+        centered=False,
+        maximize=False,
+    ):
+        if alpha < 0 or momentum < 0:
+            raise ValueError(f"RMSprop: invalid alpha {alpha} or momentum {momentum}")
+        defaults = dict(
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults)
+
+    def _update(self, group, param, grad, state):
+        alpha = group["alpha"]
+        if group["weight_decay"]:
+            grad = grad + group["weight_decay"] * param.data
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = np.zeros_like(param.data)
+            if group["momentum"] > 0:
+                state["momentum_buffer"] = np.zeros_like(param.data)
+            if group["centered"]:
+                state["grad_avg"] = np.zeros_like(param.data)
+        state["step"] += 1
+        square_avg = state["square_avg"]
+        square_avg *= alpha
+        square_avg += (1 - alpha) * grad * grad
+        if group["centered"]:
+            grad_avg = state["grad_avg"]
+            grad_avg += (1 - alpha) * (grad - grad_avg)
+            avg = np.sqrt(square_avg - grad_avg * grad_avg) + group["eps"]
+        else:
+            avg = np.sqrt(square_avg) + group["eps"]
+        if group["momentum"] > 0:
+            buffer = state["momentum_buffer"]
+            buffer *= group["momentum"]
+            buffer += grad / avg
+            param.data -= group["lr"] * buffer
+        else:
+            param.data -= group["lr"] * grad / avg

@@ -1,0 +1,458 @@
+"""Training in three lines: :class:`Trainer`, :class:`History` and the callbacks.
+
+>>> model = minidl.nn.Sequential(minidl.nn.Dense(2, 8), minidl.nn.ReLU(), minidl.nn.Dense(8, 2))
+>>> trainer = minidl.Trainer(model, minidl.optim.SGD(model.parameters(), lr=0.1),
+...                          loss=minidl.nn.CrossEntropyLoss(), metrics=["accuracy"], verbose=0)
+>>> batches = [(np.ones((4, 2), np.float32), np.array([0, 1, 0, 1]))] * 3
+>>> history = trainer.fit(batches, epochs=2)
+>>> len(history.epochs), sorted(history.epochs[-1])[:3]
+(2, ['accuracy', 'epoch', 'loss'])
+
+A data source is anything that can be iterated once per epoch and yields
+``(inputs, targets)`` batches of numpy arrays or Tensors (a
+``minidl.data.DataLoader``, a list of pairs, a generator function's result
+wrapped in a list, ...); ``len()`` on it, when available, sizes the progress bar.
+"""
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from . import random as _random
+from .autograd import no_grad
+from .callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    NonFiniteLossError,
+    TerminateOnNaN,
+)
+from .io import load, save
+from .nn.utils import clip_grad_norm_
+from .optim.lr_scheduler import ReduceLROnPlateau
+from .tensor import Tensor
+
+CHECKPOINT_FORMAT = "minidl-checkpoint"
+
+
+def accuracy(outputs, targets):
+    """Fraction of rows whose largest output is at the target class: (N, K) and (N,) arrays.
+
+    >>> accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1]))
+    0.5
+    """
+    return float(np.mean(np.argmax(outputs, axis=1) == targets))
+
+
+_METRICS = {"accuracy": accuracy, "acc": accuracy}
+
+
+def _metric(spec):
+    if callable(spec):
+        return getattr(spec, "__name__", "metric"), spec
+    if spec in _METRICS:
+        return "accuracy" if spec == "acc" else spec, _METRICS[spec]
+    raise ValueError(
+        f"Trainer: unknown metric {spec!r}; use 'accuracy' or a function (outputs, targets)"
+    )
+
+
+def _tensor(value):
+    if isinstance(value, Tensor):
+        return value
+    return Tensor(np.asarray(value))
+
+
+def _array(value):
+    return value.data if isinstance(value, Tensor) else np.asarray(value)
+
+
+def _split(batch):
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise TypeError(
+            f"Trainer: each batch must be an (inputs, targets) pair, got {type(batch).__name__}"
+        )
+    return batch
+
+
+class History:
+    """What :meth:`Trainer.fit` recorded: one dict per epoch (and per step, if asked).
+
+    ``epochs[i]`` holds ``epoch``, ``loss``, the metrics, ``val_*`` values, ``lr``,
+    ``time`` and ``samples_per_second``; ``history[name]`` is the list of one value
+    across epochs (Keras' ``History.history``); ``steps`` holds ``{"epoch",
+    "step", "loss"}`` per batch when the Trainer records steps.
+
+    >>> h = History()
+    >>> h.epochs.append({"epoch": 1, "loss": 0.5})
+    >>> h.history["loss"]
+    [0.5]
+    """
+
+    def __init__(self, epochs=None, steps=None):
+        self.epochs = list(epochs or [])
+        self.steps = list(steps or [])
+
+    @property
+    def history(self):
+        names = []
+        for record in self.epochs:
+            names.extend(key for key in record if key not in names)
+        return {name: [record.get(name) for record in self.epochs] for name in names}
+
+    def to_dict(self):
+        """``{"epochs": [...], "steps": [...]}``, plain values only."""
+        return {"epochs": [dict(r) for r in self.epochs], "steps": [dict(r) for r in self.steps]}
+
+    @classmethod
+    def from_dict(cls, data):
+        """The inverse of :meth:`to_dict`."""
+        return cls(data.get("epochs"), data.get("steps"))
+
+    def plot(self, path, metrics=None):
+        """Draw the learning curves (loss and metrics, train and validation) into ``path`` (PNG).
+
+        Needs matplotlib (``pip install "minidl[examples]"``).
+        """
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise ImportError(
+                "History.plot needs matplotlib, which is not installed; install it with "
+                "python -m pip install matplotlib (or the 'examples' extra of minidl)"
+            ) from None
+        history = self.history
+        if metrics is None:
+            skip = {"epoch", "lr", "time", "samples_per_second"}
+            metrics = [k for k in history if k not in skip and not k.startswith("val_")]
+        figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+        for axis, name in zip(axes[0], metrics):
+            axis.plot(history["epoch"], history[name], marker="o", label=f"train {name}")
+            if f"val_{name}" in history:
+                axis.plot(
+                    history["epoch"], history[f"val_{name}"], marker="o", label=f"validation {name}"
+                )
+            axis.set_xlabel("epoch")
+            axis.set_title(name)
+            axis.legend()
+        figure.tight_layout()
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        return path
+
+
+class Trainer:
+    """Fit, evaluate and predict with a model, an optimizer and a loss.
+
+    - ``metrics``: names ("accuracy") or functions ``f(outputs, targets) -> float``
+      on numpy arrays.
+    - ``scheduler``: a learning-rate schedule stepped each epoch
+      (``scheduler_interval="epoch"``) or each batch (``"step"``, for OneCycleLR);
+      ReduceLROnPlateau is stepped with ``scheduler_monitor`` from the epoch's logs.
+    - ``callbacks``: :class:`Callback` instances; :class:`TerminateOnNaN` is added
+      unless ``terminate_on_nan=False``.
+    - ``grad_clip_norm``: clip the total gradient norm before each update.
+    - ``verbose``: 0 silent, 1 a progress bar per epoch and a line per epoch,
+      2 one line per epoch (for logs and CI).
+    - ``record_steps``: also record each batch's loss in ``history.steps``.
+
+    >>> model = minidl.nn.Dense(3, 2)
+    >>> trainer = minidl.Trainer(model, minidl.optim.Adam(model.parameters()),
+    ...                          loss=minidl.nn.CrossEntropyLoss(), verbose=0)
+    >>> trainer.predict(np.zeros((5, 3), np.float32)).shape
+    (5, 2)
+    """
+
+    def __init__(
+        self,
+        model,
+        optimizer,
+        loss,
+        metrics=None,
+        scheduler=None,
+        scheduler_interval="epoch",
+        scheduler_monitor="val_loss",
+        callbacks=None,
+        grad_clip_norm=None,
+        verbose=1,
+        record_steps=False,
+        terminate_on_nan=True,
+    ):
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(
+                f"Trainer: scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
+            )
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"Trainer: verbose must be 0, 1 or 2, got {verbose!r}")
+        self.model = model
+        self.optimizer = optimizer
+        self.loss = loss
+        self.metrics = [_metric(m) for m in (metrics or [])]
+        self.scheduler = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.scheduler_monitor = scheduler_monitor
+        self.callbacks = list(callbacks or [])
+        for callback in self.callbacks:
+            if not isinstance(callback, Callback):
+                raise TypeError(f"Trainer: {callback!r} is not a minidl.train.Callback")
+        if terminate_on_nan and not any(isinstance(c, TerminateOnNaN) for c in self.callbacks):
+            self.callbacks.append(TerminateOnNaN())
+        self.grad_clip_norm = grad_clip_norm
+        self.verbose = verbose
+        self.record_steps = record_steps
+        self.history = History()
+        self.epoch = 0  # epochs completed
+        self.global_step = 0  # batches trained, over all epochs
+        self.current_epoch = 0
+        self.step_in_epoch = 0
+        self.stop_training = False
+
+    # ------------------------------------------------------------------ callbacks
+    def _call(self, hook, *args):
+        for callback in self.callbacks:
+            getattr(callback, hook)(*args)
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, inputs, targets):
+        """One forward, backward and update on a batch; returns its loss and metrics."""
+        inputs, targets = _tensor(inputs), _tensor(targets)
+        outputs = self.model(inputs)
+        loss = self.loss(outputs, targets)
+        value = float(loss.item())
+        self._call("on_batch_loss", self.step_in_epoch, value)
+        self.optimizer.zero_grad()
+        loss.backward()
+        if self.grad_clip_norm is not None:
+            clip_grad_norm_(self.model.parameters(), self.grad_clip_norm)
+        self.optimizer.step()
+        logs = {"loss": value}
+        for name, fn in self.metrics:
+            logs[name] = fn(outputs.data, targets.data)
+        return logs
+
+    def fit(self, train_data, epochs=1, val_data=None):
+        """Train until ``epochs`` epochs are complete in all (a resumed run continues).
+
+        Returns the :class:`History`, which also stays on ``trainer.history``.
+        """
+        self.stop_training = False
+        for callback in self.callbacks:
+            callback.set_trainer(self)
+        self._call("on_train_begin", {})
+        for epoch in range(self.epoch + 1, epochs + 1):
+            self.current_epoch = epoch
+            self._call("on_epoch_begin", epoch, {})
+            logs = self._train_epoch(train_data, epoch, epochs)
+            if val_data is not None:
+                logs.update({f"val_{k}": v for k, v in self.evaluate(val_data).items()})
+            self._step_epoch_scheduler(logs)
+            self.epoch = epoch
+            self.history.epochs.append(logs)
+            self._call("on_epoch_end", epoch, logs)
+            if self.verbose:
+                self._print(self._summary_line(logs, epochs))
+            if self.stop_training:
+                break
+        self._call("on_train_end", {})
+        return self.history
+
+    def _train_epoch(self, train_data, epoch, epochs):
+        self.model.train()
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        totals, samples = {}, 0
+        bar = self._progress_bar(train_data, epoch, epochs)
+        start = time.perf_counter()
+        for step, batch in enumerate(train_data):
+            inputs, targets = _split(batch)
+            self.step_in_epoch = step
+            self._call("on_batch_begin", step, {})
+            logs = self.train_step(inputs, targets)
+            count = len(inputs)
+            samples += count
+            for key, value in logs.items():
+                totals[key] = totals.get(key, 0.0) + value * count
+            self.global_step += 1
+            if self.record_steps:
+                self.history.steps.append({"epoch": epoch, "step": self.global_step, **logs})
+            if self.scheduler is not None and self.scheduler_interval == "step":
+                self.scheduler.step()
+            self._call("on_batch_end", step, logs)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v / samples:.4f}" for k, v in totals.items()})
+            if self.stop_training:
+                break
+        elapsed = time.perf_counter() - start
+        if bar is not None:
+            bar.close()
+        if samples == 0:
+            raise ValueError(f"Trainer.fit: the training data gave no batches in epoch {epoch}")
+        logs = {"epoch": epoch}
+        logs.update({key: total / samples for key, total in totals.items()})
+        logs["lr"] = lrs[0] if len(lrs) == 1 else lrs
+        logs["time"] = elapsed
+        logs["samples_per_second"] = samples / elapsed if elapsed > 0 else math.inf
+        return logs
+
+    def _step_epoch_scheduler(self, logs):
+        if self.scheduler is None or self.scheduler_interval != "epoch":
+            return
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            if self.scheduler_monitor not in logs:
+                raise KeyError(
+                    f"Trainer: ReduceLROnPlateau monitors {self.scheduler_monitor!r}, which is not "
+                    f"in the epoch's logs {sorted(logs)}"
+                )
+            self.scheduler.step(logs[self.scheduler_monitor])
+        else:
+            self.scheduler.step()
+
+    def _progress_bar(self, data, epoch, epochs):
+        if self.verbose != 1:
+            return None
+        from tqdm.auto import tqdm
+
+        total = len(data) if hasattr(data, "__len__") else None
+        return tqdm(
+            total=total,
+            desc=f"epoch {epoch}/{epochs}",
+            unit="batch",
+            leave=False,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
+
+    def _print(self, line):
+        if self.verbose == 1:
+            from tqdm.auto import tqdm
+
+            tqdm.write(line)
+        else:
+            print(line, flush=True)
+
+    @staticmethod
+    def _summary_line(logs, epochs):
+        parts = [f"epoch {logs['epoch']}/{epochs}"]
+        for key, value in logs.items():
+            if key in ("epoch", "lr", "time", "samples_per_second"):
+                continue
+            parts.append(f"{key} {value:.4f}")
+        lr = logs["lr"]
+        parts.append("lr " + (f"{lr:.4g}" if not isinstance(lr, list) else str(lr)))
+        parts.append(f"{logs['time']:.1f}s")
+        parts.append(f"{logs['samples_per_second']:,.0f} samples/s")
+        return " - ".join(parts)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, data):
+        """The mean loss and metrics over ``data``, in eval mode under no_grad.
+
+        The model's mode is restored afterwards. Returns ``{"loss": ..., metric: ...}``.
+        """
+        modes = {id(m): m.training for m in self.model.modules()}
+        totals, samples = {}, 0
+        try:
+            self.model.eval()
+            with no_grad():
+                for batch in data:
+                    inputs, targets = _split(batch)
+                    inputs, targets = _tensor(inputs), _tensor(targets)
+                    outputs = self.model(inputs)
+                    count = len(inputs)
+                    samples += count
+                    values = {"loss": float(self.loss(outputs, targets).item())}
+                    for name, fn in self.metrics:
+                        values[name] = fn(outputs.data, targets.data)
+                    for key, value in values.items():
+                        totals[key] = totals.get(key, 0.0) + value * count
+        finally:
+            for module in self.model.modules():
+                object.__setattr__(module, "training", modes[id(module)])
+        if samples == 0:
+            raise ValueError("Trainer.evaluate: the data gave no batches")
+        return {key: total / samples for key, total in totals.items()}
+
+    def predict(self, inputs, batch_size=256):
+        """The model's outputs for ``inputs`` (an array or Tensor, or an iterable of batches).
+
+        Runs in eval mode under no_grad in batches of ``batch_size``, restores the
+        model's mode, and returns one numpy array. Batches may be ``(inputs,
+        targets)`` pairs, whose targets are ignored.
+        """
+        if isinstance(inputs, (np.ndarray, Tensor)):
+            array = _array(inputs)
+            batches = (array[i : i + batch_size] for i in range(0, len(array), batch_size))
+        else:
+            batches = (b[0] if isinstance(b, (tuple, list)) else b for b in inputs)
+        modes = {id(m): m.training for m in self.model.modules()}
+        outputs = []
+        try:
+            self.model.eval()
+            with no_grad():
+                for batch in batches:
+                    outputs.append(self.model(_tensor(batch)).data)
+        finally:
+            for module in self.model.modules():
+                object.__setattr__(module, "training", modes[id(module)])
+        return np.concatenate(outputs) if outputs else np.empty((0,))
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, path):
+        """Write model, optimizer, scheduler, epoch, step, RNG state and history to ``path``.
+
+        The write is atomic (``minidl.save``): a crash leaves the previous file intact.
+        """
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "model": dict(self.model.state_dict()),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "rng": _random.get_rng_state(),
+            "history": self.history.to_dict(),
+        }
+        save(state, path)
+        return path
+
+    def resume(self, path):
+        """Restore everything :meth:`save_checkpoint` wrote; ``fit`` then continues from there.
+
+        Returns self. A file that is not a minidl checkpoint, or is truncated or
+        altered, raises ValueError.
+        """
+        state = load(path)
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"Trainer.resume: {path} is not a minidl training checkpoint")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            if state["scheduler"] is None:
+                raise ValueError(f"Trainer.resume: {path} holds no scheduler state")
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch = int(state["epoch"])
+        self.global_step = int(state["global_step"])
+        _random.set_rng_state(state["rng"])
+        self.history = History.from_dict(state["history"])
+        return self
+
+
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "EarlyStopping",
+    "History",
+    "LearningRateMonitor",
+    "ModelCheckpoint",
+    "NonFiniteLossError",
+    "TerminateOnNaN",
+    "Trainer",
+    "accuracy",
+]
