@@ -19,7 +19,7 @@ except ImportError as error:  # pragma: no cover - exercised by a subprocess tes
 
 import numpy as _np
 
-from . import _allocator, autograd, functional, nn, operations, optim, random, train  # noqa: F401
+from . import _allocator, autograd, data, functional, nn, operations, optim, random, train  # noqa: F401
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import gradcheck
 from .io import load, save
@@ -84,6 +84,7 @@ __all__ = [
     "autograd",
     "clip",
     "concatenate",
+    "data",
     "div",
     "enable_grad",
     "exp",

@@ -6,6 +6,10 @@ from hypothesis import HealthCheck, settings
 
 import minidl
 
+# No test reaches the internet: downloads are tested against a server on 127.0.0.1,
+# in tests that lift this themselves.
+os.environ["MINIDL_OFFLINE"] = "1"
+
 # CI runs hypothesis derandomized, so a red run is reproducible; locally it explores.
 settings.register_profile(
     "ci",

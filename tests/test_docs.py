@@ -32,6 +32,11 @@ MODULES = [
     "minidl.io",
     "minidl.callbacks",
     "minidl.train",
+    "minidl.data",
+    "minidl.data.idx",
+    "minidl.data.loader",
+    "minidl.data.datasets",
+    "minidl.data.transforms",
 ]
 
 

@@ -1,0 +1,256 @@
+"""Datasets and the DataLoader that batches them.
+
+A dataset is anything with ``__len__`` and ``__getitem__``. Datasets whose
+``__getitem__`` also accepts an array of indices and returns whole batches
+(``ArrayDataset``, the MNIST-style datasets, ``Subset`` of those) set
+``batched = True``: the DataLoader then gathers each batch with one fancy-index
+operation instead of a Python loop over samples.
+"""
+
+import queue
+import threading
+
+import numpy as np
+
+from .. import random as _random
+from ..tensor import Tensor
+
+
+class Dataset:
+    """Base class of datasets: ``__len__`` and ``__getitem__(index)`` -> a sample.
+
+    >>> class Squares(minidl.data.Dataset):
+    ...     def __len__(self):
+    ...         return 10
+    ...     def __getitem__(self, i):
+    ...         return np.float32(i), i * i
+    >>> len(Squares())
+    10
+    """
+
+    batched = False
+
+    def __len__(self):
+        raise NotImplementedError
+
+    def __getitem__(self, index):
+        raise NotImplementedError
+
+
+def _as_array(value):
+    return value.data if isinstance(value, Tensor) else np.asarray(value)
+
+
+class ArrayDataset(Dataset):
+    """Samples from arrays of equal length: ``dataset[i]`` is ``(x[i], y[i])``.
+
+    Indexing with an array of indices returns whole batches at once.
+
+    >>> data = minidl.data.ArrayDataset(np.zeros((5, 3)), np.arange(5))
+    >>> x, y = data[np.array([0, 4])]
+    >>> x.shape, y
+    ((2, 3), array([0, 4]))
+    """
+
+    batched = True
+
+    def __init__(self, *arrays):
+        if not arrays:
+            raise ValueError("ArrayDataset: give at least one array")
+        self.arrays = tuple(_as_array(a) for a in arrays)
+        lengths = {len(a) for a in self.arrays}
+        if len(lengths) != 1:
+            raise ValueError(
+                "ArrayDataset: arrays must have the same length, got "
+                + ", ".join(str(len(a)) for a in self.arrays)
+            )
+
+    def __len__(self):
+        return len(self.arrays[0])
+
+    def __getitem__(self, index):
+        items = tuple(a[index] for a in self.arrays)
+        return items if len(items) > 1 else items[0]
+
+
+class Subset(Dataset):
+    """The samples of ``dataset`` at ``indices``, in that order.
+
+    >>> part = minidl.data.Subset(minidl.data.ArrayDataset(np.arange(10)), [3, 1])
+    >>> len(part), int(part[0])
+    (2, 3)
+    """
+
+    def __init__(self, dataset, indices):
+        self.dataset = dataset
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.batched = getattr(dataset, "batched", False)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, index):
+        return self.dataset[self.indices[index]]
+
+
+def random_split(dataset, lengths, seed=None):
+    """Split ``dataset`` into non-overlapping random Subsets of the given lengths.
+
+    ``lengths`` are counts summing to ``len(dataset)``, or fractions summing to 1
+    (remainders go to the first parts, as in PyTorch). ``seed`` makes the split
+    reproducible; without it, minidl's generator draws it.
+
+    >>> data = minidl.data.ArrayDataset(np.arange(10))
+    >>> train, val = minidl.data.random_split(data, [0.8, 0.2], seed=0)
+    >>> len(train), len(val)
+    (8, 2)
+    """
+    total = len(dataset)
+    lengths = list(lengths)
+    if all(isinstance(n, float) for n in lengths) and abs(sum(lengths) - 1) < 1e-6:
+        counts = [int(np.floor(total * f)) for f in lengths]
+        for i in range(total - sum(counts)):
+            counts[i % len(counts)] += 1
+        lengths = counts
+    if sum(lengths) != total or any(n < 0 for n in lengths):
+        raise ValueError(
+            f"random_split: lengths {lengths} must be non-negative and sum to the dataset's "
+            f"length {total} (or be fractions summing to 1)"
+        )
+    generator = np.random.default_rng(seed) if seed is not None else _random.generator()
+    order = generator.permutation(total)
+    parts, start = [], 0
+    for n in lengths:
+        parts.append(Subset(dataset, order[start : start + n]))
+        start += n
+    return parts
+
+
+def _stack(samples):
+    """Collate a list of samples (tuples of arrays/numbers) into a tuple of batch arrays."""
+    first = samples[0]
+    if isinstance(first, tuple):
+        return tuple(np.stack([_as_array(s[i]) for s in samples]) for i in range(len(first)))
+    return np.stack([_as_array(s) for s in samples])
+
+
+class DataLoader:
+    """Iterate over a dataset in batches, optionally shuffled, transformed and prefetched.
+
+    Each batch is a tuple of Tensors (inputs, targets); a dataset of single
+    arrays gives single Tensors. With ``shuffle``, every epoch is a new
+    permutation: every sample appears exactly once per epoch. ``seed`` gives the
+    loader its own generator (the same seed, the same order); without one it
+    draws from minidl's generator, so ``minidl.manual_seed`` (and a resumed
+    checkpoint's RNG state) fixes the order. ``transform`` is applied to the
+    inputs of each batch (a batch transform from ``minidl.data.transforms``);
+    ``prefetch`` prepares the next batch in a background thread.
+
+    >>> loader = minidl.data.DataLoader(
+    ...     minidl.data.ArrayDataset(np.zeros((10, 2), np.float32), np.arange(10)),
+    ...     batch_size=4, shuffle=True, seed=0)
+    >>> [len(y) for x, y in loader]
+    [4, 4, 2]
+    """
+
+    def __init__(
+        self,
+        dataset,
+        batch_size=1,
+        shuffle=False,
+        drop_last=False,
+        seed=None,
+        transform=None,
+        prefetch=False,
+    ):
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, (int, np.integer))
+            or batch_size < 1
+        ):
+            raise ValueError(
+                f"DataLoader: batch_size must be a positive integer, got {batch_size!r}"
+            )
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.transform = transform
+        self.prefetch = prefetch
+        self._generator = np.random.default_rng(seed) if seed is not None else None
+
+    def __len__(self):
+        count = len(self.dataset)
+        if self.drop_last:
+            return count // self.batch_size
+        return -(-count // self.batch_size)
+
+    def _rng(self):
+        return self._generator if self._generator is not None else _random.generator()
+
+    def _batches(self):
+        count = len(self.dataset)
+        order = self._rng().permutation(count) if self.shuffle else np.arange(count)
+        for start in range(0, count, self.batch_size):
+            index = order[start : start + self.batch_size]
+            if len(index) < self.batch_size and self.drop_last:
+                return
+            if getattr(self.dataset, "batched", False):
+                batch = self.dataset[index]
+            else:
+                batch = _stack([self.dataset[int(i)] for i in index])
+            yield self._finish(batch)
+
+    def _finish(self, batch):
+        items = list(batch) if isinstance(batch, tuple) else [batch]
+        if self.transform is not None:
+            items[0] = self.transform(_as_array(items[0]), rng=self._rng())
+        tensors = tuple(Tensor(_as_array(item)) for item in items)
+        return tensors if isinstance(batch, tuple) else tensors[0]
+
+    def __iter__(self):
+        if not self.prefetch:
+            return self._batches()
+        return _Prefetcher(self._batches())
+
+
+class _Prefetcher:
+    """Runs a batch generator one step ahead in a daemon thread."""
+
+    _DONE = object()
+
+    def __init__(self, batches):
+        self._queue = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, args=(batches,), daemon=True)
+        self._thread.start()
+
+    def _work(self, batches):
+        try:
+            for batch in batches:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._queue.put(self._DONE)
+        except BaseException as error:  # handed to the consumer, raised there
+            self._queue.put(error)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = self._queue.get()
+        if item is self._DONE:
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def __del__(self):
+        self._stop.set()

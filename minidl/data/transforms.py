@@ -1,0 +1,144 @@
+"""Batch transforms: functions of a whole batch of images at once, vectorized in numpy.
+
+Batches are (N, C, H, W) or (N, H, W) arrays. Each transform is called as
+``transform(batch, rng=None)``; random ones draw from ``rng`` (a numpy
+Generator; the DataLoader passes its own) or, without one, from minidl's.
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .. import random as _random
+
+
+def _generator(rng):
+    return rng if rng is not None else _random.generator()
+
+
+class Compose:
+    """Apply transforms in order.
+
+    >>> t = minidl.data.transforms.Compose([
+    ...     minidl.data.transforms.Normalize(0.5, 0.5),
+    ...     minidl.data.transforms.RandomHorizontalFlip(0.0),
+    ... ])
+    >>> t(np.ones((2, 1, 2, 2), np.float32))[0, 0]
+    array([[1., 1.],
+           [1., 1.]], dtype=float32)
+    """
+
+    def __init__(self, transforms):
+        self.transforms = list(transforms)
+
+    def __call__(self, batch, rng=None):
+        for transform in self.transforms:
+            batch = transform(batch, rng=rng)
+        return batch
+
+    def __repr__(self):
+        return "Compose(" + ", ".join(repr(t) for t in self.transforms) + ")"
+
+
+class Normalize:
+    """``(batch - mean) / std``; mean and std are numbers or per-channel sequences (axis 1).
+
+    >>> minidl.data.transforms.Normalize(0.1307, 0.3081)(np.full((1, 1, 1, 1), 0.1307))
+    array([[[[0.]]]])
+    """
+
+    def __init__(self, mean, std):
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.std = np.asarray(std, dtype=np.float64)
+        if np.any(self.std <= 0):
+            raise ValueError(f"Normalize: std must be positive, got {std}")
+
+    def __call__(self, batch, rng=None):
+        shape = (1, -1) + (1,) * (batch.ndim - 2) if self.mean.ndim else ()
+        mean = self.mean.reshape(shape).astype(batch.dtype, copy=False)
+        std = self.std.reshape(shape).astype(batch.dtype, copy=False)
+        return (batch - mean) / std
+
+    def __repr__(self):
+        return f"Normalize(mean={self.mean.tolist()}, std={self.std.tolist()})"
+
+
+class RandomCrop:
+    """Pad each image by ``padding`` zeros, then cut a random ``size`` x ``size`` window from it.
+
+    One offset is drawn per image; the whole batch is cut in one gather.
+
+    >>> crop = minidl.data.transforms.RandomCrop(28, padding=2)
+    >>> crop(np.zeros((8, 1, 28, 28), np.float32)).shape
+    (8, 1, 28, 28)
+    """
+
+    def __init__(self, size, padding=0):
+        self.size = (size, size) if isinstance(size, int) else tuple(size)
+        self.padding = int(padding)
+
+    def __call__(self, batch, rng=None):
+        rng = _generator(rng)
+        pad = [(0, 0)] * (batch.ndim - 2) + [(self.padding, self.padding)] * 2
+        padded = np.pad(batch, pad)
+        height, width = padded.shape[-2:]
+        crop_h, crop_w = self.size
+        if crop_h > height or crop_w > width:
+            raise ValueError(
+                f"RandomCrop: a {self.size} crop does not fit images of {batch.shape[-2:]} "
+                f"padded by {self.padding}"
+            )
+        count = len(batch)
+        top = rng.integers(0, height - crop_h + 1, count)
+        left = rng.integers(0, width - crop_w + 1, count)
+        windows = sliding_window_view(padded, (crop_h, crop_w), axis=(-2, -1))
+        # windows: (N, [C,] H', W', crop_h, crop_w); pick (top[n], left[n]) for image n
+        if batch.ndim == 4:
+            return windows[np.arange(count), :, top, left].copy()
+        return windows[np.arange(count), top, left].copy()
+
+    def __repr__(self):
+        return f"RandomCrop(size={self.size}, padding={self.padding})"
+
+
+class RandomShift(RandomCrop):
+    """Shift each image by up to ``pixels`` in each direction, filling with zeros.
+
+    The same as a RandomCrop of the image's own size with ``padding=pixels``.
+
+    >>> minidl.data.transforms.RandomShift(2)(np.zeros((4, 28, 28))).shape
+    (4, 28, 28)
+    """
+
+    def __init__(self, pixels):
+        super().__init__(size=1, padding=pixels)
+        self.pixels = int(pixels)
+
+    def __call__(self, batch, rng=None):
+        self.size = batch.shape[-2:]
+        return super().__call__(batch, rng)
+
+    def __repr__(self):
+        return f"RandomShift(pixels={self.pixels})"
+
+
+class RandomHorizontalFlip:
+    """Mirror each image left-right with probability ``p``.
+
+    >>> flip = minidl.data.transforms.RandomHorizontalFlip(p=1.0)
+    >>> flip(np.array([[[1.0, 2.0]]]))
+    array([[[2., 1.]]])
+    """
+
+    def __init__(self, p=0.5):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"RandomHorizontalFlip: p must be in [0, 1], got {p}")
+        self.p = float(p)
+
+    def __call__(self, batch, rng=None):
+        flip = _generator(rng).random(len(batch)) < self.p
+        out = batch.copy()
+        out[flip] = batch[flip][..., ::-1]
+        return out
+
+    def __repr__(self):
+        return f"RandomHorizontalFlip(p={self.p})"
