@@ -7,6 +7,19 @@
 tensor([2., 4., 6.])
 """
 
+import os as _os
+
+# Idle OpenMP threads sleep instead of spinning: numpy's BLAS runs its own threads
+# between our kernels, and on few cores spinning OpenMP threads starve them (a CNN
+# step took 200 ms instead of 117 here). Set before the OpenMP runtime loads with
+# _ops; an explicit OMP_WAIT_POLICY is respected.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The same for the worker threads of numpy's OpenBLAS, which otherwise spin for about
+# 2**28 cycles after each matrix product while our kernels run (a CNN step: 110 ms ->
+# 85 ms). OpenBLAS reads this when numpy loads it, so it only helps when minidl is
+# imported before numpy (or when the variable is set in the environment).
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+
 try:
     from . import _ops  # noqa: F401  (fails here, with a clear message, when not built)
 except ImportError as error:  # pragma: no cover - exercised by a subprocess test

@@ -815,12 +815,28 @@ cdef void _bn_rows_backward(const floating[:, :, ::1] dy, const floating[:, :, :
 
 # ---------------------------------------------------------------- im2col / col2im
 
-def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
-    """Unfold the windows of a (N, C, H, W) input into columns: (N, C * kh * kw, OH * OW).
+cdef inline Py_ssize_t _first_column(Py_ssize_t offset, int stride,
+                                     Py_ssize_t out_width) noexcept nogil:
+    # the first out_x with out_x * stride + offset >= 0
+    cdef Py_ssize_t first = 0 if offset >= 0 else (stride - 1 - offset) // stride
+    return min(first, out_width)
 
-    Row ``(c * kh + i) * kw + j`` holds input channel c at window offset (i, j),
-    so ``weight.reshape(O, -1) @ cols`` is a convolution with a PyTorch-layout
-    (O, C, kh, kw) weight. Zero padding; OH = (H + 2 ph - dh (kh - 1) - 1) // sh + 1.
+
+cdef inline Py_ssize_t _end_column(Py_ssize_t offset, int stride, Py_ssize_t width,
+                                   Py_ssize_t out_width, Py_ssize_t first) noexcept nogil:
+    # one past the last out_x with out_x * stride + offset < width (at least ``first``)
+    cdef Py_ssize_t end = 0 if width - 1 - offset < 0 else (width - 1 - offset) // stride + 1
+    return max(min(end, out_width), first)
+
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+    """Unfold the windows of a (N, C, H, W) input into columns: (C * kh * kw, N, OH * OW).
+
+    Row ``(c * kh + i) * kw + j`` holds input channel c at window offset (i, j)
+    for every sample, so one matrix product over the whole batch,
+    ``weight.reshape(O, -1) @ cols.reshape(C * kh * kw, -1)``, is a convolution
+    with a PyTorch-layout (O, C, kh, kw) weight, giving (O, N * OH * OW). Zero
+    padding; OH = (H + 2 ph - dh (kh - 1) - 1) // sh + 1.
 
     >>> im2col(np.arange(4.0).reshape(1, 1, 2, 2), 2).ravel()
     array([0., 1., 2., 3.])
@@ -829,7 +845,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     arr = _float_array(x, name, ndims=(4,))
     kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _window(
         arr.shape, kernel_size, stride, padding, dilation, name)
-    cols = np.empty((arr.shape[0], arr.shape[1] * kh * kw, oh * ow), dtype=arr.dtype)
+    cols = np.empty((arr.shape[1] * kh * kw, arr.shape[0], oh * ow), dtype=arr.dtype)
     if cols.size:
         _im2col(arr, cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     return cols
@@ -841,8 +857,9 @@ def _im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols, int kh, in
     cdef Py_ssize_t channels = x.shape[1]
     cdef Py_ssize_t height = x.shape[2]
     cdef Py_ssize_t width = x.shape[3]
-    cdef Py_ssize_t plane, n, c, i, j, r, out_y, out_x, in_y, in_x
+    cdef Py_ssize_t plane, n, c, i, j, r, out_y, out_x, in_y, offset, low, high
     cdef floating* dst
+    cdef const floating* row
     with nogil:
         for plane in prange(batch * channels, num_threads=_threads_for(batch * channels),
                             schedule="static"):
@@ -851,28 +868,33 @@ def _im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols, int kh, in
             for i in range(kh):
                 for j in range(kw):
                     r = (c * kh + i) * kw + j
-                    dst = &cols[n, r, 0]
+                    offset = j * dw - pw
+                    # values assigned in the loop body are private to each thread
+                    low = _first_column(offset, sw, ow)
+                    high = _end_column(offset, sw, width, ow, low)
                     for out_y in range(oh):
+                        dst = &cols[r, n, out_y * ow]
                         in_y = out_y * sh - ph + i * dh
                         if in_y < 0 or in_y >= height:
                             for out_x in range(ow):
-                                dst[out_y * ow + out_x] = 0
+                                dst[out_x] = 0
                             continue
-                        for out_x in range(ow):
-                            in_x = out_x * sw - pw + j * dw
-                            if 0 <= in_x < width:
-                                dst[out_y * ow + out_x] = x[n, c, in_y, in_x]
-                            else:
-                                dst[out_y * ow + out_x] = 0
+                        row = &x[n, c, in_y, 0]
+                        for out_x in range(low):
+                            dst[out_x] = 0
+                        for out_x in range(low, high):
+                            dst[out_x] = row[out_x * sw + offset]
+                        for out_x in range(high, ow):
+                            dst[out_x] = 0
 
 
 def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
-    """Fold columns back into a (N, C, H, W) array, adding overlapping windows.
+    """Fold (C * kh * kw, N, OH * OW) columns back into a (N, C, H, W) array, adding overlaps.
 
     The adjoint of :func:`im2col`: the gradient of a convolution's input from
     the gradient of its columns.
 
-    >>> col2im(np.ones((1, 4, 1)), (1, 1, 2, 2), 2)[0, 0]
+    >>> col2im(np.ones((4, 1, 1)), (1, 1, 2, 2), 2)[0, 0]
     array([[1., 1.],
            [1., 1.]])
     """
@@ -883,7 +905,7 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
         raise ValueError(f"{name}: expected x_shape (N, C, H, W), got {x_shape}")
     kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _window(
         shape, kernel_size, stride, padding, dilation, name)
-    expected = (shape[0], shape[1] * kh * kw, oh * ow)
+    expected = (shape[1] * kh * kw, shape[0], oh * ow)
     if arr.shape != expected:
         raise ValueError(f"{name}: expected cols of shape {expected}, got {arr.shape}")
     out = np.zeros(shape, dtype=arr.dtype)
@@ -898,8 +920,9 @@ def _col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] out, int kh, 
     cdef Py_ssize_t channels = out.shape[1]
     cdef Py_ssize_t height = out.shape[2]
     cdef Py_ssize_t width = out.shape[3]
-    cdef Py_ssize_t plane, n, c, i, j, r, out_y, out_x, in_y, in_x
+    cdef Py_ssize_t plane, n, c, i, j, r, out_y, out_x, in_y, offset, low, high
     cdef const floating* src
+    cdef floating* row
     with nogil:
         # each (n, c) plane is written by one thread, in a fixed order
         for plane in prange(batch * channels, num_threads=_threads_for(batch * channels),
@@ -909,15 +932,18 @@ def _col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] out, int kh, 
             for i in range(kh):
                 for j in range(kw):
                     r = (c * kh + i) * kw + j
-                    src = &cols[n, r, 0]
+                    offset = j * dw - pw
+                    # values assigned in the loop body are private to each thread
+                    low = _first_column(offset, sw, ow)
+                    high = _end_column(offset, sw, width, ow, low)
                     for out_y in range(oh):
                         in_y = out_y * sh - ph + i * dh
                         if in_y < 0 or in_y >= height:
                             continue
-                        for out_x in range(ow):
-                            in_x = out_x * sw - pw + j * dw
-                            if 0 <= in_x < width:
-                                out[n, c, in_y, in_x] += src[out_y * ow + out_x]
+                        src = &cols[r, n, out_y * ow]
+                        row = &out[n, c, in_y, 0]
+                        for out_x in range(low, high):
+                            row[out_x * sw + offset] += src[out_x]
 
 
 # ---------------------------------------------------------------- pooling
@@ -962,36 +988,54 @@ def _max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out
                       int ph, int pw):
     cdef Py_ssize_t batch = x.shape[0]
     cdef Py_ssize_t channels = x.shape[1]
-    cdef Py_ssize_t height = x.shape[2]
-    cdef Py_ssize_t width = x.shape[3]
-    cdef Py_ssize_t oh = out.shape[2]
-    cdef Py_ssize_t ow = out.shape[3]
-    cdef Py_ssize_t plane, n, c, out_y, out_x, y0, x0, y1, x1, in_y, in_x, best_index
-    cdef floating best, value
+    cdef Py_ssize_t planes = batch * channels
+    cdef Py_ssize_t plane
     with nogil:
-        for plane in prange(batch * channels, num_threads=_threads_for(batch * channels),
-                            schedule="static"):
-            n = plane // channels
-            c = plane % channels
-            for out_y in range(oh):
-                y0 = out_y * sh - ph
-                y1 = min(y0 + kh, height)
-                y0 = max(y0, 0)
-                for out_x in range(ow):
-                    x0 = out_x * sw - pw
-                    x1 = min(x0 + kw, width)
-                    x0 = max(x0, 0)
-                    best = -INFINITY
-                    best_index = y0 * width + x0
-                    for in_y in range(y0, y1):
-                        for in_x in range(x0, x1):
-                            value = x[n, c, in_y, in_x]
-                            # strictly greater keeps the first maximum; NaN wins once
-                            if (value > best or value != value) and best == best:
-                                best = value
-                                best_index = in_y * width + in_x
-                    out[n, c, out_y, out_x] = best
-                    indices[n, c, out_y, out_x] = best_index
+        for plane in prange(planes, num_threads=_threads_for(planes), schedule="static"):
+            _max_pool_plane(&x[plane // channels, plane % channels, 0, 0],
+                            &out[plane // channels, plane % channels, 0, 0],
+                            &indices[plane // channels, plane % channels, 0, 0],
+                            x.shape[2], x.shape[3], out.shape[2], out.shape[3],
+                            kh, kw, sh, sw, ph, pw)
+
+
+cdef void _max_pool_plane(const floating* x, floating* out, int64_t* indices,
+                          Py_ssize_t height, Py_ssize_t width, Py_ssize_t oh, Py_ssize_t ow,
+                          int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil:
+    # out[y, x] = max of the window, indices[y, x] = the flat position of its first maximum.
+    # A whole output row at a time: each window offset (i, j) is compared across the row,
+    # so the inner loop runs over outputs (long, vectorizable) rather than over the few
+    # values of one window; visiting offsets in row-major order keeps the first maximum.
+    cdef Py_ssize_t out_y, out_x, y0, i, j, in_y, in_x, offset, low, high
+    cdef floating value
+    cdef floating* best
+    cdef int64_t* where
+    cdef const floating* row
+    cdef bint take
+    for out_y in range(oh):
+        best = out + out_y * ow
+        where = indices + out_y * ow
+        y0 = out_y * sh - ph
+        for out_x in range(ow):
+            best[out_x] = -INFINITY
+            where[out_x] = max(y0, 0) * width + max(out_x * sw - pw, 0)
+        for i in range(kh):
+            in_y = y0 + i
+            if in_y < 0 or in_y >= height:
+                continue
+            row = x + in_y * width
+            for j in range(kw):
+                offset = j - pw
+                low = _first_column(offset, sw, ow)
+                high = _end_column(offset, sw, width, ow, low)
+                for out_x in range(low, high):
+                    in_x = out_x * sw + offset
+                    value = row[in_x]
+                    # strictly greater keeps the first maximum; the first NaN wins
+                    take = (value > best[out_x]) | (
+                        (value != value) & (best[out_x] == best[out_x]))
+                    best[out_x] = value if take else best[out_x]
+                    where[out_x] = in_y * width + in_x if take else where[out_x]
 
 
 def max_pool2d_backward(dy, indices, x_shape):

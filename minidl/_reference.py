@@ -150,7 +150,7 @@ def _geometry(x_shape, kernel_size, stride, padding, dilation):
 
 
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
-    """Windows of a (N, C, H, W) input as columns (N, C * kh * kw, OH * OW)."""
+    """Windows of a (N, C, H, W) input as columns (C * kh * kw, N, OH * OW)."""
     x = np.asarray(x)
     n, c = x.shape[:2]
     kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _geometry(
@@ -162,17 +162,17 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
         for j in range(kw):
             top, left = i * dh, j * dw
             cols[:, :, i, j] = padded[:, :, top : top + sh * oh : sh, left : left + sw * ow : sw]
-    return cols.reshape(n, c * kh * kw, oh * ow)
+    return cols.transpose(1, 2, 3, 0, 4, 5).reshape(c * kh * kw, n, oh * ow)
 
 
 def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
-    """Columns folded back to (N, C, H, W), overlapping windows added."""
+    """(C * kh * kw, N, OH * OW) columns folded back to (N, C, H, W), overlaps added."""
     cols = np.asarray(cols)
     n, c, h, w = x_shape
     kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _geometry(
         x_shape, kernel_size, stride, padding, dilation
     )
-    blocks = cols.reshape(n, c, kh, kw, oh, ow)
+    blocks = cols.reshape(c, kh, kw, n, oh, ow).transpose(3, 0, 1, 2, 4, 5)
     padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):

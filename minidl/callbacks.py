@@ -269,3 +269,104 @@ class TerminateOnNaN(Callback):
         for name, parameter in self.trainer.model.named_parameters():
             if not np.all(np.isfinite(parameter.data)):
                 self._restore_and_raise(f"the update made parameter {name} non-finite")
+
+
+class ActivationStats(Callback):
+    """Record percentiles of the input to one layer over training (Ioffe & Szegedy, Figure 1(b, c)).
+
+    A forward hook on ``module`` (a layer of the trained model, e.g. a Sigmoid)
+    sees its input in training-mode forward passes; every ``every`` steps the
+    ``percentiles`` (default 15th, 50th and 85th) of that input over the batch are
+    recorded, for one ``unit`` (a feature or channel index on axis 1) or, with
+    ``unit=None``, over all of its values. ``records`` is a list of ``{"step",
+    "epoch", "percentiles"}``; :meth:`as_arrays` gives ``(steps, values)``.
+
+    >>> sigmoid = minidl.nn.Sigmoid()
+    >>> stats = minidl.train.ActivationStats(sigmoid, every=1)
+    """
+
+    def __init__(self, module, percentiles=(15, 50, 85), every=50, unit=0):
+        self.module = module
+        self.percentiles = tuple(percentiles)
+        self.every = int(every)
+        self.unit = unit
+        self.records = []
+        self._handle = None
+        self._pending = False
+
+    def _hook(self, module, inputs, output):
+        if not self._pending or not module.training:
+            return None
+        values = inputs[0].data
+        if self.unit is not None:
+            values = values[:, self.unit]
+        self.records.append(
+            {
+                "step": self.trainer.global_step,
+                "epoch": self.trainer.current_epoch,
+                "percentiles": np.percentile(values, self.percentiles).tolist(),
+            }
+        )
+        self._pending = False
+        return None
+
+    def on_train_begin(self, logs=None):
+        if self._handle is None:
+            self._handle = self.module.register_forward_hook(self._hook)
+
+    def on_batch_begin(self, step, logs=None):
+        self._pending = self.trainer.global_step % self.every == 0
+
+    def on_train_end(self, logs=None):
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    def as_arrays(self):
+        """``(steps, values)``: (R,) steps and (R, P) percentiles, one row per record."""
+        steps = np.array([r["step"] for r in self.records], dtype=np.int64)
+        values = np.array([r["percentiles"] for r in self.records], dtype=np.float64)
+        return steps, values.reshape(len(self.records), len(self.percentiles))
+
+
+class PeriodicEvaluation(Callback):
+    """Evaluate on ``data`` every ``every`` training steps (and after the last one).
+
+    ``records`` is a list of ``{"step", "epoch", "loss", <metrics>}`` dicts from
+    ``Trainer.evaluate`` (evaluation mode, no_grad, the mode restored), so test
+    accuracy can be followed against training steps; :meth:`steps_to` finds the
+    first step at which a metric reached a threshold.
+
+    >>> tracker = minidl.train.PeriodicEvaluation([(np.zeros((2, 3)), np.zeros(2, int))], every=100)
+    >>> tracker.steps_to("accuracy", 0.97) is None
+    True
+    """
+
+    def __init__(self, data, every=100):
+        self.data = data
+        self.every = int(every)
+        self.records = []
+
+    def _evaluate(self):
+        trainer = self.trainer
+        if self.records and self.records[-1]["step"] == trainer.global_step:
+            return
+        results = trainer.evaluate(self.data)
+        self.records.append(
+            {"step": trainer.global_step, "epoch": trainer.current_epoch, **results}
+        )
+
+    def on_batch_end(self, step, logs=None):
+        if self.trainer.global_step % self.every == 0:
+            self._evaluate()
+
+    def on_train_end(self, logs=None):
+        self._evaluate()
+
+    def steps_to(self, metric, threshold, mode="max"):
+        """The first recorded step at which ``metric`` reached ``threshold``, or None."""
+        for record in self.records:
+            value = record[metric]
+            if (value >= threshold) if mode == "max" else (value <= threshold):
+                return record["step"]
+        return None

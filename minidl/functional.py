@@ -78,39 +78,52 @@ def _same_padding(kernel, dilation):
 
 
 class Conv2d(Function):
+    """Convolution as one matrix product over the whole batch.
+
+    im2col lays the windows out as (C * kh * kw, N * L) (L = OH * OW), so the
+    forward is a single (O, C*kh*kw) @ (C*kh*kw, N*L) product, and the backward
+    two more of the same size (weight gradient and column gradient).
+    """
+
     @staticmethod
-    def forward(
-        ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), extra=(0, 0)
-    ):
+    def forward(ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                extra=(0, 0)):
         # ``extra``: one more row/column of zeros after the input (even kernels, "same")
         if extra != (0, 0):
             x = np.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
-        out_channels, kh, kw = weight.shape[0], weight.shape[2], weight.shape[3]
+        batch, out_channels = x.shape[0], weight.shape[0]
+        kh, kw = weight.shape[2], weight.shape[3]
         cols = _ops.im2col(x, (kh, kw), stride, padding, dilation)
+        positions = cols.shape[2]
         weight_matrix = weight.reshape(out_channels, -1)
-        out = np.matmul(weight_matrix, cols)
+        product = weight_matrix @ cols.reshape(cols.shape[0], -1)  # (O, N * L)
+        out = np.empty((batch, out_channels, positions), dtype=product.dtype)
+        channels_first = product.reshape(out_channels, batch, positions).transpose(1, 0, 2)
         if bias is not None:
-            out += bias[:, None]
+            np.add(channels_first, bias[:, None], out=out)
+        else:
+            np.copyto(out, channels_first)
         ctx.save_for_backward(cols, weight_matrix)
         ctx.geometry = (x.shape, (kh, kw), stride, padding, dilation, extra, weight.shape)
         height = (x.shape[2] + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-        width = (x.shape[3] + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-        return out.reshape(x.shape[0], out_channels, height, width)
+        return out.reshape(batch, out_channels, height, positions // height)
 
     @staticmethod
     def backward(ctx, grad):
         cols, weight_matrix = ctx.saved_tensors
         x_shape, kernel, stride, padding, dilation, extra, weight_shape = ctx.geometry
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
-        grad3 = grad.reshape(grad.shape[0], grad.shape[1], -1)
+        grad3 = grad.reshape(grad.shape[0], grad.shape[1], -1)  # (N, O, L)
+        # (O, N * L), the layout of the forward's product
+        grad_matrix = np.ascontiguousarray(grad3.transpose(1, 0, 2)).reshape(grad3.shape[1], -1)
         dx = dweight = dbias = None
         if need_x:
-            dcols = np.matmul(weight_matrix.T, grad3)
+            dcols = (weight_matrix.T @ grad_matrix).reshape(cols.shape)
             dx = _ops.col2im(dcols, x_shape, kernel, stride, padding, dilation)
             if extra != (0, 0):
                 dx = dx[:, :, : x_shape[2] - extra[0], : x_shape[3] - extra[1]]
         if need_weight:
-            dweight = np.tensordot(grad3, cols, axes=([0, 2], [0, 2])).reshape(weight_shape)
+            dweight = (grad_matrix @ cols.reshape(cols.shape[0], -1).T).reshape(weight_shape)
         if need_bias:
             dbias = _ops.sum_channels(grad3)
         return dx, dweight, dbias

@@ -23,12 +23,14 @@ import numpy as np
 from . import random as _random
 from .autograd import no_grad
 from .callbacks import (
+    ActivationStats,
     Callback,
     CSVLogger,
     EarlyStopping,
     LearningRateMonitor,
     ModelCheckpoint,
     NonFiniteLossError,
+    PeriodicEvaluation,
     TerminateOnNaN,
 )
 from .io import load, save
@@ -445,6 +447,7 @@ class Trainer:
 
 
 __all__ = [
+    "ActivationStats",
     "CSVLogger",
     "Callback",
     "EarlyStopping",
@@ -452,6 +455,7 @@ __all__ = [
     "LearningRateMonitor",
     "ModelCheckpoint",
     "NonFiniteLossError",
+    "PeriodicEvaluation",
     "TerminateOnNaN",
     "Trainer",
     "accuracy",

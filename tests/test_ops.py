@@ -302,8 +302,8 @@ def test_window_errors():
         _ops.im2col(np.ones((1, 1, 3, 3)), 2, stride=0)
     with pytest.raises(ValueError, match="at most half the kernel size"):
         _ops.max_pool2d_forward(np.ones((1, 1, 4, 4)), 2, padding=2)
-    with pytest.raises(ValueError, match=r"col2im: expected cols of shape \(1, 4, 4\)"):
-        _ops.col2im(np.ones((1, 4, 5)), (1, 1, 3, 3), 2, stride=1)
+    with pytest.raises(ValueError, match=r"col2im: expected cols of shape \(4, 1, 4\)"):
+        _ops.col2im(np.ones((4, 1, 5)), (1, 1, 3, 3), 2, stride=1)
 
 
 # ---------------------------------------------------------------- pooling
@@ -505,7 +505,9 @@ def test_conv2d_through_im2col_matches_torch(torch, kernel, stride, padding, dil
     kh, kw = kernel if isinstance(kernel, tuple) else (kernel, kernel)
     weight = rng.standard_normal((4, 3, kh, kw))
     cols = _ops.im2col(x, kernel, stride, padding, dilation)
-    out = weight.reshape(4, -1) @ cols
+    assert cols.shape[:2] == (3 * kh * kw, 2)
+    out = (weight.reshape(4, -1) @ cols.reshape(cols.shape[0], -1)).reshape(4, 2, -1)
+    out = out.transpose(1, 0, 2)
     tx = torch.tensor(x, requires_grad=True)
     ty = torch.nn.functional.conv2d(
         tx, torch.tensor(weight), stride=stride, padding=padding, dilation=dilation
@@ -513,8 +515,8 @@ def test_conv2d_through_im2col_matches_torch(torch, kernel, stride, padding, dil
     np.testing.assert_allclose(out.reshape(ty.shape), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
     dy = rng.standard_normal(ty.shape)
     ty.backward(torch.tensor(dy))
-    dcols = weight.reshape(4, -1).T @ dy.reshape(2, 4, -1)
-    dx = _ops.col2im(dcols, x.shape, kernel, stride, padding, dilation)
+    dcols = weight.reshape(4, -1).T @ dy.reshape(2, 4, -1).transpose(1, 0, 2).reshape(4, -1)
+    dx = _ops.col2im(dcols.reshape(cols.shape), x.shape, kernel, stride, padding, dilation)
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
