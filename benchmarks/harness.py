@@ -47,6 +47,18 @@ def _worker(make, library, case, threads, repeats):
     print(json.dumps({"seconds": _time_callable(fn, repeats)}))
 
 
+# A worker runs the benchmark script as __main__; a minidl worker imports minidl
+# first, as minidl's examples do, so that minidl's OpenBLAS settings apply.
+_LAUNCH = (
+    "import os, runpy, sys\n"
+    "sys.argv = sys.argv[1:]\n"
+    "sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))\n"
+    "if sys.argv[sys.argv.index('--worker') + 1] == 'minidl':\n"
+    "    import minidl\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+)
+
+
 def available(library):
     """Whether ``library`` can be imported (checked in a subprocess, keeping this one clean)."""
     code = f"import {library.split('+')[0]}"
@@ -63,6 +75,8 @@ def compare(script, cases, libraries, threads, rounds, repeats):
             for library in order:
                 command = [
                     sys.executable,
+                    "-c",
+                    _LAUNCH,
                     script,
                     "--worker",
                     library,

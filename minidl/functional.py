@@ -86,8 +86,9 @@ class Conv2d(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                extra=(0, 0)):
+    def forward(
+        ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), extra=(0, 0)
+    ):
         # ``extra``: one more row/column of zeros after the input (even kernels, "same")
         if extra != (0, 0):
             x = np.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))

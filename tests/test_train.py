@@ -379,3 +379,40 @@ def test_history_plot_without_matplotlib_says_how_to_install_it(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
     )
     assert "needs matplotlib" in result.stdout and "pip install matplotlib" in result.stdout
+
+
+def test_periodic_evaluation_follows_test_accuracy_against_steps():
+    x, y = _data(128)
+    trainer = _setup()
+    tracker = minidl.train.PeriodicEvaluation([(x, y)], every=3)
+    trainer.callbacks.append(tracker)
+    trainer.fit(ShuffledBatches(x, y, 32), epochs=2)  # 8 steps
+    assert [r["step"] for r in tracker.records] == [3, 6, 8]
+    assert set(tracker.records[0]) == {"step", "epoch", "loss", "accuracy"}
+    assert tracker.records[-1]["accuracy"] == pytest.approx(trainer.evaluate([(x, y)])["accuracy"])
+    assert tracker.steps_to("accuracy", 0.0) == 3
+    assert tracker.steps_to("accuracy", 1.01) is None
+    assert tracker.steps_to("loss", 1e9, mode="min") == 3
+    assert trainer.model.training  # evaluation put the training mode back
+
+
+def test_activation_stats_records_percentiles_of_a_layer_input():
+    x, y = _data(128)
+    trainer = _setup()
+    relu = trainer.model[2]
+    seen = []
+    relu.register_forward_hook(lambda m, inputs, o: seen.append(inputs[0].data[:, 1].copy()))
+    stats = minidl.train.ActivationStats(relu, every=2, unit=1)
+    trainer.callbacks.append(stats)
+    trainer.fit(ShuffledBatches(x, y, 32), epochs=1)  # steps 0..3 begin at global steps 0..3
+    steps, values = stats.as_arrays()
+    assert steps.tolist() == [0, 2] and values.shape == (2, 3)
+    np.testing.assert_allclose(values[0], np.percentile(seen[0], [15, 50, 85]))
+    np.testing.assert_allclose(values[1], np.percentile(seen[2], [15, 50, 85]))
+    assert stats._handle is None  # the hook is removed after training
+    trainer.evaluate([(x, y)])
+    assert len(stats.records) == 2  # evaluation passes are not recorded
+    pooled = minidl.train.ActivationStats(relu, every=1, unit=None, percentiles=(50,))
+    trainer.callbacks.append(pooled)
+    trainer.fit(ShuffledBatches(x, y, 64), epochs=2)
+    assert pooled.as_arrays()[1].shape == (2, 1)

@@ -23,7 +23,23 @@ import math
 _NOT_STATE = ("optimizer",)
 
 
-class LRScheduler:
+class _ScheduleState:
+    """What every schedule shares: the last learning rates, and its state as plain values."""
+
+    def get_last_lr(self):
+        """The learning rates the last ``step`` set, one per parameter group."""
+        return list(self._last_lr)
+
+    def state_dict(self):
+        """The scheduler's state (plain values), without the optimizer."""
+        return {k: v for k, v in self.__dict__.items() if k not in _NOT_STATE}
+
+    def load_state_dict(self, state):
+        """Restore a state from :meth:`state_dict`."""
+        self.__dict__.update({k: v for k, v in state.items() if k not in _NOT_STATE})
+
+
+class LRScheduler(_ScheduleState):
     """Base class: ``step()``, ``get_last_lr()``, ``state_dict()``/``load_state_dict()``.
 
     Subclasses implement ``_lr_at(base_lr, step)`` in closed form, or override
@@ -58,18 +74,6 @@ class LRScheduler:
         for group, lr in zip(self.optimizer.param_groups, self._compute_lrs()):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
-
-    def get_last_lr(self):
-        """The learning rates the last ``step`` set, one per parameter group."""
-        return list(self._last_lr)
-
-    def state_dict(self):
-        """The scheduler's state (plain values), without the optimizer."""
-        return {k: v for k, v in self.__dict__.items() if k not in _NOT_STATE}
-
-    def load_state_dict(self, state):
-        """Restore a state from :meth:`state_dict`."""
-        self.__dict__.update({k: v for k, v in state.items() if k not in _NOT_STATE})
 
 
 class StepLR(LRScheduler):
@@ -280,7 +284,7 @@ class OneCycleLR(LRScheduler):
         return lrs
 
 
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(_ScheduleState):
     """Divide the lr by ``1 / factor`` when a monitored value stops improving.
 
     Call ``step(value)`` once per epoch with the monitored value (e.g. the
@@ -364,15 +368,3 @@ class ReduceLROnPlateau:
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
-
-    def get_last_lr(self):
-        """The current learning rates, one per parameter group."""
-        return list(self._last_lr)
-
-    def state_dict(self):
-        """The scheduler's state (plain values), without the optimizer."""
-        return {k: v for k, v in self.__dict__.items() if k not in _NOT_STATE}
-
-    def load_state_dict(self, state):
-        """Restore a state from :meth:`state_dict`."""
-        self.__dict__.update({k: v for k, v in state.items() if k not in _NOT_STATE})

@@ -1,0 +1,352 @@
+"""Train on MNIST-style digits with and without batch normalization, side by side.
+
+    python examples/train_mnist.py                      # the MLP of Ioffe & Szegedy, BN vs none
+    python examples/train_mnist.py --model cnn          # a small CNN, BN vs none
+    python examples/train_mnist.py --model cnn --bn --dataset fashion-mnist --epochs 10
+    python examples/train_mnist.py --quick              # a few seconds, for smoke tests
+
+Data: ``--dataset auto`` (the default) uses MNIST where it is found or can be
+downloaded, else Fashion-MNIST where it is found locally (see
+``minidl.data.datasets`` for where files are looked for; ``MINIDL_DATA`` points at
+a folder of data sets). The script prints each model's summary, a progress bar
+and a line per epoch, then a table comparing the runs: test accuracy and loss,
+time per epoch, and the training steps each took to reach a target test
+accuracy. With matplotlib installed it also draws the learning curves.
+"""
+
+# isort: off
+import minidl  # before numpy: minidl tunes OpenBLAS's threads, which numpy loads
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from minidl import nn
+from minidl.data import datasets, transforms
+
+# isort: on
+
+MODELS = ("mlp", "cnn")
+# Defaults per model: the MLP as in the paper's Figure 1 (batch 60, plain SGD),
+# the CNN with Adam; both with the learning rate annealed to 0 on a cosine.
+DEFAULTS = {
+    "mlp": {
+        "epochs": 30,
+        "batch_size": 60,
+        "optimizer": "sgd",
+        "lr": 0.5,
+        "eval_every": 250,
+        "label_smoothing": 0.0,
+    },
+    "cnn": {
+        "epochs": 10,
+        "batch_size": 64,
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "eval_every": 470,
+        "label_smoothing": 0.1,
+    },
+}
+TARGETS = {("mlp", "mnist"): 0.97, ("cnn", "mnist"): 0.99}
+CLASSES = {
+    "mnist": minidl.data.MNIST,
+    "fashion-mnist": minidl.data.FashionMNIST,
+    "kmnist": minidl.data.KMNIST,
+}
+
+
+def build_mlp(bn):
+    """784-100-100-100-10 with sigmoids; with ``bn``, BatchNorm before each sigmoid."""
+    layers = [nn.Flatten()]
+    width = 784
+    for _ in range(3):
+        layers.append(nn.Dense(width, 100, bias=not bn))  # BN's shift replaces the bias
+        if bn:
+            layers.append(nn.BatchNorm(100))
+        layers.append(nn.Sigmoid())
+        width = 100
+    layers.append(nn.Dense(100, 10))
+    return nn.Sequential(*layers)
+
+
+def build_cnn(bn):
+    """Two blocks of Conv2D 3x3 -> [BatchNorm] -> ReLU -> MaxPool2D, then Dense 128 -> 10."""
+
+    def block(in_channels, out_channels):
+        layers = [nn.Conv2D(in_channels, out_channels, 3, padding=1, bias=not bn)]
+        if bn:
+            layers.append(nn.BatchNorm2D(out_channels))
+        return [*layers, nn.ReLU(), nn.MaxPool2D(2)]
+
+    head = [nn.Flatten(), nn.Dense(64 * 7 * 7, 128, bias=not bn)]
+    if bn:
+        head.append(nn.BatchNorm(128))
+    head += [nn.ReLU(), nn.Dense(128, 10)]
+    return nn.Sequential(*block(1, 32), *block(32, 64), *head)
+
+
+def build_model(kind, bn):
+    return build_mlp(bn) if kind == "mlp" else build_cnn(bn)
+
+
+def make_optimizer(name, parameters, lr):
+    if name == "sgd":
+        return minidl.optim.SGD(parameters, lr=lr)
+    if name == "momentum":
+        return minidl.optim.SGD(parameters, lr=lr, momentum=0.9)
+    if name == "adam":
+        return minidl.optim.Adam(parameters, lr=lr)
+    if name == "adamw":
+        return minidl.optim.AdamW(parameters, lr=lr)
+    if name == "rmsprop":
+        return minidl.optim.RMSprop(parameters, lr=lr)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def choose_dataset(name, data_dir):
+    """The data set to use: ``auto`` is MNIST if available, else a local Fashion-MNIST."""
+    if name != "auto":
+        return name
+    try:
+        datasets.locate("mnist", "train", data_dir)
+        datasets.locate("mnist", "test", data_dir)
+        return "mnist"
+    except datasets.DataNotFoundError as mnist_error:
+        offline = os.environ.get("MINIDL_OFFLINE")
+        os.environ["MINIDL_OFFLINE"] = "1"  # Fashion-MNIST only where it already is
+        try:
+            datasets.locate("fashion-mnist", "train", data_dir)
+            datasets.locate("fashion-mnist", "test", data_dir)
+        except datasets.DataNotFoundError:
+            raise mnist_error from None
+        finally:
+            if offline is None:
+                del os.environ["MINIDL_OFFLINE"]
+            else:
+                os.environ["MINIDL_OFFLINE"] = offline
+        print("MNIST is not available here; using Fashion-MNIST, found locally.")
+        return "fashion-mnist"
+
+
+def load_data(name, data_dir, quick, normalize_train=True):
+    """Train and test datasets, standardized; ``quick`` keeps 6,000 and 1,000 samples.
+
+    With ``normalize_train=False`` the training images stay in [0, 1], for an
+    augmentation that must see the zero background before standardizing.
+    """
+    train = CLASSES[name]("train", data_dir, normalize=normalize_train)
+    test = CLASSES[name]("test", data_dir, normalize=True)
+    if quick:
+        train = minidl.data.Subset(train, np.arange(6000))
+        test = minidl.data.Subset(test, np.arange(1000))
+    return train, test
+
+
+def augmentation(dataset):
+    """Random shifts of up to 2 pixels (and, for clothes, mirroring), then standardizing."""
+    steps = [transforms.RandomShift(2)]
+    if dataset == "fashion-mnist":
+        steps.append(transforms.RandomHorizontalFlip())
+    spec = datasets.DATASETS[dataset]
+    return transforms.Compose([*steps, transforms.Normalize(spec.mean, spec.std)])
+
+
+def train_one(args, dataset, bn, train, test, target):
+    """Train one variant; returns its figures."""
+    minidl.manual_seed(args.seed)
+    model = build_model(args.model, bn)
+    label = f"{args.model.upper()} {'with' if bn else 'without'} BatchNorm"
+    print(f"\n=== {label} on {dataset}")
+    model.summary((1, 28, 28))
+    optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr)
+    transform = augmentation(dataset) if args.augment else None
+    loader = minidl.data.DataLoader(
+        train, batch_size=args.batch_size, shuffle=True, transform=transform
+    )
+    test_loader = minidl.data.DataLoader(test, batch_size=1000)
+    tracker = minidl.train.PeriodicEvaluation(test_loader, every=args.eval_every)
+    schedule = None
+    if args.schedule == "cosine":  # annealed to 0 over the whole run, stepped per batch
+        schedule = minidl.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=args.epochs * len(loader)
+        )
+    trainer = minidl.Trainer(
+        model,
+        optimizer,
+        loss=nn.CrossEntropyLoss(label_smoothing=args.label_smoothing),
+        metrics=["accuracy"],
+        scheduler=schedule,
+        scheduler_interval="step",
+        callbacks=[tracker],
+        verbose=args.verbose,
+    )
+    start = time.perf_counter()
+    history = trainer.fit(loader, epochs=args.epochs, val_data=test_loader)
+    elapsed = time.perf_counter() - start
+    final = trainer.evaluate(test_loader)
+    if args.save:
+        root, extension = os.path.splitext(args.save)
+        path = args.save
+        if args.variant == "compare":  # one file per variant
+            path = f"{root}-{'bn' if bn else 'plain'}{extension or '.npz'}"
+        minidl.save(dict(model.state_dict()), path)
+        print(f"saved the weights to {path}")
+    return {
+        "label": label,
+        "bn": bn,
+        "accuracy": final["accuracy"],
+        "loss": final["loss"],
+        "epoch_time": float(np.mean([r["time"] for r in history.epochs])),
+        "wall_time": elapsed,
+        "steps_to_target": tracker.steps_to("accuracy", target),
+        "curve": tracker.records,
+        "history": history,
+    }
+
+
+def print_table(results, target, dataset):
+    print(f"\n{dataset} test set ({results[0]['label'].split()[0]}), target accuracy {target:.1%}:")
+    header = f"{'model':28s}{'test accuracy':>15s}{'test loss':>11s}{'s/epoch':>9s}"
+    header += f"{'steps to target':>17s}"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        steps = "not reached" if r["steps_to_target"] is None else f"{r['steps_to_target']:,}"
+        print(
+            f"{r['label']:28s}{r['accuracy']:>15.4f}{r['loss']:>11.4f}"
+            f"{r['epoch_time']:>9.1f}{steps:>17s}"
+        )
+
+
+def plot_curves(results, path, target):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib is not installed: no learning-curve figure; pip install matplotlib)")
+        return None
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for r in results:
+        steps = [c["step"] for c in r["curve"]]
+        left.plot(steps, [c["accuracy"] for c in r["curve"]], label=r["label"])
+        right.plot(
+            [e["epoch"] for e in r["history"].epochs],
+            [e["loss"] for e in r["history"].epochs],
+            marker="o",
+            label=r["label"],
+        )
+    left.axhline(target, color="grey", linestyle=":", label=f"target {target:.0%}")
+    left.set_xlabel("training steps")
+    left.set_ylabel("test accuracy")
+    left.set_ylim(max(0.0, target - 0.15), 1.0)
+    left.legend()
+    right.set_xlabel("epoch")
+    right.set_ylabel("training loss")
+    right.set_yscale("log")
+    right.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    print(f"learning curves: {path}")
+    return path
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=MODELS, default="mlp")
+    variant = parser.add_mutually_exclusive_group()
+    variant.add_argument(
+        "--bn",
+        dest="variant",
+        action="store_const",
+        const="bn",
+        help="train only the BatchNorm variant",
+    )
+    variant.add_argument(
+        "--no-bn",
+        dest="variant",
+        action="store_const",
+        const="plain",
+        help="train only the variant without BatchNorm",
+    )
+    variant.add_argument(
+        "--compare",
+        dest="variant",
+        action="store_const",
+        const="compare",
+        help="train both, the same seed, side by side (default)",
+    )
+    parser.set_defaults(variant="compare")
+    parser.add_argument("--dataset", choices=("auto", *CLASSES), default="auto")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--optimizer", choices=("sgd", "momentum", "adam", "adamw", "rmsprop"))
+    parser.add_argument(
+        "--schedule",
+        choices=("cosine", "constant"),
+        default="cosine",
+        help="learning rate: annealed to 0 on a cosine (default) or constant",
+    )
+    parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="random 2-pixel shifts (and flips for Fashion-MNIST) while "
+        "training; default: on for the CNN, off for the MLP",
+    )
+    parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        help="cross-entropy label smoothing (default: 0.1 for the CNN, 0 for the MLP)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--save", metavar="PATH", help="save the trained weights (minidl.save)")
+    parser.add_argument(
+        "--plot", metavar="PATH", help="learning-curve PNG (default: <model>_<dataset>_curves.png)"
+    )
+    parser.add_argument("--eval-every", type=int, help="evaluate on the test set every N steps")
+    parser.add_argument("--target", type=float, help="test accuracy whose first step is reported")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
+    parser.add_argument(
+        "--quick", action="store_true", help="6,000 training samples, 1 epoch: a smoke test"
+    )
+    args = parser.parse_args(argv)
+    if args.augment is None:
+        args.augment = args.model == "cnn"
+    for key, value in DEFAULTS[args.model].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.quick:
+        args.epochs = 1
+        args.eval_every = min(args.eval_every, 50)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    dataset = choose_dataset(args.dataset, args.data_dir)
+    fallback = 0.90 if args.model == "mlp" else 0.92
+    target = args.target or TARGETS.get((args.model, dataset), fallback)
+    train, test = load_data(dataset, args.data_dir, args.quick, normalize_train=not args.augment)
+    print(
+        f"{dataset}: {len(train):,} training and {len(test):,} test images; {args.model} for "
+        f"{args.epochs} epochs, batch {args.batch_size}, {args.optimizer} lr {args.lr} "
+        f"({args.schedule}){', augmented' if args.augment else ''}, "
+        f"{minidl.get_num_threads()} threads"
+    )
+    variants = {"compare": (False, True), "bn": (True,), "plain": (False,)}[args.variant]
+    results = [train_one(args, dataset, bn, train, test, target) for bn in variants]
+    print_table(results, target, dataset)
+    plot_curves(results, args.plot or f"{args.model}_{dataset}_curves.png", target)
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
