@@ -9,15 +9,18 @@ tensor([2., 4., 6.])
 
 import os as _os
 
-# Idle OpenMP threads sleep instead of spinning: numpy's BLAS runs its own threads
-# between our kernels, and on few cores spinning OpenMP threads starve them (a CNN
-# step took 200 ms instead of 117 here). Set before the OpenMP runtime loads with
-# _ops; an explicit OMP_WAIT_POLICY is respected.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Idle OpenMP threads spin only briefly (about 10,000 iterations, microseconds) before
+# sleeping: numpy's BLAS runs its own threads between our kernels, and on few cores
+# OpenMP threads spinning for the default ~300,000 iterations starve them (a CNN step
+# took 200 ms instead of 78 here), while sleeping at once (OMP_WAIT_POLICY=PASSIVE)
+# makes every small kernel pay a wake-up (a bias gradient: 0.06 -> 0.2 ms). This is
+# libgomp's knob (gcc's OpenMP); it is read when the runtime loads with _ops, and an
+# explicit GOMP_SPINCOUNT or OMP_WAIT_POLICY in the environment is respected.
+_os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 # The same for the worker threads of numpy's OpenBLAS, which otherwise spin for about
 # 2**28 cycles after each matrix product while our kernels run (a CNN step: 110 ms ->
-# 85 ms). OpenBLAS reads this when numpy loads it, so it only helps when minidl is
-# imported before numpy (or when the variable is set in the environment).
+# 85 ms, with the OpenMP setting above). OpenBLAS reads this when numpy loads it, so
+# it only helps when minidl is imported before numpy (or when it is set beforehand).
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
 try:
