@@ -63,33 +63,25 @@ def _torch_model(kind):
 
 def make(library, case, threads):
     kind, size = CASES[case]
+    x, y = _batch(size, kind)
     if library == "minidl":
         import minidl
 
         minidl.set_num_threads(threads)
-        x, y = _batch(size, kind)
         model = _minidl_model(kind)
         optimizer = minidl.optim.Adam(model.parameters(), lr=1e-3)
         loss_fn = minidl.nn.CrossEntropyLoss()
         inputs, targets = minidl.tensor(x), minidl.tensor(y)
+    else:
+        import torch
 
-        def step():
-            loss = loss_fn(model(inputs), targets)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        torch.set_num_threads(threads)
+        model = _torch_model(kind)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
 
-        return step
-    import torch
-
-    torch.set_num_threads(threads)
-    x, y = _batch(size, kind)
-    model = _torch_model(kind)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
-
-    def step():
+    def step():  # the same four calls in both libraries
         loss = loss_fn(model(inputs), targets)
         optimizer.zero_grad()
         loss.backward()
