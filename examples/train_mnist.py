@@ -243,7 +243,8 @@ def plot_curves(results, path, target):
     left.axhline(target, color="grey", linestyle=":", label=f"target {target:.0%}")
     left.set_xlabel("training steps")
     left.set_ylabel("test accuracy")
-    left.set_ylim(max(0.0, target - 0.15), 1.0)
+    lowest = min((c["accuracy"] for r in results for c in r["curve"]), default=target)
+    left.set_ylim(max(0.0, min(lowest, target) - 0.05), 1.0)  # every curve in view
     left.legend()
     right.set_xlabel("epoch")
     right.set_ylabel("training loss")
