@@ -287,8 +287,9 @@ class Trainer:
                 self.scheduler.step()
             self._call("on_batch_end", step, logs)
             if bar is not None:
+                # no forced redraw: tqdm redraws at most every 0.1 s on its own
+                bar.set_postfix({k: f"{v / samples:.4f}" for k, v in totals.items()}, refresh=False)
                 bar.update(1)
-                bar.set_postfix({k: f"{v / samples:.4f}" for k, v in totals.items()})
             if self.stop_training:
                 break
         elapsed = time.perf_counter() - start
