@@ -115,18 +115,11 @@ def choose_dataset(name, data_dir):
         datasets.locate("mnist", "test", data_dir)
         return "mnist"
     except datasets.DataNotFoundError as mnist_error:
-        offline = os.environ.get("MINIDL_OFFLINE")
-        os.environ["MINIDL_OFFLINE"] = "1"  # Fashion-MNIST only where it already is
-        try:
-            datasets.locate("fashion-mnist", "train", data_dir)
-            datasets.locate("fashion-mnist", "test", data_dir)
+        try:  # Fashion-MNIST only where it already is
+            datasets.locate("fashion-mnist", "train", data_dir, download_missing=False)
+            datasets.locate("fashion-mnist", "test", data_dir, download_missing=False)
         except datasets.DataNotFoundError:
             raise mnist_error from None
-        finally:
-            if offline is None:
-                del os.environ["MINIDL_OFFLINE"]
-            else:
-                os.environ["MINIDL_OFFLINE"] = offline
         print("MNIST is not available here; using Fashion-MNIST, found locally.")
         return "fashion-mnist"
 

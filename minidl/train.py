@@ -21,7 +21,6 @@ import time
 import numpy as np
 
 from . import random as _random
-from .autograd import no_grad
 from .callbacks import (
     ActivationStats,
     Callback,
@@ -34,6 +33,7 @@ from .callbacks import (
     TerminateOnNaN,
 )
 from .io import load, save
+from .nn.module import evaluating
 from .nn.utils import clip_grad_norm_
 from .optim.lr_scheduler import ReduceLROnPlateau
 from .tensor import Tensor
@@ -359,25 +359,19 @@ class Trainer:
 
         The model's mode is restored afterwards. Returns ``{"loss": ..., metric: ...}``.
         """
-        modes = {id(m): m.training for m in self.model.modules()}
         totals, samples = {}, 0
-        try:
-            self.model.eval()
-            with no_grad():
-                for batch in data:
-                    inputs, targets = _split(batch)
-                    inputs, targets = _tensor(inputs), _tensor(targets)
-                    outputs = self.model(inputs)
-                    count = len(inputs)
-                    samples += count
-                    values = {"loss": float(self.loss(outputs, targets).item())}
-                    for name, fn in self.metrics:
-                        values[name] = fn(outputs.data, targets.data)
-                    for key, value in values.items():
-                        totals[key] = totals.get(key, 0.0) + value * count
-        finally:
-            for module in self.model.modules():
-                object.__setattr__(module, "training", modes[id(module)])
+        with evaluating(self.model):
+            for batch in data:
+                inputs, targets = _split(batch)
+                inputs, targets = _tensor(inputs), _tensor(targets)
+                outputs = self.model(inputs)
+                count = len(inputs)
+                samples += count
+                values = {"loss": float(self.loss(outputs, targets).item())}
+                for name, fn in self.metrics:
+                    values[name] = fn(outputs.data, targets.data)
+                for key, value in values.items():
+                    totals[key] = totals.get(key, 0.0) + value * count
         if samples == 0:
             raise ValueError("Trainer.evaluate: the data gave no batches")
         return {key: total / samples for key, total in totals.items()}
@@ -394,16 +388,8 @@ class Trainer:
             batches = (array[i : i + batch_size] for i in range(0, len(array), batch_size))
         else:
             batches = (b[0] if isinstance(b, (tuple, list)) else b for b in inputs)
-        modes = {id(m): m.training for m in self.model.modules()}
-        outputs = []
-        try:
-            self.model.eval()
-            with no_grad():
-                for batch in batches:
-                    outputs.append(self.model(_tensor(batch)).data)
-        finally:
-            for module in self.model.modules():
-                object.__setattr__(module, "training", modes[id(module)])
+        with evaluating(self.model):
+            outputs = [self.model(_tensor(batch)).data for batch in batches]
         return np.concatenate(outputs) if outputs else np.empty((0,))
 
     # ------------------------------------------------------------------ checkpoints

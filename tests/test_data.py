@@ -444,3 +444,13 @@ def test_debian_fashion_mnist_loads_with_published_statistics(monkeypatch):
     assert labels.shape == (60000,) and np.bincount(labels).tolist() == [6000] * 10
     test_images, test_labels = minidl.data.load_fashion_mnist("test")
     assert test_images.shape == (10000, 28, 28) and test_labels.shape == (10000,)
+
+
+def test_locate_can_be_told_not_to_download(isolated, server, monkeypatch):
+    root, url = server
+    _, _, spec, files = _serve_tiny(root, monkeypatch)
+    _patch_spec(monkeypatch, spec, files, [url])
+    with pytest.raises(minidl.data.DataNotFoundError, match="downloading was off"):
+        datasets.locate("mnist", "train", download_missing=False)
+    assert not Path(datasets.cache_dir("mnist")).exists()
+    assert datasets.locate("mnist", "train") == datasets.cache_dir("mnist")

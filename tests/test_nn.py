@@ -463,3 +463,14 @@ def test_summary_prints_to_stdout():
     with contextlib.redirect_stdout(buffer):
         nn.Dense(3, 2).summary((3,))
     assert "Total params: 8" in buffer.getvalue()
+
+
+def test_evaluating_restores_each_sub_module_mode_even_after_an_error():
+    model = _model()
+    model[1].eval()  # a mixed state: one BatchNorm already in eval mode
+    with pytest.raises(KeyError), nn.module.evaluating(model):
+        assert not any(m.training for m in model.modules())
+        assert not minidl.is_grad_enabled()
+        raise KeyError("boom")
+    assert model.training and model[0].training and not model[1].training
+    assert minidl.is_grad_enabled()

@@ -268,7 +268,7 @@ def _not_found_message(spec, split, places, download_error):
         *(f"    {place}" for place in places),
     ]
     if download_error is None:
-        lines.append("and did not download it (MINIDL_OFFLINE is set).")
+        lines.append("and did not download it (downloading was off: MINIDL_OFFLINE or the caller).")
     else:
         lines.append(f"and the download failed: {download_error}")
     lines.append("Three ways to provide it:")
@@ -288,8 +288,10 @@ def _not_found_message(spec, split, places, download_error):
     return "\n".join(lines)
 
 
-def locate(name, split="train", data_dir=None):
+def locate(name, split="train", data_dir=None, download_missing=True):
     """The folder holding ``split`` of data set ``name``, downloading it if needed.
+
+    With ``download_missing=False`` (or ``MINIDL_OFFLINE=1``) only local copies count.
 
     >>> minidl.data.datasets.candidate_dirs("mnist", data_dir="/data")[0]
     '/data'
@@ -303,7 +305,8 @@ def locate(name, split="train", data_dir=None):
             _report(spec, split, place)
             return place
     download_error = None
-    if os.environ.get("MINIDL_OFFLINE", "") in ("", "0"):
+    offline = os.environ.get("MINIDL_OFFLINE", "") not in ("", "0")
+    if download_missing and not offline:
         try:
             place = download(name, split)
             _report(spec, split, place)

@@ -8,6 +8,7 @@ names and the array layouts are PyTorch's, so state dicts move between minidl
 and PyTorch models of the same architecture.
 """
 
+import contextlib
 from collections import OrderedDict, namedtuple
 
 import numpy as np
@@ -59,6 +60,28 @@ def _as_array(value):
     ):  # a torch tensor, without importing torch
         value = value.detach().cpu().numpy()
     return np.asarray(value)
+
+
+@contextlib.contextmanager
+def evaluating(module):
+    """Run the block with ``module`` in evaluation mode under no_grad, then put every
+    sub-module back in the mode it had (modes may differ between sub-modules).
+
+    >>> model = minidl.nn.Sequential(minidl.nn.Dropout(0.5))
+    >>> with minidl.nn.module.evaluating(model):
+    ...     model.training
+    False
+    >>> model.training
+    True
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        module.eval()
+        with no_grad():
+            yield module
+    finally:
+        for sub_module, mode in modes:
+            object.__setattr__(sub_module, "training", mode)
 
 
 class Module:
@@ -456,16 +479,12 @@ class Module:
                 records.append((name or type(layer).__name__, layer, output.shape, own))
 
             handles.append(module.register_forward_hook(record))
-        modes = {id(m): m.training for m in self.modules()}
         try:
-            self.eval()
-            with no_grad():
+            with evaluating(self):
                 self(Tensor(np.zeros((2, *input_shape), dtype=dtype)))
         finally:
             for handle in handles:
                 handle.remove()
-            for module in self.modules():
-                object.__setattr__(module, "training", modes[id(module)])
         rows = [
             (f"{name} ({type(layer).__name__})", str((None, *shape[1:])), str(count))
             for name, layer, shape, count in records
