@@ -1,0 +1,109 @@
+"""Argument checks shared by every layer of minidl, each written once.
+
+This module imports nothing from minidl, so the compiled kernels (``_ops.pyx``),
+their numpy twins (``_reference.py``), ``nn.functional``, the layers and the
+optimizers can all use it. Each check takes ``where``, the name of the function
+or layer the user called, and puts it first in its message.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def is_int(value):
+    """Whether ``value`` is an integer (Python or numpy) and not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def pair(value, where, name):
+    """``value`` (an int or a sequence of two ints) as a tuple of two Python ints.
+
+    >>> pair(3, "conv2d", "stride"), pair((1, 2), "conv2d", "stride")
+    ((3, 3), (1, 2))
+    """
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2 or not all(is_int(item) for item in items):
+        raise ValueError(f"{where}: expected {name} as an int or a pair of ints, got {value!r}")
+    return int(items[0]), int(items[1])
+
+
+def positive_int(value, where, name):
+    """``value`` as a Python int, refusing anything but an integer >= 1 (bool included).
+
+    >>> positive_int(4, "Dense", "in_features")
+    4
+    """
+    if not is_int(value) or value < 1:
+        raise ValueError(f"{where}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def reduction(value, where):
+    """Refuse a ``reduction`` other than 'mean', 'sum' and 'none'; return it."""
+    if value not in REDUCTIONS:
+        raise ValueError(f"{where}: reduction must be 'mean', 'sum' or 'none', got {value!r}")
+    return value
+
+
+def label_smoothing(value, where):
+    """``value`` as a float in [0, 1], or a ValueError naming ``where``."""
+    if not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{where}: label_smoothing must be in [0, 1], got {value!r}")
+    return float(value)
+
+
+def values_per_channel(shape, where=None):
+    """Refuse batch statistics over fewer than two values per channel (PyTorch's message).
+
+    ``shape`` is (N, C, ...); statistics are per channel over every other axis.
+    ``where`` prefixes the message when given (the kernels name themselves).
+    """
+    channels = shape[1] if len(shape) > 1 else 0
+    count = math.prod(shape) // channels if channels else 0
+    if count <= 1:
+        prefix = f"{where}: " if where else ""
+        raise ValueError(
+            f"{prefix}Expected more than 1 value per channel when training, "
+            f"got input shape {tuple(shape)}"
+        )
+
+
+def class_labels(labels, rows, classes, where):
+    """(N,) integer class labels, each in [0, classes), as a C-contiguous int64 array.
+
+    ``labels`` is an array or anything with a ``.data`` array (a Tensor); the
+    range is checked because kernels index with the labels.
+    """
+    array = np.asarray(getattr(labels, "data", labels))
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{where}: expected integer class labels, got dtype {array.dtype}")
+    if array.shape != (rows,):
+        raise ValueError(f"{where}: expected labels of shape ({rows},), got {array.shape}")
+    if array.size and (array.min() < 0 or array.max() >= classes):
+        bad = array[(array < 0) | (array >= classes)][0]
+        raise ValueError(
+            f"{where}: label {bad} is out of range for {classes} classes (0 to {classes - 1})"
+        )
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def improved(value, best, mode, min_delta=0.0, relative=False):
+    """Whether a monitored ``value`` beats ``best`` by more than ``min_delta``.
+
+    ``mode`` is 'min' (lower is better) or 'max'. With ``relative``, ``min_delta`` is
+    a fraction of ``best`` (ReduceLROnPlateau's ``threshold_mode='rel'``). NaN never
+    improves. A first ``best`` of +-inf makes any number an improvement.
+
+    >>> improved(0.5, 0.6, "min", min_delta=0.05), improved(0.58, 0.6, "min", min_delta=0.05)
+    (True, False)
+    """
+    if value != value:  # NaN
+        return False
+    margin = best * min_delta if relative else min_delta  # torch's 'rel': signed, as torch
+    if mode == "min":
+        return value < best - margin
+    return value > best + margin
