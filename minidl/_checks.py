@@ -103,7 +103,7 @@ def improved(value, best, mode, min_delta=0.0, relative=False):
     """
     if value != value:  # NaN
         return False
-    margin = best * min_delta if relative else min_delta  # torch's 'rel': signed, as torch
-    if mode == "min":
-        return value < best - margin
-    return value > best + margin
+    sign = -1.0 if mode == "min" else 1.0
+    # 'rel' scales best itself (torch's form), so an infinite best stays infinite
+    bound = best * (1.0 + sign * min_delta) if relative else best + sign * min_delta
+    return value < bound if mode == "min" else value > bound
