@@ -92,6 +92,9 @@ class BuildExt(build_ext):
             openmp_flags = []
         for ext in self.extensions:
             ext.extra_compile_args = [*compile_flags, *openmp_flags]
+            # minidl.show_config() reports the flags the kernels were built with
+            flags = " ".join(ext.extra_compile_args).replace('"', "")
+            ext.define_macros.append(("MINIDL_BUILD_FLAGS", f'"{flags}"'))
             ext.extra_link_args = [] if msvc else list(openmp_flags)
         super().build_extensions()
 

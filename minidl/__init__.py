@@ -7,25 +7,13 @@
 tensor([2., 4., 6.])
 """
 
-import os as _os
-
-# Idle OpenMP threads spin only briefly (about 10,000 iterations, microseconds) before
-# sleeping: numpy's BLAS runs its own threads between our kernels, and on few cores
-# OpenMP threads spinning for the default ~300,000 iterations starve them (a CNN step
-# took 200 ms instead of 78 here), while sleeping at once (OMP_WAIT_POLICY=PASSIVE)
-# makes every small kernel pay a wake-up (a bias gradient: 0.06 -> 0.2 ms). This is
-# libgomp's knob (gcc's OpenMP); it is read when the runtime loads with _ops, and an
-# explicit GOMP_SPINCOUNT or OMP_WAIT_POLICY in the environment is respected.
-_os.environ.setdefault("GOMP_SPINCOUNT", "10000")
-# The same for the worker threads of numpy's OpenBLAS, which otherwise spin for about
-# 2**28 cycles after each matrix product while our kernels run (a CNN step: 110 ms ->
-# 85 ms, with the OpenMP setting above). OpenBLAS reads this when numpy loads it, so
-# it only helps when minidl is imported before numpy (or when it is set beforehand).
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
-
+# runtime comes first: it sets the environment the OpenMP runtime and OpenBLAS read
+# when they load (see minidl.runtime for every process-wide setting and its opt-out).
 try:
-    from . import _ops  # noqa: F401  (fails here, with a clear message, when not built)
+    from . import runtime
 except ImportError as error:  # pragma: no cover - exercised by a subprocess test
+    if getattr(error, "name", None) != "minidl._ops" and "_ops" not in str(error):
+        raise
     raise ImportError(
         "minidl's compiled kernels (minidl._ops) are not built or failed to load "
         f"({error}). Build them from the source tree with:\n"
@@ -35,18 +23,23 @@ except ImportError as error:  # pragma: no cover - exercised by a subprocess tes
 
 import numpy as _np
 
-from . import _allocator, autograd, data, functional, nn, operations, optim, random, train  # noqa: F401
+from . import autograd, data, nn, optim, random, train
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import gradcheck
 from .io import load, save
-from .operations import (
+from .random import manual_seed
+from .runtime import get_num_threads, set_num_threads, show_config
+from .tensor import (
+    Tensor,
     abs,
     add,
+    arange,
     clip,
     concatenate,
     div,
     exp,
     flatten,
+    from_numpy,
     log,
     matmul,
     max,
@@ -54,8 +47,12 @@ from .operations import (
     min,
     mul,
     neg,
+    ones,
+    ones_like,
     permute,
     pow,
+    rand,
+    randn,
     relu,
     reshape,
     sigmoid,
@@ -64,24 +61,13 @@ from .operations import (
     sub,
     sum,
     tanh,
+    tensor,
     transpose,
     var,
     where,
-)
-from .random import manual_seed
-from .tensor import (
-    Tensor,
-    arange,
-    from_numpy,
-    ones,
-    ones_like,
-    rand,
-    randn,
-    tensor,
     zeros,
     zeros_like,
 )
-from .threads import get_num_threads, set_num_threads
 from .train import Trainer
 
 float32 = _np.float32
@@ -108,7 +94,6 @@ __all__ = [
     "float32",
     "float64",
     "from_numpy",
-    "functional",
     "get_num_threads",
     "gradcheck",
     "int64",
@@ -126,7 +111,6 @@ __all__ = [
     "no_grad",
     "ones",
     "ones_like",
-    "operations",
     "optim",
     "permute",
     "pow",
@@ -135,8 +119,10 @@ __all__ = [
     "random",
     "relu",
     "reshape",
+    "runtime",
     "save",
     "set_num_threads",
+    "show_config",
     "sigmoid",
     "sqrt",
     "stack",

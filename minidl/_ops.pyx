@@ -33,8 +33,12 @@ cdef extern from *:
     #else
     #define MINIDL_HAVE_OPENMP 0
     #endif
+    #ifndef MINIDL_BUILD_FLAGS
+    #define MINIDL_BUILD_FLAGS "(not recorded)"
+    #endif
     """
     const int MINIDL_HAVE_OPENMP
+    const char* MINIDL_BUILD_FLAGS
 
 cdef enum:
     # Channels handled together by one thread when channels are the last axis:
@@ -50,6 +54,11 @@ cdef int _num_threads = 1
 def openmp_enabled():
     """Whether the kernels were built with OpenMP (and so can use several threads)."""
     return bool(MINIDL_HAVE_OPENMP)
+
+
+def build_flags():
+    """The compiler flags the kernels were built with (``minidl.show_config()`` prints them)."""
+    return MINIDL_BUILD_FLAGS.decode()
 
 
 def set_num_threads(int n):

@@ -15,9 +15,19 @@ import threading
 
 import numpy as np
 
-from .tensor import Tensor
-
 _state = threading.local()
+
+# The tensor class that results are made of: minidl.tensor builds on this module and
+# names its class with the ``result_type`` decorator, so this module imports nothing
+# from it (no import cycle between the two).
+Tensor = None
+
+
+def result_type(cls):
+    """Class decorator naming the tensor class whose instances Functions take and return."""
+    global Tensor
+    Tensor = cls
+    return cls
 
 
 def is_grad_enabled():
@@ -198,8 +208,6 @@ class Function:
                     "operations must return a floating-point array"
                 )
             ctx.inputs = args
-            ctx.output_shape = out.shape
-            ctx.output_dtype = out.dtype
             out._ctx = ctx
             out.requires_grad = True
         return out

@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from . import _checks
 from .io import atomic_write
 
 
@@ -102,14 +103,9 @@ class EarlyStopping(Callback):
         self.wait = 0
         self.stopped_epoch = None
 
-    def _improved(self, value):
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
-
     def on_epoch_end(self, epoch, logs=None):
         value = _monitored(logs, self.monitor, "EarlyStopping")
-        if self._improved(value):
+        if _checks.improved(value, self.best, self.mode, self.min_delta):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
                 self.best_state = {k: v.copy() for k, v in self.trainer.model.state_dict().items()}
@@ -145,7 +141,7 @@ class ModelCheckpoint(Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.save_best_only:
             value = _monitored(logs, self.monitor, "ModelCheckpoint")
-            better = value < self.best if self.mode == "min" else value > self.best
+            better = _checks.improved(value, self.best, self.mode)
             if not better:
                 return
             self.best = value

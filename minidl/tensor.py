@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from . import _functions as _F
+from . import autograd as _autograd
 from . import random as _random
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -26,6 +28,7 @@ def _as_dtype(dtype):
     return None if dtype is None else np.dtype(dtype)
 
 
+@_autograd.result_type
 class Tensor:
     """An n-dimensional array that can record operations and compute gradients.
 
@@ -207,6 +210,368 @@ class Tensor:
         """Forget the accumulated gradient (sets ``.grad`` to None)."""
         self.grad = None
 
+    # ------------------------------------------------------------------ arithmetic
+    # Operands broadcast as in numpy; each gradient is summed back to its input's shape.
+    def __add__(self, other):
+        return _F.Add.apply(self, _operand(other))
+
+    def __radd__(self, other):
+        return _F.Add.apply(_operand(other), self)
+
+    def __sub__(self, other):
+        return _F.Sub.apply(self, _operand(other))
+
+    def __rsub__(self, other):
+        return _F.Sub.apply(_operand(other), self)
+
+    def __mul__(self, other):
+        return _F.Mul.apply(self, _operand(other))
+
+    def __rmul__(self, other):
+        return _F.Mul.apply(_operand(other), self)
+
+    def __truediv__(self, other):
+        return _F.Div.apply(self, _operand(other))
+
+    def __rtruediv__(self, other):
+        return _F.Div.apply(_operand(other), self)
+
+    def __pow__(self, other):
+        return _F.Pow.apply(self, _operand(other))
+
+    def __rpow__(self, other):
+        return _F.Pow.apply(_operand(other), self)
+
+    def __matmul__(self, other):
+        return _F.MatMul.apply(self, _operand(other))
+
+    def __rmatmul__(self, other):
+        return _F.MatMul.apply(_operand(other), self)
+
+    def __neg__(self):
+        """``-x``.
+
+        >>> -minidl.ones(2)
+        tensor([-1., -1.])
+        """
+        return _F.Neg.apply(self)
+
+    def __abs__(self):
+        return _F.Abs.apply(self)
+
+    # ------------------------------------------------------------------ comparisons
+    # Element-wise, giving bool tensors that do not require grad.
+    def __lt__(self, other):
+        return self._compare(np.less, other)
+
+    def __le__(self, other):
+        return self._compare(np.less_equal, other)
+
+    def __gt__(self, other):
+        return self._compare(np.greater, other)
+
+    def __ge__(self, other):
+        return self._compare(np.greater_equal, other)
+
+    def __eq__(self, other):
+        return self._compare(np.equal, other)
+
+    def __ne__(self, other):
+        return self._compare(np.not_equal, other)
+
+    def _compare(self, ufunc, other):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor._wrap(_F._broadcasting(ufunc.__name__, ufunc, self.data, other))
+
+    # ------------------------------------------------------------------ indexing
+    def __getitem__(self, index):
+        """``x[index]``: ints, slices, None, Ellipsis, integer or boolean arrays (or tensors).
+
+        With integer arrays, repeated indices accumulate their gradients.
+
+        >>> minidl.arange(5.0)[[0, 0, 3]]
+        tensor([0., 0., 3.])
+        """
+        return _F.GetItem.apply(self, index=_plain_index(index))
+
+    def __setitem__(self, index, value):
+        if self.requires_grad and _autograd.is_grad_enabled():
+            raise RuntimeError(
+                "setitem: in-place assignment into a tensor that requires grad is not "
+                "supported; build the value with where()/concatenate(), or assign under "
+                "minidl.no_grad()"
+            )
+        self.data[_plain_index(index)] = value.data if isinstance(value, Tensor) else value
+
+    # ------------------------------------------------------------------ reductions
+    def sum(self, axis=None, keepdims=False):
+        """Sum over ``axis`` (None: all; an int or a tuple); ``keepdims`` keeps them as size 1.
+
+        Float data is accumulated in float64 by the compiled kernels.
+
+        >>> minidl.ones(4, 3).sum(axis=0)
+        tensor([4., 4., 4.])
+        """
+        return _F.Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        """Mean over ``axis`` (None: all; an int or a tuple).
+
+        >>> minidl.tensor([[1.0, 3.0]]).mean(axis=1)
+        tensor([2.])
+        """
+        return _F.Mean.apply(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        """Largest value over ``axis`` (like ``torch.amax``: ties share the gradient).
+
+        >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).max(axis=1)
+        tensor([5., 7.])
+        """
+        return _F.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        """Smallest value over ``axis`` (like ``torch.amin``: ties share the gradient).
+
+        >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).min(axis=0)
+        tensor([1., 2.])
+        """
+        return _F.Min.apply(self, axis=axis, keepdims=keepdims)
+
+    def var(self, axis=None, keepdims=False, correction=1):
+        """Variance over ``axis``: ``sum((x - mean)**2) / (count - correction)``.
+
+        ``correction=1`` (the default, as in PyTorch) is the unbiased estimate;
+        ``correction=0`` is numpy's default, the biased one.
+
+        >>> minidl.tensor([1.0, 2.0, 3.0]).var()
+        tensor(1.)
+        """
+        return _F.Var.apply(self, axis=axis, keepdims=keepdims, correction=correction)
+
+    def argmax(self, axis=None, keepdims=False):
+        """Indices of the largest values along ``axis`` (int64, no gradient).
+
+        >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).argmax(axis=1)
+        tensor([1, 0])
+        """
+        return Tensor._wrap(np.argmax(self.data, axis=axis, keepdims=keepdims).astype(np.int64))
+
+    def argmin(self, axis=None, keepdims=False):
+        """Indices of the smallest values along ``axis`` (int64, no gradient).
+
+        >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).argmin(axis=1)
+        tensor([0, 1])
+        """
+        return Tensor._wrap(np.argmin(self.data, axis=axis, keepdims=keepdims).astype(np.int64))
+
+    def all(self, axis=None, keepdims=False):
+        """Whether every element (along ``axis``) is true: a bool tensor, no gradient.
+
+        >>> (minidl.ones(2) > 0).all()
+        tensor(True, dtype=bool)
+        """
+        return Tensor._wrap(np.all(self.data, axis=axis, keepdims=keepdims))
+
+    def any(self, axis=None, keepdims=False):
+        """Whether any element (along ``axis``) is true: a bool tensor, no gradient.
+
+        >>> (minidl.ones(2) > 1).any()
+        tensor(False, dtype=bool)
+        """
+        return Tensor._wrap(np.any(self.data, axis=axis, keepdims=keepdims))
+
+    # ------------------------------------------------------------------ shape
+    def reshape(self, *shape):
+        """The same data in a new shape; one dim may be -1. ``reshape(2, 3)`` or ``((2, 3))``.
+
+        >>> minidl.arange(6.0).reshape(2, 3).shape
+        (2, 3)
+        """
+        return _F.Reshape.apply(self, shape=tuple(int(n) for n in _shape_of(shape)))
+
+    def view(self, *shape):
+        """:meth:`reshape` under PyTorch's name (minidl always copies-or-views as numpy does).
+
+        >>> minidl.zeros(6).view(3, 2).shape
+        (3, 2)
+        """
+        return self.reshape(*shape)
+
+    def permute(self, *axes):
+        """Reorder the axes: result axis i is input axis ``axes[i]``.
+
+        >>> minidl.zeros(2, 3, 4).permute(2, 0, 1).shape
+        (4, 2, 3)
+        """
+        return _F.Permute.apply(self, axes=tuple(int(a) for a in _shape_of(axes)))
+
+    def transpose(self, *axes):
+        """Swap two axes, as ``torch.transpose(x, dim0, dim1)``; with none, reverse all axes.
+
+        >>> minidl.zeros(2, 3, 4).transpose(0, 2).shape
+        (4, 3, 2)
+        """
+        if not axes:
+            return _F.Permute.apply(self, axes=tuple(reversed(range(self.ndim))))
+        if len(axes) != 2:
+            raise ValueError(
+                f"transpose: expected two axes to swap (or none), got {axes}; use permute() "
+                "for a full reordering"
+            )
+        order = list(range(self.ndim))
+        first, second = (_F._normalize_axes(a, self.ndim, "transpose")[0] for a in axes)
+        order[first], order[second] = order[second], order[first]
+        return _F.Permute.apply(self, axes=tuple(order))
+
+    @property
+    def T(self):
+        """All axes reversed (a matrix's transpose).
+
+        >>> minidl.zeros(2, 3).T.shape
+        (3, 2)
+        """
+        return self.transpose()
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        """Merge dims ``start_dim`` to ``end_dim`` (inclusive) into one, as ``torch.flatten``.
+
+        >>> minidl.zeros(2, 3, 4).flatten(start_dim=1).shape
+        (2, 12)
+        """
+        if self.ndim == 0:
+            return self.reshape(1)
+        start = _F._normalize_axes(start_dim, self.ndim, "flatten")[0]
+        end = _F._normalize_axes(end_dim, self.ndim, "flatten")[0]
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        merged = int(np.prod(self.shape[start : end + 1], dtype=np.int64))
+        return self.reshape(*self.shape[:start], merged, *self.shape[end + 1 :])
+
+    # ------------------------------------------------------------------ element-wise
+    def exp(self):
+        """Element-wise e**x.
+
+        >>> minidl.zeros(2).exp()
+        tensor([1., 1.])
+        """
+        return _F.Exp.apply(self)
+
+    def log(self):
+        """Element-wise natural logarithm.
+
+        >>> minidl.ones(2).log()
+        tensor([0., 0.])
+        """
+        return _F.Log.apply(self)
+
+    def sqrt(self):
+        """Element-wise square root.
+
+        >>> minidl.tensor([4.0, 9.0]).sqrt()
+        tensor([2., 3.])
+        """
+        return _F.Sqrt.apply(self)
+
+    def tanh(self):
+        """Element-wise hyperbolic tangent.
+
+        >>> minidl.zeros(1).tanh()
+        tensor([0.])
+        """
+        return _F.Tanh.apply(self)
+
+    def sigmoid(self):
+        """Element-wise logistic function 1 / (1 + exp(-x)), stable for large |x|.
+
+        >>> minidl.zeros(1).sigmoid()
+        tensor([0.5])
+        """
+        return _F.Sigmoid.apply(self)
+
+    def relu(self):
+        """Element-wise max(x, 0); the gradient at 0 is 0, as in PyTorch.
+
+        >>> minidl.tensor([-1.0, 2.0]).relu()
+        tensor([0., 2.])
+        """
+        return _F.ReLU.apply(self)
+
+    def abs(self):
+        """Element-wise absolute value; the gradient at 0 is 0.
+
+        >>> minidl.tensor([-2.0, 3.0]).abs()
+        tensor([2., 3.])
+        """
+        return _F.Abs.apply(self)
+
+    def clip(self, min=None, max=None):
+        """Limit values to [min, max] (``torch.clamp``); the gradient flows where min <= x <= max.
+
+        >>> minidl.tensor([-2.0, 0.5, 3.0]).clip(-1.0, 1.0)
+        tensor([-1. ,  0.5,  1. ])
+        """
+        return _F.Clip.apply(self, min=min, max=max)
+
+    def clamp(self, min=None, max=None):
+        """:meth:`clip` under PyTorch's name.
+
+        >>> minidl.tensor([-2.0, 3.0]).clamp(min=0.0)
+        tensor([0., 3.])
+        """
+        return _F.Clip.apply(self, min=min, max=max)
+
+    # ------------------------------------------------------------------ dtype
+    def astype(self, dtype):
+        """This tensor converted to ``dtype`` (differentiable between float dtypes).
+
+        >>> minidl.ones(2).astype("float64").dtype
+        dtype('float64')
+        """
+        dtype = np.dtype(dtype)
+        _check_dtype(dtype, "astype")
+        if dtype == self.dtype:
+            return self
+        if dtype.kind != "f":
+            return Tensor._wrap(self.data.astype(dtype))
+        return _F.Cast.apply(self, dtype=dtype)
+
+    def float(self):
+        """This tensor as float32.
+
+        >>> minidl.arange(2).float()
+        tensor([0., 1.])
+        """
+        return self.astype(np.float32)
+
+    def double(self):
+        """This tensor as float64.
+
+        >>> minidl.ones(1).double().dtype
+        dtype('float64')
+        """
+        return self.astype(np.float64)
+
+
+def _operand(value):
+    """Tensors pass through; lists and arrays become constant tensors; scalars stay scalars."""
+    if isinstance(value, (Tensor, int, float, bool, np.number)):
+        return value
+    array = np.asarray(value)
+    _check_dtype(array.dtype, "operand")
+    return Tensor._wrap(array)
+
+
+def _plain_index(index):
+    """An index with every Tensor (and list) in it turned into a numpy array."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(_plain_index(item) for item in index)
+    if isinstance(index, list):
+        return np.asarray([_plain_index(item) for item in index])
+    return index
+
 
 def _infer_array(data, dtype, copy):
     if isinstance(data, Tensor):
@@ -348,4 +713,108 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
     return Tensor(np.arange(start, stop, step, dtype=dtype), requires_grad=requires_grad)
 
 
-from . import autograd as _autograd  # noqa: E402  (autograd builds on Tensor)
+# ---------------------------------------------------------------- functions of tensors
+# The same operations as Tensor's methods, under the names torch and numpy give them.
+sum = Tensor.sum
+mean = Tensor.mean
+max = Tensor.max
+min = Tensor.min
+var = Tensor.var
+reshape = Tensor.reshape
+permute = Tensor.permute
+transpose = Tensor.transpose
+flatten = Tensor.flatten
+exp = Tensor.exp
+log = Tensor.log
+sqrt = Tensor.sqrt
+tanh = Tensor.tanh
+sigmoid = Tensor.sigmoid
+relu = Tensor.relu
+abs = Tensor.abs
+clip = Tensor.clip
+neg = Tensor.__neg__
+
+
+def add(a, b):
+    """``a + b`` with broadcasting. Shapes: any two that broadcast.
+
+    >>> minidl.add(minidl.ones(2, 3), minidl.tensor([1.0, 2.0, 3.0])).shape
+    (2, 3)
+    """
+    return _F.Add.apply(_operand(a), _operand(b))
+
+
+def sub(a, b):
+    """``a - b`` with broadcasting.
+
+    >>> minidl.sub(minidl.ones(2), 1.0)
+    tensor([0., 0.])
+    """
+    return _F.Sub.apply(_operand(a), _operand(b))
+
+
+def mul(a, b):
+    """``a * b`` (element-wise) with broadcasting.
+
+    >>> minidl.mul(minidl.ones(2), 3.0)
+    tensor([3., 3.])
+    """
+    return _F.Mul.apply(_operand(a), _operand(b))
+
+
+def div(a, b):
+    """``a / b`` (true division) with broadcasting.
+
+    >>> minidl.div(minidl.ones(2), 4.0)
+    tensor([0.25, 0.25])
+    """
+    return _F.Div.apply(_operand(a), _operand(b))
+
+
+def pow(a, b):
+    """``a ** b`` with broadcasting; either may be a tensor or a number.
+
+    >>> minidl.pow(minidl.tensor([2.0, 3.0]), 2)
+    tensor([4., 9.])
+    """
+    return _F.Pow.apply(_operand(a), _operand(b))
+
+
+def matmul(a, b):
+    """Matrix product with numpy's rules: (..., n, k) @ (..., k, m) -> (..., n, m).
+
+    Batch dims broadcast; a 1-d operand is a vector (its dim is dropped from the result).
+
+    >>> minidl.matmul(minidl.ones(4, 2, 3), minidl.ones(3, 5)).shape
+    (4, 2, 5)
+    """
+    return _F.MatMul.apply(_operand(a), _operand(b))
+
+
+def concatenate(tensors, axis=0):
+    """Join tensors along an existing ``axis`` (``torch.cat``).
+
+    >>> minidl.concatenate([minidl.ones(2, 3), minidl.zeros(1, 3)]).shape
+    (3, 3)
+    """
+    return _F.Concatenate.apply(*[_operand(t) for t in tensors], axis=axis)
+
+
+def stack(tensors, axis=0):
+    """Join same-shaped tensors along a new ``axis``.
+
+    >>> minidl.stack([minidl.ones(3), minidl.zeros(3)], axis=1).shape
+    (3, 2)
+    """
+    return _F.Stack.apply(*[_operand(t) for t in tensors], axis=axis)
+
+
+def where(condition, x, y):
+    """Element-wise ``x`` where ``condition`` holds, else ``y``; all three broadcast.
+
+    >>> a = minidl.tensor([1.0, -1.0])
+    >>> minidl.where(a > 0, a, 0.0)
+    tensor([1., 0.])
+    """
+    condition = condition.data if isinstance(condition, Tensor) else condition
+    return _F.Where.apply(condition, _operand(x), _operand(y))

@@ -118,13 +118,12 @@ class History:
     def plot(self, path, metrics=None):
         """Draw the learning curves (loss and metrics, train and validation) into ``path`` (PNG).
 
-        Needs matplotlib (``pip install "minidl[examples]"``).
+        Needs matplotlib (``pip install "minidl[examples]"``). The figure is drawn
+        on its own canvas, without pyplot, so matplotlib's backend (an interactive
+        session's included) is left as it is.
         """
         try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
+            from matplotlib.figure import Figure
         except ImportError:
             raise ImportError(
                 "History.plot needs matplotlib, which is not installed; install it with "
@@ -134,7 +133,8 @@ class History:
         if metrics is None:
             skip = {"epoch", "lr", "time", "samples_per_second"}
             metrics = [k for k in history if k not in skip and not k.startswith("val_")]
-        figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+        figure = Figure(figsize=(5 * len(metrics), 3.5))
+        axes = figure.subplots(1, len(metrics), squeeze=False)
         for axis, name in zip(axes[0], metrics):
             axis.plot(history["epoch"], history[name], marker="o", label=f"train {name}")
             if f"val_{name}" in history:
@@ -146,7 +146,6 @@ class History:
             axis.legend()
         figure.tight_layout()
         figure.savefig(path, dpi=100)
-        plt.close(figure)
         return path
 
 

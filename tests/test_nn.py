@@ -219,9 +219,12 @@ def test_batchnorm_needs_more_than_one_value_per_channel_in_training(shape):
     bn = nn.BatchNorm(3)
     with pytest.raises(
         ValueError,
-        match=r"^Expected more than 1 value per channel when training, got input shape \(1, 3",
+        match=r"^BatchNorm: Expected more than 1 value per channel when training, "
+        r"got input shape \(1, 3",
     ):
         bn(minidl.zeros(*shape))
+    with pytest.raises(ValueError, match=r"^batch_norm: Expected more than 1 value per channel"):
+        nn.functional.batch_norm(minidl.zeros(*shape), training=True)
     assert bn.num_batches_tracked.item() == 0
     bn.eval()
     assert bn(minidl.zeros(*shape)).shape == shape  # evaluation uses the running statistics
@@ -310,7 +313,7 @@ def test_dropout_statistics_and_modes():
     assert np.array_equal(nn.Dropout(1.0)(minidl.ones(3)).data, np.zeros(3))
     layer.eval()
     assert layer(minidl.ones(3)).data.tolist() == [1.0, 1.0, 1.0]
-    with pytest.raises(ValueError, match=r"p must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"^Dropout: p must be a number in \[0, 1\]"):
         nn.Dropout(1.5)
 
 

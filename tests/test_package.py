@@ -34,7 +34,7 @@ def test_import_without_the_built_extension_names_the_build_command(tmp_path):
 PUBLIC = (
     [(minidl, name) for name in minidl.__all__]
     + [(minidl.nn, name) for name in minidl.nn.__all__]
-    + [(minidl.nn.functional, name) for name in minidl.functional.__all__]
+    + [(minidl.nn.functional, name) for name in minidl.nn.functional.__all__]
     + [
         (minidl.nn.init, name)
         for name in dir(minidl.nn.init)
@@ -56,7 +56,7 @@ def test_every_public_name_has_a_docstring_with_an_example():
 
 
 def test_public_modules_have_docstrings():
-    for module in (minidl, minidl.autograd, minidl.operations, minidl.random, minidl.tensor):
+    for module in (minidl, minidl.autograd, minidl.random, minidl.runtime, minidl.tensor):
         assert inspect.getdoc(module), f"{module.__name__} has no module docstring"
 
 
@@ -64,7 +64,7 @@ def _allocator_enabled(setting):
     env = {k: v for k, v in __import__("os").environ.items() if k != "MINIDL_KEEP_FREED_MEMORY"}
     if setting is not None:
         env["MINIDL_KEEP_FREED_MEMORY"] = setting
-    code = "import minidl; print(minidl._allocator.ENABLED)"
+    code = "import minidl; print(minidl.runtime.KEEP_FREED_MEMORY)"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()

@@ -1,6 +1,6 @@
 """Activation layers: element-wise (or, for Softmax, along one dim) and without state."""
 
-from .. import functional as F
+from . import functional as F
 from .module import Module
 
 
@@ -55,37 +55,34 @@ class Tanh(Module):
         return F.tanh(x)
 
 
-class Softmax(Module):
+class _AlongDim(Module):
+    """An activation applied along one ``dim`` (default: the last)."""
+
+    def __init__(self, dim=-1):
+        super().__init__()
+        self.dim = dim
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class Softmax(_AlongDim):
     """exp(x) / sum(exp(x)) along ``dim`` (default: the last).
 
     >>> minidl.nn.Softmax(dim=1)(minidl.zeros(1, 2))
     tensor([[0.5, 0.5]])
     """
 
-    def __init__(self, dim=-1):
-        super().__init__()
-        self.dim = dim
-
     def forward(self, x):
         return F.softmax(x, self.dim)
 
-    def extra_repr(self):
-        return f"dim={self.dim}"
 
-
-class LogSoftmax(Module):
+class LogSoftmax(_AlongDim):
     """log(softmax(x)) along ``dim`` (default: the last), computed stably.
 
     >>> minidl.nn.LogSoftmax(dim=1)(minidl.zeros(1, 2))
     tensor([[-0.6931472, -0.6931472]])
     """
 
-    def __init__(self, dim=-1):
-        super().__init__()
-        self.dim = dim
-
     def forward(self, x):
         return F.log_softmax(x, self.dim)
-
-    def extra_repr(self):
-        return f"dim={self.dim}"

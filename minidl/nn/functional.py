@@ -1,24 +1,590 @@
-"""``minidl.nn.functional``: the stateless operations behind the layers (see ``minidl.functional``).
+"""Stateless differentiable operations of neural networks, over the compiled kernels.
 
->>> import minidl.nn.functional as F
->>> F.relu(minidl.tensor([-1.0, 1.0]))
-tensor([0., 1.])
+Convolution, batch normalization, pooling and cross-entropy are autograd
+Functions whose forward and backward call ``minidl._ops`` directly; the rest
+are small compositions or element-wise Functions. Layers in ``minidl.nn`` hold
+the state (weights, running statistics) and call these. Import it as PyTorch's
+is imported: ``import minidl.nn.functional as F``.
+
+Shapes follow PyTorch: images are (N, C, H, W); a linear weight is
+(out_features, in_features); a convolution weight is (out_channels,
+in_channels, kh, kw); class scores are (N, K) with integer labels (N,).
+
+Each public function checks its arguments once, naming itself in its errors, and
+then applies a private Function (``_BatchNormFn`` ...) whose forward and backward
+call the kernels. A layer checks its input with its own name and applies the same
+Function.
 """
 
-from ..functional import (  # noqa: F401
-    avg_pool2d,
-    batch_norm,
-    conv2d,
-    cross_entropy,
-    dropout,
-    leaky_relu,
-    linear,
-    log_softmax,
-    max_pool2d,
-    mse_loss,
-    nll_loss,
-    relu,
-    sigmoid,
-    softmax,
-    tanh,
-)
+import numpy as np
+
+from .. import _checks, _ops
+from .. import random as _random
+from ..autograd import Function
+from ..tensor import Tensor
+
+# ---------------------------------------------------------------- linear
+
+
+class _LinearFn(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        out = np.matmul(x, weight.T)
+        if bias is not None:
+            out += bias
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        need_x, need_weight, need_bias = ctx.needs_input_grad
+        rows = grad.reshape(-1, grad.shape[-1])
+        dx = np.matmul(grad, weight) if need_x else None
+        dweight = rows.T @ x.reshape(-1, x.shape[-1]) if need_weight else None
+        dbias = _ops.sum_leading(rows) if need_bias else None
+        return dx, dweight, dbias
+
+
+def linear(x, weight, bias=None):
+    """``x @ weight.T + bias``: x (*, in_features), weight (out, in), bias (out,) -> (*, out).
+
+    >>> F.linear(minidl.ones(2, 3), minidl.ones(4, 3)).shape
+    (2, 4)
+    """
+    if x.shape[-1:] != weight.shape[1:]:
+        raise ValueError(
+            f"linear: input of shape {x.shape} does not match a weight of shape "
+            f"{weight.shape} (expected the last dim to be {weight.shape[1]})"
+        )
+    return _LinearFn.apply(x, weight, bias)
+
+
+# ---------------------------------------------------------------- convolution
+
+
+def _same_padding(kernel, dilation):
+    """Padding before and after that keeps the size at stride 1 (the extra one after)."""
+    total = dilation * (kernel - 1)
+    return total // 2, total - total // 2
+
+
+class _Conv2dFn(Function):
+    """Convolution as one matrix product over the whole batch.
+
+    im2col lays the windows out as (C * kh * kw, N * L) (L = OH * OW), so the
+    forward is a single (O, C*kh*kw) @ (C*kh*kw, N*L) product, and the backward
+    two more of the same size (weight gradient and column gradient).
+    """
+
+    @staticmethod
+    def forward(
+        ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), extra=(0, 0)
+    ):
+        # ``extra``: one more row/column of zeros after the input (even kernels, "same")
+        if extra != (0, 0):
+            x = np.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
+        batch, out_channels = x.shape[0], weight.shape[0]
+        kh, kw = weight.shape[2], weight.shape[3]
+        cols = _ops.im2col(x, (kh, kw), stride, padding, dilation)
+        positions = cols.shape[2]
+        weight_matrix = weight.reshape(out_channels, -1)
+        product = weight_matrix @ cols.reshape(cols.shape[0], -1)  # (O, N * L)
+        out = np.empty((batch, out_channels, positions), dtype=product.dtype)
+        channels_first = product.reshape(out_channels, batch, positions).transpose(1, 0, 2)
+        if bias is not None:
+            np.add(channels_first, bias[:, None], out=out)
+        else:
+            np.copyto(out, channels_first)
+        ctx.save_for_backward(cols, weight_matrix)
+        ctx.geometry = (x.shape, (kh, kw), stride, padding, dilation, extra, weight.shape)
+        height = (x.shape[2] + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+        return out.reshape(batch, out_channels, height, positions // height)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cols, weight_matrix = ctx.saved_tensors
+        x_shape, kernel, stride, padding, dilation, extra, weight_shape = ctx.geometry
+        need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
+        grad3 = grad.reshape(grad.shape[0], grad.shape[1], -1)  # (N, O, L)
+        # (O, N * L), the layout of the forward's product
+        grad_matrix = np.ascontiguousarray(grad3.transpose(1, 0, 2)).reshape(grad3.shape[1], -1)
+        dx = dweight = dbias = None
+        if need_x:
+            dcols = (weight_matrix.T @ grad_matrix).reshape(cols.shape)
+            dx = _ops.col2im(dcols, x_shape, kernel, stride, padding, dilation)
+            if extra != (0, 0):
+                dx = dx[:, :, : x_shape[2] - extra[0], : x_shape[3] - extra[1]]
+        if need_weight:
+            dweight = (grad_matrix @ cols.reshape(cols.shape[0], -1).T).reshape(weight_shape)
+        if need_bias:
+            dbias = _ops.sum_channels(grad3)
+        return dx, dweight, dbias
+
+
+def _conv_padding(padding, kernel_size, stride, dilation, where):
+    """``padding`` (an int, a pair, "same" or "valid") as (before, extra after) pairs.
+
+    "same" (stride 1 only) pads an even kernel one more after than before, as
+    PyTorch does; that extra row and column is returned separately.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding != "same":
+            raise ValueError(
+                f"{where}: padding must be 'same', 'valid', an int or a pair, got {padding!r}"
+            )
+        if stride != (1, 1):
+            raise ValueError(f"{where}: padding='same' needs stride 1, got stride {stride}")
+        before_h, after_h = _same_padding(kernel_size[0], dilation[0])
+        before_w, after_w = _same_padding(kernel_size[1], dilation[1])
+        return (before_h, before_w), (after_h - before_h, after_w - before_w)
+    padding = _checks.pair(padding, where, "padding")
+    if min(padding) < 0:
+        raise ValueError(f"{where}: padding must be non-negative, got {padding}")
+    return padding, (0, 0)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    """2-D convolution (cross-correlation, as in PyTorch) through im2col and a matrix product.
+
+    x (N, C, H, W), weight (O, C, kh, kw), bias (O,) -> (N, O, OH, OW). ``stride``,
+    ``padding`` and ``dilation`` are ints or pairs; ``padding="same"`` (stride 1
+    only) keeps H and W, padding an even kernel one more after than before, as
+    PyTorch does; ``padding="valid"`` is 0.
+
+    >>> F.conv2d(minidl.ones(1, 2, 5, 5), minidl.ones(3, 2, 3, 3), padding=1).shape
+    (1, 3, 5, 5)
+    """
+    if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"conv2d: expected input (N, {weight.shape[1] if weight.ndim == 4 else 'C'}, H, W) "
+            f"for a weight of shape {weight.shape}, got input of shape {x.shape}"
+        )
+    stride = _checks.pair(stride, "conv2d", "stride")
+    dilation = _checks.pair(dilation, "conv2d", "dilation")
+    padding, extra = _conv_padding(padding, weight.shape[2:], stride, dilation, "conv2d")
+    return _Conv2dFn.apply(
+        x, weight, bias, stride=stride, padding=padding, dilation=dilation, extra=extra
+    )
+
+
+# ---------------------------------------------------------------- batch normalization
+
+
+class _BatchNormFn(Function):
+    @staticmethod
+    def forward(
+        ctx,
+        x,
+        weight,
+        bias,
+        running_mean=None,
+        running_var=None,
+        training=True,
+        momentum=0.1,
+        eps=1e-5,
+        num_batches_tracked=None,
+    ):
+        if training:
+            y, mean, invstd = _ops.batchnorm_forward_train(
+                x, weight, bias, running_mean, running_var, momentum, eps, num_batches_tracked
+            )
+        else:
+            y = _ops.batchnorm_forward_eval(x, weight, bias, running_mean, running_var, eps)
+            mean = np.asarray(running_mean, dtype=np.float64).copy()
+            invstd = 1.0 / np.sqrt(np.asarray(running_var, dtype=np.float64) + eps)
+        ctx.save_for_backward(x, weight, mean, invstd)
+        ctx.training = training
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, mean, invstd = ctx.saved_tensors
+        dx, dweight, dbias = _ops.batchnorm_backward(grad, x, mean, invstd, weight, ctx.training)
+        need_weight, need_bias = ctx.needs_input_grad[1:3]
+        return (
+            dx,
+            dweight.astype(weight.dtype) if need_weight else None,
+            dbias.astype(weight.dtype) if need_bias else None,
+        ) + (None,) * 2
+
+
+def batch_norm(
+    x,
+    running_mean=None,
+    running_var=None,
+    weight=None,
+    bias=None,
+    training=False,
+    momentum=0.1,
+    eps=1e-5,
+    num_batches_tracked=None,
+):
+    """Batch normalization with statistics per channel (axis 1) over every other axis.
+
+    x (N, C), (N, C, L) or (N, C, H, W); ``running_mean``/``running_var`` (C,)
+    arrays or Tensors (updated in place when ``training``), or None; ``weight`` and
+    ``bias`` (C,) or None. ``training=True`` normalizes with the batch statistics;
+    otherwise with the running ones. Argument order and semantics are
+    ``torch.nn.functional.batch_norm``'s; ``momentum=None`` (a cumulative
+    average) needs ``num_batches_tracked``, the count including this batch.
+
+    >>> x = minidl.tensor([[1.0, 2.0], [3.0, 6.0]])
+    >>> F.batch_norm(x, training=True, eps=0.0)
+    tensor([[-1., -1.],
+            [ 1.,  1.]])
+    """
+    if x.ndim not in (2, 3, 4):
+        raise ValueError(f"batch_norm: expected a 2-d, 3-d or 4-d input, got shape {x.shape}")
+    if training:
+        _checks.values_per_channel(x.shape, "batch_norm")
+    elif running_mean is None or running_var is None:
+        raise ValueError(
+            "batch_norm: evaluation (training=False) needs running_mean and running_var"
+        )
+    return _batch_norm(
+        x, running_mean, running_var, weight, bias, training, momentum, eps, num_batches_tracked
+    )
+
+
+def _batch_norm(
+    x, running_mean, running_var, weight, bias, training, momentum, eps, num_batches_tracked
+):
+    """:func:`batch_norm` for checked arguments (the BatchNorm layers check their own)."""
+    running = [r.data if isinstance(r, Tensor) else r for r in (running_mean, running_var)]
+    return _BatchNormFn.apply(
+        x,
+        weight,
+        bias,
+        *running,
+        training=training,
+        momentum=momentum,
+        eps=eps,
+        num_batches_tracked=num_batches_tracked,
+    )
+
+
+# ---------------------------------------------------------------- pooling
+
+
+class _MaxPool2dFn(Function):
+    @staticmethod
+    def forward(ctx, x, kernel_size, stride=None, padding=0):
+        out, indices = _ops.max_pool2d_forward(x, kernel_size, stride, padding)
+        ctx.save_for_backward(indices)
+        ctx.x_shape = x.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (indices,) = ctx.saved_tensors
+        return _ops.max_pool2d_backward(grad, indices, ctx.x_shape), None, None, None
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Max over (kh, kw) windows of a (N, C, H, W) input; stride defaults to the kernel size.
+
+    >>> F.max_pool2d(minidl.arange(16.0).reshape(1, 1, 4, 4), 2)
+    tensor([[[[ 5.,  7.],
+              [13., 15.]]]])
+    """
+    if x.ndim != 4:
+        raise ValueError(f"max_pool2d: expected a (N, C, H, W) input, got shape {x.shape}")
+    return _MaxPool2dFn.apply(x, kernel_size, stride, padding)
+
+
+class _AvgPool2dFn(Function):
+    @staticmethod
+    def forward(ctx, x, kernel_size, stride=None, padding=0, count_include_pad=True):
+        ctx.arguments = (x.shape, kernel_size, stride, padding, count_include_pad)
+        return _ops.avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (_ops.avg_pool2d_backward(grad, *ctx.arguments),) + (None,) * 4
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """Mean over (kh, kw) windows of a (N, C, H, W) input; zero padding.
+
+    >>> F.avg_pool2d(minidl.ones(1, 1, 4, 4), 2).shape
+    (1, 1, 2, 2)
+    """
+    if x.ndim != 4:
+        raise ValueError(f"avg_pool2d: expected a (N, C, H, W) input, got shape {x.shape}")
+    return _AvgPool2dFn.apply(x, kernel_size, stride, padding, count_include_pad)
+
+
+# ---------------------------------------------------------------- activations and dropout
+
+
+class _DropoutFn(Function):
+    @staticmethod
+    def forward(ctx, x, p):
+        keep = _random.generator().random(x.shape) >= p
+        scale = x.dtype.type(0.0 if p == 1 else 1.0 / (1.0 - p))
+        mask = keep * scale
+        mask = mask.astype(x.dtype, copy=False)
+        ctx.save_for_backward(mask)
+        return x * mask
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        return grad * mask, None
+
+
+def _dropout_probability(p, where):
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.number)) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"{where}: p must be a number in [0, 1], got {p!r}")
+    return float(p)
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p) (training only).
+
+    Masks are drawn from minidl's generator (``minidl.manual_seed``).
+
+    >>> F.dropout(minidl.ones(4), p=0.5, training=False)
+    tensor([1., 1., 1., 1.])
+    """
+    return _dropout(x, _dropout_probability(p, "dropout"), training)
+
+
+def _dropout(x, p, training):
+    if not training or p == 0.0:
+        return x
+    return _DropoutFn.apply(x, p)
+
+
+def relu(x):
+    """max(x, 0), element-wise.
+
+    >>> F.relu(minidl.tensor([-1.0, 2.0]))
+    tensor([0., 2.])
+    """
+    return x.relu()
+
+
+class _LeakyReLUFn(Function):
+    @staticmethod
+    def forward(ctx, x, negative_slope=0.01):
+        ctx.save_for_backward(x > 0)
+        ctx.negative_slope = negative_slope
+        return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (positive,) = ctx.saved_tensors
+        return np.where(positive, grad, grad * grad.dtype.type(ctx.negative_slope))
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """x where x > 0, else ``negative_slope * x``.
+
+    >>> F.leaky_relu(minidl.tensor([-1.0, 2.0]), 0.1)
+    tensor([-0.1,  2. ])
+    """
+    return _LeakyReLUFn.apply(x, negative_slope=negative_slope)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), element-wise.
+
+    >>> F.sigmoid(minidl.zeros(1))
+    tensor([0.5])
+    """
+    return x.sigmoid()
+
+
+def tanh(x):
+    """Hyperbolic tangent, element-wise.
+
+    >>> F.tanh(minidl.zeros(1))
+    tensor([0.])
+    """
+    return x.tanh()
+
+
+def _logsumexp(x, axis):
+    """log(sum(exp(x))) over ``axis``, kept as a size-1 axis; the kernel for rows."""
+    if x.ndim == 2 and axis == 1 and x.shape[1]:
+        return _ops.logsumexp_rows(x)[:, None]
+    shift = np.max(x, axis=axis, keepdims=True)
+    shift = np.where(np.isfinite(shift), shift, 0)
+    return np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
+
+
+class _NormalizedExpFn(Function):
+    """Softmax-like functions along one axis, computed from the log-sum-exp; saves the output."""
+
+    @classmethod
+    def forward(cls, ctx, x, dim=-1):
+        ctx.axis = dim % x.ndim
+        out = cls.compute(x, _logsumexp(x, ctx.axis))
+        ctx.save_for_backward(out)
+        return out
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        (out,) = ctx.saved_tensors
+        return cls.input_grad(grad, out, ctx.axis)
+
+
+class _LogSoftmaxFn(_NormalizedExpFn):
+    @staticmethod
+    def compute(x, logsumexp):
+        return x - logsumexp.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def input_grad(grad, out, axis):
+        return grad - np.exp(out) * grad.sum(axis=axis, keepdims=True)
+
+
+class _SoftmaxFn(_NormalizedExpFn):
+    @staticmethod
+    def compute(x, logsumexp):
+        return np.exp(x - logsumexp).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def input_grad(grad, out, axis):
+        return out * (grad - (grad * out).sum(axis=axis, keepdims=True))
+
+
+def _check_dim(x, dim, where):
+    if not -x.ndim <= dim < x.ndim:
+        raise ValueError(f"{where}: dim {dim} is out of range for an input of shape {x.shape}")
+
+
+def softmax(x, dim=-1):
+    """exp(x) / sum(exp(x)) along ``dim``, computed stably.
+
+    >>> F.softmax(minidl.zeros(1, 4), dim=1)
+    tensor([[0.25, 0.25, 0.25, 0.25]])
+    """
+    _check_dim(x, dim, "softmax")
+    return _SoftmaxFn.apply(x, dim=dim)
+
+
+def log_softmax(x, dim=-1):
+    """x - log(sum(exp(x))) along ``dim``, computed stably.
+
+    >>> F.log_softmax(minidl.zeros(1, 2), dim=1)
+    tensor([[-0.6931472, -0.6931472]])
+    """
+    _check_dim(x, dim, "log_softmax")
+    return _LogSoftmaxFn.apply(x, dim=dim)
+
+
+# ---------------------------------------------------------------- losses
+
+
+class _CrossEntropyFn(Function):
+    @staticmethod
+    def forward(ctx, logits, labels, label_smoothing=0.0, reduction="mean"):
+        loss, lse = _ops.softmax_xent_forward(logits, labels, label_smoothing)
+        ctx.save_for_backward(logits, labels, lse)
+        ctx.label_smoothing, ctx.reduction = label_smoothing, reduction
+        rows = logits.shape[0]
+        if reduction == "mean":
+            return np.asarray(loss, dtype=logits.dtype)
+        if reduction == "sum":
+            return np.asarray(loss * rows, dtype=logits.dtype)
+        picked = logits[np.arange(rows), labels].astype(np.float64)
+        uniform = logits.astype(np.float64).mean(axis=1)
+        losses = lse - (1 - label_smoothing) * picked - label_smoothing * uniform
+        return losses.astype(logits.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        logits, labels, lse = ctx.saved_tensors
+        rows = logits.shape[0]
+        if ctx.reduction == "mean":
+            scale = np.asarray(grad, dtype=np.float64) / rows
+        else:
+            scale = np.asarray(grad, dtype=np.float64)
+        dlogits = _ops.softmax_xent_backward(logits, labels, lse, scale, ctx.label_smoothing)
+        return dlogits, None
+
+
+def cross_entropy(logits, labels, label_smoothing=0.0, reduction="mean"):
+    """Softmax cross-entropy of (N, K) ``logits`` against (N,) integer ``labels``.
+
+    As ``torch.nn.functional.cross_entropy``: with label smoothing e the target is
+    (1 - e) * one_hot + e / K; ``reduction`` is 'mean' (default), 'sum' or 'none'.
+    One fused compiled kernel each way.
+
+    >>> F.cross_entropy(minidl.zeros(2, 4), minidl.tensor([0, 3]))
+    tensor(1.3862944)
+    """
+    _checks.reduction(reduction, "cross_entropy")
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy: expected (N, K) logits, got shape {logits.shape}")
+    labels = _checks.class_labels(labels, *logits.shape, "cross_entropy")
+    label_smoothing = _checks.label_smoothing(label_smoothing, "cross_entropy")
+    return _CrossEntropyFn.apply(
+        logits, labels, label_smoothing=label_smoothing, reduction=reduction
+    )
+
+
+def nll_loss(log_probs, labels, reduction="mean"):
+    """Negative log-likelihood of (N,) integer ``labels`` under (N, K) log-probabilities.
+
+    >>> F.nll_loss(minidl.tensor([[-1.0, -2.0]]), minidl.tensor([1]))
+    tensor(2.)
+    """
+    _checks.reduction(reduction, "nll_loss")
+    if log_probs.ndim != 2:
+        raise ValueError(
+            f"nll_loss: expected (N, K) log-probabilities, got shape {log_probs.shape}"
+        )
+    labels = _checks.class_labels(labels, *log_probs.shape, "nll_loss")
+    picked = -log_probs[np.arange(log_probs.shape[0]), labels]
+    return _reduce(picked, reduction)
+
+
+def _reduce(values, reduction):
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    return values
+
+
+def mse_loss(prediction, target, reduction="mean"):
+    """Mean (or sum, or element-wise) squared error; both inputs of the same shape.
+
+    >>> F.mse_loss(minidl.tensor([1.0, 3.0]), minidl.tensor([0.0, 0.0]))
+    tensor(5.)
+    """
+    _checks.reduction(reduction, "mse_loss")
+    target_shape = target.shape if isinstance(target, Tensor) else np.shape(target)
+    if prediction.shape != target_shape:
+        raise ValueError(
+            f"mse_loss: prediction of shape {prediction.shape} and target of shape "
+            f"{target_shape} differ"
+        )
+    difference = prediction - target
+    return _reduce(difference * difference, reduction)
+
+
+__all__ = [
+    "avg_pool2d",
+    "batch_norm",
+    "conv2d",
+    "cross_entropy",
+    "dropout",
+    "leaky_relu",
+    "linear",
+    "log_softmax",
+    "max_pool2d",
+    "mse_loss",
+    "nll_loss",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "tanh",
+]

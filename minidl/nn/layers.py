@@ -5,24 +5,11 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .. import functional as F
+from .. import _checks
 from ..tensor import Tensor
+from . import functional as F
 from . import init
 from .module import Module, Parameter
-
-
-def _pair(value, where, name):
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{where}: expected {name} as an int or a pair, got {value!r}")
-        return int(value[0]), int(value[1])
-    return int(value), int(value)
-
-
-def _positive(value, where, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{where}: {name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _check_input(layer, x, ok, expected):
@@ -69,15 +56,15 @@ class Dense(_WeightAndBias):
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
-        self.in_features = _positive(in_features, "Dense", "in_features")
-        self.out_features = _positive(out_features, "Dense", "out_features")
+        self.in_features = _checks.positive_int(in_features, "Dense", "in_features")
+        self.out_features = _checks.positive_int(out_features, "Dense", "out_features")
         self._create((self.out_features, self.in_features), bias)
 
     def forward(self, x):
         _check_input(
             self, x, x.ndim >= 1 and x.shape[-1] == self.in_features, f"(*, {self.in_features})"
         )
-        return F.linear(x, self.weight, self.bias)
+        return F._LinearFn.apply(x, self.weight, self.bias)
 
     def extra_repr(self):
         return (
@@ -105,24 +92,16 @@ class Conv2D(_WeightAndBias):
         self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True
     ):
         super().__init__()
-        self.in_channels = _positive(in_channels, "Conv2D", "in_channels")
-        self.out_channels = _positive(out_channels, "Conv2D", "out_channels")
-        self.kernel_size = _pair(kernel_size, "Conv2D", "kernel_size")
-        self.stride = _pair(stride, "Conv2D", "stride")
-        self.dilation = _pair(dilation, "Conv2D", "dilation")
-        if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise ValueError(
-                    f"Conv2D: padding must be 'same', 'valid', an int or a pair, got {padding!r}"
-                )
-            if padding == "same" and self.stride != (1, 1):
-                raise ValueError(f"Conv2D: padding='same' needs stride 1, got {self.stride}")
-            self.padding = padding
-        else:
-            self.padding = _pair(padding, "Conv2D", "padding")
+        self.in_channels = _checks.positive_int(in_channels, "Conv2D", "in_channels")
+        self.out_channels = _checks.positive_int(out_channels, "Conv2D", "out_channels")
+        self.kernel_size = _checks.pair(kernel_size, "Conv2D", "kernel_size")
+        self.stride = _checks.pair(stride, "Conv2D", "stride")
+        self.dilation = _checks.pair(dilation, "Conv2D", "dilation")
         for name in ("kernel_size", "stride", "dilation"):
             if min(getattr(self, name)) < 1:
                 raise ValueError(f"Conv2D: {name} must be positive, got {getattr(self, name)}")
+        before, _ = F._conv_padding(padding, self.kernel_size, self.stride, self.dilation, "Conv2D")
+        self.padding = padding if isinstance(padding, str) else before
         self._create((self.out_channels, self.in_channels, *self.kernel_size), bias)
 
     def forward(self, x):
@@ -132,7 +111,18 @@ class Conv2D(_WeightAndBias):
             x.ndim == 4 and x.shape[1] == self.in_channels,
             f"(N, {self.in_channels}, H, W)",
         )
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        padding, extra = F._conv_padding(
+            self.padding, self.kernel_size, self.stride, self.dilation, "Conv2D"
+        )
+        return F._Conv2dFn.apply(
+            x,
+            self.weight,
+            self.bias,
+            stride=self.stride,
+            padding=padding,
+            dilation=self.dilation,
+            extra=extra,
+        )
 
     def extra_repr(self):
         text = (
@@ -179,7 +169,7 @@ class BatchNorm(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         super().__init__()
-        self.num_features = _positive(num_features, type(self).__name__, "num_features")
+        self.num_features = _checks.positive_int(num_features, type(self).__name__, "num_features")
         self.eps = float(eps)
         self.momentum = None if momentum is None else float(momentum)
         self.affine = bool(affine)
@@ -220,24 +210,22 @@ class BatchNorm(Module):
             self._shape_text.format(self.num_features),
         )
         use_batch_stats = self.training or not self.track_running_stats
-        if use_batch_stats and x.size // x.shape[1] <= 1:
-            raise ValueError(
-                f"Expected more than 1 value per channel when training, got input shape {x.shape}"
-            )
+        if use_batch_stats:
+            _checks.values_per_channel(x.shape, type(self).__name__)
         tracked = None
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1  # in place: the 0-d array stays an array
             tracked = int(self.num_batches_tracked.data)
-        return F.batch_norm(
+        return F._batch_norm(
             x,
             self.running_mean,  # None without track_running_stats
             self.running_var,
             self.weight,
             self.bias,
-            training=use_batch_stats,
-            momentum=self.momentum,
-            eps=self.eps,
-            num_batches_tracked=tracked,
+            use_batch_stats,
+            self.momentum,
+            self.eps,
+            tracked,
         )
 
     def extra_repr(self):
@@ -269,28 +257,36 @@ class BatchNorm2D(BatchNorm):
     _shape_text = "(N, {0}, H, W)"
 
 
-class MaxPool2D(Module):
+class _Pool2D(Module):
+    """What max and average pooling share: the window, checked when the layer is made."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        where = type(self).__name__
+        _checks.pair(kernel_size, where, "kernel_size")
+        _checks.pair(padding, where, "padding")
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        _checks.pair(self.stride, where, "stride")
+        self.padding = padding
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2D(_Pool2D):
     """2-D max pooling over (N, C, H, W) inputs; ``stride`` defaults to ``kernel_size``.
 
     >>> minidl.nn.MaxPool2D(2)(minidl.zeros(1, 3, 28, 28)).shape
     (1, 3, 14, 14)
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = kernel_size if stride is None else stride
-        self.padding = padding
-
     def forward(self, x):
         _check_input(self, x, x.ndim == 4, "(N, C, H, W)")
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
-
-    def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return F._MaxPool2dFn.apply(x, self.kernel_size, self.stride, self.padding)
 
 
-class AvgPool2D(Module):
+class AvgPool2D(_Pool2D):
     """2-D average pooling over (N, C, H, W) inputs; ``stride`` defaults to ``kernel_size``.
 
     >>> minidl.nn.AvgPool2D(2)(minidl.zeros(1, 3, 28, 28)).shape
@@ -298,18 +294,14 @@ class AvgPool2D(Module):
     """
 
     def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True):
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = kernel_size if stride is None else stride
-        self.padding = padding
+        super().__init__(kernel_size, stride, padding)
         self.count_include_pad = count_include_pad
 
     def forward(self, x):
         _check_input(self, x, x.ndim == 4, "(N, C, H, W)")
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.count_include_pad)
-
-    def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return F._AvgPool2dFn.apply(
+            x, self.kernel_size, self.stride, self.padding, self.count_include_pad
+        )
 
 
 class Flatten(Module):
@@ -344,12 +336,10 @@ class Dropout(Module):
 
     def __init__(self, p=0.5):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
-        self.p = float(p)
+        self.p = F._dropout_probability(p, "Dropout")
 
     def forward(self, x):
-        return F.dropout(x, self.p, self.training)
+        return F._dropout(x, self.p, self.training)
 
     def extra_repr(self):
         return f"p={self.p}"

@@ -168,11 +168,7 @@ class Module:
 
     def register_parameter(self, name, parameter):
         """Register ``parameter`` (a Parameter or None) under ``name``."""
-        if parameter is not None and not isinstance(parameter, Parameter):
-            raise TypeError(f"register_parameter: expected a Parameter or None for '{name}'")
-        self._require_init()
-        self._forget(name)
-        self._parameters[name] = parameter
+        self._register(self._parameters, name, parameter, Parameter, "register_parameter")
 
     def register_buffer(self, name, value, persistent=True):
         """Register state that is not learned (e.g. running statistics) under ``name``.
@@ -195,11 +191,15 @@ class Module:
 
     def add_module(self, name, module):
         """Register ``module`` (or None) as a sub-module called ``name``."""
-        if module is not None and not isinstance(module, Module):
-            raise TypeError(f"add_module: expected a Module or None for '{name}'")
+        self._register(self._modules, name, module, Module, "add_module")
+
+    def _register(self, registry, name, value, kind, where):
+        """Put ``value`` (a ``kind`` or None) in ``registry`` as ``name``, forgetting the old."""
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(f"{where}: expected a {kind.__name__} or None for '{name}'")
         self._require_init()
         self._forget(name)
-        self._modules[name] = module
+        registry[name] = value
 
     # ------------------------------------------------------------------ traversal
     def named_children(self):

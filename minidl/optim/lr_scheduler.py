@@ -20,6 +20,8 @@ Creating a scheduler applies its value for step 0, as PyTorch does.
 
 import math
 
+from .. import _checks
+
 _NOT_STATE = ("optimizer",)
 
 
@@ -332,26 +334,12 @@ class ReduceLROnPlateau(_ScheduleState):
         self.last_epoch = 0
         self._last_lr = [group["lr"] for group in optimizer.param_groups]
 
-    def _is_better(self, value):
-        if self.mode == "min":
-            bound = (
-                self.best * (1 - self.threshold)
-                if self.threshold_mode == "rel"
-                else (self.best - self.threshold)
-            )
-            return value < bound
-        bound = (
-            self.best * (1 + self.threshold)
-            if self.threshold_mode == "rel"
-            else (self.best + self.threshold)
-        )
-        return value > bound
-
     def step(self, metrics):
         """Record this epoch's monitored value and reduce the lr after a plateau."""
         value = float(metrics)
         self.last_epoch += 1
-        if self._is_better(value):
+        relative = self.threshold_mode == "rel"
+        if _checks.improved(value, self.best, self.mode, self.threshold, relative):
             self.best = value
             self.num_bad_epochs = 0
         else:

@@ -1,0 +1,242 @@
+"""Everything minidl changes or detects about the process, in one place.
+
+Importing minidl applies the settings below, each measured to pay on a 2-core
+machine (``docs/building.md`` has the figures), each with an opt-out, and none
+overriding a value you set yourself. Nothing else in minidl touches the
+environment, the C library or other packages' global state.
+
+=====================  ==========================================  =================================
+setting                what it does                                opt-out
+=====================  ==========================================  =================================
+``GOMP_SPINCOUNT``     idle OpenMP threads sleep after ~10,000     set ``GOMP_SPINCOUNT`` or
+= 10000                spins instead of ~300,000, so they do not   ``OMP_WAIT_POLICY`` yourself, or
+                       starve numpy's BLAS threads (a CNN step:    ``MINIDL_SHORT_SPIN=0``
+                       200 -> 78 ms)
+``OPENBLAS_THREAD_     OpenBLAS workers sleep soon after a         set it yourself, or
+TIMEOUT`` = 16         product instead of spinning ~2**28 cycles   ``MINIDL_SHORT_SPIN=0``
+                       while our kernels run (110 -> 85 ms); only
+                       when minidl is imported before numpy
+glibc heap             freed blocks up to 32 MiB stay in the heap  ``MINIDL_KEEP_FREED_MEMORY=0``
+(``mallopt``)          (mmap threshold 32 MiB, trim threshold
+                       512 MiB), so fresh outputs do not
+                       page-fault on every step (BN: 18 -> 9 ms)
+kernel threads         the cores this process may run on           ``MINIDL_NUM_THREADS`` or
+                       (``os.sched_getaffinity``)                  ``OMP_NUM_THREADS``, or
+                                                                   :func:`set_num_threads`
+after ``os.fork``      the child's kernels run single-threaded:    ``MINIDL_FORK_SINGLE_THREAD=0``
+                       libgomp's thread pool does not survive a    (then a forked child that
+                       fork, and a child entering a parallel       runs kernels may hang)
+                       region would hang; call
+                       :func:`set_num_threads` in the child to
+                       use more
+=====================  ==========================================  =================================
+
+The two environment variables must be set before the OpenMP runtime and
+OpenBLAS load, which is why this module runs first when minidl is imported.
+:func:`show_config` prints all of it with the build facts.
+"""
+
+import ctypes
+import os
+import platform
+import sys
+
+_ENABLED_VALUES = ("", "1")
+
+
+def _switched_on(name):
+    """Whether the opt-out variable ``name`` leaves its setting on (unset or "1")."""
+    return os.environ.get(name, "").strip() in _ENABLED_VALUES
+
+
+# ---------------------------------------------------------------- environment (before loading)
+SPIN_COUNT = "10000"
+OPENBLAS_THREAD_TIMEOUT = "16"
+
+SHORT_SPIN = _switched_on("MINIDL_SHORT_SPIN")
+if SHORT_SPIN:
+    if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", OPENBLAS_THREAD_TIMEOUT)
+
+from . import _ops  # noqa: E402  (the OpenMP runtime reads GOMP_SPINCOUNT when this loads)
+
+# ---------------------------------------------------------------- the C heap
+# From glibc's <malloc.h>.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest allowed value on 64-bit systems
+TRIM_THRESHOLD = 512 * 1024 * 1024
+
+
+def _glibc():
+    """The C library through ctypes when it is glibc, else None (macOS, musl, Windows)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version.restype = ctypes.c_char_p
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def _keep_freed_memory():
+    """Raise glibc's mmap and trim thresholds; returns whether both took effect."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    mallopt = libc.mallopt
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
+
+
+KEEP_FREED_MEMORY = _switched_on("MINIDL_KEEP_FREED_MEMORY") and _keep_freed_memory()
+
+# ---------------------------------------------------------------- threads
+_blas_limits = None
+
+
+def default_num_threads():
+    """The thread count minidl starts with.
+
+    ``MINIDL_NUM_THREADS``, else ``OMP_NUM_THREADS`` (its first entry), else the
+    number of cores this process may run on.
+
+    >>> minidl.runtime.default_num_threads() >= 1
+    True
+    """
+    for name in ("MINIDL_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def set_num_threads(n):
+    """Use ``n`` threads in the compiled kernels and, with threadpoolctl, in numpy's BLAS.
+
+    threadpoolctl (``pip install threadpoolctl``, in the ``test`` and ``bench``
+    extras) is what reaches the BLAS; without it only the kernels follow.
+
+    >>> minidl.set_num_threads(1)
+    >>> minidl.get_num_threads()
+    1
+    """
+    global _blas_limits
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive integer, got {n!r}")
+    _ops.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    _blas_limits = threadpool_limits(limits=n, user_api="blas")
+
+
+def get_num_threads():
+    """The number of threads the compiled kernels use.
+
+    >>> minidl.get_num_threads() >= 1
+    True
+    """
+    return _ops.get_num_threads()
+
+
+_ops.set_num_threads(default_num_threads())
+
+# ---------------------------------------------------------------- fork
+FORK_SINGLE_THREAD = _switched_on("MINIDL_FORK_SINGLE_THREAD") and hasattr(os, "register_at_fork")
+if FORK_SINGLE_THREAD:
+    os.register_at_fork(after_in_child=lambda: _ops.set_num_threads(1))
+
+
+# ---------------------------------------------------------------- report
+def _blas_info():
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return ["(install threadpoolctl to see numpy's BLAS)"]
+    lines = []
+    for pool in threadpool_info():
+        if pool.get("user_api") == "blas":
+            lines.append(
+                f"{pool.get('internal_api')} {pool.get('version')}, "
+                f"{pool.get('num_threads')} threads, {pool.get('architecture') or ''}".rstrip(", ")
+            )
+    return lines or ["(no BLAS library loaded)"]
+
+
+def config():
+    """What :func:`show_config` prints, as a dict of plain values.
+
+    >>> sorted(minidl.runtime.config())[:3]
+    ['blas', 'build', 'environment']
+    """
+    from . import __version__
+
+    libc = _glibc()
+    return {
+        "minidl": __version__,
+        "python": f"{platform.python_version()} ({sys.executable})",
+        "platform": platform.platform(),
+        "numpy": __import__("numpy").__version__,
+        "build": {
+            "openmp": _ops.openmp_enabled(),
+            "compiler flags": _ops.build_flags(),
+            "extension": _ops.__file__,
+        },
+        "threads": {
+            "kernels": _ops.get_num_threads(),
+            "default": default_num_threads(),
+            "after fork": 1 if FORK_SINGLE_THREAD else "as in the parent",
+        },
+        "blas": _blas_info(),
+        "heap": {
+            "glibc": libc.gnu_get_libc_version().decode() if libc is not None else None,
+            "keep freed memory": KEEP_FREED_MEMORY,
+            "mmap threshold": MMAP_THRESHOLD if KEEP_FREED_MEMORY else "the C library's",
+            "trim threshold": TRIM_THRESHOLD if KEEP_FREED_MEMORY else "the C library's",
+        },
+        "environment": {
+            name: os.environ.get(name)
+            for name in (
+                "GOMP_SPINCOUNT",
+                "OMP_WAIT_POLICY",
+                "OMP_NUM_THREADS",
+                "OPENBLAS_THREAD_TIMEOUT",
+                "MINIDL_NUM_THREADS",
+                "MINIDL_SHORT_SPIN",
+                "MINIDL_KEEP_FREED_MEMORY",
+                "MINIDL_FORK_SINGLE_THREAD",
+            )
+        },
+    }
+
+
+def show_config():
+    """Print minidl's build and run-time configuration (as ``numpy.show_config()`` does).
+
+    The build (OpenMP, compiler flags), the thread counts, numpy's BLAS (through
+    threadpoolctl when installed), the heap settings, and every environment
+    variable minidl reads or sets.
+
+    >>> minidl.show_config()  # doctest: +ELLIPSIS
+    minidl ...
+    """
+    for key, value in config().items():
+        if isinstance(value, dict):
+            print(f"{key}:")
+            for name, item in value.items():
+                print(f"  {name}: {item}")
+        elif isinstance(value, list):
+            print(f"{key}:")
+            for item in value:
+                print(f"  {item}")
+        else:
+            print(f"{key} {value}" if key == "minidl" else f"{key}: {value}")
