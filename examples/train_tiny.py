@@ -27,7 +27,7 @@ def two_spirals(points_per_class, noise, rng):
 
 def cross_entropy(logits, labels):
     """Mean negative log-likelihood of ``labels`` (N,) under softmax(``logits``) (N, K)."""
-    shift = logits.max(axis=1, keepdims=True).detach()
+    shift = logits.amax(1, keepdim=True).detach()
     log_norm = (logits - shift).exp().sum(axis=1, keepdims=True).log() + shift
     log_probs = logits - log_norm
     return -log_probs[np.arange(len(labels)), labels].mean()

@@ -13,9 +13,11 @@ between tied maxima (as ``torch.amax``), ``Clip`` passes the gradient where
 """
 
 import builtins
+import math
 
 import numpy as np
 
+from . import _ops
 from ._reduce import sum_axes, unbroadcast
 from .autograd import Function
 
@@ -38,10 +40,18 @@ def _normalize_axes(axis, ndim, where):
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     normalized = []
+    # a 0-d tensor accepts dim 0 and -1, as in PyTorch, and has nothing to reduce over them
+    span = builtins.max(ndim, 1)
     for a in axes:
-        if not -ndim <= a < ndim:
-            raise ValueError(f"{where}: axis {a} is out of range for a tensor with {ndim} dims")
-        normalized.append(int(a) % ndim)
+        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+            raise TypeError(f"{where}: dims must be integers, got {axis!r}")
+        if not -span <= a < span:
+            raise ValueError(
+                f"{where}: dim {a} is out of range for a tensor with {ndim} dims "
+                f"(expected to be in range of [{-span}, {span - 1}])"
+            )
+        if ndim:
+            normalized.append(int(a) % ndim)
     if len(set(normalized)) != len(normalized):
         raise ValueError(f"{where}: repeated axis in {axis}")
     return tuple(sorted(normalized))
@@ -83,8 +93,12 @@ class Sub(_AddOrSub):
     name, ufunc, sign = "sub", staticmethod(np.subtract), -1
 
 
-class _MulOrDiv(Function):
-    """A product or quotient: both operands are saved, as each gradient needs the other."""
+class _SavesBoth(Function):
+    """A binary operation whose gradients need both operands, which it saves.
+
+    Subclasses give ``name``, ``ufunc`` and ``input_grads(grad, a, b, need_a, need_b)``;
+    the gradients are summed back to each operand's shape here.
+    """
 
     name, ufunc = "", None
 
@@ -104,7 +118,7 @@ class _MulOrDiv(Function):
         )
 
 
-class Mul(_MulOrDiv):
+class Mul(_SavesBoth):
     name, ufunc = "mul", staticmethod(np.multiply)
 
     @staticmethod
@@ -112,7 +126,7 @@ class Mul(_MulOrDiv):
         return (grad * b if need_a else None), (grad * a if need_b else None)
 
 
-class Div(_MulOrDiv):
+class Div(_SavesBoth):
     name, ufunc = "div", staticmethod(np.true_divide)
 
     @staticmethod
@@ -246,8 +260,8 @@ class _Extremum(Function):
     @classmethod
     def forward(cls, ctx, x, axis=None, keepdims=False):
         axes = _normalize_axes(axis, x.ndim, cls.name)
-        if x.size == 0:
-            raise ValueError(f"{cls.name}: the tensor is empty (shape {x.shape})")
+        if any(x.shape[a] == 0 for a in axes):
+            raise ValueError(f"{cls.name}: cannot reduce over an empty dim (shape {x.shape})")
         kept = cls.reduce(x, axis=axes, keepdims=True)
         ctx.save_for_backward(x, kept)
         ctx.axes = axes
@@ -281,11 +295,16 @@ class Var(Function):
             raise TypeError(f"var: expected a float tensor, got dtype {x.dtype}")
         count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64))
         divisor = x.dtype.type(builtins.max(count - correction, 0))
-        centered = x - np.mean(x, axis=axes, keepdims=True)
+        # in double, as the kernels do: float32 data far from zero keeps its precision
+        wide = x.astype(np.float64, copy=False)
+        centered = wide - np.mean(wide, axis=axes, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
             out = np.asarray(
-                sum_axes(np.ascontiguousarray(centered * centered), axes) / divisor, x.dtype
+                sum_axes(centered * centered, axes)
+                / np.float64(divisor),  # a fresh, C-ordered array
+                x.dtype,
             )
+        centered = centered.astype(x.dtype, copy=False)
         ctx.save_for_backward(centered)
         ctx.axes, ctx.divisor = axes, divisor
         return np.reshape(out, _keepdims_shape(x.shape, axes)) if keepdims else out
@@ -301,21 +320,32 @@ class Var(Function):
 # ---------------------------------------------------------------- shape
 
 
-class Reshape(Function):
-    @staticmethod
-    def forward(ctx, x, shape):
+class _NewShape(Function):
+    """The input seen in another ``shape`` (a view where numpy can make one).
+
+    Subclasses give ``change(x, shape)``, ``restore(grad, old_shape)`` and the
+    ``refusal`` message for a shape that does not fit.
+    """
+
+    @classmethod
+    def forward(cls, ctx, x, shape):
         ctx.shape = x.shape
         try:
-            return np.reshape(x, shape)
+            return cls.change(x, shape)
         except ValueError:
             raise ValueError(
-                f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) "
-                f"into {tuple(shape)}"
+                cls.refusal.format(shape=x.shape, size=x.size, new=tuple(shape))
             ) from None
 
-    @staticmethod
-    def backward(ctx, grad):
-        return grad.reshape(ctx.shape)
+    @classmethod
+    def backward(cls, ctx, grad):
+        return cls.restore(grad, ctx.shape)
+
+
+class Reshape(_NewShape):
+    change = staticmethod(np.reshape)
+    restore = staticmethod(np.reshape)
+    refusal = "reshape: cannot reshape a tensor of shape {shape} ({size} elements) into {new}"
 
 
 class Permute(Function):
@@ -427,58 +457,73 @@ class _Elementwise(Function):
         return cls.input_grad(grad, saved)
 
 
-class Exp(_Elementwise):
-    compute = staticmethod(np.exp)
-
-    @staticmethod
-    def input_grad(grad, out):
-        return grad * out
-
-
-class Sqrt(_Elementwise):
-    compute = staticmethod(np.sqrt)
-
-    @staticmethod
-    def input_grad(grad, out):
-        return grad / (2 * out)
+def _elementwise(name, compute, input_grad, saves_output=True):
+    """An :class:`_Elementwise` Function from its two formulas (one line each below)."""
+    return type(
+        name,
+        (_Elementwise,),
+        {
+            "compute": staticmethod(compute),
+            "input_grad": staticmethod(input_grad),
+            "saves_output": saves_output,
+            "__doc__": f"Element-wise {name.lower()}.",
+        },
+    )
 
 
-class Tanh(_Elementwise):
-    compute = staticmethod(np.tanh)
-
-    @staticmethod
-    def input_grad(grad, out):
-        return grad * (1 - out * out)
+def _stable_sigmoid(x):
+    """1 / (1 + exp(-x)) without overflow: exp is only taken of -|x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-class Sigmoid(_Elementwise):
-    @staticmethod
-    def compute(x):
-        """1 / (1 + exp(-x)) without overflow: exp is only taken of -|x|."""
-        e = np.exp(-np.abs(x))
-        return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-
-    @staticmethod
-    def input_grad(grad, out):
-        return grad * out * (1 - out)
+def _sign(x):
+    out = np.sign(x)  # torch gives 0 for NaN, numpy NaN
+    return np.where(np.isnan(out), 0, out).astype(out.dtype) if out.dtype.kind == "f" else out
 
 
-class Log(_Elementwise):
-    compute, saves_output = staticmethod(np.log), False
-
-    @staticmethod
-    def input_grad(grad, x):
-        return grad / x
+_erf = np.frompyfunc(math.erf, 1, 1)
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
 
 
-class ReLU(_Elementwise):
-    @staticmethod
-    def compute(x):
-        return np.maximum(x, 0)
+def _no_gradient(grad, x):
+    return np.zeros_like(grad)  # piecewise constant: PyTorch's gradient is zero too
 
-    @staticmethod
-    def input_grad(grad, out):
-        return grad * (out > 0)
+
+# name, forward, backward from (grad, saved): the output where the derivative is a
+# function of it (the input can then be freed), else the input (saves_output=False)
+Exp = _elementwise("Exp", np.exp, lambda grad, out: grad * out)
+Expm1 = _elementwise("Expm1", np.expm1, lambda grad, out: grad * (out + 1))
+Sqrt = _elementwise("Sqrt", np.sqrt, lambda grad, out: grad / (2 * out))
+Rsqrt = _elementwise(
+    "Rsqrt", lambda x: 1 / np.sqrt(x), lambda grad, out: grad * (-0.5 * out * out * out)
+)
+Tanh = _elementwise("Tanh", np.tanh, lambda grad, out: grad * (1 - out * out))
+Sigmoid = _elementwise("Sigmoid", _stable_sigmoid, lambda grad, out: grad * out * (1 - out))
+ReLU = _elementwise("ReLU", lambda x: np.maximum(x, 0), lambda grad, out: grad * (out > 0))
+Log = _elementwise("Log", np.log, lambda grad, x: grad / x, saves_output=False)
+Log2 = _elementwise(
+    "Log2", np.log2, lambda grad, x: grad / (x * x.dtype.type(_LN2)), saves_output=False
+)
+Log10 = _elementwise(
+    "Log10", np.log10, lambda grad, x: grad / (x * x.dtype.type(_LN10)), saves_output=False
+)
+Log1p = _elementwise("Log1p", np.log1p, lambda grad, x: grad / (1 + x), saves_output=False)
+Abs = _elementwise("Abs", np.abs, lambda grad, x: grad * np.sign(x), saves_output=False)
+Sin = _elementwise("Sin", np.sin, lambda grad, x: grad * np.cos(x), saves_output=False)
+Cos = _elementwise("Cos", np.cos, lambda grad, x: -grad * np.sin(x), saves_output=False)
+Erf = _elementwise(
+    "Erf",
+    lambda x: np.asarray(_erf(x), dtype=x.dtype),
+    lambda grad, x: grad * (x.dtype.type(_TWO_OVER_SQRT_PI) * np.exp(-x * x)),
+    saves_output=False,
+)
+Sign = _elementwise("Sign", _sign, _no_gradient, saves_output=False)
+Floor = _elementwise("Floor", np.floor, _no_gradient, saves_output=False)
+Ceil = _elementwise("Ceil", np.ceil, _no_gradient, saves_output=False)
+Round = _elementwise("Round", np.round, _no_gradient, saves_output=False)  # half to even
+Trunc = _elementwise("Trunc", np.trunc, _no_gradient, saves_output=False)
 
 
 class Clip(Function):
@@ -500,14 +545,6 @@ class Clip(Function):
         if high is not None:
             inside &= x <= high
         return grad * inside
-
-
-class Abs(_Elementwise):
-    compute, saves_output = staticmethod(np.abs), False
-
-    @staticmethod
-    def input_grad(grad, x):
-        return grad * np.sign(x)
 
 
 class Where(Function):
@@ -537,3 +574,400 @@ class Where(Function):
             unbroadcast(np.where(condition, grad, zero), shape_x) if need_x else None,
             unbroadcast(np.where(condition, zero, grad), shape_y) if need_y else None,
         )
+
+
+class _Extreme2(_SavesBoth):
+    """Element-wise maximum or minimum of two tensors; a tie splits the gradient in half."""
+
+    wins = None
+
+    @classmethod
+    def input_grads(cls, grad, a, b, need_a, need_b):
+        tie = np.equal(a, b) * grad.dtype.type(0.5)
+        return (
+            grad * (cls.wins(a, b) + tie) if need_a else None,
+            grad * (cls.wins(b, a) + tie) if need_b else None,
+        )
+
+
+class Maximum(_Extreme2):
+    name, ufunc, wins = "maximum", staticmethod(np.maximum), staticmethod(np.greater)
+
+
+class Minimum(_Extreme2):
+    name, ufunc, wins = "minimum", staticmethod(np.minimum), staticmethod(np.less)
+
+
+class Remainder(_SavesBoth):
+    """``a % b`` with the sign of ``b`` (Python's and torch.remainder's rule)."""
+
+    name, ufunc = "remainder", staticmethod(np.remainder)
+
+    @staticmethod
+    def input_grads(grad, a, b, need_a, need_b):
+        return grad, (-grad * np.floor_divide(a, b) if need_b else None)
+
+
+class FloorDivide(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return _broadcasting("floor_divide", np.floor_divide, a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("derivative for floor_divide is not implemented (as in PyTorch)")
+
+
+# ---------------------------------------------------------------- more reductions
+
+
+class Prod(Function):
+    """Product over one axis (or all): each input's gradient is the product of the others."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.shape, ctx.axis = x.shape, axis
+        ctx.save_for_backward(x)
+        out = np.prod(x, axis=axis, keepdims=keepdims)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        if x.size == 0:
+            return np.zeros(x.shape, dtype=grad.dtype)
+        if ctx.axis is None:
+            moved = x.reshape(1, -1)
+            grad = np.reshape(grad, (1, 1))
+        else:
+            moved = np.moveaxis(x, ctx.axis, -1)
+            grad = np.expand_dims(np.reshape(grad, moved.shape[:-1]), -1)
+        # products of everything before and after each element: no division, zeros are fine
+        ones = np.ones((*moved.shape[:-1], 1), dtype=x.dtype)
+        before = np.cumprod(np.concatenate([ones, moved[..., :-1]], axis=-1), axis=-1)
+        after = np.flip(
+            np.cumprod(np.concatenate([ones, np.flip(moved, -1)[..., :-1]], axis=-1), axis=-1),
+            -1,
+        )
+        dx = grad * before * after
+        if ctx.axis is None:
+            return dx.reshape(ctx.shape)
+        return np.moveaxis(dx, -1, ctx.axis)
+
+
+class Cumsum(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        ctx.axis = axis
+        return np.cumsum(x, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.flip(np.cumsum(np.flip(grad, ctx.axis), axis=ctx.axis), ctx.axis), None
+
+
+class LogSumExp(Function):
+    @staticmethod
+    def forward(ctx, x, axis, keepdims=False):
+        shift = np.max(x, axis=axis, keepdims=True) if x.size else np.zeros((), x.dtype)
+        shift = np.where(np.isfinite(shift), shift, 0)
+        kept = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
+        ctx.save_for_backward(x, kept)
+        ctx.shape_kept = kept.shape
+        out = kept if keepdims else np.squeeze(kept, axis=axis)
+        return np.asarray(out, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, kept = ctx.saved_tensors
+        return np.reshape(grad, ctx.shape_kept) * np.exp(x - kept)
+
+
+class Norm2(Function):
+    """The Euclidean norm over axes; its gradient at a zero vector is zero (as PyTorch's)."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        axes = _normalize_axes(axis, x.ndim, "norm")
+        out = np.sqrt(np.sum(x * x, axis=axes, keepdims=True))
+        ctx.save_for_backward(x, out)
+        return (
+            out
+            if keepdims
+            else np.reshape(out, [n for i, n in enumerate(x.shape) if i not in axes])
+        )
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved_tensors
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(out == 0, 0, np.reshape(grad, out.shape) / out)
+        return x * scale.astype(x.dtype, copy=False)
+
+
+# ---------------------------------------------------------------- gathers and scatters
+
+
+def _grid(shape, axis, index):
+    """Index arrays addressing, for every element of ``index``, its place along ``axis``."""
+    grid = list(np.ix_(*[np.arange(n) for n in shape]))
+    grid[axis] = index
+    return tuple(grid)
+
+
+class Gather(Function):
+    """``out[i][j][k] = x[i][index[i][j][k]][k]`` along ``axis`` (torch.gather)."""
+
+    @staticmethod
+    def forward(ctx, x, axis, index):
+        ctx.shape, ctx.axis, ctx.index = x.shape, axis, index
+        return x[_grid(index.shape, axis, index)]
+
+    @staticmethod
+    def backward(ctx, grad):
+        full = np.zeros(ctx.shape, dtype=grad.dtype)
+        np.add.at(full, _grid(ctx.index.shape, ctx.axis, ctx.index), grad)
+        return full, None, None
+
+
+class Scatter(Function):
+    """A copy of ``x`` with ``src`` written (or with ``add`` added) at ``index`` on ``axis``."""
+
+    @staticmethod
+    def forward(ctx, x, axis, index, src, add=False):
+        where = _grid(index.shape, axis, index)
+        ctx.where, ctx.add = where, add
+        ctx.src_shape = np.shape(src)
+        out = np.array(x, copy=True)
+        values = src[tuple(slice(0, n) for n in index.shape)] if np.ndim(src) else src
+        if add:
+            np.add.at(out, where, values)
+        else:
+            out[where] = values
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        need_x, _, _, need_src = ctx.needs_input_grad
+        dx = dsrc = None
+        if need_x:
+            dx = np.array(grad, copy=True)
+            if not ctx.add:
+                dx[ctx.where] = 0
+        if need_src:
+            dsrc = np.zeros(ctx.src_shape, dtype=grad.dtype)
+            picked = grad[ctx.where]
+            dsrc[tuple(slice(0, n) for n in picked.shape)] = picked
+        return dx, None, None, dsrc
+
+
+class IndexSelect(Function):
+    @staticmethod
+    def forward(ctx, x, axis, index):
+        ctx.shape, ctx.axis, ctx.index = x.shape, axis, index
+        return np.take(x, index, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        full = np.zeros(ctx.shape, dtype=grad.dtype)
+        np.add.at(np.moveaxis(full, ctx.axis, 0), ctx.index, np.moveaxis(grad, ctx.axis, 0))
+        return full, None, None
+
+
+class IndexPut(Function):
+    """A copy of ``x`` with ``value`` (broadcast) assigned at ``index``: ``x[index] = value``."""
+
+    @staticmethod
+    def forward(ctx, x, value, index):
+        ctx.index, ctx.value_shape = index, np.shape(value)
+        out = np.array(x, copy=True)
+        out[index] = value
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        need_x, need_value = ctx.needs_input_grad[:2]
+        dx = dvalue = None
+        if need_x:
+            dx = np.array(grad, copy=True)
+            dx[ctx.index] = 0
+        if need_value:
+            dvalue = unbroadcast(np.asarray(grad[ctx.index]), ctx.value_shape)
+        return dx, dvalue
+
+
+# ---------------------------------------------------------------- more shape
+
+
+class Expand(_NewShape):
+    change = staticmethod(np.broadcast_to)
+    restore = staticmethod(unbroadcast)
+    refusal = (
+        "expand: a tensor of shape {shape} cannot be expanded to {new} "
+        "(only dims of size 1 can grow)"
+    )
+
+
+class Repeat(Function):
+    """``np.tile``: the whole tensor repeated ``repeats[i]`` times along dim i (torch.repeat)."""
+
+    @staticmethod
+    def forward(ctx, x, repeats):
+        shape = (1,) * (len(repeats) - x.ndim) + x.shape
+        ctx.shape, ctx.grown, ctx.repeats = x.shape, shape, repeats
+        return np.tile(np.reshape(x, shape), repeats)
+
+    @staticmethod
+    def backward(ctx, grad):
+        split = []
+        for count, n in zip(ctx.repeats, ctx.grown):
+            split += [count, n]
+        summed = np.reshape(grad, split).sum(axis=tuple(range(0, len(split), 2)))
+        return np.reshape(summed, ctx.shape)
+
+
+class Flip(Function):
+    @staticmethod
+    def forward(ctx, x, axes):
+        ctx.axes = axes
+        return np.flip(x, axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.flip(grad, ctx.axes)
+
+
+class Roll(Function):
+    @staticmethod
+    def forward(ctx, x, shifts, axes):
+        ctx.shifts, ctx.axes = shifts, axes
+        return np.roll(x, shifts, axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        back = tuple(-s for s in ctx.shifts) if isinstance(ctx.shifts, tuple) else -ctx.shifts
+        return np.roll(grad, back, ctx.axes)
+
+
+class Triangle(Function):
+    """``np.tril`` or ``np.triu`` of the last two axes; the gradient is masked the same way."""
+
+    @staticmethod
+    def forward(ctx, x, upper, diagonal):
+        ctx.upper, ctx.diagonal = upper, diagonal
+        return (np.triu if upper else np.tril)(x, diagonal)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (np.triu if ctx.upper else np.tril)(grad, ctx.diagonal)
+
+
+class Einsum(Function):
+    """``np.einsum`` for explicit subscripts without repeated letters in one operand."""
+
+    @staticmethod
+    def forward(ctx, *operands, inputs, output):
+        ctx.inputs_subscripts, ctx.output = inputs, output
+        ctx.shapes = [np.shape(op) for op in operands]
+        ctx.save_for_backward(*operands)
+        return np.einsum(",".join(inputs) + "->" + output, *operands)
+
+    @staticmethod
+    def backward(ctx, grad):
+        operands = ctx.saved_tensors
+        grads = []
+        for i, letters in enumerate(ctx.inputs_subscripts):
+            if not ctx.needs_input_grad[i]:
+                grads.append(None)
+                continue
+            others = [
+                (s, op) for j, (s, op) in enumerate(zip(ctx.inputs_subscripts, operands)) if j != i
+            ]
+            known = set(ctx.output).union(*[set(s) for s, _ in others])
+            present = "".join(c for c in letters if c in known)
+            spec = ",".join([ctx.output] + [s for s, _ in others]) + "->" + present
+            partial = np.einsum(spec, grad, *[op for _, op in others])
+            # letters summed away in this operand alone come back by broadcasting
+            shape = [ctx.shapes[i][k] if c in known else 1 for k, c in enumerate(letters)]
+            partial = np.reshape(partial, shape)
+            grads.append(np.broadcast_to(partial, ctx.shapes[i]).copy())
+        return tuple(grads)
+
+
+class Clone(Function):
+    """A copy in the same layout, or with ``order="C"`` a C-contiguous one."""
+
+    @staticmethod
+    def forward(ctx, x, order="K"):
+        return np.array(x, copy=True, order=order)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class Fill(Function):
+    """``value`` broadcast to ``shape`` in ``x``'s dtype: what ``fill_``/``copy_`` write."""
+
+    @staticmethod
+    def forward(ctx, x, value, shape):
+        ctx.value_shape = np.shape(value)
+        try:
+            return np.array(np.broadcast_to(value, shape), dtype=x.dtype)
+        except ValueError:
+            raise RuntimeError(
+                f"copy_: the source of shape {np.shape(value)} cannot be broadcast to {shape}"
+            ) from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        need_x, need_value = ctx.needs_input_grad
+        return (
+            np.zeros_like(grad) if need_x else None,
+            unbroadcast(grad, ctx.value_shape) if need_value else None,
+        )
+
+
+def _logsumexp(x, axis):
+    """log(sum(exp(x))) over ``axis``, kept as a size-1 axis; the kernel for rows."""
+    if x.ndim == 2 and axis == 1 and x.shape[1]:
+        return _ops.logsumexp_rows(x)[:, None]
+    shift = np.max(x, axis=axis, keepdims=True) if x.size else np.zeros((), x.dtype)
+    shift = np.where(np.isfinite(shift), shift, 0)
+    return np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
+
+
+class _NormalizedExp(Function):
+    """Softmax-like functions along one axis, computed from the log-sum-exp; saves the output."""
+
+    @classmethod
+    def forward(cls, ctx, x, dim=-1):
+        ctx.axis = dim % x.ndim
+        out = cls.compute(x, _logsumexp(x, ctx.axis))
+        ctx.save_for_backward(out)
+        return out
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        (out,) = ctx.saved_tensors
+        return cls.input_grad(grad, out, ctx.axis)
+
+
+class LogSoftmax(_NormalizedExp):
+    @staticmethod
+    def compute(x, logsumexp):
+        return x - logsumexp.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def input_grad(grad, out, axis):
+        return grad - np.exp(out) * grad.sum(axis=axis, keepdims=True)
+
+
+class Softmax(_NormalizedExp):
+    @staticmethod
+    def compute(x, logsumexp):
+        return np.exp(x - logsumexp).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def input_grad(grad, out, axis):
+        return out * (grad - (grad * out).sum(axis=axis, keepdims=True))

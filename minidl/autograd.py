@@ -47,9 +47,21 @@ def _set_grad_enabled(enabled):
 
 
 class _GradMode:
-    """Context manager and decorator that sets grad mode, restoring the previous one."""
+    """Context manager and decorator that sets grad mode, restoring the previous one.
+
+    As a decorator it works with and without parentheses (``@no_grad`` and
+    ``@no_grad()``), as PyTorch's does.
+    """
 
     enabled = True
+
+    def __new__(cls, func=None):
+        mode = super().__new__(cls)
+        if func is None:
+            return mode
+        if not callable(func):
+            raise TypeError(f"{cls.__name__}: expected nothing or a function, got {func!r}")
+        return mode(func)
 
     def __enter__(self):
         self._previous = is_grad_enabled()
@@ -61,9 +73,11 @@ class _GradMode:
         return False
 
     def __call__(self, func):
+        mode = self.enabled
+
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            with self.__class__():
+            with set_grad_enabled(mode):
                 return func(*args, **kwargs)
 
         return wrapper
@@ -79,6 +93,11 @@ class no_grad(_GradMode):
     >>> with minidl.no_grad():
     ...     y = w * 2
     >>> y.requires_grad
+    False
+    >>> @minidl.no_grad
+    ... def evaluate(x):
+    ...     return (x * w).sum()
+    >>> evaluate(minidl.ones(3)).requires_grad
     False
     """
 
@@ -97,6 +116,39 @@ class enable_grad(_GradMode):
     enabled = True
 
 
+class set_grad_enabled(_GradMode):
+    """Set grad mode to ``mode``: as a call, a context manager (restoring it) or a decorator.
+
+    >>> with minidl.set_grad_enabled(False):
+    ...     minidl.is_grad_enabled()
+    False
+    >>> minidl.is_grad_enabled()
+    True
+    """
+
+    def __new__(cls, mode):
+        return super().__new__(cls)
+
+    def __init__(self, mode):
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"set_grad_enabled: expected a bool, got {mode!r}")
+        self.enabled = bool(mode)
+        self._previous = is_grad_enabled()
+        _set_grad_enabled(mode)  # takes effect at once, as torch's does
+
+    def __enter__(self):
+        return self
+
+
+def _modified_error(shape, dtype, function, expected, found):
+    return RuntimeError(
+        "one of the variables needed for gradient computation has been modified by an "
+        f"inplace operation: [{dtype} {list(shape)}], saved by {function}, is at version "
+        f"{found}; expected version {expected} instead. Hint: modify a copy (x.clone()) "
+        "or do the in-place operation before the tensor is used."
+    )
+
+
 class Context:
     """What one call of a :class:`Function` keeps for its backward.
 
@@ -104,15 +156,23 @@ class Context:
     values as attributes (``ctx.axis = axis``). ``needs_input_grad`` is a tuple of
     booleans, one per argument of ``forward``, telling which inputs want a
     gradient. Everything is dropped after backward unless the graph is retained.
+
+    A saved array that is an input's (or the output's) data is checked when it is
+    read back: if that tensor was modified in place since, reading it raises
+    PyTorch's "modified by an inplace operation" error instead of giving a wrong
+    gradient.
     """
 
     def __init__(self, function, needs_input_grad):
         self.function = function
         self.needs_input_grad = needs_input_grad
         self.inputs = ()
+        self.edges = ()
         self.released = False
         self._saved = ()
+        self._versions = ()
         self._retained = None
+        self._hooks = None
 
     def save_for_backward(self, *arrays):
         """Keep ``arrays`` for backward; read them back as ``ctx.saved_tensors``."""
@@ -123,19 +183,29 @@ class Context:
         """The arrays given to :meth:`save_for_backward`, in order."""
         if self.released:
             raise RuntimeError(_SECOND_BACKWARD.format(self.function.__name__))
+        for box, expected, shape, dtype in self._versions:
+            if box[0] != expected:
+                raise _modified_error(shape, dtype, self.function.__name__, expected, box[0])
         return self._saved
+
+    def _record_versions(self, tensors):
+        """Remember the version of each tensor whose data was saved as it is."""
+        versions = []
+        for array in self._saved:
+            for tensor in tensors:
+                if array is tensor._data:
+                    box = tensor._version_box
+                    versions.append((box, box[0], array.shape, array.dtype))
+                    break
+        self._versions = tuple(versions)
 
     def _release(self):
         """Drop the inputs and everything saved, so their memory can be reused."""
-        function = self.function
-        retained = self._retained
+        function, retained, hooks = self.function, self._retained, self._hooks
         self.__dict__.clear()
-        self.function = function
-        self.needs_input_grad = ()
-        self.inputs = ()
+        self.__init__(function, ())
         self.released = True
-        self._saved = ()
-        self._retained = retained
+        self._retained, self._hooks = retained, hooks
 
 
 _SECOND_BACKWARD = (
@@ -183,24 +253,36 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        """Run ``forward`` on ``args`` and record the call for backward when needed."""
+        """Run ``forward`` on ``args`` and record the call for backward when needed.
+
+        A result that shares memory with a tensor input (a view: reshape, permute,
+        basic indexing) shares that input's version counter, so an in-place change
+        through either is seen by both.
+        """
         arrays = []
         needs = []
-        any_needs = False
+        tensors = []
         for arg in args:
             if isinstance(arg, Tensor):
-                arrays.append(arg.data)
+                arrays.append(arg._data)
                 needs.append(arg.requires_grad)
-                any_needs = any_needs or arg.requires_grad
+                tensors.append(arg)
             else:
                 arrays.append(arg)
                 needs.append(False)
-        record = any_needs and is_grad_enabled()
+        record = any(needs) and is_grad_enabled()
         ctx = Context(cls, tuple(needs))
         result = cls.forward(ctx, *arrays, **kwargs)
         if isinstance(result, Tensor):
-            result = result.data
-        out = Tensor._wrap(np.asarray(result))
+            result = result._data
+        result = np.asarray(result)
+        out = Tensor._wrap(result)
+        if result.base is not None or any(result is t._data for t in tensors):
+            for tensor in tensors:
+                if np.may_share_memory(result, tensor._data):
+                    out._version_box = tensor._version_box
+                    out._base = tensor if tensor._base is None else tensor._base
+                    break
         if record:
             if out.dtype.kind != "f":
                 raise TypeError(
@@ -208,20 +290,28 @@ class Function:
                     "operations must return a floating-point array"
                 )
             ctx.inputs = args
+            # the edges are the producers of the inputs as they are now: an input later
+            # changed in place gets a new producer, which this call must not see
+            ctx.edges = tuple(
+                (arg._ctx if arg._ctx is not None else arg) if isinstance(arg, Tensor) else None
+                for arg in args
+            )
+            if ctx._saved:
+                ctx._record_versions([*tensors, out])
             out._ctx = ctx
             out.requires_grad = True
         return out
 
 
-def _topological_order(root_ctx):
-    """Contexts reachable from ``root_ctx``, each before every context that feeds it.
+def _topological_order(root_ctxs):
+    """Contexts reachable from ``root_ctxs``, each before every context that feeds it.
 
     An iterative depth-first post-order: a context is placed once all of its
     inputs' contexts are, so reversing the list puts every consumer first.
     """
     order = []
     visited = set()
-    stack = [(root_ctx, False)]
+    stack = [(ctx, False) for ctx in reversed(root_ctxs)]
     while stack:
         ctx, expanded = stack.pop()
         if expanded:
@@ -233,20 +323,58 @@ def _topological_order(root_ctx):
             raise RuntimeError(_SECOND_BACKWARD.format(ctx.function.__name__))
         visited.add(id(ctx))
         stack.append((ctx, True))
-        for parent in ctx.inputs:
-            if isinstance(parent, Tensor) and parent._ctx is not None:
-                if id(parent._ctx) not in visited:
-                    stack.append((parent._ctx, False))
+        for edge in ctx.edges:
+            if isinstance(edge, Context) and id(edge) not in visited:
+                stack.append((edge, False))
     order.reverse()
     return order
 
 
+def _run_hooks(hooks, grad):
+    for hook in hooks:
+        changed = hook(Tensor._wrap(grad))
+        if changed is not None:
+            changed = changed._data if isinstance(changed, Tensor) else np.asarray(changed)
+            if changed.shape != grad.shape:
+                raise RuntimeError(
+                    f"hook {hook!r} returned a gradient of shape {changed.shape}; "
+                    f"expected {grad.shape}"
+                )
+            grad = changed.astype(grad.dtype, copy=False)
+    return grad
+
+
 def _accumulate_leaf(tensor, grad):
     """Add ``grad`` into a leaf tensor's ``.grad`` (a fresh array the first time)."""
-    if tensor.grad is None:
-        tensor.grad = Tensor._wrap(np.array(grad, dtype=tensor.dtype, copy=True))
+    if tensor._hooks:
+        grad = _run_hooks(tensor._hooks, grad)
+    if tensor._grad is None:
+        tensor._grad = Tensor._wrap(np.array(grad, dtype=tensor.dtype, copy=True))
     else:
-        tensor.grad.data = tensor.grad.data + grad
+        tensor._grad._data = tensor._grad._data + grad
+
+
+def _initial_grad(tensor, grad, where):
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{where}: expected Tensors to differentiate, got {type(tensor).__name__}")
+    if not tensor.requires_grad:
+        raise RuntimeError(
+            f"{where}: element 0 of tensors does not require grad and does not have a grad_fn "
+            "(did you create it under no_grad, or from inputs that do not require grad?)"
+        )
+    if grad is None:
+        if tensor._data.size != 1:
+            raise RuntimeError(
+                f"{where}: grad can be implicitly created only for scalar outputs; this "
+                f"tensor has shape {tensor.shape}, so pass a gradient of that shape"
+            )
+        return np.ones(tensor.shape, dtype=tensor.dtype)
+    grad = np.asarray(grad._data if isinstance(grad, Tensor) else grad, dtype=tensor.dtype)
+    if grad.shape != tensor.shape:
+        raise ValueError(
+            f"{where}: grad has shape {grad.shape} but the tensor has shape {tensor.shape}"
+        )
+    return grad
 
 
 def backward(tensor, grad=None, retain_graph=False):
@@ -254,35 +382,37 @@ def backward(tensor, grad=None, retain_graph=False):
 
     ``Tensor.backward`` calls this; see there.
     """
-    if not tensor.requires_grad:
-        raise RuntimeError(
-            "backward: this tensor does not require grad and has no graph "
-            "(did you create it under no_grad, or from inputs that do not require grad?)"
-        )
-    if grad is None:
-        if tensor.data.size != 1:
-            raise RuntimeError(
-                f"backward: grad can be implicitly created only for scalar outputs; this "
-                f"tensor has shape {tensor.shape}, so pass grad= (an array of that shape)"
-            )
-        grad = np.ones(tensor.shape, dtype=tensor.dtype)
-    else:
-        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=tensor.dtype)
-        if grad.shape != tensor.shape:
-            raise ValueError(
-                f"backward: grad has shape {grad.shape} but the tensor has shape {tensor.shape}"
-            )
-    if tensor._ctx is None:
-        _accumulate_leaf(tensor, grad)
-        return
-    root = tensor._ctx
-    pending = {id(root): grad}
+    grad = _initial_grad(tensor, grad, "backward")
+    _walk([(tensor, grad)], retain_graph)
+
+
+def _walk(roots, retain_graph, capture=None):
+    """Propagate gradients from ``roots`` ((tensor, grad) pairs) back through the graph.
+
+    Without ``capture`` every leaf that requires grad accumulates into ``.grad``.
+    With ``capture`` (a dict from id(leaf tensor or context) to a list slot) the
+    gradients of those nodes are collected there instead, and no ``.grad`` changes.
+    """
+    pending = {}
+    root_ctxs = []
+    for tensor, grad in roots:
+        node = tensor._ctx if tensor._ctx is not None else tensor
+        if capture is None and tensor._ctx is None:
+            _accumulate_leaf(tensor, grad)
+            continue
+        _add(pending, node, grad)
+        if tensor._ctx is not None:
+            root_ctxs.append(tensor._ctx)
     with no_grad():
-        for ctx in _topological_order(root):
+        for ctx in _topological_order(root_ctxs):
             out_grad = pending.pop(id(ctx), None)
             if out_grad is None:
                 continue
-            if ctx._retained is not None:
+            if ctx._hooks:
+                out_grad = _run_hooks(ctx._hooks, out_grad)
+            if capture is not None and id(ctx) in capture:
+                capture[id(ctx)].append(out_grad)
+            if ctx._retained is not None and capture is None:
                 kept = ctx._retained()
                 if kept is not None:
                     _accumulate_leaf(kept, out_grad)
@@ -295,13 +425,11 @@ def backward(tensor, grad=None, retain_graph=False):
                     f"{ctx.function.__name__}.backward returned {len(input_grads)} gradients "
                     f"but forward took {len(inputs)} inputs"
                 )
-            for parent, parent_grad in zip(inputs, input_grads):
-                if parent_grad is None or not isinstance(parent, Tensor):
-                    continue
-                if not parent.requires_grad:
+            for parent, edge, parent_grad in zip(inputs, ctx.edges, input_grads):
+                if parent_grad is None or edge is None or not parent.requires_grad:
                     continue
                 if isinstance(parent_grad, Tensor):
-                    parent_grad = parent_grad.data
+                    parent_grad = parent_grad._data
                 parent_grad = np.asarray(parent_grad)
                 if parent_grad.shape != parent.shape:
                     raise RuntimeError(
@@ -310,11 +438,86 @@ def backward(tensor, grad=None, retain_graph=False):
                     )
                 if parent_grad.dtype != parent.dtype:
                     parent_grad = parent_grad.astype(parent.dtype)
-                if parent._ctx is None:
-                    _accumulate_leaf(parent, parent_grad)
-                else:
-                    key = id(parent._ctx)
-                    previous = pending.get(key)
-                    pending[key] = parent_grad if previous is None else previous + parent_grad
+                if isinstance(edge, Context):
+                    _add(pending, edge, parent_grad)
+                elif capture is None:
+                    _accumulate_leaf(edge, parent_grad)
+                elif id(edge) in capture:
+                    if edge._hooks:
+                        parent_grad = _run_hooks(edge._hooks, parent_grad)
+                    capture[id(edge)].append(parent_grad)
             if not retain_graph:
                 ctx._release()
+        if capture is not None:
+            for tensor, _ in roots:  # a root that is itself a captured leaf
+                if tensor._ctx is None and id(tensor) in capture:
+                    capture[id(tensor)].append(pending.pop(id(tensor)))
+
+
+def _add(pending, node, grad):
+    key = id(node)
+    previous = pending.get(key)
+    pending[key] = grad if previous is None else previous + grad
+
+
+def grad(
+    outputs,
+    inputs,
+    grad_outputs=None,
+    retain_graph=None,
+    create_graph=False,
+    allow_unused=False,
+):
+    """The gradients of ``outputs`` with respect to ``inputs``, without touching ``.grad``.
+
+    As ``torch.autograd.grad`` for first-order gradients: ``outputs`` and
+    ``inputs`` are Tensors or sequences of them; ``grad_outputs`` the vectors of
+    the vector-Jacobian products (None for one-element outputs). Returns a tuple
+    with one gradient per input (None for an unused input when
+    ``allow_unused=True``). The graph is freed unless ``retain_graph=True``.
+
+    >>> x = minidl.tensor([1.0, 2.0], requires_grad=True)
+    >>> (g,) = minidl.autograd.grad((x * x).sum(), x)
+    >>> g, x.grad
+    (tensor([2., 4.]), None)
+    """
+    if create_graph:
+        raise NotImplementedError(
+            "autograd.grad: create_graph=True (gradients that are themselves differentiable, "
+            "for higher-order derivatives) is not supported by minidl"
+        )
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    grad_outputs = list(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(
+            f"autograd.grad: got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs"
+        )
+    capture = {}
+    for tensor in inputs:
+        if not isinstance(tensor, Tensor) or not tensor.requires_grad:
+            raise RuntimeError(
+                "autograd.grad: One of the differentiated Tensors does not require grad"
+            )
+        capture.setdefault(id(tensor._ctx if tensor._ctx is not None else tensor), [])
+    roots = [(out, _initial_grad(out, g, "autograd.grad")) for out, g in zip(outputs, grad_outputs)]
+    _walk(roots, bool(retain_graph), capture)
+    results = []
+    for tensor in inputs:
+        found = capture[id(tensor._ctx if tensor._ctx is not None else tensor)]
+        if not found:
+            if not allow_unused:
+                raise RuntimeError(
+                    "autograd.grad: One of the differentiated Tensors appears to not have been "
+                    "used in the graph. Set allow_unused=True if this is the desired behavior."
+                )
+            results.append(None)
+            continue
+        total = found[0]
+        for more in found[1:]:
+            total = total + more
+        results.append(Tensor._wrap(np.array(total, dtype=tensor.dtype)))
+    return tuple(results)

@@ -1,13 +1,59 @@
-"""``Tensor``, a numpy array with a gradient and a record of its making, and its factories."""
+"""``Tensor``, a numpy array with a gradient and a record of its making, and its factories.
+
+Every operation is a method in ``Tensor``'s class body; the module-level functions
+(``minidl.exp``, ``minidl.cat`` ...) are the same operations under torch's names.
+Dtypes follow PyTorch's rules (``minidl/_dtypes.py``). Note that this module
+defines ``sum``, ``max``, ``min``, ``abs``, ``pow`` and ``round`` at module level:
+code here that needs Python's builtins spells them ``builtins.sum`` etc.
+"""
+
+import builtins
+import collections
+import math
+import numbers
+import weakref
 
 import numpy as np
 
+from . import _dtypes
 from . import _functions as _F
 from . import autograd as _autograd
 from . import random as _random
+from ._dtypes import get_default_dtype
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_DEFAULT_FLOAT = np.dtype(np.float32)
+_FLOAT_DTYPES = _dtypes.FLOAT_DTYPES
+
+# what torch.max(dim=...), sort and topk return: values and indices, by name or position
+max_result = collections.namedtuple("max", ["values", "indices"])
+min_result = collections.namedtuple("min", ["values", "indices"])
+sort_result = collections.namedtuple("sort", ["values", "indices"])
+topk_result = collections.namedtuple("topk", ["values", "indices"])
+
+
+class device:
+    """A device; minidl computes on the CPU only, so ``device("cpu")`` is the one there is.
+
+    >>> minidl.device("cpu")
+    device(type='cpu')
+    """
+
+    def __init__(self, type="cpu"):
+        name = type.type if isinstance(type, device) else type
+        if not isinstance(name, str) or name.split(":")[0] != "cpu":
+            raise RuntimeError(f"device: minidl computes on the CPU only; got {type!r} (use 'cpu')")
+        self.type = "cpu"
+
+    def __eq__(self, other):
+        return isinstance(other, (device, str)) and str(other).split(":")[0] == "cpu"
+
+    def __hash__(self):
+        return hash("cpu")
+
+    def __repr__(self):
+        return "device(type='cpu')"
+
+    def __str__(self):
+        return "cpu"
 
 
 def _check_dtype(dtype, where):
@@ -26,6 +72,28 @@ def _check_dtype(dtype, where):
 
 def _as_dtype(dtype):
     return None if dtype is None else np.dtype(dtype)
+
+
+def _dims(dim, axis, where):
+    """``dim`` under torch's name or numpy's ``axis`` (not both)."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError(f"{where}: give dim or axis, not both")
+        return axis
+    return dim
+
+
+def _keep(keepdim, keepdims):
+    return bool(keepdim if keepdims is None else keepdims)
+
+
+def _int_list(values, where, name):
+    """``values`` (ints, or one sequence of ints) as a tuple of Python ints."""
+    if len(values) == 1 and isinstance(values[0], (tuple, list)):
+        values = values[0]
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"{where}: expected {name} as ints, got {values!r}")
+    return tuple(int(v) for v in values)
 
 
 @_autograd.result_type
@@ -49,12 +117,15 @@ class Tensor:
     __hash__ = object.__hash__  # == is element-wise, so the default hash must be kept
 
     def __init__(self, data, requires_grad=False):
-        array = data.data if isinstance(data, Tensor) else np.asarray(data)
+        array = data._data if isinstance(data, Tensor) else np.asarray(data)
         _check_dtype(array.dtype, "Tensor")
-        self.data = array
-        self.grad = None
+        self._data = array
+        self._grad = None
         self._ctx = None
         self.requires_grad = False
+        self._version_box = [0]  # shared with the views of this tensor
+        self._base = None  # the tensor this one is a view of
+        self._hooks = None
         if requires_grad:
             self.requires_grad_(True)
 
@@ -62,36 +133,117 @@ class Tensor:
     def _wrap(cls, array):
         """A tensor around ``array`` with no checks: for results the framework made."""
         tensor = cls.__new__(cls)
-        tensor.data = array
-        tensor.grad = None
+        tensor._data = array
+        tensor._grad = None
         tensor._ctx = None
         tensor.requires_grad = False
+        tensor._version_box = [0]
+        tensor._base = None
+        tensor._hooks = None
         return tensor
+
+    # ------------------------------------------------------------------ data and grad
+    @property
+    def data(self):
+        """The numpy array holding the values (shared, not copied).
+
+        Assigning it takes a Tensor or array of the same shape and keeps this
+        tensor's dtype, as in PyTorch; it is not recorded for autograd, so it is
+        how parameters are changed outside of the graph (``p.data -= lr * p.grad``).
+        """
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        array = value._data if isinstance(value, Tensor) else np.asarray(value)
+        if array.shape != self._data.shape:
+            raise RuntimeError(
+                f"data: assigned data of shape {array.shape} to a tensor of shape "
+                f"{self._data.shape}; the shapes must match"
+            )
+        self._data = np.asarray(array, dtype=self._data.dtype)
+
+    @property
+    def grad(self):
+        """The accumulated gradient (a Tensor of this shape), or None before any backward."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is None:
+            self._grad = None
+            return
+        array = value._data if isinstance(value, Tensor) else value
+        if not isinstance(array, np.ndarray):
+            raise TypeError(
+                f"grad: expected a Tensor, an array or None, got {type(value).__name__}"
+            )
+        if array.shape != self._data.shape:
+            raise RuntimeError(
+                f"assigned grad has data of a different size: {array.shape}, the tensor has "
+                f"shape {self._data.shape}"
+            )
+        if array.dtype.kind != "f":
+            raise TypeError(f"grad: expected a float gradient, got dtype {array.dtype}")
+        array = np.asarray(array, dtype=self._data.dtype)
+        self._grad = (
+            value
+            if isinstance(value, Tensor) and value.dtype == array.dtype
+            else (Tensor._wrap(array))
+        )
+
+    @property
+    def _version(self):
+        """How many times this tensor (or a view of it) was changed in place."""
+        return self._version_box[0]
 
     # ------------------------------------------------------------------ attributes
     @property
     def shape(self):
         """The shape, a tuple of ints."""
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self):
         """The number of dimensions."""
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def dtype(self):
         """The numpy dtype of the data."""
-        return self.data.dtype
+        return self._data.dtype
 
     @property
-    def size(self):
-        """The number of elements (numpy's ``size``; torch's ``numel()``)."""
-        return self.data.size
+    def device(self):
+        """Always ``device('cpu')``."""
+        return device("cpu")
+
+    def size(self, dim=None):
+        """The shape (a tuple), or with ``dim`` the length of that dim, as ``torch.Tensor.size``.
+
+        >>> x = minidl.zeros(2, 3)
+        >>> x.size(), x.size(-1)
+        ((2, 3), 3)
+        """
+        if dim is None:
+            return self._data.shape
+        return self._data.shape[_F._normalize_axes(dim, self.ndim, "size")[0]]
+
+    def dim(self):
+        """The number of dimensions.
+
+        >>> minidl.zeros(2, 3).dim()
+        2
+        """
+        return self._data.ndim
 
     def numel(self):
-        """The number of elements."""
-        return self.data.size
+        """The number of elements.
+
+        >>> minidl.zeros(2, 3).numel()
+        6
+        """
+        return self._data.size
 
     @property
     def is_leaf(self):
@@ -121,54 +273,150 @@ class Tensor:
     def retain_grad(self):
         """Keep ``.grad`` for this non-leaf tensor after backward (leaves always keep it)."""
         if self._ctx is not None:
-            import weakref
-
             self._ctx._retained = weakref.ref(self)
         return self
 
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a return value replaces it.
+
+        >>> w = minidl.ones(2, requires_grad=True)
+        >>> _ = w.register_hook(lambda g: g * 10)
+        >>> (w * w).sum().backward()
+        >>> w.grad
+        tensor([20., 20.])
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "register_hook: cannot register a hook on a tensor that doesn't require gradient"
+            )
+        owner = self._ctx if self._ctx is not None else self
+        if owner._hooks is None:
+            owner._hooks = []
+        owner._hooks.append(hook)
+        return hook
+
     # ------------------------------------------------------------------ conversions
     def numpy(self):
-        """The data as a numpy array (shared, not copied)."""
-        return self.data
+        """The data as a numpy array (shared, not copied).
+
+        >>> minidl.ones(2).numpy()
+        array([1., 1.], dtype=float32)
+        """
+        return self._data
 
     def item(self):
-        """The value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
+        """The value of a one-element tensor as a Python number.
+
+        >>> minidl.tensor([2.5]).item()
+        2.5
+        """
+        if self._data.size != 1:
             raise ValueError(
                 f"item: only one-element tensors can be converted to a Python number, "
                 f"this one has shape {self.shape}"
             )
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self):
-        """The data as nested Python lists."""
-        return self.data.tolist()
+        """The data as nested Python lists.
+
+        >>> minidl.arange(3).tolist()
+        [0, 1, 2]
+        """
+        return self._data.tolist()
 
     def detach(self):
-        """A tensor sharing this data, cut from the graph (it does not require grad)."""
-        return Tensor._wrap(self.data)
+        """A tensor sharing this data (and its version counter), cut from the graph.
+
+        >>> minidl.ones(2, requires_grad=True).detach().requires_grad
+        False
+        """
+        out = Tensor._wrap(self._data)
+        out._version_box = self._version_box
+        return out
+
+    def detach_(self):
+        """Cut this tensor from the graph in place (it becomes a leaf that does not require grad).
+
+        >>> y = minidl.ones(2, requires_grad=True) * 2
+        >>> y.detach_().requires_grad
+        False
+        """
+        self._ctx = None
+        self.requires_grad = False
+        return self
+
+    def clone(self):
+        """A copy with its own memory; gradients flow back to this tensor.
+
+        >>> x = minidl.ones(2)
+        >>> y = x.clone()
+        >>> y += 1
+        >>> x
+        tensor([1., 1.])
+        """
+        return _F.Clone.apply(self)
+
+    def contiguous(self):
+        """This tensor with C-contiguous data (itself when it already is).
+
+        >>> minidl.zeros(2, 3).T.contiguous().numpy().flags.c_contiguous
+        True
+        """
+        return self if self._data.flags.c_contiguous else _F.Clone.apply(self, order="C")
+
+    def to(self, *args, dtype=None, device=None, copy=False):
+        """This tensor converted to a dtype and/or moved to a device (only 'cpu' exists).
+
+        ``to(minidl.float64)``, ``to("cpu")``, ``to(device="cpu", dtype=...)``,
+        ``to(other_tensor)`` (its dtype). Returns ``self`` when nothing changes.
+
+        >>> minidl.ones(2).to(minidl.float64).dtype
+        dtype('float64')
+        >>> minidl.ones(2).to("cpu").device
+        device(type='cpu')
+        """
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif isinstance(arg, (str, globals()["device"])) and not _is_dtype_name(arg):
+                device = arg
+            else:
+                dtype = arg
+        if device is not None:
+            globals()["device"](device)  # refuses anything but the CPU
+        out = self if dtype is None else self.astype(dtype)
+        return out.clone() if copy and out is self else out
+
+    def cpu(self):
+        """This tensor (minidl computes on the CPU).
+
+        >>> minidl.ones(1).cpu()
+        tensor([1.])
+        """
+        return self
 
     def __array__(self, dtype=None, copy=None):
         if copy:
-            return np.array(self.data, dtype=dtype, copy=True)
-        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+            return np.array(self._data, dtype=dtype, copy=True)
+        return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
     def __len__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     def __iter__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self.data.shape[0]))
+        return (self[i] for i in range(self._data.shape[0]))
 
     def __bool__(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(
-                f"the truth value of a tensor with {self.data.size} elements is ambiguous"
+                f"the truth value of a tensor with {self._data.size} elements is ambiguous"
             )
-        return bool(self.data)
+        return bool(self._data)
 
     def __float__(self):
         return float(self.item())
@@ -176,14 +424,20 @@ class Tensor:
     def __int__(self):
         return int(self.item())
 
+    def __index__(self):
+        if self._data.size != 1 or self._data.dtype.kind not in "iu":
+            raise TypeError("only integer tensors of a single element can be used as an index")
+        return int(self._data.item())
+
     def __repr__(self):
         prefix = "tensor("
-        body = np.array2string(self.data, separator=", ", prefix=prefix)
+        body = np.array2string(self._data, separator=", ", prefix=prefix)
         extras = []
-        if self.data.dtype != _DEFAULT_FLOAT and self.data.dtype.kind == "f":
-            extras.append(f"dtype={self.data.dtype}")
-        elif self.data.dtype.kind != "f" and self.data.dtype != np.int64:
-            extras.append(f"dtype={self.data.dtype}")
+        kind = self._data.dtype.kind
+        if (kind == "f" and self._data.dtype != get_default_dtype()) or (
+            kind != "f" and self._data.dtype != np.int64
+        ):
+            extras.append(f"dtype={self._data.dtype}")
         if self._ctx is not None:
             extras.append(f"grad_fn=<{self._ctx.function.__name__}>")
         elif self.requires_grad:
@@ -191,62 +445,82 @@ class Tensor:
         return prefix + body + "".join(", " + e for e in extras) + ")"
 
     # ------------------------------------------------------------------ autograd
-    def backward(self, grad=None, retain_graph=False):
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, *, grad=None):
         """Compute the gradients of this tensor with respect to the leaves of its graph.
 
-        A one-element tensor (a loss) needs no ``grad``; any other needs ``grad``,
-        an array or Tensor of its shape (the vector of the vector-Jacobian product).
-        Gradients are added to each leaf's ``.grad``. The values the graph saved
-        are freed afterwards unless ``retain_graph=True``.
+        A one-element tensor (a loss) needs no ``gradient``; any other needs one, an
+        array or Tensor of its shape (the vector of the vector-Jacobian product;
+        ``grad=`` is accepted as another name). Gradients are added to each leaf's
+        ``.grad``. The values the graph saved are freed afterwards unless
+        ``retain_graph=True``. ``create_graph=True`` (higher order) is not supported.
 
         >>> w = minidl.tensor([1.0, -2.0], requires_grad=True)
         >>> (w * w).sum().backward()
         >>> w.grad
         tensor([ 2., -4.])
         """
-        _autograd.backward(self, grad, retain_graph=retain_graph)
+        if create_graph:
+            raise NotImplementedError(
+                "backward: create_graph=True (differentiable gradients, for higher-order "
+                "derivatives) is not supported by minidl"
+            )
+        gradient = grad if gradient is None else gradient
+        _autograd.backward(self, gradient, retain_graph=bool(retain_graph))
 
     def zero_grad(self):
         """Forget the accumulated gradient (sets ``.grad`` to None)."""
-        self.grad = None
+        self._grad = None
 
     # ------------------------------------------------------------------ arithmetic
-    # Operands broadcast as in numpy; each gradient is summed back to its input's shape.
+    # Operands broadcast as in numpy and promote as in torch; each gradient is summed
+    # back to its input's shape and comes back in its input's dtype.
     def __add__(self, other):
-        return _F.Add.apply(self, _operand(other))
+        return _binary(_F.Add, self, other)
 
     def __radd__(self, other):
-        return _F.Add.apply(_operand(other), self)
+        return _binary(_F.Add, other, self)
 
     def __sub__(self, other):
-        return _F.Sub.apply(self, _operand(other))
+        return _binary(_F.Sub, self, other)
 
     def __rsub__(self, other):
-        return _F.Sub.apply(_operand(other), self)
+        return _binary(_F.Sub, other, self)
 
     def __mul__(self, other):
-        return _F.Mul.apply(self, _operand(other))
+        return _binary(_F.Mul, self, other)
 
     def __rmul__(self, other):
-        return _F.Mul.apply(_operand(other), self)
+        return _binary(_F.Mul, other, self)
 
     def __truediv__(self, other):
-        return _F.Div.apply(self, _operand(other))
+        return _binary(_F.Div, self, other, floats=True)
 
     def __rtruediv__(self, other):
-        return _F.Div.apply(_operand(other), self)
+        return _binary(_F.Div, other, self, floats=True)
+
+    def __floordiv__(self, other):
+        return _binary(_F.FloorDivide, self, other)
+
+    def __rfloordiv__(self, other):
+        return _binary(_F.FloorDivide, other, self)
+
+    def __mod__(self, other):
+        return _binary(_F.Remainder, self, other)
+
+    def __rmod__(self, other):
+        return _binary(_F.Remainder, other, self)
 
     def __pow__(self, other):
-        return _F.Pow.apply(self, _operand(other))
+        return _binary(_F.Pow, self, other)
 
     def __rpow__(self, other):
-        return _F.Pow.apply(_operand(other), self)
+        return _binary(_F.Pow, other, self)
 
     def __matmul__(self, other):
-        return _F.MatMul.apply(self, _operand(other))
+        return _binary(_F.MatMul, self, other)
 
     def __rmatmul__(self, other):
-        return _F.MatMul.apply(_operand(other), self)
+        return _binary(_F.MatMul, other, self)
 
     def __neg__(self):
         """``-x``.
@@ -254,10 +528,241 @@ class Tensor:
         >>> -minidl.ones(2)
         tensor([-1., -1.])
         """
+        if self.dtype == np.bool_:
+            raise RuntimeError(
+                "Negation, the `-` operator, on a bool tensor is not supported. If you are "
+                "trying to invert a mask, use the `~` or `logical_not()` operator instead."
+            )
         return _F.Neg.apply(self)
 
     def __abs__(self):
         return _F.Abs.apply(self)
+
+    def add(self, other):
+        """``self + other``, as ``torch.add``.
+
+        >>> minidl.ones(2).add(1)
+        tensor([2., 2.])
+        """
+        return _binary(_F.Add, self, other)
+
+    def sub(self, other):
+        """``self - other``, as ``torch.sub``.
+
+        >>> minidl.ones(2).sub(1)
+        tensor([0., 0.])
+        """
+        return _binary(_F.Sub, self, other)
+
+    def mul(self, other):
+        """``self * other``, as ``torch.mul``.
+
+        >>> minidl.ones(2).mul(3)
+        tensor([3., 3.])
+        """
+        return _binary(_F.Mul, self, other)
+
+    def div(self, other):
+        """``self / other`` (true division; integers give the default float dtype).
+
+        >>> minidl.tensor([3, 4]).div(2)
+        tensor([1.5, 2. ])
+        """
+        return _binary(_F.Div, self, other, floats=True)
+
+    def pow(self, exponent):
+        """``self ** exponent``; the exponent may be a number or a tensor (both get gradients).
+
+        >>> minidl.tensor([2.0, 3.0]).pow(minidl.tensor([2.0, 1.0]))
+        tensor([4., 3.])
+        """
+        return _binary(_F.Pow, self, exponent)
+
+    def matmul(self, other):
+        """Matrix product with numpy's broadcasting rules (``self @ other``).
+
+        >>> minidl.ones(2, 3).matmul(minidl.ones(3)).shape
+        (2,)
+        """
+        return _binary(_F.MatMul, self, other)
+
+    def maximum(self, other):
+        """Element-wise larger of two tensors; a tie splits the gradient in half.
+
+        >>> minidl.tensor([1.0, 5.0]).maximum(minidl.tensor([3.0, 2.0]))
+        tensor([3., 5.])
+        """
+        return _binary(_F.Maximum, self, other)
+
+    def minimum(self, other):
+        """Element-wise smaller of two tensors; a tie splits the gradient in half.
+
+        >>> minidl.tensor([1.0, 5.0]).minimum(minidl.tensor([3.0, 2.0]))
+        tensor([1., 2.])
+        """
+        return _binary(_F.Minimum, self, other)
+
+    def outer(self, other):
+        """The outer product of two 1-d tensors: (n,) and (m,) -> (n, m).
+
+        >>> minidl.ones(2).outer(minidl.arange(3.0)).shape
+        (2, 3)
+        """
+        if self.ndim != 1 or _shape(other) is None or len(_shape(other)) != 1:
+            raise ValueError(
+                f"outer: expected two 1-d tensors, got shapes {self.shape} and {_shape(other)}"
+            )
+        return self.reshape(-1, 1) * _operand(other).reshape(1, -1)
+
+    # ------------------------------------------------------------------ in place
+    # PyTorch's rules: a leaf that requires grad cannot be changed in place while grad
+    # mode is on; under no_grad the array is updated where it is. Every change bumps the
+    # version counter, which backward checks for the tensors it saved.
+    def __iadd__(self, other):
+        return self._in_place(_F.Add, other)
+
+    def __isub__(self, other):
+        return self._in_place(_F.Sub, other)
+
+    def __imul__(self, other):
+        return self._in_place(_F.Mul, other)
+
+    def __itruediv__(self, other):
+        return self._in_place(_F.Div, other, floats=True)
+
+    def add_(self, other):
+        """In-place ``self += other``; returns self.
+
+        >>> x = minidl.zeros(2)
+        >>> x.add_(1)
+        tensor([1., 1.])
+        """
+        return self._in_place(_F.Add, other)
+
+    def sub_(self, other):
+        """In-place ``self -= other``; returns self.
+
+        >>> minidl.ones(2).sub_(1)
+        tensor([0., 0.])
+        """
+        return self._in_place(_F.Sub, other)
+
+    def mul_(self, other):
+        """In-place ``self *= other``; returns self.
+
+        >>> minidl.ones(2).mul_(3)
+        tensor([3., 3.])
+        """
+        return self._in_place(_F.Mul, other)
+
+    def div_(self, other):
+        """In-place ``self /= other``; returns self.
+
+        >>> minidl.ones(2).div_(4)
+        tensor([0.25, 0.25])
+        """
+        return self._in_place(_F.Div, other, floats=True)
+
+    def clamp_(self, min=None, max=None):
+        """In-place :meth:`clamp`; returns self.
+
+        >>> minidl.tensor([-1.0, 2.0]).clamp_(min=0.0)
+        tensor([0., 2.])
+        """
+        return self._in_place(_F.Clip, min=min, max=max)
+
+    def zero_(self):
+        """Fill with zeros in place; returns self.
+
+        >>> minidl.ones(2).zero_()
+        tensor([0., 0.])
+        """
+        return self.fill_(0)
+
+    def fill_(self, value):
+        """Fill with ``value`` in place; returns self.
+
+        >>> minidl.zeros(2).fill_(7)
+        tensor([7., 7.])
+        """
+        return self._in_place(_F.Fill, value, shape=self.shape)
+
+    def copy_(self, src):
+        """Copy ``src`` (broadcast to this shape, cast to this dtype) into this tensor.
+
+        >>> x = minidl.zeros(2, 2)
+        >>> x.copy_(minidl.tensor([1.0, 2.0]))
+        tensor([[1., 2.],
+                [1., 2.]])
+        """
+        return self._in_place(_F.Fill, src, shape=self.shape)
+
+    def normal_(self, mean=0.0, std=1.0):
+        """Fill with samples from N(mean, std**2) drawn from minidl's generator; returns self.
+
+        >>> minidl.zeros(3).normal_().shape
+        (3,)
+        """
+        values = _random.generator().normal(mean, std, self.shape)
+        return self._in_place(_F.Fill, values.astype(self.dtype), shape=self.shape)
+
+    def uniform_(self, a=0.0, b=1.0):
+        """Fill with samples uniform on [a, b) drawn from minidl's generator; returns self.
+
+        >>> bool(((minidl.zeros(100).uniform_(2, 3)) >= 2).all())
+        True
+        """
+        values = _random.generator().uniform(a, b, self.shape)
+        return self._in_place(_F.Fill, values.astype(self.dtype), shape=self.shape)
+
+    def _in_place(self, function, *operands, floats=False, **options):
+        """Apply ``function`` to (self, *operands) and write the result into self."""
+        tensors = [o for o in operands if isinstance(o, Tensor)]
+        recording = _autograd.is_grad_enabled() and (
+            self.requires_grad or builtins.any(t.requires_grad for t in tensors)
+        )
+        if recording and self._ctx is None and self.requires_grad:
+            raise RuntimeError(
+                "a leaf Variable that requires grad is being used in an in-place operation. "
+                "(Update parameters under `with minidl.no_grad():`.)"
+            )
+        view_index = getattr(self, "_view_index", None)
+        if recording and self._base is not None and view_index is None:
+            raise RuntimeError(
+                "in-place operation on a view (from reshape, permute, ...) of another tensor "
+                "while recording a graph: minidl does not support it; apply it to the base "
+                "tensor, or to an indexed part of it (base[index] += value)"
+            )
+        before = Tensor._wrap(self._data)
+        before._ctx, before.requires_grad = self._ctx, self.requires_grad
+        before._version_box = self._version_box
+        if function in (_F.Fill, _F.IndexPut):
+            value = _operand(operands[0])
+            if isinstance(value, Tensor) and value.dtype != self.dtype:
+                value = value.astype(self.dtype)  # written in this tensor's dtype
+            result = function.apply(before, value, **options)
+        elif operands:
+            result = _binary(function, before, operands[0], floats=floats)
+        else:
+            result = function.apply(before, **options)
+        _check_in_place_result(self, result)
+        if recording and self._base is not None:
+            # an indexed view: write through the base, so that the base's graph records
+            # the change, then read this view of the new base again
+            self._base[view_index] = result
+            fresh = self._base[view_index]
+            self._ctx, self.requires_grad = fresh._ctx, fresh.requires_grad
+            return self
+        ctx = result._ctx
+        if ctx is not None:
+            # what the new node saved of the old values must survive the overwrite below
+            ctx._saved = tuple(a.copy() if a is self._data else a for a in ctx._saved)
+            ctx._versions = tuple(v for v in ctx._versions if v[0] is not self._version_box)
+        np.copyto(self._data, result._data, casting="unsafe")
+        self._version_box[0] += 1
+        if recording:
+            self._ctx, self.requires_grad = ctx, True
+        return self
 
     # ------------------------------------------------------------------ comparisons
     # Element-wise, giving bool tensors that do not require grad.
@@ -279,107 +784,565 @@ class Tensor:
     def __ne__(self, other):
         return self._compare(np.not_equal, other)
 
+    def lt(self, other):
+        """``self < other`` element-wise (bool).
+
+        >>> minidl.tensor([1, 3]).lt(2)
+        tensor([ True, False], dtype=bool)
+        """
+        return self._compare(np.less, other)
+
+    def le(self, other):
+        """``self <= other`` element-wise (bool).
+
+        >>> minidl.tensor([1, 3]).le(1)
+        tensor([ True, False], dtype=bool)
+        """
+        return self._compare(np.less_equal, other)
+
+    def gt(self, other):
+        """``self > other`` element-wise (bool).
+
+        >>> minidl.tensor([1, 3]).gt(2)
+        tensor([False,  True], dtype=bool)
+        """
+        return self._compare(np.greater, other)
+
+    def ge(self, other):
+        """``self >= other`` element-wise (bool).
+
+        >>> minidl.tensor([1, 3]).ge(3)
+        tensor([False,  True], dtype=bool)
+        """
+        return self._compare(np.greater_equal, other)
+
+    def eq(self, other):
+        """``self == other`` element-wise (bool).
+
+        >>> minidl.tensor([1, 3]).eq(3)
+        tensor([False,  True], dtype=bool)
+        """
+        return self._compare(np.equal, other)
+
+    def ne(self, other):
+        """``self != other`` element-wise (bool).
+
+        >>> minidl.tensor([1, 3]).ne(3)
+        tensor([ True, False], dtype=bool)
+        """
+        return self._compare(np.not_equal, other)
+
     def _compare(self, ufunc, other):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor._wrap(_F._broadcasting(ufunc.__name__, ufunc, self.data, other))
+        other = other._data if isinstance(other, Tensor) else other
+        return Tensor._wrap(_F._broadcasting(ufunc.__name__, ufunc, self._data, other))
+
+    def isnan(self):
+        """Where the values are NaN (bool).
+
+        >>> minidl.tensor([1.0, float("nan")]).isnan()
+        tensor([False,  True], dtype=bool)
+        """
+        return Tensor._wrap(np.isnan(self._data))
+
+    def isinf(self):
+        """Where the values are +-inf (bool).
+
+        >>> minidl.tensor([1.0, float("inf")]).isinf()
+        tensor([False,  True], dtype=bool)
+        """
+        return Tensor._wrap(np.isinf(self._data))
+
+    def isfinite(self):
+        """Where the values are neither NaN nor +-inf (bool).
+
+        >>> minidl.tensor([1.0, float("inf")]).isfinite()
+        tensor([ True, False], dtype=bool)
+        """
+        return Tensor._wrap(np.isfinite(self._data))
+
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        """``|self - other| <= atol + rtol * |other|`` element-wise (bool), as torch.isclose.
+
+        >>> minidl.tensor([1.0, 2.0]).isclose(minidl.tensor([1.0, 2.1]))
+        tensor([ True, False], dtype=bool)
+        """
+        other = other._data if isinstance(other, Tensor) else other
+        return Tensor._wrap(np.isclose(self._data, other, rtol, atol, equal_nan))
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        """Whether :meth:`isclose` holds everywhere (a Python bool).
+
+        >>> minidl.ones(2).allclose(minidl.ones(2) + 1e-9)
+        True
+        """
+        return bool(self.isclose(other, rtol, atol, equal_nan)._data.all())
+
+    # ------------------------------------------------------------------ logic and bits
+    def __and__(self, other):
+        return self._bitwise(np.bitwise_and, other)
+
+    def __rand__(self, other):
+        return self._bitwise(np.bitwise_and, other)
+
+    def __or__(self, other):
+        return self._bitwise(np.bitwise_or, other)
+
+    def __ror__(self, other):
+        return self._bitwise(np.bitwise_or, other)
+
+    def __xor__(self, other):
+        return self._bitwise(np.bitwise_xor, other)
+
+    def __rxor__(self, other):
+        return self._bitwise(np.bitwise_xor, other)
+
+    def __invert__(self):
+        if self.dtype.kind not in "biu":
+            raise TypeError(f"~: bitwise not needs a bool or integer tensor, got {self.dtype}")
+        return Tensor._wrap(np.invert(self._data))
+
+    def _bitwise(self, ufunc, other):
+        dtype = _dtypes.result_dtype(self, _scalar_or_array(other))
+        if dtype.kind not in "biu":
+            raise TypeError(
+                f"{ufunc.__name__}: needs bool or integer tensors, got {self.dtype} and "
+                f"{_dtype_of(other)}"
+            )
+        other = other._data if isinstance(other, Tensor) else other
+        result = _F._broadcasting(ufunc.__name__, ufunc, self._data.astype(dtype), other)
+        return Tensor._wrap(np.asarray(result, dtype=dtype))
+
+    def logical_and(self, other):
+        """Element-wise ``self and other`` of the truth values (bool).
+
+        >>> minidl.tensor([1, 0]).logical_and(minidl.tensor([1, 1]))
+        tensor([ True, False], dtype=bool)
+        """
+        return Tensor._wrap(np.logical_and(self._data, _plain(other)))
+
+    def logical_or(self, other):
+        """Element-wise ``self or other`` of the truth values (bool).
+
+        >>> minidl.tensor([1, 0]).logical_or(minidl.tensor([0, 0]))
+        tensor([ True, False], dtype=bool)
+        """
+        return Tensor._wrap(np.logical_or(self._data, _plain(other)))
+
+    def logical_not(self):
+        """Element-wise ``not self`` of the truth values (bool).
+
+        >>> minidl.tensor([1, 0]).logical_not()
+        tensor([False,  True], dtype=bool)
+        """
+        return Tensor._wrap(np.logical_not(self._data))
 
     # ------------------------------------------------------------------ indexing
     def __getitem__(self, index):
         """``x[index]``: ints, slices, None, Ellipsis, integer or boolean arrays (or tensors).
 
-        With integer arrays, repeated indices accumulate their gradients.
+        Layout as in PyTorch: integer indices are applied first, so ``x[0, :, [0, 1]]``
+        of a (2, 3, 4) tensor is (3, 2). With integer arrays, repeated indices
+        accumulate their gradients.
 
         >>> minidl.arange(5.0)[[0, 0, 3]]
         tensor([0., 0., 3.])
         """
-        return _F.GetItem.apply(self, index=_plain_index(index))
+        first, second = _torch_index(_plain_index(index), self.ndim)
+        out = _F.GetItem.apply(self, index=first)
+        if second is not _NO_INDEX:
+            return _F.GetItem.apply(out, index=second)
+        if out._base is self:
+            out._view_index = first  # lets an in-place change of the view reach self
+        return out
 
     def __setitem__(self, index, value):
-        if self.requires_grad and _autograd.is_grad_enabled():
-            raise RuntimeError(
-                "setitem: in-place assignment into a tensor that requires grad is not "
-                "supported; build the value with where()/concatenate(), or assign under "
-                "minidl.no_grad()"
+        """``x[index] = value``: in place, ``value`` broadcast; recorded for autograd.
+
+        >>> x = minidl.zeros(2, 3)
+        >>> x[0] = minidl.tensor([1.0, 2.0, 3.0])
+        >>> x
+        tensor([[1., 2., 3.],
+                [0., 0., 0.]])
+        """
+        first, second = _torch_index(_plain_index(index), self.ndim)
+        if second is not _NO_INDEX:
+            # the integer part is applied as a view, then the rest on it
+            flat = np.arange(self._data.size).reshape(self.shape)[first][second]
+            index = np.unravel_index(flat, self.shape)
+        else:
+            index = first
+        self._in_place(_F.IndexPut, _operand(value), index=index)
+
+    def gather(self, dim, index):
+        """``out[i][j] = self[i][index[i][j]]`` for dim 1 (any dim), as ``torch.gather``.
+
+        >>> minidl.tensor([[1.0, 2.0], [3.0, 4.0]]).gather(1, minidl.tensor([[1], [0]]))
+        tensor([[2.],
+                [3.]])
+        """
+        axis = _F._normalize_axes(dim, self.ndim, "gather")[0]
+        index = _index_array(index, "gather")
+        if index.ndim != self.ndim:
+            raise ValueError(
+                f"gather: index must have as many dims as the input ({self.ndim}), got "
+                f"shape {index.shape}"
             )
-        self.data[_plain_index(index)] = value.data if isinstance(value, Tensor) else value
+        _check_index_range(index, self.shape[axis], "gather")
+        return _F.Gather.apply(self, axis, index)
+
+    def scatter(self, dim, index, src=None, *, value=None):
+        """A copy with ``src`` (or ``value``) written at ``index`` along ``dim`` (torch.scatter).
+
+        >>> minidl.zeros(2, 3).scatter(1, minidl.tensor([[2], [0]]), 5.0)
+        tensor([[0., 0., 5.],
+                [5., 0., 0.]])
+        """
+        return self._scatter(dim, index, value if src is None else src, False, "scatter")
+
+    def scatter_add(self, dim, index, src):
+        """A copy with ``src`` added at ``index`` along ``dim`` (repeats add up).
+
+        >>> minidl.zeros(3).scatter_add(0, minidl.tensor([0, 0, 2]), minidl.ones(3))
+        tensor([2., 0., 1.])
+        """
+        return self._scatter(dim, index, src, True, "scatter_add")
+
+    def _scatter(self, dim, index, src, add, where):
+        axis = _F._normalize_axes(dim, self.ndim, where)[0]
+        index = _index_array(index, where)
+        if index.ndim != self.ndim:
+            raise ValueError(f"{where}: index must have {self.ndim} dims, got {index.shape}")
+        _check_index_range(index, self.shape[axis], where)
+        src = _operand(src)
+        if isinstance(src, Tensor) and src.dtype != self.dtype:
+            src = src.astype(self.dtype)
+        return _F.Scatter.apply(self, axis, index, src, add=add)
+
+    def index_select(self, dim, index):
+        """The entries ``index`` (1-d integers) along ``dim``.
+
+        >>> minidl.arange(6.0).reshape(2, 3).index_select(1, minidl.tensor([2, 0]))
+        tensor([[2., 0.],
+                [5., 3.]])
+        """
+        axis = _F._normalize_axes(dim, self.ndim, "index_select")[0]
+        index = _index_array(index, "index_select")
+        if index.ndim > 1:
+            raise ValueError(f"index_select: index must be 1-d, got shape {index.shape}")
+        _check_index_range(index, self.shape[axis], "index_select")
+        return _F.IndexSelect.apply(self, axis, index.reshape(-1))
+
+    def masked_fill(self, mask, value):
+        """A copy with ``value`` where the bool ``mask`` (broadcast) is true.
+
+        >>> minidl.ones(3).masked_fill(minidl.tensor([True, False, True]), 0.0)
+        tensor([0., 1., 0.])
+        """
+        mask = _plain(mask)
+        if np.asarray(mask).dtype != np.bool_:
+            raise TypeError(
+                f"masked_fill: expected a bool mask, got dtype {np.asarray(mask).dtype}"
+            )
+        value = value.astype(self.dtype) if isinstance(value, Tensor) else value
+        return where(mask, value, self)
 
     # ------------------------------------------------------------------ reductions
-    def sum(self, axis=None, keepdims=False):
-        """Sum over ``axis`` (None: all; an int or a tuple); ``keepdims`` keeps them as size 1.
+    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
+        """Sum over ``dim`` (None: all; an int or a tuple); ``keepdim`` keeps them as size 1.
 
-        Float data is accumulated in float64 by the compiled kernels.
+        Float data is accumulated in float64 by the compiled kernels; integers and
+        bools sum to int64, as in PyTorch. ``axis``/``keepdims`` are accepted too.
 
-        >>> minidl.ones(4, 3).sum(axis=0)
+        >>> minidl.ones(4, 3).sum(0)
         tensor([4., 4., 4.])
         """
-        return _F.Sum.apply(self, axis=axis, keepdims=keepdims)
+        x = self if dtype is None else self.astype(dtype)
+        if x.dtype.kind in "biu":
+            x = x.astype(np.int64)
+        return _F.Sum.apply(x, axis=_dims(dim, axis, "sum"), keepdims=_keep(keepdim, keepdims))
 
-    def mean(self, axis=None, keepdims=False):
-        """Mean over ``axis`` (None: all; an int or a tuple).
+    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
+        """Mean over ``dim`` (None: all; an int or a tuple).
 
-        >>> minidl.tensor([[1.0, 3.0]]).mean(axis=1)
+        >>> minidl.tensor([[1.0, 3.0]]).mean(dim=1)
         tensor([2.])
         """
-        return _F.Mean.apply(self, axis=axis, keepdims=keepdims)
+        x = self._float_input("mean", dtype)
+        return _F.Mean.apply(x, axis=_dims(dim, axis, "mean"), keepdims=_keep(keepdim, keepdims))
 
-    def max(self, axis=None, keepdims=False):
-        """Largest value over ``axis`` (like ``torch.amax``: ties share the gradient).
+    def prod(self, dim=None, keepdim=False, *, dtype=None):
+        """Product over one ``dim`` (None: all); integers give int64.
 
-        >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).max(axis=1)
+        >>> minidl.tensor([[1.0, 2.0], [3.0, 4.0]]).prod(1)
+        tensor([ 2., 12.])
+        """
+        x = self if dtype is None else self.astype(dtype)
+        if x.dtype.kind in "biu":
+            x = x.astype(np.int64)
+        axis = None if dim is None else _F._normalize_axes(dim, self.ndim, "prod")
+        if axis is not None and self.ndim == 0:
+            return x.reshape(()) if not keepdim else x
+        axis = None if axis is None else axis[0]
+        if axis is None and keepdim:
+            return _F.Prod.apply(x).reshape([1] * self.ndim)
+        return _F.Prod.apply(x, axis=axis, keepdims=bool(keepdim))
+
+    def amax(self, dim=None, keepdim=False):
+        """Largest value over ``dim`` (an int or a tuple); tied maxima share the gradient.
+
+        >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).amax(dim=1)
         tensor([5., 7.])
         """
-        return _F.Max.apply(self, axis=axis, keepdims=keepdims)
+        return _F.Max.apply(self, axis=dim, keepdims=bool(keepdim))
 
-    def min(self, axis=None, keepdims=False):
-        """Smallest value over ``axis`` (like ``torch.amin``: ties share the gradient).
+    def amin(self, dim=None, keepdim=False):
+        """Smallest value over ``dim`` (an int or a tuple); tied minima share the gradient.
 
-        >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).min(axis=0)
+        >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).amin(dim=0)
         tensor([1., 2.])
         """
-        return _F.Min.apply(self, axis=axis, keepdims=keepdims)
+        return _F.Min.apply(self, axis=dim, keepdims=bool(keepdim))
 
-    def var(self, axis=None, keepdims=False, correction=1):
-        """Variance over ``axis``: ``sum((x - mean)**2) / (count - correction)``.
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """The largest value; with ``dim`` (an int) a named pair ``(values, indices)``.
 
-        ``correction=1`` (the default, as in PyTorch) is the unbiased estimate;
-        ``correction=0`` is numpy's default, the biased one.
+        As ``torch.max``: ``x.max()`` is one value (tied maxima share the gradient);
+        ``x.max(1)`` gives ``.values`` and ``.indices`` along dim 1 (the gradient
+        goes to the index returned); ``x.max(other_tensor)`` is :meth:`maximum`.
+
+        >>> x = minidl.tensor([[1.0, 5.0], [7.0, 2.0]])
+        >>> x.max()
+        tensor(7.)
+        >>> x.max(1)
+        max(values=tensor([5., 7.]), indices=tensor([1, 0]))
+        """
+        return self._extreme(dim, keepdim, axis, keepdims, "max")
+
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """The smallest value; with ``dim`` (an int) a named pair ``(values, indices)``.
+
+        >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).min(0).values
+        tensor([1., 2.])
+        """
+        return self._extreme(dim, keepdim, axis, keepdims, "min")
+
+    def _extreme(self, dim, keepdim, axis, keepdims, name):
+        if isinstance(dim, Tensor):
+            return self.maximum(dim) if name == "max" else self.minimum(dim)
+        dim = _dims(dim, axis, name)
+        keepdim = _keep(keepdim, keepdims)
+        _check_reducible(self.shape, dim, name)
+        if dim is None:
+            return (_F.Max if name == "max" else _F.Min).apply(self)
+        if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+            raise TypeError(f"{name}: dim must be an int (use amax/amin for several dims)")
+        indices = (self.argmax if name == "max" else self.argmin)(dim, keepdim=True)
+        values = self.gather(dim, indices) if self.ndim else self
+        if not keepdim and self.ndim:
+            values, indices = values.squeeze(dim), indices.squeeze(dim)
+        if not self.ndim:
+            indices = indices.reshape(())
+        pair = max_result if name == "max" else min_result
+        return pair(values, indices)
+
+    def var(
+        self, dim=None, keepdim=False, *, correction=None, unbiased=None, axis=None, keepdims=None
+    ):
+        """Variance over ``dim``: ``sum((x - mean)**2) / (count - correction)``.
+
+        ``correction=1`` (the default, as in PyTorch; ``unbiased=False`` is
+        ``correction=0``) is the unbiased estimate. Accumulated in float64.
 
         >>> minidl.tensor([1.0, 2.0, 3.0]).var()
         tensor(1.)
         """
-        return _F.Var.apply(self, axis=axis, keepdims=keepdims, correction=correction)
+        x = self._float_input("var")
+        return _F.Var.apply(
+            x,
+            axis=_dims(dim, axis, "var"),
+            keepdims=_keep(keepdim, keepdims),
+            correction=_correction(correction, unbiased),
+        )
 
-    def argmax(self, axis=None, keepdims=False):
-        """Indices of the largest values along ``axis`` (int64, no gradient).
+    def std(
+        self, dim=None, keepdim=False, *, correction=None, unbiased=None, axis=None, keepdims=None
+    ):
+        """Standard deviation over ``dim``: the square root of :meth:`var`.
 
-        >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).argmax(axis=1)
+        >>> minidl.tensor([1.0, 3.0]).std(unbiased=False)
+        tensor(1.)
+        """
+        return self.var(
+            dim, keepdim, correction=correction, unbiased=unbiased, axis=axis, keepdims=keepdims
+        ).sqrt()
+
+    def logsumexp(self, dim, keepdim=False):
+        """``log(sum(exp(x)))`` over ``dim``, computed without overflow.
+
+        >>> minidl.tensor([[0.0, 0.0]]).logsumexp(1)
+        tensor([0.6931472])
+        """
+        x = self._float_input("logsumexp")
+        axes = _F._normalize_axes(dim, self.ndim, "logsumexp")
+        if not axes:
+            return x if keepdim else x.reshape(self.shape)
+        return _F.LogSumExp.apply(x, axis=axes, keepdims=bool(keepdim))
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        """The p-norm over ``dim`` (all by default): p = 2 ('fro'), 1, inf, or any number.
+
+        >>> minidl.tensor([3.0, 4.0]).norm()
+        tensor(5.)
+        """
+        x = self._float_input("norm")
+        if p in ("fro", 2, 2.0):
+            return _F.Norm2.apply(x, axis=dim, keepdims=bool(keepdim))
+        if p in (math.inf, float("inf")):
+            return x.abs().amax(dim, keepdim)
+        if p in (-math.inf, float("-inf")):
+            return x.abs().amin(dim, keepdim)
+        if not isinstance(p, numbers.Real) or p <= 0:
+            raise ValueError(f"norm: p must be a positive number, 'fro' or inf, got {p!r}")
+        return (x.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
+
+    def cumsum(self, dim):
+        """Running sums along ``dim``; integers give int64.
+
+        >>> minidl.tensor([1.0, 2.0, 3.0]).cumsum(0)
+        tensor([1., 3., 6.])
+        """
+        axis = _F._normalize_axes(dim, self.ndim, "cumsum")
+        x = self.astype(np.int64) if self.dtype.kind in "biu" else self
+        if not axis:
+            return x.clone()
+        return _F.Cumsum.apply(x, axis[0])
+
+    def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """Indices of the largest values along ``dim`` (int64, no gradient).
+
+        >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).argmax(dim=1)
         tensor([1, 0])
         """
-        return Tensor._wrap(np.argmax(self.data, axis=axis, keepdims=keepdims).astype(np.int64))
+        return self._arg(np.argmax, dim, keepdim, axis, keepdims, "argmax")
 
-    def argmin(self, axis=None, keepdims=False):
-        """Indices of the smallest values along ``axis`` (int64, no gradient).
+    def argmin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """Indices of the smallest values along ``dim`` (int64, no gradient).
 
-        >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).argmin(axis=1)
+        >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).argmin(dim=1)
         tensor([0, 1])
         """
-        return Tensor._wrap(np.argmin(self.data, axis=axis, keepdims=keepdims).astype(np.int64))
+        return self._arg(np.argmin, dim, keepdim, axis, keepdims, "argmin")
 
-    def all(self, axis=None, keepdims=False):
-        """Whether every element (along ``axis``) is true: a bool tensor, no gradient.
+    def _arg(self, function, dim, keepdim, axis, keepdims, name):
+        dim = _dims(dim, axis, name)
+        keepdim = _keep(keepdim, keepdims)
+        if self.dtype == np.bool_:
+            raise RuntimeError(f"{name}(): does not support bool input")
+        _check_reducible(self.shape, dim, name)
+        if dim is None:
+            out = np.asarray(function(self._data), dtype=np.int64)
+            return Tensor._wrap(out.reshape([1] * self.ndim) if keepdim else out)
+        axes = _F._normalize_axes(dim, self.ndim, name)
+        if not axes:
+            return Tensor._wrap(np.zeros(self.shape, dtype=np.int64))
+        out = function(self._data, axis=axes[0], keepdims=keepdim)
+        return Tensor._wrap(np.asarray(out, dtype=np.int64))
+
+    def sort(self, dim=-1, descending=False, stable=False):
+        """Sorted values and their indices along ``dim``: a named pair ``(values, indices)``.
+
+        NaN sorts as the largest value, as in PyTorch.
+
+        >>> minidl.tensor([3.0, 1.0, 2.0]).sort()
+        sort(values=tensor([1., 2., 3.]), indices=tensor([1, 2, 0]))
+        """
+        indices = self.argsort(dim, descending)
+        if not self.ndim:
+            return sort_result(self.clone(), indices)
+        return sort_result(self.gather(dim, indices), indices)
+
+    def argsort(self, dim=-1, descending=False, stable=False):
+        """The indices that sort the values along ``dim`` (int64).
+
+        >>> minidl.tensor([3.0, 1.0, 2.0]).argsort(descending=True)
+        tensor([0, 2, 1])
+        """
+        axes = _F._normalize_axes(dim, self.ndim, "argsort")
+        if not axes:
+            return Tensor._wrap(np.zeros(self.shape, dtype=np.int64))
+        axis = axes[0]
+        if descending:
+            # stable descending order with NaN first: sort the reversed data ascending
+            flipped = np.flip(self._data, axis)
+            order = np.flip(np.argsort(flipped, axis=axis, kind="stable"), axis)
+            order = self.shape[axis] - 1 - order
+        else:
+            order = np.argsort(self._data, axis=axis, kind="stable")
+        return Tensor._wrap(order.astype(np.int64))
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """The ``k`` largest (or smallest) values along ``dim`` and their indices.
+
+        >>> minidl.tensor([1.0, 5.0, 3.0]).topk(2)
+        topk(values=tensor([5., 3.]), indices=tensor([1, 2]))
+        """
+        axes = _F._normalize_axes(dim, self.ndim, "topk")
+        length = self.shape[axes[0]] if axes else 1
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= length:
+            raise ValueError(f"topk: k must be an int in [0, {length}], got {k!r}")
+        order = self.argsort(dim, descending=largest)
+        if not axes:
+            return topk_result(self.clone(), order)
+        indices = order.narrow(axes[0], 0, int(k))
+        return topk_result(self.gather(axes[0], indices), indices)
+
+    def all(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """Whether every element (along ``dim``) is true: a bool tensor, no gradient.
 
         >>> (minidl.ones(2) > 0).all()
         tensor(True, dtype=bool)
         """
-        return Tensor._wrap(np.all(self.data, axis=axis, keepdims=keepdims))
+        axes = _F._normalize_axes(_dims(dim, axis, "all"), self.ndim, "all")
+        return Tensor._wrap(np.all(self._data, axis=axes, keepdims=_keep(keepdim, keepdims)))
 
-    def any(self, axis=None, keepdims=False):
-        """Whether any element (along ``axis``) is true: a bool tensor, no gradient.
+    def any(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """Whether any element (along ``dim``) is true: a bool tensor, no gradient.
 
         >>> (minidl.ones(2) > 1).any()
         tensor(False, dtype=bool)
         """
-        return Tensor._wrap(np.any(self.data, axis=axis, keepdims=keepdims))
+        axes = _F._normalize_axes(_dims(dim, axis, "any"), self.ndim, "any")
+        return Tensor._wrap(np.any(self._data, axis=axes, keepdims=_keep(keepdim, keepdims)))
+
+    def softmax(self, dim):
+        """``exp(x) / sum(exp(x))`` along ``dim``, computed stably.
+
+        >>> minidl.zeros(1, 2).softmax(1)
+        tensor([[0.5, 0.5]])
+        """
+        _F._normalize_axes(dim, self.ndim, "softmax")
+        return (
+            _F.Softmax.apply(self._as_float(), dim=dim) if self.ndim else self._as_float() * 0 + 1
+        )
+
+    def log_softmax(self, dim):
+        """``x - logsumexp(x)`` along ``dim``, computed stably.
+
+        >>> minidl.zeros(1, 2).log_softmax(1)
+        tensor([[-0.6931472, -0.6931472]])
+        """
+        _F._normalize_axes(dim, self.ndim, "log_softmax")
+        return _F.LogSoftmax.apply(self._as_float(), dim=dim) if self.ndim else self._as_float() * 0
+
+    def _float_input(self, where, dtype=None):
+        """This tensor for a function defined on floats: torch refuses integers there."""
+        x = self if dtype is None else self.astype(dtype)
+        if x.dtype.kind != "f":
+            raise RuntimeError(
+                f"{where}(): could not infer output dtype. Input dtype must be a floating "
+                f"point dtype. Got: {x.dtype}"
+            )
+        return x
 
     # ------------------------------------------------------------------ shape
     def reshape(self, *shape):
@@ -388,15 +1351,157 @@ class Tensor:
         >>> minidl.arange(6.0).reshape(2, 3).shape
         (2, 3)
         """
-        return _F.Reshape.apply(self, shape=tuple(int(n) for n in _shape_of(shape)))
+        return _F.Reshape.apply(self, shape=_int_list(shape, "reshape", "the shape"))
 
     def view(self, *shape):
-        """:meth:`reshape` under PyTorch's name (minidl always copies-or-views as numpy does).
+        """:meth:`reshape` under PyTorch's name (a view when numpy can make one, else a copy).
 
         >>> minidl.zeros(6).view(3, 2).shape
         (3, 2)
         """
         return self.reshape(*shape)
+
+    def view_as(self, other):
+        """This tensor in ``other``'s shape.
+
+        >>> minidl.zeros(6).view_as(minidl.zeros(2, 3)).shape
+        (2, 3)
+        """
+        return self.reshape(other.shape)
+
+    def unsqueeze(self, dim):
+        """A size-1 dim inserted at ``dim`` (negative counts from the end of the result).
+
+        >>> minidl.zeros(2, 3).unsqueeze(1).shape
+        (2, 1, 3)
+        """
+        axis = _F._normalize_axes(dim, self.ndim + 1, "unsqueeze")[0]
+        return self.reshape(*self.shape[:axis], 1, *self.shape[axis:])
+
+    def squeeze(self, dim=None):
+        """Size-1 dims removed: all of them, or only ``dim`` (an int or a tuple) when size 1.
+
+        >>> minidl.zeros(2, 1, 3, 1).squeeze().shape
+        (2, 3)
+        >>> minidl.zeros(2, 1, 3).squeeze(0).shape
+        (2, 1, 3)
+        """
+        axes = _F._normalize_axes(dim, self.ndim, "squeeze")
+        shape = [n for i, n in enumerate(self.shape) if not (i in axes and n == 1)]
+        return self.reshape(*shape)
+
+    def expand(self, *sizes):
+        """This tensor broadcast to ``sizes`` (a view; -1 keeps a dim), as ``torch.expand``.
+
+        >>> minidl.ones(3, 1).expand(3, 4).shape
+        (3, 4)
+        """
+        sizes = _int_list(sizes, "expand", "sizes")
+        if len(sizes) < self.ndim:
+            raise ValueError(
+                f"expand: the number of sizes ({len(sizes)}) must be at least the number of "
+                f"dims ({self.ndim})"
+            )
+        lead = len(sizes) - self.ndim
+        shape = tuple(
+            self.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(sizes)
+        )
+        return _F.Expand.apply(self, shape=shape)
+
+    def expand_as(self, other):
+        """This tensor broadcast to ``other``'s shape.
+
+        >>> minidl.ones(3).expand_as(minidl.zeros(2, 3)).shape
+        (2, 3)
+        """
+        return _F.Expand.apply(self, shape=other.shape)
+
+    def repeat(self, *repeats):
+        """The tensor tiled ``repeats[i]`` times along dim i (``torch.repeat``, numpy's ``tile``).
+
+        >>> minidl.tensor([1.0, 2.0]).repeat(2, 2)
+        tensor([[1., 2., 1., 2.],
+                [1., 2., 1., 2.]])
+        """
+        repeats = _int_list(repeats, "repeat", "repeats")
+        if len(repeats) < self.ndim:
+            raise ValueError(
+                f"repeat: the number of repeats ({len(repeats)}) cannot be smaller than the "
+                f"number of dims ({self.ndim})"
+            )
+        return _F.Repeat.apply(self, repeats=repeats)
+
+    def flip(self, *dims):
+        """The order of the entries reversed along ``dims``.
+
+        >>> minidl.arange(3.0).flip(0)
+        tensor([2., 1., 0.])
+        """
+        axes = _F._normalize_axes(_int_list(dims, "flip", "dims"), self.ndim, "flip")
+        return _F.Flip.apply(self, axes=axes)
+
+    def roll(self, shifts, dims=None):
+        """Entries shifted cyclically by ``shifts`` along ``dims`` (flattened when None).
+
+        >>> minidl.arange(4.0).roll(1)
+        tensor([3., 0., 1., 2.])
+        """
+        if dims is None:
+            return _F.Roll.apply(self.flatten(), shifts=shifts, axes=0).reshape(self.shape)
+        if isinstance(dims, (tuple, list)):
+            axes = tuple(_F._normalize_axes(d, self.ndim, "roll")[0] for d in dims)
+            return _F.Roll.apply(self, shifts=tuple(shifts), axes=axes)
+        return _F.Roll.apply(
+            self, shifts=shifts, axes=_F._normalize_axes(dims, self.ndim, "roll")[0]
+        )
+
+    def narrow(self, dim, start, length):
+        """``length`` entries from ``start`` along ``dim`` (a view).
+
+        >>> minidl.arange(5.0).narrow(0, 1, 2)
+        tensor([1., 2.])
+        """
+        axis = _F._normalize_axes(dim, self.ndim, "narrow")[0]
+        index = [slice(None)] * self.ndim
+        index[axis] = slice(start, start + length)
+        return self[tuple(index)]
+
+    def split(self, split_size_or_sections, dim=0):
+        """Pieces along ``dim``: of ``split_size`` each (the last may be smaller), or of the
+        given sizes.
+
+        >>> [t.shape for t in minidl.zeros(5, 2).split(2)]
+        [(2, 2), (2, 2), (1, 2)]
+        """
+        axis = _F._normalize_axes(dim, self.ndim, "split")[0]
+        length = self.shape[axis]
+        if isinstance(split_size_or_sections, (list, tuple)):
+            sizes = list(split_size_or_sections)
+            if builtins.sum(sizes) != length:
+                raise ValueError(
+                    f"split: sizes {sizes} do not add up to the length {length} of dim {dim}"
+                )
+        else:
+            step = int(split_size_or_sections)
+            if step <= 0:
+                raise ValueError(f"split: split_size must be positive, got {step}")
+            sizes = [builtins.min(step, length - start) for start in range(0, length, step)]
+        pieces, start = [], 0
+        for size in sizes:
+            pieces.append(self.narrow(axis, start, size))
+            start += size
+        return tuple(pieces)
+
+    def chunk(self, chunks, dim=0):
+        """``chunks`` pieces along ``dim`` of equal size (the last may be smaller), as torch.
+
+        >>> [t.shape for t in minidl.zeros(5).chunk(3)]
+        [(2,), (2,), (1,)]
+        """
+        axis = _F._normalize_axes(dim, self.ndim, "chunk")[0]
+        if chunks <= 0:
+            raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+        return self.split(builtins.max(1, -(-self.shape[axis] // chunks)), axis)
 
     def permute(self, *axes):
         """Reorder the axes: result axis i is input axis ``axes[i]``.
@@ -404,7 +1509,7 @@ class Tensor:
         >>> minidl.zeros(2, 3, 4).permute(2, 0, 1).shape
         (4, 2, 3)
         """
-        return _F.Permute.apply(self, axes=tuple(int(a) for a in _shape_of(axes)))
+        return _F.Permute.apply(self, axes=_int_list(axes, "permute", "dims"))
 
     def transpose(self, *axes):
         """Swap two axes, as ``torch.transpose(x, dim0, dim1)``; with none, reverse all axes.
@@ -448,14 +1553,41 @@ class Tensor:
         merged = int(np.prod(self.shape[start : end + 1], dtype=np.int64))
         return self.reshape(*self.shape[:start], merged, *self.shape[end + 1 :])
 
+    def tril(self, diagonal=0):
+        """The lower triangle of the last two dims (the rest zero).
+
+        >>> minidl.ones(2, 2).tril()
+        tensor([[1., 0.],
+                [1., 1.]])
+        """
+        return self._triangle(False, diagonal)
+
+    def triu(self, diagonal=0):
+        """The upper triangle of the last two dims (the rest zero).
+
+        >>> minidl.ones(2, 2).triu(1)
+        tensor([[0., 1.],
+                [0., 0.]])
+        """
+        return self._triangle(True, diagonal)
+
+    def _triangle(self, upper, diagonal):
+        if self.ndim < 2:
+            raise ValueError(
+                f"{'triu' if upper else 'tril'}: needs at least 2 dims, got {self.shape}"
+            )
+        return _F.Triangle.apply(self, upper=upper, diagonal=int(diagonal))
+
     # ------------------------------------------------------------------ element-wise
+    # Functions defined on floats compute integer and bool tensors in the default float
+    # dtype, as in PyTorch.
     def exp(self):
         """Element-wise e**x.
 
         >>> minidl.zeros(2).exp()
         tensor([1., 1.])
         """
-        return _F.Exp.apply(self)
+        return _F.Exp.apply(self._as_float())
 
     def log(self):
         """Element-wise natural logarithm.
@@ -463,7 +1595,39 @@ class Tensor:
         >>> minidl.ones(2).log()
         tensor([0., 0.])
         """
-        return _F.Log.apply(self)
+        return _F.Log.apply(self._as_float())
+
+    def log2(self):
+        """Element-wise base-2 logarithm.
+
+        >>> minidl.tensor([8.0]).log2()
+        tensor([3.])
+        """
+        return _F.Log2.apply(self._as_float())
+
+    def log10(self):
+        """Element-wise base-10 logarithm.
+
+        >>> minidl.tensor([100.0]).log10()
+        tensor([2.])
+        """
+        return _F.Log10.apply(self._as_float())
+
+    def log1p(self):
+        """Element-wise ``log(1 + x)``, accurate for small x.
+
+        >>> minidl.zeros(1).log1p()
+        tensor([0.])
+        """
+        return _F.Log1p.apply(self._as_float())
+
+    def expm1(self):
+        """Element-wise ``exp(x) - 1``, accurate for small x.
+
+        >>> minidl.zeros(1).expm1()
+        tensor([0.])
+        """
+        return _F.Expm1.apply(self._as_float())
 
     def sqrt(self):
         """Element-wise square root.
@@ -471,7 +1635,39 @@ class Tensor:
         >>> minidl.tensor([4.0, 9.0]).sqrt()
         tensor([2., 3.])
         """
-        return _F.Sqrt.apply(self)
+        return _F.Sqrt.apply(self._as_float())
+
+    def rsqrt(self):
+        """Element-wise ``1 / sqrt(x)``.
+
+        >>> minidl.tensor([4.0]).rsqrt()
+        tensor([0.5])
+        """
+        return _F.Rsqrt.apply(self._as_float())
+
+    def sin(self):
+        """Element-wise sine.
+
+        >>> minidl.zeros(1).sin()
+        tensor([0.])
+        """
+        return _F.Sin.apply(self._as_float())
+
+    def cos(self):
+        """Element-wise cosine.
+
+        >>> minidl.zeros(1).cos()
+        tensor([1.])
+        """
+        return _F.Cos.apply(self._as_float())
+
+    def erf(self):
+        """Element-wise error function.
+
+        >>> minidl.zeros(1).erf()
+        tensor([0.])
+        """
+        return _F.Erf.apply(self._as_float())
 
     def tanh(self):
         """Element-wise hyperbolic tangent.
@@ -479,7 +1675,7 @@ class Tensor:
         >>> minidl.zeros(1).tanh()
         tensor([0.])
         """
-        return _F.Tanh.apply(self)
+        return _F.Tanh.apply(self._as_float())
 
     def sigmoid(self):
         """Element-wise logistic function 1 / (1 + exp(-x)), stable for large |x|.
@@ -487,7 +1683,7 @@ class Tensor:
         >>> minidl.zeros(1).sigmoid()
         tensor([0.5])
         """
-        return _F.Sigmoid.apply(self)
+        return _F.Sigmoid.apply(self._as_float())
 
     def relu(self):
         """Element-wise max(x, 0); the gradient at 0 is 0, as in PyTorch.
@@ -505,13 +1701,53 @@ class Tensor:
         """
         return _F.Abs.apply(self)
 
+    def sign(self):
+        """Element-wise -1, 0 or 1 (zero gradient).
+
+        >>> minidl.tensor([-2.0, 0.0, 3.0]).sign()
+        tensor([-1.,  0.,  1.])
+        """
+        return _F.Sign.apply(self)
+
+    def floor(self):
+        """Element-wise rounding down (zero gradient).
+
+        >>> minidl.tensor([1.5, -1.5]).floor()
+        tensor([ 1., -2.])
+        """
+        return _F.Floor.apply(self)
+
+    def ceil(self):
+        """Element-wise rounding up (zero gradient).
+
+        >>> minidl.tensor([1.5, -1.5]).ceil()
+        tensor([ 2., -1.])
+        """
+        return _F.Ceil.apply(self)
+
+    def round(self):
+        """Element-wise rounding to the nearest integer, halves to even (zero gradient).
+
+        >>> minidl.tensor([0.5, 1.5, 2.6]).round()
+        tensor([0., 2., 3.])
+        """
+        return _F.Round.apply(self)
+
+    def trunc(self):
+        """Element-wise rounding toward zero (zero gradient).
+
+        >>> minidl.tensor([1.7, -1.7]).trunc()
+        tensor([ 1., -1.])
+        """
+        return _F.Trunc.apply(self)
+
     def clip(self, min=None, max=None):
         """Limit values to [min, max] (``torch.clamp``); the gradient flows where min <= x <= max.
 
         >>> minidl.tensor([-2.0, 0.5, 3.0]).clip(-1.0, 1.0)
         tensor([-1. ,  0.5,  1. ])
         """
-        return _F.Clip.apply(self, min=min, max=max)
+        return _F.Clip.apply(self, min=_plain(min), max=_plain(max))
 
     def clamp(self, min=None, max=None):
         """:meth:`clip` under PyTorch's name.
@@ -519,7 +1755,10 @@ class Tensor:
         >>> minidl.tensor([-2.0, 3.0]).clamp(min=0.0)
         tensor([0., 3.])
         """
-        return _F.Clip.apply(self, min=min, max=max)
+        return _F.Clip.apply(self, min=_plain(min), max=_plain(max))
+
+    def _as_float(self):
+        return self if self._data.dtype.kind == "f" else self.astype(get_default_dtype())
 
     # ------------------------------------------------------------------ dtype
     def astype(self, dtype):
@@ -532,9 +1771,17 @@ class Tensor:
         _check_dtype(dtype, "astype")
         if dtype == self.dtype:
             return self
-        if dtype.kind != "f":
-            return Tensor._wrap(self.data.astype(dtype))
+        if dtype.kind != "f" or not self.requires_grad:
+            return Tensor._wrap(self._data.astype(dtype))
         return _F.Cast.apply(self, dtype=dtype)
+
+    def type(self, dtype=None):
+        """The dtype's name without ``dtype``; with it, this tensor converted.
+
+        >>> minidl.ones(1).type()
+        'float32'
+        """
+        return str(self.dtype) if dtype is None else self.astype(dtype)
 
     def float(self):
         """This tensor as float32.
@@ -552,10 +1799,201 @@ class Tensor:
         """
         return self.astype(np.float64)
 
+    def long(self):
+        """This tensor as int64.
+
+        >>> minidl.tensor([1.7]).long()
+        tensor([1])
+        """
+        return self.astype(np.int64)
+
+    def int(self):
+        """This tensor as int32.
+
+        >>> minidl.tensor([1.7]).int().dtype
+        dtype('int32')
+        """
+        return self.astype(np.int32)
+
+    def bool(self):
+        """This tensor as bool.
+
+        >>> minidl.tensor([0, 2]).bool()
+        tensor([False,  True], dtype=bool)
+        """
+        return self.astype(np.bool_)
+
+
+# ---------------------------------------------------------------- helpers of the operations
+
+
+def _shape(value):
+    return np.shape(value._data if isinstance(value, Tensor) else value)
+
+
+def _plain(value):
+    """A Tensor's array; anything else as it is."""
+    return value._data if isinstance(value, Tensor) else value
+
+
+def _dtype_of(value):
+    return value.dtype if isinstance(value, (Tensor, np.ndarray, np.generic)) else type(value)
+
+
+def _scalar_or_array(value):
+    """What promotion sees of an operand: Python numbers stay numbers, the rest arrays."""
+    if isinstance(value, (Tensor, bool, int, float)):
+        return value
+    return np.asarray(value)
+
+
+def _is_dtype_name(value):
+    if not isinstance(value, str):
+        return False
+    try:
+        np.dtype(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _correction(correction, unbiased):
+    if correction is not None and unbiased is not None:
+        raise TypeError("var: give correction or unbiased, not both")
+    if unbiased is not None:
+        return 1 if unbiased else 0
+    return 1 if correction is None else correction
+
+
+def _binary(function, a, b, floats=False):
+    """``function`` applied to ``a`` and ``b`` cast to their promoted dtype (torch's rules).
+
+    ``floats``: the operation is defined on floats (true division), so integer
+    results become the default float dtype.
+    """
+    a, b = _operand(a), _operand(b)
+    # the common cases need no promotion: two tensors of one float dtype, or a float
+    # tensor and a Python number
+    if type(a) is Tensor and a._data.dtype.kind == "f":
+        if (type(b) is Tensor and b._data.dtype == a._data.dtype) or type(b) in (int, float):
+            return function.apply(a, b)
+    if function is _F.Sub and (_is_bool(a) or _is_bool(b)):
+        raise RuntimeError(
+            "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+            "trying to invert a mask, use the `~` or `logical_not()` operator instead."
+        )
+    dtype = _dtypes.result_dtype(a, b)
+    if floats and dtype.kind != "f":
+        dtype = get_default_dtype()
+    return function.apply(_cast(a, dtype), _cast(b, dtype))
+
+
+def _is_bool(operand):
+    return isinstance(operand, bool) or (isinstance(operand, Tensor) and operand.dtype == np.bool_)
+
+
+def _cast(operand, dtype):
+    if isinstance(operand, Tensor):
+        return operand if operand.dtype == dtype else operand.astype(dtype)
+    if isinstance(operand, bool) and dtype.kind != "b":
+        return int(operand)
+    return operand  # a Python number: numpy keeps the array's dtype (NEP 50)
+
+
+def _check_in_place_result(target, result):
+    if result.shape != target.shape:
+        raise RuntimeError(
+            f"output with shape {list(target.shape)} doesn't match the broadcast shape "
+            f"{list(result.shape)}"
+        )
+    source, destination = result.dtype, target.dtype
+    if (source.kind == "f" and destination.kind in "biu") or (
+        source.kind in "iu" and destination.kind == "b"
+    ):
+        raise RuntimeError(
+            f"result type {source} can't be cast to the desired output type {destination}"
+        )
+
+
+def _check_reducible(shape, dim, where):
+    """Refuse a max/min/arg over an empty dim (there is no value to return), as PyTorch."""
+    axes = _F._normalize_axes(dim, len(shape), where)
+    if builtins.any(shape[a] == 0 for a in axes) or (dim is None and 0 in shape):
+        raise RuntimeError(
+            f"{where}(): expected a non-empty tensor along the reduced dims, got shape {shape}"
+        )
+
+
+def _index_array(index, where):
+    array = np.asarray(index._data if isinstance(index, Tensor) else index)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{where}: expected an integer index, got dtype {array.dtype}")
+    return array.astype(np.int64, copy=False)
+
+
+def _check_index_range(index, length, where):
+    if index.size and (index.min() < -length or index.max() >= length):
+        raise IndexError(f"{where}: index out of range for a dim of size {length}")
+
+
+def _is_advanced(item):
+    return isinstance(item, np.ndarray) or (
+        isinstance(item, (list, tuple)) and not isinstance(item, str)
+    )
+
+
+_NO_INDEX = object()  # no second indexing step
+
+
+def _torch_index(index, ndim):
+    """``index`` split in two steps that give PyTorch's layout: (first, second).
+
+    numpy moves the dims of advanced indices to the front when they are separated
+    by a slice, and counts a plain integer as advanced when arrays are present;
+    PyTorch applies integers first. So when both integers and arrays are present,
+    the integers (and new axes) go in a first, basic step and the rest in a second.
+    ``second`` is ``_NO_INDEX`` when one step is enough.
+    """
+    items = index if isinstance(index, tuple) else (index,)
+    has_array = builtins.any(_is_advanced(item) for item in items)
+    has_int = builtins.any(
+        isinstance(item, (int, np.integer)) and not isinstance(item, bool) for item in items
+    )
+    if not (has_array and has_int):
+        return index, _NO_INDEX
+    used = builtins.sum(
+        (np.ndim(item) if getattr(np.asarray(item), "dtype", None) == np.bool_ else 1)
+        if _is_advanced(item)
+        else (0 if item is None or item is Ellipsis else 1)
+        for item in items
+    )
+    expanded = []
+    for item in items:
+        if item is Ellipsis:
+            expanded.extend([slice(None)] * (ndim - used))
+        else:
+            expanded.append(item)
+    first, second = [], []
+    for item in expanded:
+        if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+            first.append(item)
+        elif item is None:
+            first.append(None)
+            second.append(slice(None))
+        elif _is_advanced(item):
+            count = np.ndim(item) if np.asarray(item).dtype == np.bool_ else 1
+            first.extend([slice(None)] * count)
+            second.append(item)
+        else:
+            first.append(slice(None))
+            second.append(item)
+    return tuple(first), tuple(second)
+
 
 def _operand(value):
-    """Tensors pass through; lists and arrays become constant tensors; scalars stay scalars."""
-    if isinstance(value, (Tensor, int, float, bool, np.number)):
+    """Tensors and Python numbers pass through; the rest (lists, arrays, numpy scalars)
+    become constant tensors."""
+    if isinstance(value, (Tensor, int, float)):
         return value
     array = np.asarray(value)
     _check_dtype(array.dtype, "operand")
@@ -565,7 +2003,7 @@ def _operand(value):
 def _plain_index(index):
     """An index with every Tensor (and list) in it turned into a numpy array."""
     if isinstance(index, Tensor):
-        return index.data
+        return index._data
     if isinstance(index, tuple):
         return tuple(_plain_index(item) for item in index)
     if isinstance(index, list):
@@ -575,19 +2013,22 @@ def _plain_index(index):
 
 def _infer_array(data, dtype, copy):
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
+    elif isinstance(data, (list, tuple)) and builtins.any(isinstance(d, Tensor) for d in data):
+        data = [d._data if isinstance(d, Tensor) else d for d in data]
     explicit = _as_dtype(dtype)
     from_python = not isinstance(data, (np.ndarray, np.generic))
     array = np.array(data, dtype=explicit, copy=copy) if copy else np.asarray(data, explicit)
     if explicit is None and from_python and array.dtype == np.float64:
-        array = array.astype(_DEFAULT_FLOAT)  # Python floats become the default float32
+        array = array.astype(get_default_dtype())  # Python floats: the default float dtype
     return array
 
 
 def tensor(data, dtype=None, requires_grad=False):
     """A new tensor holding a copy of ``data`` (a number, nested lists or an array).
 
-    Python floats become float32 (minidl's default); numpy arrays keep their
+    Python floats become the default float dtype (float32 unless
+    :func:`set_default_dtype` says); numpy arrays keep their
     dtype (float32 or float64, integer or bool). Strings, objects and float16
     are refused.
 
@@ -626,7 +2067,7 @@ def _shape_of(shape):
 
 
 def _float_dtype(dtype, where):
-    dtype = _DEFAULT_FLOAT if dtype is None else np.dtype(dtype)
+    dtype = get_default_dtype() if dtype is None else np.dtype(dtype)
     if dtype not in _FLOAT_DTYPES:
         raise TypeError(f"{where}: expected dtype float32 or float64, got {dtype}")
     return dtype
@@ -638,7 +2079,7 @@ def zeros(*shape, dtype=None, requires_grad=False):
     >>> minidl.zeros(2, 3).shape
     (2, 3)
     """
-    array = np.zeros(_shape_of(shape), dtype=_DEFAULT_FLOAT if dtype is None else dtype)
+    array = np.zeros(_shape_of(shape), dtype=get_default_dtype() if dtype is None else dtype)
     return Tensor(array, requires_grad=requires_grad)
 
 
@@ -648,7 +2089,7 @@ def ones(*shape, dtype=None, requires_grad=False):
     >>> minidl.ones(3)
     tensor([1., 1., 1.])
     """
-    array = np.ones(_shape_of(shape), dtype=_DEFAULT_FLOAT if dtype is None else dtype)
+    array = np.ones(_shape_of(shape), dtype=get_default_dtype() if dtype is None else dtype)
     return Tensor(array, requires_grad=requires_grad)
 
 
@@ -709,30 +2150,183 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
         start, stop = 0, start
     if dtype is None:
         is_int = all(isinstance(v, (int, np.integer)) for v in (start, stop, step))
-        dtype = np.int64 if is_int else _DEFAULT_FLOAT
+        dtype = np.int64 if is_int else get_default_dtype()
     return Tensor(np.arange(start, stop, step, dtype=dtype), requires_grad=requires_grad)
+
+
+def full(size, fill_value, dtype=None, requires_grad=False):
+    """A tensor of ``size`` filled with ``fill_value``; the dtype follows the value, as torch.
+
+    >>> minidl.full((2,), 7)
+    tensor([7, 7])
+    >>> minidl.full((2,), 0.5).dtype
+    dtype('float32')
+    """
+    if dtype is None:
+        dtype = (
+            _dtypes.scalar_dtype(fill_value)
+            if isinstance(fill_value, (bool, int, float))
+            else (np.asarray(fill_value).dtype)
+        )
+    array = np.full(_shape_of((size,)), fill_value, dtype)
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def full_like(other, fill_value, dtype=None, requires_grad=False):
+    """A tensor of ``other``'s shape (and dtype, unless ``dtype`` says) filled with ``fill_value``.
+
+    >>> minidl.full_like(minidl.zeros(2), 3)
+    tensor([3., 3.])
+    """
+    data = other._data if isinstance(other, Tensor) else np.asarray(other)
+    return Tensor(np.full(data.shape, fill_value, dtype or data.dtype), requires_grad=requires_grad)
+
+
+def empty(*shape, dtype=None, requires_grad=False):
+    """A tensor whose values are whatever the memory held (the default float dtype).
+
+    >>> minidl.empty(2, 3).shape
+    (2, 3)
+    """
+    array = np.empty(_shape_of(shape), dtype=get_default_dtype() if dtype is None else dtype)
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def eye(n, m=None, dtype=None, requires_grad=False):
+    """The (n, m) identity matrix (m = n by default).
+
+    >>> minidl.eye(2)
+    tensor([[1., 0.],
+            [0., 1.]])
+    """
+    array = np.eye(n, m, dtype=get_default_dtype() if dtype is None else dtype)
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, requires_grad=False):
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive.
+
+    >>> minidl.linspace(0, 1, 5)
+    tensor([0.  , 0.25, 0.5 , 0.75, 1.  ])
+    """
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"linspace: steps must be a non-negative int, got {steps!r}")
+    array = np.linspace(start, end, int(steps)).astype(_float_dtype(dtype, "linspace"))
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def randint(low, high=None, size=None, dtype=None):
+    """Integers uniform in [low, high) from minidl's generator (int64), as ``torch.randint``.
+
+    ``randint(high, size)`` or ``randint(low, high, size)``.
+
+    >>> minidl.randint(0, 10, (3,)).dtype
+    dtype('int64')
+    """
+    if size is None:
+        low, high, size = 0, low, high
+    if size is None:
+        raise TypeError("randint: size is required, e.g. randint(0, 10, (3,))")
+    array = _random.generator().integers(low, high, _shape_of((size,)))
+    return Tensor(array.astype(np.int64 if dtype is None else dtype))
+
+
+def randn_like(other, dtype=None, requires_grad=False):
+    """Standard-normal samples shaped like ``other`` (its float dtype unless ``dtype`` says).
+
+    >>> minidl.randn_like(minidl.zeros(2, 3)).shape
+    (2, 3)
+    """
+    dtype = dtype or _dtypes.float_dtype_of(np.dtype(other.dtype))
+    return randn(*other.shape, dtype=dtype, requires_grad=requires_grad)
+
+
+def rand_like(other, dtype=None, requires_grad=False):
+    """Samples uniform on [0, 1) shaped like ``other``.
+
+    >>> minidl.rand_like(minidl.zeros(2)).shape
+    (2,)
+    """
+    dtype = dtype or _dtypes.float_dtype_of(np.dtype(other.dtype))
+    return rand(*other.shape, dtype=dtype, requires_grad=requires_grad)
 
 
 # ---------------------------------------------------------------- functions of tensors
 # The same operations as Tensor's methods, under the names torch and numpy give them.
 sum = Tensor.sum
 mean = Tensor.mean
+prod = Tensor.prod
 max = Tensor.max
 min = Tensor.min
+amax = Tensor.amax
+amin = Tensor.amin
+argmax = Tensor.argmax
+argmin = Tensor.argmin
 var = Tensor.var
+std = Tensor.std
+logsumexp = Tensor.logsumexp
+norm = Tensor.norm
+cumsum = Tensor.cumsum
+sort = Tensor.sort
+argsort = Tensor.argsort
+topk = Tensor.topk
 reshape = Tensor.reshape
 permute = Tensor.permute
 transpose = Tensor.transpose
 flatten = Tensor.flatten
+unsqueeze = Tensor.unsqueeze
+squeeze = Tensor.squeeze
+flip = Tensor.flip
+roll = Tensor.roll
+split = Tensor.split
+chunk = Tensor.chunk
+gather = Tensor.gather
+scatter = Tensor.scatter
+scatter_add = Tensor.scatter_add
+index_select = Tensor.index_select
+masked_fill = Tensor.masked_fill
+tril = Tensor.tril
+triu = Tensor.triu
 exp = Tensor.exp
 log = Tensor.log
+log2 = Tensor.log2
+log10 = Tensor.log10
+log1p = Tensor.log1p
+expm1 = Tensor.expm1
 sqrt = Tensor.sqrt
+rsqrt = Tensor.rsqrt
+sin = Tensor.sin
+cos = Tensor.cos
+erf = Tensor.erf
 tanh = Tensor.tanh
 sigmoid = Tensor.sigmoid
 relu = Tensor.relu
 abs = Tensor.abs
+sign = Tensor.sign
+floor = Tensor.floor
+ceil = Tensor.ceil
+round = Tensor.round
+trunc = Tensor.trunc
 clip = Tensor.clip
+clamp = Tensor.clamp
 neg = Tensor.__neg__
+isnan = Tensor.isnan
+isinf = Tensor.isinf
+isfinite = Tensor.isfinite
+isclose = Tensor.isclose
+allclose = Tensor.allclose
+logical_not = Tensor.logical_not
+logical_and = Tensor.logical_and
+logical_or = Tensor.logical_or
+eq = Tensor.eq
+ne = Tensor.ne
+lt = Tensor.lt
+le = Tensor.le
+gt = Tensor.gt
+ge = Tensor.ge
+outer = Tensor.outer
+softmax = Tensor.softmax
+log_softmax = Tensor.log_softmax
 
 
 def add(a, b):
@@ -741,7 +2335,7 @@ def add(a, b):
     >>> minidl.add(minidl.ones(2, 3), minidl.tensor([1.0, 2.0, 3.0])).shape
     (2, 3)
     """
-    return _F.Add.apply(_operand(a), _operand(b))
+    return _binary(_F.Add, a, b)
 
 
 def sub(a, b):
@@ -750,7 +2344,7 @@ def sub(a, b):
     >>> minidl.sub(minidl.ones(2), 1.0)
     tensor([0., 0.])
     """
-    return _F.Sub.apply(_operand(a), _operand(b))
+    return _binary(_F.Sub, a, b)
 
 
 def mul(a, b):
@@ -759,7 +2353,7 @@ def mul(a, b):
     >>> minidl.mul(minidl.ones(2), 3.0)
     tensor([3., 3.])
     """
-    return _F.Mul.apply(_operand(a), _operand(b))
+    return _binary(_F.Mul, a, b)
 
 
 def div(a, b):
@@ -768,7 +2362,7 @@ def div(a, b):
     >>> minidl.div(minidl.ones(2), 4.0)
     tensor([0.25, 0.25])
     """
-    return _F.Div.apply(_operand(a), _operand(b))
+    return _binary(_F.Div, a, b, floats=True)
 
 
 def pow(a, b):
@@ -777,7 +2371,25 @@ def pow(a, b):
     >>> minidl.pow(minidl.tensor([2.0, 3.0]), 2)
     tensor([4., 9.])
     """
-    return _F.Pow.apply(_operand(a), _operand(b))
+    return _binary(_F.Pow, a, b)
+
+
+def maximum(a, b):
+    """Element-wise larger of ``a`` and ``b``; a tie splits the gradient in half.
+
+    >>> minidl.maximum(minidl.tensor([1.0, 5.0]), minidl.tensor([3.0, 2.0]))
+    tensor([3., 5.])
+    """
+    return _binary(_F.Maximum, a, b)
+
+
+def minimum(a, b):
+    """Element-wise smaller of ``a`` and ``b``; a tie splits the gradient in half.
+
+    >>> minidl.minimum(minidl.tensor([1.0, 5.0]), minidl.tensor([3.0, 2.0]))
+    tensor([1., 2.])
+    """
+    return _binary(_F.Minimum, a, b)
 
 
 def matmul(a, b):
@@ -788,25 +2400,50 @@ def matmul(a, b):
     >>> minidl.matmul(minidl.ones(4, 2, 3), minidl.ones(3, 5)).shape
     (4, 2, 5)
     """
-    return _F.MatMul.apply(_operand(a), _operand(b))
+    return _binary(_F.MatMul, a, b)
 
 
-def concatenate(tensors, axis=0):
-    """Join tensors along an existing ``axis`` (``torch.cat``).
+def _joined_operands(tensors, where):
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise TypeError(
+            f"{where}: expected a list or tuple of tensors, got {type(tensors).__name__}"
+        )
+    operands = [_operand(t) for t in tensors]
+    if not operands:
+        raise ValueError(f"{where}: expected a non-empty list of tensors")
+    dtype = _dtypes.result_dtype(*[o if isinstance(o, Tensor) else np.asarray(o) for o in operands])
+    return [
+        _cast(o if isinstance(o, Tensor) else Tensor._wrap(np.asarray(o)), dtype) for o in operands
+    ]
+
+
+def concatenate(tensors, axis=0, *, dim=None):
+    """Join tensors along an existing dim (``torch.cat``; dtypes promote).
 
     >>> minidl.concatenate([minidl.ones(2, 3), minidl.zeros(1, 3)]).shape
     (3, 3)
     """
-    return _F.Concatenate.apply(*[_operand(t) for t in tensors], axis=axis)
+    axis = axis if dim is None else dim
+    return _F.Concatenate.apply(*_joined_operands(tensors, "cat"), axis=axis)
 
 
-def stack(tensors, axis=0):
-    """Join same-shaped tensors along a new ``axis``.
+def cat(tensors, dim=0):
+    """Join tensors along an existing ``dim``: :func:`concatenate` under torch's name.
 
-    >>> minidl.stack([minidl.ones(3), minidl.zeros(3)], axis=1).shape
+    >>> minidl.cat([minidl.ones(2), minidl.zeros(1)])
+    tensor([1., 1., 0.])
+    """
+    return _F.Concatenate.apply(*_joined_operands(tensors, "cat"), axis=dim)
+
+
+def stack(tensors, axis=0, *, dim=None):
+    """Join same-shaped tensors along a new dim.
+
+    >>> minidl.stack([minidl.ones(3), minidl.zeros(3)], dim=1).shape
     (3, 2)
     """
-    return _F.Stack.apply(*[_operand(t) for t in tensors], axis=axis)
+    axis = axis if dim is None else dim
+    return _F.Stack.apply(*_joined_operands(tensors, "stack"), axis=axis)
 
 
 def where(condition, x, y):
@@ -816,5 +2453,45 @@ def where(condition, x, y):
     >>> minidl.where(a > 0, a, 0.0)
     tensor([1., 0.])
     """
-    condition = condition.data if isinstance(condition, Tensor) else condition
-    return _F.Where.apply(condition, _operand(x), _operand(y))
+    condition = condition._data if isinstance(condition, Tensor) else condition
+    x, y = _operand(x), _operand(y)
+    dtype = _dtypes.result_dtype(x, y)
+    x, y = (v if isinstance(v, Tensor) else np.asarray(v, dtype) for v in (x, y))
+    return _F.Where.apply(condition, _cast(x, dtype), _cast(y, dtype))
+
+
+def einsum(equation, *operands):
+    """Einstein summation over tensors, with gradients (``torch.einsum``).
+
+    Explicit (``"ij,jk->ik"``) and implicit (``"ij,jk"``) forms; each operand's
+    subscripts name each of its dims once (no ellipsis, no repeated letters).
+
+    >>> minidl.einsum("ij,jk->ik", minidl.ones(2, 3), minidl.ones(3, 4)).shape
+    (2, 4)
+    """
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    equation = equation.replace(" ", "")
+    if "." in equation:
+        raise NotImplementedError("einsum: ellipsis ('...') subscripts are not supported")
+    inputs, arrow, output = equation.partition("->")
+    inputs = inputs.split(",")
+    if not arrow:
+        letters = "".join(inputs)
+        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    if len(inputs) != len(operands):
+        raise ValueError(f"einsum: {len(inputs)} subscripts for {len(operands)} operands")
+    for letters, operand in zip(inputs, operands):
+        if len(set(letters)) != len(letters):
+            raise NotImplementedError(
+                f"einsum: repeated subscripts in one operand ({letters!r}) are not supported"
+            )
+        if len(letters) != len(_shape(operand)):
+            raise ValueError(
+                f"einsum: subscripts {letters!r} do not match an operand of shape {_shape(operand)}"
+            )
+    operands = [_operand(o) for o in operands]
+    dtype = _dtypes.result_dtype(*operands)
+    return _F.Einsum.apply(
+        *[_cast(o, dtype) for o in operands], inputs=tuple(inputs), output=output
+    )

@@ -99,3 +99,37 @@ def test_python_blocks_in_docs_run(page):
     namespace = {"__name__": "docs_example"}  # a page's blocks run in order, like a session
     for block in blocks:
         exec(compile(block, str(page), "exec"), namespace)
+
+
+def _printed(code):
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "migrating_from_pytorch.md", "exec"), {"__name__": "docs_example"})
+    return out.getvalue()
+
+
+def _as_minidl_prints(text):
+    """torch's way of printing shapes and dtypes, written as minidl prints them."""
+    import re
+
+    text = re.sub(r"torch\.Size\(\[(\d+)\]\)", r"(\1,)", text)
+    text = re.sub(r"torch\.Size\(\[([^\]]*)\]\)", r"(\1)", text)
+    return text.replace("torch.", "")
+
+
+MIGRATING = ROOT / "docs" / "migrating_from_pytorch.md"
+MIGRATING_BLOCKS = __import__("re").findall(
+    r"```python\n(.*?)```", MIGRATING.read_text(), flags=__import__("re").S
+)
+
+
+@pytest.mark.parametrize("block", range(len(MIGRATING_BLOCKS)))
+def test_migration_examples_are_torch_code_with_the_import_changed(block, torch):
+    code = MIGRATING_BLOCKS[block]
+    assert code.startswith("import minidl as torch\n"), "each block starts with the one import"
+    ours = _printed(code)
+    theirs = _printed(code.replace("import minidl as torch", "import torch", 1))
+    assert ours == _as_minidl_prints(theirs), f"minidl printed:\n{ours}\ntorch printed:\n{theirs}"

@@ -154,7 +154,7 @@ def test_summary_lists_shapes_and_parameter_counts(capsys):
     model.train()
     text = model.summary((1, 6, 6))
     assert "(None, 4, 6, 6)" in text and "(None, 10)" in text
-    assert f"Total params: {sum(p.size for p in model.parameters()):,}" in text
+    assert f"Total params: {sum(p.numel() for p in model.parameters()):,}" in text
     assert capsys.readouterr().out.strip() == text
     assert all(m.training for m in model.modules())  # the mode is restored
     assert model[1].num_batches_tracked.item() == 0  # eval mode: statistics untouched

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import minidl
@@ -47,7 +48,7 @@ def test_every_public_name_has_a_docstring_with_an_example():
     missing = []
     for namespace, name in PUBLIC:
         value = getattr(namespace, name)
-        if inspect.ismodule(value) or value in (minidl.float32, minidl.float64, minidl.int64):
+        if inspect.ismodule(value) or isinstance(value, np.dtype):
             continue
         doc = inspect.getdoc(value) or ""
         if ">>>" not in doc:

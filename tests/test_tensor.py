@@ -49,7 +49,7 @@ def test_attributes_and_conversions():
     x = minidl.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
     assert x.shape == (2, 3)
     assert x.ndim == 2
-    assert x.size == 6 and x.numel() == 6
+    assert x.size() == (2, 3) and x.size(-1) == 3 and x.numel() == 6
     assert len(x) == 2
     assert x.dtype == np.float64
     assert x.grad is None

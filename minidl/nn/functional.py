@@ -409,64 +409,13 @@ def tanh(x):
     return x.tanh()
 
 
-def _logsumexp(x, axis):
-    """log(sum(exp(x))) over ``axis``, kept as a size-1 axis; the kernel for rows."""
-    if x.ndim == 2 and axis == 1 and x.shape[1]:
-        return _ops.logsumexp_rows(x)[:, None]
-    shift = np.max(x, axis=axis, keepdims=True)
-    shift = np.where(np.isfinite(shift), shift, 0)
-    return np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
-
-
-class _NormalizedExpFn(Function):
-    """Softmax-like functions along one axis, computed from the log-sum-exp; saves the output."""
-
-    @classmethod
-    def forward(cls, ctx, x, dim=-1):
-        ctx.axis = dim % x.ndim
-        out = cls.compute(x, _logsumexp(x, ctx.axis))
-        ctx.save_for_backward(out)
-        return out
-
-    @classmethod
-    def backward(cls, ctx, grad):
-        (out,) = ctx.saved_tensors
-        return cls.input_grad(grad, out, ctx.axis)
-
-
-class _LogSoftmaxFn(_NormalizedExpFn):
-    @staticmethod
-    def compute(x, logsumexp):
-        return x - logsumexp.astype(x.dtype, copy=False)
-
-    @staticmethod
-    def input_grad(grad, out, axis):
-        return grad - np.exp(out) * grad.sum(axis=axis, keepdims=True)
-
-
-class _SoftmaxFn(_NormalizedExpFn):
-    @staticmethod
-    def compute(x, logsumexp):
-        return np.exp(x - logsumexp).astype(x.dtype, copy=False)
-
-    @staticmethod
-    def input_grad(grad, out, axis):
-        return out * (grad - (grad * out).sum(axis=axis, keepdims=True))
-
-
-def _check_dim(x, dim, where):
-    if not -x.ndim <= dim < x.ndim:
-        raise ValueError(f"{where}: dim {dim} is out of range for an input of shape {x.shape}")
-
-
 def softmax(x, dim=-1):
     """exp(x) / sum(exp(x)) along ``dim``, computed stably.
 
     >>> F.softmax(minidl.zeros(1, 4), dim=1)
     tensor([[0.25, 0.25, 0.25, 0.25]])
     """
-    _check_dim(x, dim, "softmax")
-    return _SoftmaxFn.apply(x, dim=dim)
+    return x.softmax(dim)
 
 
 def log_softmax(x, dim=-1):
@@ -475,8 +424,7 @@ def log_softmax(x, dim=-1):
     >>> F.log_softmax(minidl.zeros(1, 2), dim=1)
     tensor([[-0.6931472, -0.6931472]])
     """
-    _check_dim(x, dim, "log_softmax")
-    return _LogSoftmaxFn.apply(x, dim=dim)
+    return x.log_softmax(dim)
 
 
 # ---------------------------------------------------------------- losses
@@ -528,6 +476,27 @@ def cross_entropy(logits, labels, label_smoothing=0.0, reduction="mean"):
     return _CrossEntropyFn.apply(
         logits, labels, label_smoothing=label_smoothing, reduction=reduction
     )
+
+
+def one_hot(labels, num_classes=-1):
+    """(*,) integer class labels as (*, num_classes) int64 one-hot rows, as ``F.one_hot``.
+
+    ``num_classes=-1`` takes one more than the largest label.
+
+    >>> F.one_hot(minidl.tensor([0, 2]), 3)
+    tensor([[1, 0, 0],
+            [0, 0, 1]])
+    """
+    array = np.asarray(getattr(labels, "data", labels))
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: expected integer class labels, got dtype {array.dtype}")
+    if num_classes == -1:
+        if array.size == 0:
+            raise ValueError("one_hot: cannot infer the number of classes of an empty tensor")
+        num_classes = int(array.max()) + 1
+    num_classes = _checks.positive_int(num_classes, "one_hot", "num_classes")
+    _checks.class_labels(array.reshape(-1), array.size, num_classes, "one_hot")
+    return Tensor(np.eye(num_classes, dtype=np.int64)[array])
 
 
 def nll_loss(log_probs, labels, reduction="mean"):
@@ -583,6 +552,7 @@ __all__ = [
     "max_pool2d",
     "mse_loss",
     "nll_loss",
+    "one_hot",
     "relu",
     "sigmoid",
     "softmax",

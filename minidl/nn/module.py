@@ -307,9 +307,10 @@ class Module:
             raise TypeError(f"to: expected float32 or float64, got {dtype}")
         for tensor in [*self.parameters(), *self.buffers()]:
             if tensor.dtype.kind == "f":
-                tensor.data = tensor.data.astype(dtype)
+                # a change of dtype, which assigning .data refuses (it keeps the dtype)
+                tensor._data = tensor._data.astype(dtype)
                 if tensor.grad is not None:
-                    tensor.grad.data = tensor.grad.data.astype(dtype)
+                    tensor.grad._data = tensor.grad._data.astype(dtype)
         return self
 
     def float(self):
@@ -475,7 +476,7 @@ class Module:
                 continue  # containers: their leaves are listed
 
             def record(layer, inputs, output, name=name):
-                own = sum(p.size for p in layer.parameters(recurse=False))
+                own = sum(p.numel() for p in layer.parameters(recurse=False))
                 records.append((name or type(layer).__name__, layer, output.shape, own))
 
             handles.append(module.register_forward_hook(record))
@@ -491,8 +492,8 @@ class Module:
         ]
         header = ("Layer (type)", "Output Shape", "Param #")
         widths = [max(len(r[i]) for r in [header, *rows]) + 4 for i in range(2)]
-        total = sum(p.size for p in self.parameters())
-        trainable = sum(p.size for p in self.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         width = sum(widths) + max(len(r[2]) for r in [header, *rows])
         width = max(width, 47)
         lines = [f"{header[0]:{widths[0]}}{header[1]:{widths[1]}}{header[2]}", "=" * width]
