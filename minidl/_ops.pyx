@@ -303,29 +303,7 @@ def _sum_channels(const floating[:, :, ::1] x, floating[::1] out):
             out[c] = <floating>total
 
 
-# ---------------------------------------------------------------- row-wise max and log-sum-exp
-
-def row_max(x):
-    """Largest value of each row of a (N, K) array: ``x.max(axis=1)``, shape (N,).
-
-    >>> row_max(np.array([[1.0, 3.0], [-2.0, -5.0]]))
-    array([ 3., -2.])
-    """
-    arr = _float_array(x, "row_max", ndims=(2,))
-    if arr.shape[1] == 0:
-        raise ValueError(f"row_max: rows are empty (shape {arr.shape})")
-    out = np.empty(arr.shape[0], dtype=arr.dtype)
-    _row_max(arr, out)
-    return out
-
-
-def _row_max(const floating[:, ::1] x, floating[::1] out):
-    cdef Py_ssize_t rows = x.shape[0]
-    cdef Py_ssize_t i
-    with nogil:
-        for i in prange(rows, num_threads=_threads_for(rows // 64), schedule="static"):
-            out[i] = _max_of(&x[i, 0], x.shape[1])
-
+# ---------------------------------------------------------------- row-wise log-sum-exp
 
 cdef inline floating _max_of(const floating* p, Py_ssize_t n) noexcept nogil:
     # max(p[:n]); a NaN anywhere gives NaN, as numpy and torch do

@@ -39,11 +39,6 @@ def sum_channels(x):
     return x.sum(axis=(0, 2), dtype=np.float64).astype(x.dtype)
 
 
-def row_max(x):
-    """``x.max(axis=1)`` for a (N, K) array; shape (N,)."""
-    return np.asarray(x).max(axis=1)
-
-
 def logsumexp_rows(x):
     """``log(exp(x).sum(axis=1))`` for a (N, K) array, shifted by the row max; shape (N,)."""
     x = np.asarray(x)
