@@ -1179,15 +1179,30 @@ cdef void _max_pool_backward_plane(const floating[:, :, :, ::1] dy,
             dx[n, c, indices[n, c, out_y, out_x]] += dy[n, c, out_y, out_x]
 
 
-cdef inline double _avg_divisor(Py_ssize_t y0, Py_ssize_t x0, int kh, int kw,
-                                Py_ssize_t height, Py_ssize_t width, int ph, int pw,
-                                bint count_include_pad) noexcept nogil:
-    # cells of the window inside the padded input (include pad) or the input itself
-    cdef Py_ssize_t y1 = min(y0 + kh, height + ph)
-    cdef Py_ssize_t x1 = min(x0 + kw, width + pw)
+cdef struct Cell:
+    # one average-pooling window: its cells inside the input, and its divisor
+    Py_ssize_t top, bottom, left, right
+    double divisor
+
+
+cdef inline Cell _avg_cell(Window g, Py_ssize_t height, Py_ssize_t width, Py_ssize_t out_y,
+                           Py_ssize_t out_x, bint count_include_pad) noexcept nogil:
+    # the window of output (out_y, out_x) clipped to the input; its divisor counts the
+    # cells inside the padded input (include pad) or inside the input itself
+    cdef Cell cell
+    cdef Py_ssize_t y0 = out_y * g.sh - g.ph
+    cdef Py_ssize_t x0 = out_x * g.sw - g.pw
+    cdef Py_ssize_t y1 = min(y0 + g.kh, height + g.ph)
+    cdef Py_ssize_t x1 = min(x0 + g.kw, width + g.pw)
+    cell.top = max(y0, 0)
+    cell.bottom = min(y0 + g.kh, height)
+    cell.left = max(x0, 0)
+    cell.right = min(x0 + g.kw, width)
     if count_include_pad:
-        return <double>((y1 - y0) * (x1 - x0))
-    return <double>((min(y1, height) - max(y0, 0)) * (min(x1, width) - max(x0, 0)))
+        cell.divisor = <double>((y1 - y0) * (x1 - x0))
+    else:
+        cell.divisor = <double>((min(y1, height) - cell.top) * (min(x1, width) - cell.left))
+    return cell
 
 
 def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, count_include_pad=True):
@@ -1230,21 +1245,17 @@ cdef void _avg_pool_forward_plane(const floating[:, :, :, ::1] x, floating[:, :,
     # out[n, c, y, x] = the sum of the window's cells / its divisor
     cdef Py_ssize_t n = plane // x.shape[1]
     cdef Py_ssize_t c = plane % x.shape[1]
-    cdef Py_ssize_t height = x.shape[2]
-    cdef Py_ssize_t width = x.shape[3]
-    cdef Py_ssize_t out_y, out_x, y0, x0, in_y, in_x
+    cdef Py_ssize_t out_y, out_x, in_y, in_x
+    cdef Cell cell
     cdef double total
     for out_y in range(g.oh):
-        y0 = out_y * g.sh - g.ph
         for out_x in range(g.ow):
-            x0 = out_x * g.sw - g.pw
+            cell = _avg_cell(g, x.shape[2], x.shape[3], out_y, out_x, count_include_pad)
             total = 0.0
-            for in_y in range(max(y0, 0), min(y0 + g.kh, height)):
-                for in_x in range(max(x0, 0), min(x0 + g.kw, width)):
+            for in_y in range(cell.top, cell.bottom):
+                for in_x in range(cell.left, cell.right):
                     total = total + x[n, c, in_y, in_x]
-            out[n, c, out_y, out_x] = <floating>(
-                total / _avg_divisor(y0, x0, g.kh, g.kw, height, width, g.ph, g.pw,
-                                     count_include_pad))
+            out[n, c, out_y, out_x] = <floating>(total / cell.divisor)
 
 
 def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0,
@@ -1289,16 +1300,13 @@ cdef void _avg_pool_backward_plane(const floating[:, :, :, ::1] dy, floating[:, 
     # each cell of the window of (y, x) gets dy[n, c, y, x] / its divisor
     cdef Py_ssize_t n = plane // dx.shape[1]
     cdef Py_ssize_t c = plane % dx.shape[1]
-    cdef Py_ssize_t height = dx.shape[2]
-    cdef Py_ssize_t width = dx.shape[3]
-    cdef Py_ssize_t out_y, out_x, y0, x0, in_y, in_x
+    cdef Py_ssize_t out_y, out_x, in_y, in_x
+    cdef Cell cell
     cdef double share
     for out_y in range(g.oh):
-        y0 = out_y * g.sh - g.ph
         for out_x in range(g.ow):
-            x0 = out_x * g.sw - g.pw
-            share = dy[n, c, out_y, out_x] / _avg_divisor(
-                y0, x0, g.kh, g.kw, height, width, g.ph, g.pw, count_include_pad)
-            for in_y in range(max(y0, 0), min(y0 + g.kh, height)):
-                for in_x in range(max(x0, 0), min(x0 + g.kw, width)):
+            cell = _avg_cell(g, dx.shape[2], dx.shape[3], out_y, out_x, count_include_pad)
+            share = dy[n, c, out_y, out_x] / cell.divisor
+            for in_y in range(cell.top, cell.bottom):
+                for in_x in range(cell.left, cell.right):
                     dx[n, c, in_y, in_x] += <floating>share
