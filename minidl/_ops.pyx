@@ -16,13 +16,17 @@ element is computed by one thread, always in the same order.
 
 This module knows nothing of Tensor: it maps numpy arrays to numpy arrays.
 ``minidl/_reference.py`` holds the same kernels in plain numpy, with the same
-signatures; the tests compare the two.
+signatures; the tests compare the two. Argument semantics that are not about
+memory (label smoothing in [0, 1], more than one value per channel when
+training) are checked once, in ``minidl/_checks.py``, by the callers.
 
 Batch-norm layouts: an input of shape (N, C), (N, C, L) or (N, C, H, W) is seen
 as (N, C, S) with S = 1, L or H * W; statistics are per channel over N and S.
 """
 
 import numpy as np
+
+from minidl import _checks
 
 from cython cimport floating
 from cython.parallel cimport prange
@@ -142,29 +146,26 @@ cdef object _as_ncs(arr):
 cdef tuple _x_shape(x_shape, str name):
     """``x_shape`` as a tuple of four non-negative Python ints (N, C, H, W)."""
     try:
-        shape = tuple([int(size) for size in x_shape])
+        shape = tuple(x_shape)
     except TypeError:
         shape = ()
-    if len(shape) != 4 or min(shape) < 0:
+    if len(shape) != 4:
         raise ValueError(f"{name}: expected x_shape (N, C, H, W), got {x_shape!r}")
-    return shape
-
-
-cdef tuple _pair(value, str name, str what):
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name}: expected {what} as an int or a pair, got {value!r}")
-        return (int(value[0]), int(value[1]))
-    return (int(value), int(value))
+    for size in shape:
+        if not _checks.is_int(size) or size < 0:
+            raise ValueError(
+                f"{name}: expected x_shape of four non-negative ints, got {x_shape!r}"
+            )
+    return tuple([int(size) for size in shape])
 
 
 cdef Window _window(x_shape, kernel_size, stride, padding, dilation, str name) except *:
     """Validated window geometry over (N, C, H, W) ``x_shape``, with the output size."""
     cdef Window g
-    g.kh, g.kw = _pair(kernel_size, name, "kernel_size")
-    g.sh, g.sw = _pair(stride if stride is not None else kernel_size, name, "stride")
-    g.ph, g.pw = _pair(padding, name, "padding")
-    g.dh, g.dw = _pair(dilation, name, "dilation")
+    g.kh, g.kw = _checks.pair(kernel_size, name, "kernel_size")
+    g.sh, g.sw = _checks.pair(stride if stride is not None else kernel_size, name, "stride")
+    g.ph, g.pw = _checks.pair(padding, name, "padding")
+    g.dh, g.dw = _checks.pair(dilation, name, "dilation")
     if min(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) < 1 or min(g.ph, g.pw) < 0:
         raise ValueError(
             f"{name}: kernel_size, stride and dilation must be positive and padding "
@@ -414,38 +415,19 @@ cdef void _logsumexp_rows(const floating[:, ::1] x, double[::1] out) noexcept:
 cdef tuple _xent_inputs(logits, labels, str name):
     """(N, K) logits as a float array and (N,) labels in [0, K) as int64, checked."""
     arr = _float_array(logits, name, "logits", (2,))
-    lab = np.asarray(labels)
-    if lab.dtype.kind not in "iu":
-        raise TypeError(f"{name}: expected integer class labels, got dtype {lab.dtype}")
-    if lab.shape != (arr.shape[0],):
-        raise ValueError(
-            f"{name}: expected labels of shape ({arr.shape[0]},) for logits of shape "
-            f"{arr.shape}, got {lab.shape}"
-        )
     if arr.shape[1] == 0:
         raise ValueError(f"{name}: logits have no classes (shape {arr.shape})")
     # the kernels index each row with its label: the range check protects memory
-    if lab.size and (lab.min() < 0 or lab.max() >= arr.shape[1]):
-        bad = lab[(lab < 0) | (lab >= arr.shape[1])][0]
-        raise ValueError(
-            f"{name}: label {bad} is out of range for {arr.shape[1]} classes (0 to "
-            f"{arr.shape[1] - 1})"
-        )
-    return arr, np.ascontiguousarray(lab, dtype=np.int64)
-
-
-cdef double _check_smoothing(label_smoothing, str name) except? -1:
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing}")
-    return float(label_smoothing)
+    return arr, _checks.class_labels(labels, arr.shape[0], arr.shape[1], name)
 
 
 def softmax_xent_forward(logits, labels, label_smoothing=0.0):
     """Mean softmax cross-entropy of (N, K) ``logits`` against (N,) integer ``labels``.
 
-    With label smoothing e the target is (1 - e) * one_hot + e / K, as in PyTorch.
-    Returns ``(loss, lse)``: the mean loss (a float) and each row's log-sum-exp
-    (N,) float64, which :func:`softmax_xent_backward` takes.
+    With label smoothing e the target is (1 - e) * one_hot + e / K, as in PyTorch
+    (``nn.functional.cross_entropy`` checks that e is in [0, 1]). Returns
+    ``(loss, lse)``: the mean loss (a float) and each row's log-sum-exp (N,)
+    float64, which :func:`softmax_xent_backward` takes.
 
     >>> loss, lse = softmax_xent_forward(np.zeros((2, 4)), np.array([0, 3]))
     >>> round(loss, 6)
@@ -453,7 +435,7 @@ def softmax_xent_forward(logits, labels, label_smoothing=0.0):
     """
     name = "softmax_xent_forward"
     arr, lab = _xent_inputs(logits, labels, name)
-    smoothing = _check_smoothing(label_smoothing, name)
+    smoothing = float(label_smoothing)
     lse = np.empty(arr.shape[0], dtype=np.float64)
     losses = np.empty(arr.shape[0], dtype=np.float64)
     if arr.shape[0] == 0:
@@ -501,7 +483,7 @@ def softmax_xent_backward(logits, labels, lse, grad_scale, label_smoothing=0.0):
     """
     name = "softmax_xent_backward"
     arr, lab = _xent_inputs(logits, labels, name)
-    smoothing = _check_smoothing(label_smoothing, name)
+    smoothing = float(label_smoothing)
     lse_arr = np.ascontiguousarray(lse, dtype=np.float64)
     if lse_arr.shape != (arr.shape[0],):
         raise ValueError(f"{name}: expected lse of shape ({arr.shape[0]},), got {lse_arr.shape}")
@@ -560,8 +542,8 @@ def batchnorm_forward_train(x, weight, bias, running_mean, running_var, momentum
     ``running_var`` ((C,) float arrays, or None) are updated in place with
     PyTorch's rule: ``new = (1 - momentum) * running + momentum * batch``, the
     running variance taking the unbiased batch variance (count M = N * L or
-    N * H * W). ``momentum=None`` means a cumulative average: the factor is
-    ``1 / num_batches_tracked`` (the count including this batch).
+    N * H * W, which must then be at least 2). ``momentum=None`` means a cumulative
+    average: the factor is ``1 / num_batches_tracked`` (the count including this batch).
 
     Returns ``(y, mean, invstd)``: y like x, and the per-channel mean and
     1 / sqrt(var + eps) as float64 (C,) arrays, which the backward takes.
@@ -575,17 +557,14 @@ def batchnorm_forward_train(x, weight, bias, running_mean, running_var, momentum
     arr, x3 = _bn_input(x, name)
     channels = x3.shape[1]
     count = x3.shape[0] * x3.shape[2]
-    if count < 2:
-        raise ValueError(
-            f"{name}: Expected more than 1 value per channel when training, got input "
-            f"shape {tuple(arr.shape)}"
-        )
     w = _channel_vector(weight, name, "weight", channels, 1.0)
     b = _channel_vector(bias, name, "bias", channels, 0.0)
     tracked = running_mean is not None or running_var is not None
     if tracked:
         if running_mean is None or running_var is None:
             raise ValueError(f"{name}: give both running_mean and running_var, or neither")
+        # the unbiased variance divides by M - 1
+        _checks.values_per_channel(arr.shape, name)
         _running_buffer(running_mean, name, "running_mean", channels)
         _running_buffer(running_var, name, "running_var", channels)
         if momentum is None:
@@ -601,6 +580,11 @@ def batchnorm_forward_train(x, weight, bias, running_mean, running_var, momentum
     mean = np.empty(channels, dtype=np.float64)
     var = np.empty(channels, dtype=np.float64)
     invstd = np.empty(channels, dtype=np.float64)
+    if arr.size == 0:
+        # statistics of no values (only reached untracked)
+        mean.fill(np.nan)
+        invstd.fill(np.nan)
+        return y, mean, invstd
     if arr.dtype == np.float32:
         _bn_forward_train[float](x3, _as_ncs(y), w, b, float(eps), mean, var, invstd)
     else:
