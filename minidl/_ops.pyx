@@ -50,6 +50,17 @@ cdef enum:
     # Independent accumulators in a contiguous sum: the additions pipeline and
     # vectorize (one chain of dependent additions is bound by their latency).
     LANES = 16
+    # The next two decide when a kernel whose work is cheap per element splits it
+    # over threads: only from two chunks of this size, so each thread's share costs
+    # about as much as waking it. Waking the workers for a parallel region cost
+    # about 19 us on the shared 2-core build machine (sum_channels of a (1, 2, 1)
+    # array: 23 us with 2 threads, 4 us with 1), a few us on an idle one.
+    # Rows of a row-wise kernel (log-sum-exp, cross-entropy): 64 rows of 10
+    # classes took 11 us there (logsumexp_rows, 1 thread), 64 rows of 100, 73 us.
+    ROWS_PER_THREAD = 64
+    # Values of the evaluation-mode batch norm (one multiply-add each): 32768
+    # float32 values (128 KiB) took 86 us there (batchnorm_forward_eval, 1 thread).
+    VALUES_PER_THREAD = 32768
 
 
 cdef struct Window:
@@ -403,7 +414,7 @@ def logsumexp_rows(x):
 
 cdef void _logsumexp_rows(const floating[:, ::1] x, double[::1] out) noexcept:
     cdef Py_ssize_t rows = x.shape[0]
-    cdef int threads = _threads_for(rows // 64)
+    cdef int threads = _threads_for(rows // ROWS_PER_THREAD)
     cdef Py_ssize_t i
     with nogil:
         for i in prange(rows, num_threads=threads, schedule="static"):
@@ -450,7 +461,7 @@ def softmax_xent_forward(logits, labels, label_smoothing=0.0):
 cdef void _xent_forward(const floating[:, ::1] x, const int64_t[::1] labels, double smoothing,
                         double[::1] lse, double[::1] losses) noexcept:
     cdef Py_ssize_t rows = x.shape[0]
-    cdef int threads = _threads_for(rows // 64)
+    cdef int threads = _threads_for(rows // ROWS_PER_THREAD)
     cdef Py_ssize_t i
     with nogil:
         for i in prange(rows, num_threads=threads, schedule="static"):
@@ -503,7 +514,7 @@ cdef void _xent_backward(const floating[:, ::1] x, const int64_t[::1] labels,
                          const double[::1] lse, const double[::1] scale, double smoothing,
                          floating[:, ::1] out) noexcept:
     cdef Py_ssize_t rows = x.shape[0]
-    cdef int threads = _threads_for(rows // 64)
+    cdef int threads = _threads_for(rows // ROWS_PER_THREAD)
     cdef Py_ssize_t i
     with nogil:
         for i in prange(rows, num_threads=threads, schedule="static"):
@@ -719,7 +730,7 @@ cdef void _bn_affine(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                      const double[::1] center, const double[::1] scale,
                      const double[::1] shift) noexcept:
     cdef Py_ssize_t batch = x.shape[0]
-    cdef int threads = _threads_for(x.shape[0] * x.shape[1] * x.shape[2] // 32768)
+    cdef int threads = _threads_for(x.shape[0] * x.shape[1] * x.shape[2] // VALUES_PER_THREAD)
     cdef Py_ssize_t n
     with nogil:
         for n in prange(batch, num_threads=threads, schedule="static"):
