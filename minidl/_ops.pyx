@@ -12,7 +12,11 @@ importable, so no caller can make one read or write out of bounds.
 Float32 data is accumulated in double, and arithmetic that subtracts a mean is
 done in double, so data far from zero with a small spread keeps its precision.
 Every kernel gives the same bits whatever the number of threads: each output
-element is computed by one thread, always in the same order.
+element is computed by one thread, always in the same order. With one thread
+(or too little work to split) every ``prange`` runs sequentially on the calling
+thread (``use_threads_if``): no worker thread is woken, so a process forked after
+the parent used threads (libgomp's pool does not survive a fork) stays usable
+once it calls ``set_num_threads(1)``.
 
 This module knows nothing of Tensor: it maps numpy arrays to numpy arrays.
 ``minidl/_reference.py`` holds the same kernels in plain numpy, with the same
@@ -83,7 +87,11 @@ def openmp_enabled():
 
 
 def set_num_threads(int n):
-    """Set how many threads the kernels use (``minidl.set_num_threads`` calls this)."""
+    """Set how many threads the kernels use (``minidl.set_num_threads`` calls this).
+
+    With 1 every kernel runs on the calling thread alone and wakes no OpenMP worker,
+    which is what a child forked from a process that ran threaded kernels needs.
+    """
     global _num_threads
     if n < 1:
         raise ValueError(f"set_num_threads: expected a positive thread count, got {n}")
@@ -96,6 +104,10 @@ def get_num_threads():
 
 
 cdef inline int _threads_for(Py_ssize_t tasks) noexcept nogil:
+    # the threads a kernel with ``tasks`` independent pieces of work uses; each prange
+    # runs sequentially when this is 1 (``use_threads_if=threads > 1``): the region
+    # is then inactive, and libgomp runs it on the calling thread without touching
+    # its thread pool (the pool a forked child inherits but cannot use)
     return _num_threads if tasks > 1 else 1
 
 
@@ -302,7 +314,8 @@ cdef void _sum_leading(const floating[:, ::1] x, floating[::1] out) noexcept:
     cdef int threads = _threads_for(blocks)
     cdef Py_ssize_t block
     with nogil:
-        for block in prange(blocks, num_threads=threads, schedule="static"):
+        for block in prange(blocks, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
             _sum_leading_block(x, out, block)
 
 
@@ -353,7 +366,8 @@ cdef void _sum_channels(const floating[:, :, ::1] x, floating[::1] out) noexcept
     cdef int threads = _threads_for(channels)
     cdef Py_ssize_t c
     with nogil:
-        for c in prange(channels, num_threads=threads, schedule="static"):
+        for c in prange(channels, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
             _sum_channel(x, out, c)
 
 
@@ -417,7 +431,8 @@ cdef void _logsumexp_rows(const floating[:, ::1] x, double[::1] out) noexcept:
     cdef int threads = _threads_for(rows // ROWS_PER_THREAD)
     cdef Py_ssize_t i
     with nogil:
-        for i in prange(rows, num_threads=threads, schedule="static"):
+        for i in prange(rows, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
             out[i] = _logsumexp(&x[i, 0], x.shape[1])
 
 
@@ -464,7 +479,8 @@ cdef void _xent_forward(const floating[:, ::1] x, const int64_t[::1] labels, dou
     cdef int threads = _threads_for(rows // ROWS_PER_THREAD)
     cdef Py_ssize_t i
     with nogil:
-        for i in prange(rows, num_threads=threads, schedule="static"):
+        for i in prange(rows, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
             _xent_forward_row(x, labels, smoothing, lse, losses, i)
 
 
@@ -517,7 +533,8 @@ cdef void _xent_backward(const floating[:, ::1] x, const int64_t[::1] labels,
     cdef int threads = _threads_for(rows // ROWS_PER_THREAD)
     cdef Py_ssize_t i
     with nogil:
-        for i in prange(rows, num_threads=threads, schedule="static"):
+        for i in prange(rows, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
             _xent_backward_row(x, labels, lse, scale, smoothing, out, i)
 
 
@@ -619,10 +636,12 @@ cdef void _bn_forward_train(const floating[:, :, ::1] x, floating[:, :, ::1] y,
     cdef Py_ssize_t c, block
     with nogil:
         if x.shape[2] == 1:
-            for block in prange(blocks, num_threads=block_threads, schedule="static"):
+            for block in prange(blocks, num_threads=block_threads, schedule="static",
+                                use_threads_if=block_threads > 1):
                 _bn_rows_forward(x, y, weight, bias, eps, mean, var, invstd, block)
         else:
-            for c in prange(channels, num_threads=channel_threads, schedule="static"):
+            for c in prange(channels, num_threads=channel_threads, schedule="static",
+                            use_threads_if=channel_threads > 1):
                 _bn_channel_forward(x, y, weight, bias, eps, mean, var, invstd, c)
 
 
@@ -733,7 +752,8 @@ cdef void _bn_affine(const floating[:, :, ::1] x, floating[:, :, ::1] y,
     cdef int threads = _threads_for(x.shape[0] * x.shape[1] * x.shape[2] // VALUES_PER_THREAD)
     cdef Py_ssize_t n
     with nogil:
-        for n in prange(batch, num_threads=threads, schedule="static"):
+        for n in prange(batch, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
             _bn_affine_sample(x, y, center, scale, shift, n)
 
 
@@ -800,11 +820,13 @@ cdef void _bn_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x
     cdef Py_ssize_t c, block
     with nogil:
         if x.shape[2] == 1:
-            for block in prange(blocks, num_threads=block_threads, schedule="static"):
+            for block in prange(blocks, num_threads=block_threads, schedule="static",
+                                use_threads_if=block_threads > 1):
                 _bn_rows_backward(dy, x, dx, mean, invstd, weight, training, dweight, dbias,
                                   block)
         else:
-            for c in prange(channels, num_threads=channel_threads, schedule="static"):
+            for c in prange(channels, num_threads=channel_threads, schedule="static",
+                            use_threads_if=channel_threads > 1):
                 _bn_channel_backward(dy, x, dx, mean, invstd, weight, training, dweight,
                                      dbias, c)
 
@@ -935,7 +957,8 @@ cdef void _im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
     cdef int threads = _threads_for(planes)
     cdef Py_ssize_t plane
     with nogil:
-        for plane in prange(planes, num_threads=threads, schedule="static"):
+        for plane in prange(planes, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
             _im2col_plane(x, cols, g, plane)
 
 
@@ -1005,7 +1028,8 @@ cdef void _col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] out,
     cdef int threads = _threads_for(planes)
     cdef Py_ssize_t plane
     with nogil:
-        for plane in prange(planes, num_threads=threads, schedule="static"):
+        for plane in prange(planes, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
             _col2im_plane(cols, out, g, plane)
 
 
@@ -1070,7 +1094,8 @@ cdef void _max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::
     cdef int threads = _threads_for(planes)
     cdef Py_ssize_t plane
     with nogil:
-        for plane in prange(planes, num_threads=threads, schedule="static"):
+        for plane in prange(planes, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
             _max_pool_plane(x, out, indices, g, plane)
 
 
@@ -1158,7 +1183,8 @@ cdef void _max_pool_backward(const floating[:, :, :, ::1] dy,
     cdef int threads = _threads_for(planes)
     cdef Py_ssize_t plane
     with nogil:
-        for plane in prange(planes, num_threads=threads, schedule="static"):
+        for plane in prange(planes, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
             _max_pool_backward_plane(dy, indices, dx, plane)
 
 
@@ -1230,7 +1256,8 @@ cdef void _avg_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::
     cdef int threads = _threads_for(planes)
     cdef Py_ssize_t plane
     with nogil:
-        for plane in prange(planes, num_threads=threads, schedule="static"):
+        for plane in prange(planes, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
             _avg_pool_forward_plane(x, out, g, count_include_pad, plane)
 
 
@@ -1285,7 +1312,8 @@ cdef void _avg_pool_backward(const floating[:, :, :, ::1] dy, floating[:, :, :, 
     cdef int threads = _threads_for(planes)
     cdef Py_ssize_t plane
     with nogil:
-        for plane in prange(planes, num_threads=threads, schedule="static"):
+        for plane in prange(planes, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
             _avg_pool_backward_plane(dy, dx, g, count_include_pad, plane)
 
 

@@ -1,6 +1,11 @@
 """The compiled kernels (minidl._ops) against their numpy references (minidl._reference),
 against PyTorch where it is installed, over shapes, dtypes and memory layouts."""
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -421,6 +426,42 @@ def test_same_bits_with_one_and_two_threads(dtype):
         _ops.set_num_threads(before)
     for i, (a, b) in enumerate(zip(single, double)):
         assert a.tobytes() == b.tobytes(), f"result {i} differs between 1 and 2 threads"
+
+
+FORKED_CHILDREN = textwrap.dedent(
+    """
+    import multiprocessing
+    import numpy as np
+    from minidl import _ops
+
+    def work(seed):
+        x = np.random.default_rng(seed).standard_normal((64, 32, 28, 28)).astype(np.float32)
+        return float(_ops.batchnorm_forward_train(x, None, None, None, None)[1][0])
+
+    def one_thread():
+        _ops.set_num_threads(1)
+
+    if __name__ == "__main__":
+        _ops.set_num_threads(2)
+        work(0)  # the parent starts libgomp's worker threads
+        pool = multiprocessing.get_context("fork").Pool(2, initializer=one_thread)
+        print(len(pool.map_async(work, [1, 2, 3, 4]).get(timeout=30)))
+        pool.close()
+        pool.join()
+    """
+)
+
+
+@pytest.mark.skipif(not _ops.openmp_enabled() or os.name != "posix", reason="OpenMP and fork")
+def test_forked_children_with_one_thread_do_not_hang(tmp_path):
+    # libgomp's thread pool does not survive fork: a child that starts worker threads
+    # waits for them forever. With one thread the kernels start none.
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED_CHILDREN)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=90
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "4", result.stderr
 
 
 def test_thread_count_must_be_positive():
