@@ -2,24 +2,35 @@
 """minidl's compiled kernels.
 
 Each public function here is a thin ``def`` that checks its inputs (dtype, rank,
-shape), makes them C-contiguous once and allocates the outputs with numpy; a typed
-private kernel then fills the outputs under ``with nogil``, splitting the work
-across threads with ``prange`` where OpenMP was available at build time.
+shape, and every value a kernel indexes with), makes them C-contiguous once and
+allocates the outputs with numpy; a typed ``cdef`` kernel then fills the outputs
+under ``with nogil``, splitting the work across threads with ``prange`` where
+OpenMP was available at build time. Only the checked wrappers can be called from
+Python: the kernels trust their arguments (bounds checking is off) and are not
+importable, so no caller can make one read or write out of bounds.
 
 Float32 data is accumulated in double, and arithmetic that subtracts a mean is
 done in double, so data far from zero with a small spread keeps its precision.
 Every kernel gives the same bits whatever the number of threads: each output
-element is computed by one thread, always in the same order.
+element is computed by one thread, always in the same order. With one thread
+(or too little work to split) every ``prange`` runs sequentially on the calling
+thread (``use_threads_if``): no worker thread is woken, so a process forked after
+the parent used threads (libgomp's pool does not survive a fork) stays usable
+once it calls ``set_num_threads(1)``.
 
 This module knows nothing of Tensor: it maps numpy arrays to numpy arrays.
 ``minidl/_reference.py`` holds the same kernels in plain numpy, with the same
-signatures; the tests compare the two.
+signatures; the tests compare the two. Argument semantics that are not about
+memory (label smoothing in [0, 1], more than one value per channel when
+training) are checked once, in ``minidl/_checks.py``, by the callers.
 
 Batch-norm layouts: an input of shape (N, C), (N, C, L) or (N, C, H, W) is seen
 as (N, C, S) with S = 1, L or H * W; statistics are per channel over N and S.
 """
 
 import numpy as np
+
+from minidl import _checks
 
 from cython cimport floating
 from cython.parallel cimport prange
@@ -47,12 +58,35 @@ cdef enum:
     # Independent accumulators in a contiguous sum: the additions pipeline and
     # vectorize (one chain of dependent additions is bound by their latency).
     LANES = 16
+    # The next two decide when a kernel whose work is cheap per element splits it
+    # over threads: only from two chunks of this size, so each thread's share costs
+    # about as much as waking it. Waking the workers for a parallel region cost
+    # about 19 us on the shared 2-core build machine (sum_channels of a (1, 2, 1)
+    # array: 23 us with 2 threads, 4 us with 1), a few us on an idle one.
+    # Rows of a row-wise kernel (log-sum-exp, cross-entropy): 64 rows of 10
+    # classes took 11 us there (logsumexp_rows, 1 thread), 64 rows of 100, 73 us.
+    ROWS_PER_THREAD = 64
+    # Values of the evaluation-mode batch norm (one multiply-add each): 32768
+    # float32 values (128 KiB) took 86 us there (batchnorm_forward_eval, 1 thread).
+    VALUES_PER_THREAD = 32768
+
+
+cdef struct Window:
+    # a sliding window over (H, W) planes, as checked by _window: kernel, stride,
+    # padding and dilation per axis, and the output size (OH, OW)
+    int kh, kw, sh, sw, ph, pw, dh, dw
+    Py_ssize_t oh, ow
+
 
 cdef int _num_threads = 1
 
 
 def openmp_enabled():
-    """Whether the kernels were built with OpenMP (and so can use several threads)."""
+    """Whether the kernels were built with OpenMP (and so can use several threads).
+
+    >>> openmp_enabled() in (True, False)
+    True
+    """
     return bool(MINIDL_HAVE_OPENMP)
 
 
@@ -62,7 +96,11 @@ def build_flags():
 
 
 def set_num_threads(int n):
-    """Set how many threads the kernels use (``minidl.set_num_threads`` calls this)."""
+    """Set how many threads the kernels use (``minidl.set_num_threads`` calls this).
+
+    With 1 every kernel runs on the calling thread alone and wakes no OpenMP worker,
+    which is what a child forked from a process that ran threaded kernels needs.
+    """
     global _num_threads
     if n < 1:
         raise ValueError(f"set_num_threads: expected a positive thread count, got {n}")
@@ -75,12 +113,16 @@ def get_num_threads():
 
 
 cdef inline int _threads_for(Py_ssize_t tasks) noexcept nogil:
+    # the threads a kernel with ``tasks`` independent pieces of work uses; each prange
+    # runs sequentially when this is 1 (``use_threads_if=threads > 1``): the region
+    # is then inactive, and libgomp runs it on the calling thread without touching
+    # its thread pool (the pool a forked child inherits but cannot use)
     return _num_threads if tasks > 1 else 1
 
 
 # ---------------------------------------------------------------- input checks
 
-def _float_array(x, str name, what="x", ndims=None, dtype=None):
+cdef object _float_array(x, str name, str what, tuple ndims, dtype=None):
     """``x`` as a C-contiguous float32/float64 array, or a clear error naming ``name``."""
     arr = np.asarray(x)
     if arr.dtype != np.float32 and arr.dtype != np.float64:
@@ -91,13 +133,13 @@ def _float_array(x, str name, what="x", ndims=None, dtype=None):
     if dtype is not None and arr.dtype != dtype:
         raise TypeError(f"{name}: expected {what} of dtype {dtype}, got {arr.dtype}")
     if ndims is not None and arr.ndim not in ndims:
-        allowed = " or ".join(str(n) for n in ndims)
+        allowed = " or ".join([str(n) for n in ndims])
         raise ValueError(f"{name}: expected {what} with {allowed} dims, got shape {arr.shape}")
     return np.ascontiguousarray(arr)
 
 
-def _channel_vector(v, str name, str what, Py_ssize_t channels, dtype, default=None):
-    """A per-channel array as a contiguous (C,) array of ``dtype``.
+cdef object _channel_vector(v, str name, str what, Py_ssize_t channels, default=None):
+    """A per-channel array as a contiguous (C,) float64 array.
 
     None stands for ``default`` everywhere (weight 1, bias 0); without a default,
     None is refused.
@@ -105,16 +147,16 @@ def _channel_vector(v, str name, str what, Py_ssize_t channels, dtype, default=N
     if v is None:
         if default is None:
             raise ValueError(f"{name}: {what} is required, got None")
-        return np.full(channels, default, dtype=dtype)
+        return np.full(channels, default, dtype=np.float64)
     arr = np.asarray(v)
     if arr.shape != (channels,):
         raise ValueError(f"{name}: expected {what} of shape ({channels},), got {arr.shape}")
     if arr.dtype.kind != "f":
         raise TypeError(f"{name}: expected {what} as a float array, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return np.ascontiguousarray(arr, dtype=np.float64)
 
 
-def _running_buffer(v, str name, str what, Py_ssize_t channels):
+cdef object _running_buffer(v, str name, str what, Py_ssize_t channels):
     """A running statistic updated in place: it must already be contiguous, float, (C,)."""
     if not isinstance(v, np.ndarray):
         raise TypeError(f"{name}: {what} must be a numpy array (it is updated in place)")
@@ -128,43 +170,61 @@ def _running_buffer(v, str name, str what, Py_ssize_t channels):
     return v
 
 
-def _as_ncs(arr):
+cdef object _as_ncs(arr):
     """View an (N, C, ...) array as (N, C, S)."""
     return arr.reshape(arr.shape[0], arr.shape[1], -1) if arr.ndim != 3 else arr
 
 
-def _pair(value, str name, str what):
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name}: expected {what} as an int or a pair, got {value!r}")
-        pair = (int(value[0]), int(value[1]))
-    else:
-        pair = (int(value), int(value))
-    return pair
+cdef tuple _x_shape(x_shape, str name):
+    """``x_shape`` as a tuple of four non-negative Python ints (N, C, H, W)."""
+    try:
+        shape = tuple(x_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 4:
+        raise ValueError(f"{name}: expected x_shape (N, C, H, W), got {x_shape!r}")
+    for size in shape:
+        if not _checks.is_int(size) or size < 0:
+            raise ValueError(
+                f"{name}: expected x_shape of four non-negative ints, got {x_shape!r}"
+            )
+    return tuple([int(size) for size in shape])
 
 
-def _window(x_shape, kernel_size, stride, padding, dilation, str name):
-    """Validated window geometry and the output size (OH, OW)."""
-    kh, kw = _pair(kernel_size, name, "kernel_size")
-    sh, sw = _pair(stride if stride is not None else kernel_size, name, "stride")
-    ph, pw = _pair(padding, name, "padding")
-    dh, dw = _pair(dilation, name, "dilation")
-    if min(kh, kw, sh, sw, dh, dw) < 1 or min(ph, pw) < 0:
+cdef Window _window(x_shape, kernel_size, stride, padding, dilation, str name) except *:
+    """Validated window geometry over (N, C, H, W) ``x_shape``, with the output size."""
+    cdef Window g
+    g.kh, g.kw = _checks.pair(kernel_size, name, "kernel_size")
+    g.sh, g.sw = _checks.pair(stride if stride is not None else kernel_size, name, "stride")
+    g.ph, g.pw = _checks.pair(padding, name, "padding")
+    g.dh, g.dw = _checks.pair(dilation, name, "dilation")
+    if min(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) < 1 or min(g.ph, g.pw) < 0:
         raise ValueError(
             f"{name}: kernel_size, stride and dilation must be positive and padding "
-            f"non-negative, got kernel_size={(kh, kw)}, stride={(sh, sw)}, "
-            f"padding={(ph, pw)}, dilation={(dh, dw)}"
+            f"non-negative, got kernel_size={(g.kh, g.kw)}, stride={(g.sh, g.sw)}, "
+            f"padding={(g.ph, g.pw)}, dilation={(g.dh, g.dw)}"
         )
     height, width = x_shape[2], x_shape[3]
-    span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    out_h = (height + 2 * ph - span_h) // sh + 1
-    out_w = (width + 2 * pw - span_w) // sw + 1
-    if out_h < 1 or out_w < 1:
+    span_h, span_w = g.dh * (g.kh - 1) + 1, g.dw * (g.kw - 1) + 1
+    g.oh = (height + 2 * g.ph - span_h) // g.sh + 1
+    g.ow = (width + 2 * g.pw - span_w) // g.sw + 1
+    if g.oh < 1 or g.ow < 1:
         raise ValueError(
-            f"{name}: the window {(kh, kw)} (dilation {(dh, dw)}) does not fit in the "
-            f"input {(height, width)} padded by {(ph, pw)}"
+            f"{name}: the window {(g.kh, g.kw)} (dilation {(g.dh, g.dw)}) does not fit in "
+            f"the input {(height, width)} padded by {(g.ph, g.pw)}"
         )
-    return kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w
+    return g
+
+
+cdef Window _pool_geometry(shape, kernel_size, stride, padding, str name) except *:
+    """Window geometry of a pooling over (N, C, H, W) ``shape``, checked as PyTorch does."""
+    cdef Window g = _window(shape, kernel_size, stride, padding, 1, name)
+    if g.ph > g.kh // 2 or g.pw > g.kw // 2:
+        raise ValueError(
+            f"{name}: padding {(g.ph, g.pw)} must be at most half the kernel size "
+            f"{(g.kh, g.kw)}"
+        )
+    return g
 
 
 # ---------------------------------------------------------------- contiguous sums
@@ -247,28 +307,34 @@ def sum_leading(x):
     >>> sum_leading(np.ones((4, 3), np.float32))
     array([4., 4., 4.], dtype=float32)
     """
-    arr = _float_array(x, "sum_leading", ndims=(2,))
+    arr = _float_array(x, "sum_leading", "x", (2,))
     out = np.zeros(arr.shape[1], dtype=arr.dtype)
-    if arr.size:
-        _sum_leading(arr, out)
+    if arr.size == 0:
+        return out
+    if arr.dtype == np.float32:
+        _sum_leading[float](arr, out)
+    else:
+        _sum_leading[double](arr, out)
     return out
 
 
-def _sum_leading(const floating[:, ::1] x, floating[::1] out):
-    cdef Py_ssize_t cols = x.shape[1]
-    cdef Py_ssize_t blocks = (cols + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+cdef void _sum_leading(const floating[:, ::1] x, floating[::1] out) noexcept:
+    cdef Py_ssize_t blocks = (x.shape[1] + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    cdef int threads = _threads_for(blocks)
     cdef Py_ssize_t block
     with nogil:
-        for block in prange(blocks, num_threads=_threads_for(blocks), schedule="static"):
-            _sum_leading_block(x, out, block * COLUMN_BLOCK,
-                               min((block + 1) * COLUMN_BLOCK, cols))
+        for block in prange(blocks, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
+            _sum_leading_block(x, out, block)
 
 
 cdef void _sum_leading_block(const floating[:, ::1] x, floating[::1] out,
-                             Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
-    # out[start:stop] = x[:, start:stop].sum(axis=0), one double per column
+                             Py_ssize_t block) noexcept nogil:
+    # out[start:stop] = x[:, start:stop].sum(axis=0) for the block's columns,
+    # one double per column
     cdef double acc[COLUMN_BLOCK]
-    cdef Py_ssize_t width = stop - start
+    cdef Py_ssize_t start = block * COLUMN_BLOCK
+    cdef Py_ssize_t width = min(start + COLUMN_BLOCK, x.shape[1]) - start
     cdef Py_ssize_t i, j
     cdef const floating* row
     for j in range(width):
@@ -293,48 +359,38 @@ def sum_channels(x):
     >>> sum_channels(np.ones((2, 3, 5)))
     array([10., 10., 10.])
     """
-    arr = _float_array(x, "sum_channels", ndims=(3,))
+    arr = _float_array(x, "sum_channels", "x", (3,))
     out = np.zeros(arr.shape[1], dtype=arr.dtype)
-    if arr.size:
-        _sum_channels(arr, out)
+    if arr.size == 0:
+        return out
+    if arr.dtype == np.float32:
+        _sum_channels[float](arr, out)
+    else:
+        _sum_channels[double](arr, out)
     return out
 
 
-def _sum_channels(const floating[:, :, ::1] x, floating[::1] out):
+cdef void _sum_channels(const floating[:, :, ::1] x, floating[::1] out) noexcept:
     cdef Py_ssize_t channels = x.shape[1]
-    cdef Py_ssize_t c, a
-    cdef double total
+    cdef int threads = _threads_for(channels)
+    cdef Py_ssize_t c
     with nogil:
-        for c in prange(channels, num_threads=_threads_for(channels), schedule="static"):
-            total = 0.0
-            for a in range(x.shape[0]):
-                total = total + _sum(&x[a, c, 0], x.shape[2])
-            out[c] = <floating>total
+        for c in prange(channels, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
+            _sum_channel(x, out, c)
 
 
-# ---------------------------------------------------------------- row-wise max and log-sum-exp
-
-def row_max(x):
-    """Largest value of each row of a (N, K) array: ``x.max(axis=1)``, shape (N,).
-
-    >>> row_max(np.array([[1.0, 3.0], [-2.0, -5.0]]))
-    array([ 3., -2.])
-    """
-    arr = _float_array(x, "row_max", ndims=(2,))
-    if arr.shape[1] == 0:
-        raise ValueError(f"row_max: rows are empty (shape {arr.shape})")
-    out = np.empty(arr.shape[0], dtype=arr.dtype)
-    _row_max(arr, out)
-    return out
+cdef void _sum_channel(const floating[:, :, ::1] x, floating[::1] out,
+                       Py_ssize_t c) noexcept nogil:
+    # out[c] = x[:, c, :].sum()
+    cdef double total = 0.0
+    cdef Py_ssize_t a
+    for a in range(x.shape[0]):
+        total = total + _sum(&x[a, c, 0], x.shape[2])
+    out[c] = <floating>total
 
 
-def _row_max(const floating[:, ::1] x, floating[::1] out):
-    cdef Py_ssize_t rows = x.shape[0]
-    cdef Py_ssize_t i
-    with nogil:
-        for i in prange(rows, num_threads=_threads_for(rows // 64), schedule="static"):
-            out[i] = _max_of(&x[i, 0], x.shape[1])
-
+# ---------------------------------------------------------------- row-wise log-sum-exp
 
 cdef inline floating _max_of(const floating* p, Py_ssize_t n) noexcept nogil:
     # max(p[:n]); a NaN anywhere gives NaN, as numpy and torch do
@@ -346,28 +402,6 @@ cdef inline floating _max_of(const floating* p, Py_ssize_t n) noexcept nogil:
             if best != best:
                 return best
     return best
-
-
-def logsumexp_rows(x):
-    """``log(exp(x).sum(axis=1))`` of a (N, K) array, computed stably; shape (N,).
-
-    >>> logsumexp_rows(np.zeros((2, 4)))
-    array([1.38629436, 1.38629436])
-    """
-    arr = _float_array(x, "logsumexp_rows", ndims=(2,))
-    if arr.shape[1] == 0:
-        raise ValueError(f"logsumexp_rows: rows are empty (shape {arr.shape})")
-    out = np.empty(arr.shape[0], dtype=np.float64)
-    _logsumexp_rows(arr, out)
-    return out.astype(arr.dtype, copy=False)
-
-
-def _logsumexp_rows(const floating[:, ::1] x, double[::1] out):
-    cdef Py_ssize_t rows = x.shape[0]
-    cdef Py_ssize_t i
-    with nogil:
-        for i in prange(rows, num_threads=_threads_for(rows // 64), schedule="static"):
-            out[i] = _logsumexp(&x[i, 0], x.shape[1])
 
 
 cdef inline double _logsumexp(const floating* p, Py_ssize_t n) noexcept nogil:
@@ -382,41 +416,53 @@ cdef inline double _logsumexp(const floating* p, Py_ssize_t n) noexcept nogil:
     return m + log(total)
 
 
+def logsumexp_rows(x):
+    """``log(exp(x).sum(axis=1))`` of a (N, K) array, computed stably; shape (N,).
+
+    >>> logsumexp_rows(np.zeros((2, 4)))
+    array([1.38629436, 1.38629436])
+    """
+    arr = _float_array(x, "logsumexp_rows", "x", (2,))
+    if arr.shape[1] == 0:
+        raise ValueError(f"logsumexp_rows: rows are empty (shape {arr.shape})")
+    out = np.empty(arr.shape[0], dtype=np.float64)
+    if arr.size == 0:
+        return out.astype(arr.dtype)
+    if arr.dtype == np.float32:
+        _logsumexp_rows[float](arr, out)
+    else:
+        _logsumexp_rows[double](arr, out)
+    return out.astype(arr.dtype, copy=False)
+
+
+cdef void _logsumexp_rows(const floating[:, ::1] x, double[::1] out) noexcept:
+    cdef Py_ssize_t rows = x.shape[0]
+    cdef int threads = _threads_for(rows // ROWS_PER_THREAD)
+    cdef Py_ssize_t i
+    with nogil:
+        for i in prange(rows, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
+            out[i] = _logsumexp(&x[i, 0], x.shape[1])
+
+
 # ---------------------------------------------------------------- softmax cross-entropy
 
-def _xent_inputs(logits, labels, str name):
-    arr = _float_array(logits, name, "logits", ndims=(2,))
-    lab = np.asarray(labels)
-    if lab.dtype.kind not in "iu":
-        raise TypeError(f"{name}: expected integer class labels, got dtype {lab.dtype}")
-    if lab.shape != (arr.shape[0],):
-        raise ValueError(
-            f"{name}: expected labels of shape ({arr.shape[0]},) for logits of shape "
-            f"{arr.shape}, got {lab.shape}"
-        )
+cdef tuple _xent_inputs(logits, labels, str name):
+    """(N, K) logits as a float array and (N,) labels in [0, K) as int64, checked."""
+    arr = _float_array(logits, name, "logits", (2,))
     if arr.shape[1] == 0:
         raise ValueError(f"{name}: logits have no classes (shape {arr.shape})")
-    if lab.size and (lab.min() < 0 or lab.max() >= arr.shape[1]):
-        bad = lab[(lab < 0) | (lab >= arr.shape[1])][0]
-        raise ValueError(
-            f"{name}: label {bad} is out of range for {arr.shape[1]} classes (0 to "
-            f"{arr.shape[1] - 1})"
-        )
-    return arr, np.ascontiguousarray(lab, dtype=np.int64)
-
-
-def _check_smoothing(label_smoothing, str name):
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing}")
-    return float(label_smoothing)
+    # the kernels index each row with its label: the range check protects memory
+    return arr, _checks.class_labels(labels, arr.shape[0], arr.shape[1], name)
 
 
 def softmax_xent_forward(logits, labels, label_smoothing=0.0):
     """Mean softmax cross-entropy of (N, K) ``logits`` against (N,) integer ``labels``.
 
-    With label smoothing e the target is (1 - e) * one_hot + e / K, as in PyTorch.
-    Returns ``(loss, lse)``: the mean loss (a float) and each row's log-sum-exp
-    (N,) float64, which :func:`softmax_xent_backward` takes.
+    With label smoothing e the target is (1 - e) * one_hot + e / K, as in PyTorch
+    (``nn.functional.cross_entropy`` checks that e is in [0, 1]). Returns
+    ``(loss, lse)``: the mean loss (a float) and each row's log-sum-exp (N,)
+    float64, which :func:`softmax_xent_backward` takes.
 
     >>> loss, lse = softmax_xent_forward(np.zeros((2, 4)), np.array([0, 3]))
     >>> round(loss, 6)
@@ -424,28 +470,38 @@ def softmax_xent_forward(logits, labels, label_smoothing=0.0):
     """
     name = "softmax_xent_forward"
     arr, lab = _xent_inputs(logits, labels, name)
-    smoothing = _check_smoothing(label_smoothing, name)
+    smoothing = float(label_smoothing)
     lse = np.empty(arr.shape[0], dtype=np.float64)
     losses = np.empty(arr.shape[0], dtype=np.float64)
     if arr.shape[0] == 0:
         return float("nan"), lse
-    _xent_forward(arr, lab, smoothing, lse, losses)
+    if arr.dtype == np.float32:
+        _xent_forward[float](arr, lab, smoothing, lse, losses)
+    else:
+        _xent_forward[double](arr, lab, smoothing, lse, losses)
     return float(losses.sum() / arr.shape[0]), lse
 
 
-def _xent_forward(const floating[:, ::1] x, const int64_t[::1] labels, double smoothing,
-                  double[::1] lse, double[::1] losses):
+cdef void _xent_forward(const floating[:, ::1] x, const int64_t[::1] labels, double smoothing,
+                        double[::1] lse, double[::1] losses) noexcept:
     cdef Py_ssize_t rows = x.shape[0]
-    cdef Py_ssize_t classes = x.shape[1]
+    cdef int threads = _threads_for(rows // ROWS_PER_THREAD)
     cdef Py_ssize_t i
-    cdef double row_lse
     with nogil:
-        for i in prange(rows, num_threads=_threads_for(rows // 64), schedule="static"):
-            row_lse = _logsumexp(&x[i, 0], classes)
-            lse[i] = row_lse
-            # -log p_y weighted 1 - e, plus e times the mean over classes of -log p_k
-            losses[i] = (row_lse - (1.0 - smoothing) * x[i, labels[i]]
-                         - smoothing * _sum(&x[i, 0], classes) / classes)
+        for i in prange(rows, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
+            _xent_forward_row(x, labels, smoothing, lse, losses, i)
+
+
+cdef void _xent_forward_row(const floating[:, ::1] x, const int64_t[::1] labels,
+                            double smoothing, double[::1] lse, double[::1] losses,
+                            Py_ssize_t i) noexcept nogil:
+    # -log p_y weighted 1 - e, plus e times the mean over classes of -log p_k
+    cdef Py_ssize_t classes = x.shape[1]
+    cdef double row_lse = _logsumexp(&x[i, 0], classes)
+    lse[i] = row_lse
+    losses[i] = (row_lse - (1.0 - smoothing) * x[i, labels[i]]
+                 - smoothing * _sum(&x[i, 0], classes) / classes)
 
 
 def softmax_xent_backward(logits, labels, lse, grad_scale, label_smoothing=0.0):
@@ -463,48 +519,54 @@ def softmax_xent_backward(logits, labels, lse, grad_scale, label_smoothing=0.0):
     """
     name = "softmax_xent_backward"
     arr, lab = _xent_inputs(logits, labels, name)
-    smoothing = _check_smoothing(label_smoothing, name)
+    smoothing = float(label_smoothing)
     lse_arr = np.ascontiguousarray(lse, dtype=np.float64)
     if lse_arr.shape != (arr.shape[0],):
         raise ValueError(f"{name}: expected lse of shape ({arr.shape[0]},), got {lse_arr.shape}")
     scale = np.ascontiguousarray(np.broadcast_to(np.asarray(grad_scale, dtype=np.float64),
                                                  (arr.shape[0],)))
     out = np.empty_like(arr)
-    if arr.size:
-        _xent_backward(arr, lab, lse_arr, scale, smoothing, out)
+    if arr.size == 0:
+        return out
+    if arr.dtype == np.float32:
+        _xent_backward[float](arr, lab, lse_arr, scale, smoothing, out)
+    else:
+        _xent_backward[double](arr, lab, lse_arr, scale, smoothing, out)
     return out
 
 
-def _xent_backward(const floating[:, ::1] x, const int64_t[::1] labels,
-                   const double[::1] lse, const double[::1] scale, double smoothing,
-                   floating[:, ::1] out):
+cdef void _xent_backward(const floating[:, ::1] x, const int64_t[::1] labels,
+                         const double[::1] lse, const double[::1] scale, double smoothing,
+                         floating[:, ::1] out) noexcept:
     cdef Py_ssize_t rows = x.shape[0]
-    cdef Py_ssize_t classes = x.shape[1]
-    cdef Py_ssize_t i, k
-    cdef double row_lse, row_scale
-    cdef double uniform = smoothing / classes
+    cdef int threads = _threads_for(rows // ROWS_PER_THREAD)
+    cdef Py_ssize_t i
     with nogil:
-        for i in prange(rows, num_threads=_threads_for(rows // 64), schedule="static"):
-            row_lse = lse[i]
-            row_scale = scale[i]
-            for k in range(classes):
-                out[i, k] = <floating>((exp(x[i, k] - row_lse) - uniform) * row_scale)
-            out[i, labels[i]] = <floating>(out[i, labels[i]] - (1.0 - smoothing) * row_scale)
+        for i in prange(rows, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
+            _xent_backward_row(x, labels, lse, scale, smoothing, out, i)
+
+
+cdef void _xent_backward_row(const floating[:, ::1] x, const int64_t[::1] labels,
+                             const double[::1] lse, const double[::1] scale,
+                             double smoothing, floating[:, ::1] out,
+                             Py_ssize_t i) noexcept nogil:
+    # out[i] = (exp(x[i] - lse[i]) - target[i]) * scale[i]
+    cdef Py_ssize_t classes = x.shape[1]
+    cdef double uniform = smoothing / classes
+    cdef double row_lse = lse[i]
+    cdef double row_scale = scale[i]
+    cdef Py_ssize_t k
+    for k in range(classes):
+        out[i, k] = <floating>((exp(x[i, k] - row_lse) - uniform) * row_scale)
+    out[i, labels[i]] = <floating>(out[i, labels[i]] - (1.0 - smoothing) * row_scale)
 
 
 # ---------------------------------------------------------------- batch normalization
 
-def _bn_input(x, str name):
-    arr = _float_array(x, name, ndims=(2, 3, 4))
+cdef tuple _bn_input(x, str name):
+    arr = _float_array(x, name, "x", (2, 3, 4))
     return arr, _as_ncs(arr)
-
-
-def _check_training_count(shape, Py_ssize_t count, str name):
-    if count < 2:
-        raise ValueError(
-            f"{name}: Expected more than 1 value per channel when training, got input "
-            f"shape {tuple(shape)}"
-        )
 
 
 def batchnorm_forward_train(x, weight, bias, running_mean, running_var, momentum=0.1,
@@ -517,8 +579,8 @@ def batchnorm_forward_train(x, weight, bias, running_mean, running_var, momentum
     ``running_var`` ((C,) float arrays, or None) are updated in place with
     PyTorch's rule: ``new = (1 - momentum) * running + momentum * batch``, the
     running variance taking the unbiased batch variance (count M = N * L or
-    N * H * W). ``momentum=None`` means a cumulative average: the factor is
-    ``1 / num_batches_tracked`` (the count including this batch).
+    N * H * W, which must then be at least 2). ``momentum=None`` means a cumulative
+    average: the factor is ``1 / num_batches_tracked`` (the count including this batch).
 
     Returns ``(y, mean, invstd)``: y like x, and the per-channel mean and
     1 / sqrt(var + eps) as float64 (C,) arrays, which the backward takes.
@@ -532,13 +594,14 @@ def batchnorm_forward_train(x, weight, bias, running_mean, running_var, momentum
     arr, x3 = _bn_input(x, name)
     channels = x3.shape[1]
     count = x3.shape[0] * x3.shape[2]
-    _check_training_count(arr.shape, count, name)
-    w = _channel_vector(weight, name, "weight", channels, np.float64, 1.0)
-    b = _channel_vector(bias, name, "bias", channels, np.float64, 0.0)
+    w = _channel_vector(weight, name, "weight", channels, 1.0)
+    b = _channel_vector(bias, name, "bias", channels, 0.0)
     tracked = running_mean is not None or running_var is not None
     if tracked:
         if running_mean is None or running_var is None:
             raise ValueError(f"{name}: give both running_mean and running_var, or neither")
+        # the unbiased variance divides by M - 1
+        _checks.values_per_channel(arr.shape, name)
         _running_buffer(running_mean, name, "running_mean", channels)
         _running_buffer(running_var, name, "running_var", channels)
         if momentum is None:
@@ -554,7 +617,15 @@ def batchnorm_forward_train(x, weight, bias, running_mean, running_var, momentum
     mean = np.empty(channels, dtype=np.float64)
     var = np.empty(channels, dtype=np.float64)
     invstd = np.empty(channels, dtype=np.float64)
-    _bn_forward_train(x3, _as_ncs(y), w, b, float(eps), mean, var, invstd)
+    if arr.size == 0:
+        # statistics of no values (only reached untracked)
+        mean.fill(np.nan)
+        invstd.fill(np.nan)
+        return y, mean, invstd
+    if arr.dtype == np.float32:
+        _bn_forward_train[float](x3, _as_ncs(y), w, b, float(eps), mean, var, invstd)
+    else:
+        _bn_forward_train[double](x3, _as_ncs(y), w, b, float(eps), mean, var, invstd)
     if tracked:
         unbiased = var * (count / (count - 1))
         running_mean *= 1.0 - factor
@@ -564,20 +635,22 @@ def batchnorm_forward_train(x, weight, bias, running_mean, running_var, momentum
     return y, mean, invstd
 
 
-def _bn_forward_train(const floating[:, :, ::1] x, floating[:, :, ::1] y,
-                      const double[::1] weight, const double[::1] bias, double eps,
-                      double[::1] mean, double[::1] var, double[::1] invstd):
+cdef void _bn_forward_train(const floating[:, :, ::1] x, floating[:, :, ::1] y,
+                            const double[::1] weight, const double[::1] bias, double eps,
+                            double[::1] mean, double[::1] var, double[::1] invstd) noexcept:
     cdef Py_ssize_t channels = x.shape[1]
     cdef Py_ssize_t blocks = (channels + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    cdef int block_threads = _threads_for(blocks)
+    cdef int channel_threads = _threads_for(channels)
     cdef Py_ssize_t c, block
     with nogil:
         if x.shape[2] == 1:
-            for block in prange(blocks, num_threads=_threads_for(blocks), schedule="static"):
-                _bn_rows_forward(x, y, weight, bias, eps, mean, var, invstd,
-                                 block * COLUMN_BLOCK,
-                                 min((block + 1) * COLUMN_BLOCK, channels))
+            for block in prange(blocks, num_threads=block_threads, schedule="static",
+                                use_threads_if=block_threads > 1):
+                _bn_rows_forward(x, y, weight, bias, eps, mean, var, invstd, block)
         else:
-            for c in prange(channels, num_threads=_threads_for(channels), schedule="static"):
+            for c in prange(channels, num_threads=channel_threads, schedule="static",
+                            use_threads_if=channel_threads > 1):
                 _bn_channel_forward(x, y, weight, bias, eps, mean, var, invstd, c)
 
 
@@ -617,12 +690,13 @@ cdef void _bn_channel_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y
 cdef void _bn_rows_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                            const double[::1] weight, const double[::1] bias, double eps,
                            double[::1] mean, double[::1] var, double[::1] invstd,
-                           Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
-    # the same for channels start:stop of a (N, C, 1) input, walking rows so the
+                           Py_ssize_t block) noexcept nogil:
+    # the same for the block's channels of a (N, C, 1) input, walking rows so the
     # loops over channels are contiguous
     cdef double acc[COLUMN_BLOCK]
     cdef double scale[COLUMN_BLOCK]
-    cdef Py_ssize_t width = stop - start
+    cdef Py_ssize_t start = block * COLUMN_BLOCK
+    cdef Py_ssize_t width = min(start + COLUMN_BLOCK, x.shape[1]) - start
     cdef Py_ssize_t batch = x.shape[0]
     cdef Py_ssize_t n, j
     cdef double d
@@ -665,33 +739,45 @@ def batchnorm_forward_eval(x, weight, bias, running_mean, running_var, eps=1e-5)
     name = "batchnorm_forward_eval"
     arr, x3 = _bn_input(x, name)
     channels = x3.shape[1]
-    w = _channel_vector(weight, name, "weight", channels, np.float64, 1.0)
-    b = _channel_vector(bias, name, "bias", channels, np.float64, 0.0)
-    rm = _channel_vector(running_mean, name, "running_mean", channels, np.float64)
-    rv = _channel_vector(running_var, name, "running_var", channels, np.float64)
+    w = _channel_vector(weight, name, "weight", channels, 1.0)
+    b = _channel_vector(bias, name, "bias", channels, 0.0)
+    rm = _channel_vector(running_mean, name, "running_mean", channels)
+    rv = _channel_vector(running_var, name, "running_var", channels)
     scale = w / np.sqrt(rv + eps)
     y = np.empty_like(arr)
-    _bn_affine(x3, _as_ncs(y), rm, scale, b)
+    if arr.size == 0:
+        return y
+    if arr.dtype == np.float32:
+        _bn_affine[float](x3, _as_ncs(y), rm, scale, b)
+    else:
+        _bn_affine[double](x3, _as_ncs(y), rm, scale, b)
     return y
 
 
-def _bn_affine(const floating[:, :, ::1] x, floating[:, :, ::1] y, const double[::1] center,
-               const double[::1] scale, const double[::1] shift):
-    # y[:, c, :] = (x[:, c, :] - center[c]) * scale[c] + shift[c]
+cdef void _bn_affine(const floating[:, :, ::1] x, floating[:, :, ::1] y,
+                     const double[::1] center, const double[::1] scale,
+                     const double[::1] shift) noexcept:
     cdef Py_ssize_t batch = x.shape[0]
-    cdef Py_ssize_t channels = x.shape[1]
-    cdef Py_ssize_t inner = x.shape[2]
-    cdef Py_ssize_t n, c, s
+    cdef int threads = _threads_for(x.shape[0] * x.shape[1] * x.shape[2] // VALUES_PER_THREAD)
+    cdef Py_ssize_t n
+    with nogil:
+        for n in prange(batch, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
+            _bn_affine_sample(x, y, center, scale, shift, n)
+
+
+cdef void _bn_affine_sample(const floating[:, :, ::1] x, floating[:, :, ::1] y,
+                            const double[::1] center, const double[::1] scale,
+                            const double[::1] shift, Py_ssize_t n) noexcept nogil:
+    # y[n, c, :] = (x[n, c, :] - center[c]) * scale[c] + shift[c]
+    cdef Py_ssize_t c, s
     cdef const floating* src
     cdef floating* dst
-    with nogil:
-        for n in prange(batch, num_threads=_threads_for(batch * channels * inner // 32768),
-                        schedule="static"):
-            for c in range(channels):
-                src = &x[n, c, 0]
-                dst = &y[n, c, 0]
-                for s in range(inner):
-                    dst[s] = <floating>((src[s] - center[c]) * scale[c] + shift[c])
+    for c in range(x.shape[1]):
+        src = &x[n, c, 0]
+        dst = &y[n, c, 0]
+        for s in range(x.shape[2]):
+            dst[s] = <floating>((src[s] - center[c]) * scale[c] + shift[c])
 
 
 def batchnorm_backward(dy, x, mean, invstd, weight, training=True):
@@ -711,36 +797,45 @@ def batchnorm_backward(dy, x, mean, invstd, weight, training=True):
     """
     name = "batchnorm_backward"
     arr, x3 = _bn_input(x, name)
-    grad = _float_array(dy, name, "dy", dtype=arr.dtype)
+    grad = _float_array(dy, name, "dy", None, arr.dtype)
     if grad.shape != arr.shape:
         raise ValueError(f"{name}: dy has shape {grad.shape} but x has shape {arr.shape}")
     channels = x3.shape[1]
-    w = _channel_vector(weight, name, "weight", channels, np.float64, 1.0)
-    m = _channel_vector(mean, name, "mean", channels, np.float64)
-    inv = _channel_vector(invstd, name, "invstd", channels, np.float64)
+    w = _channel_vector(weight, name, "weight", channels, 1.0)
+    m = _channel_vector(mean, name, "mean", channels)
+    inv = _channel_vector(invstd, name, "invstd", channels)
     dx = np.empty_like(arr)
     dweight = np.zeros(channels, dtype=np.float64)
     dbias = np.zeros(channels, dtype=np.float64)
-    if arr.size:
-        _bn_backward(_as_ncs(grad), x3, _as_ncs(dx), m, inv, w, bool(training), dweight, dbias)
+    if arr.size == 0:
+        return dx, dweight, dbias
+    if arr.dtype == np.float32:
+        _bn_backward[float](_as_ncs(grad), x3, _as_ncs(dx), m, inv, w, bool(training),
+                            dweight, dbias)
+    else:
+        _bn_backward[double](_as_ncs(grad), x3, _as_ncs(dx), m, inv, w, bool(training),
+                             dweight, dbias)
     return dx, dweight, dbias
 
 
-def _bn_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
-                 floating[:, :, ::1] dx, const double[::1] mean, const double[::1] invstd,
-                 const double[::1] weight, bint training, double[::1] dweight,
-                 double[::1] dbias):
+cdef void _bn_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+                       floating[:, :, ::1] dx, const double[::1] mean, const double[::1] invstd,
+                       const double[::1] weight, bint training, double[::1] dweight,
+                       double[::1] dbias) noexcept:
     cdef Py_ssize_t channels = x.shape[1]
     cdef Py_ssize_t blocks = (channels + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    cdef int block_threads = _threads_for(blocks)
+    cdef int channel_threads = _threads_for(channels)
     cdef Py_ssize_t c, block
     with nogil:
         if x.shape[2] == 1:
-            for block in prange(blocks, num_threads=_threads_for(blocks), schedule="static"):
+            for block in prange(blocks, num_threads=block_threads, schedule="static",
+                                use_threads_if=block_threads > 1):
                 _bn_rows_backward(dy, x, dx, mean, invstd, weight, training, dweight, dbias,
-                                  block * COLUMN_BLOCK,
-                                  min((block + 1) * COLUMN_BLOCK, channels))
+                                  block)
         else:
-            for c in prange(channels, num_threads=_threads_for(channels), schedule="static"):
+            for c in prange(channels, num_threads=channel_threads, schedule="static",
+                            use_threads_if=channel_threads > 1):
                 _bn_channel_backward(dy, x, dx, mean, invstd, weight, training, dweight,
                                      dbias, c)
 
@@ -783,14 +878,15 @@ cdef void _bn_rows_backward(const floating[:, :, ::1] dy, const floating[:, :, :
                             floating[:, :, ::1] dx, const double[::1] mean,
                             const double[::1] invstd, const double[::1] weight,
                             bint training, double[::1] dweight, double[::1] dbias,
-                            Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
-    # the same for channels start:stop of a (N, C, 1) input, walking rows
+                            Py_ssize_t block) noexcept nogil:
+    # the same for the block's channels of a (N, C, 1) input, walking rows
     cdef double sum_dy[COLUMN_BLOCK]
     cdef double sum_dy_xmu[COLUMN_BLOCK]
     cdef double scale[COLUMN_BLOCK]
     cdef double mean_dy[COLUMN_BLOCK]
     cdef double centered_coef[COLUMN_BLOCK]
-    cdef Py_ssize_t width = stop - start
+    cdef Py_ssize_t start = block * COLUMN_BLOCK
+    cdef Py_ssize_t width = min(start + COLUMN_BLOCK, x.shape[1]) - start
     cdef Py_ssize_t batch = x.shape[0]
     cdef double inv
     cdef Py_ssize_t n, j
@@ -851,50 +947,60 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     array([0., 1., 2., 3.])
     """
     name = "im2col"
-    arr = _float_array(x, name, ndims=(4,))
-    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _window(
-        arr.shape, kernel_size, stride, padding, dilation, name)
-    cols = np.empty((arr.shape[1] * kh * kw, arr.shape[0], oh * ow), dtype=arr.dtype)
-    if cols.size:
-        _im2col(arr, cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    arr = _float_array(x, name, "x", (4,))
+    cdef Window g = _window(arr.shape, kernel_size, stride, padding, dilation, name)
+    shape = (arr.shape[1] * g.kh * g.kw, arr.shape[0], g.oh * g.ow)
+    if arr.size == 0:
+        return np.zeros(shape, dtype=arr.dtype)  # nothing but padding
+    cols = np.empty(shape, dtype=arr.dtype)
+    if arr.dtype == np.float32:
+        _im2col[float](arr, cols, g)
+    else:
+        _im2col[double](arr, cols, g)
     return cols
 
 
-def _im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols, int kh, int kw,
-            int sh, int sw, int ph, int pw, int dh, int dw, Py_ssize_t oh, Py_ssize_t ow):
-    cdef Py_ssize_t batch = x.shape[0]
-    cdef Py_ssize_t channels = x.shape[1]
+cdef void _im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
+                  Window g) noexcept:
+    cdef Py_ssize_t planes = x.shape[0] * x.shape[1]
+    cdef int threads = _threads_for(planes)
+    cdef Py_ssize_t plane
+    with nogil:
+        for plane in prange(planes, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
+            _im2col_plane(x, cols, g, plane)
+
+
+cdef void _im2col_plane(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols, Window g,
+                        Py_ssize_t plane) noexcept nogil:
+    # cols[(c * kh + i) * kw + j, n, out_y * OW + out_x] = the padded input at
+    # (out_y * sh - ph + i * dh, out_x * sw - pw + j * dw) in plane (n, c)
+    cdef Py_ssize_t n = plane // x.shape[1]
+    cdef Py_ssize_t c = plane % x.shape[1]
     cdef Py_ssize_t height = x.shape[2]
-    cdef Py_ssize_t width = x.shape[3]
-    cdef Py_ssize_t plane, n, c, i, j, r, out_y, out_x, in_y, offset, low, high
+    cdef Py_ssize_t i, j, r, out_y, out_x, in_y, offset, low, high
     cdef floating* dst
     cdef const floating* row
-    with nogil:
-        for plane in prange(batch * channels, num_threads=_threads_for(batch * channels),
-                            schedule="static"):
-            n = plane // channels
-            c = plane % channels
-            for i in range(kh):
-                for j in range(kw):
-                    r = (c * kh + i) * kw + j
-                    offset = j * dw - pw
-                    # values assigned in the loop body are private to each thread
-                    low = _first_column(offset, sw, ow)
-                    high = _end_column(offset, sw, width, ow, low)
-                    for out_y in range(oh):
-                        dst = &cols[r, n, out_y * ow]
-                        in_y = out_y * sh - ph + i * dh
-                        if in_y < 0 or in_y >= height:
-                            for out_x in range(ow):
-                                dst[out_x] = 0
-                            continue
-                        row = &x[n, c, in_y, 0]
-                        for out_x in range(low):
-                            dst[out_x] = 0
-                        for out_x in range(low, high):
-                            dst[out_x] = row[out_x * sw + offset]
-                        for out_x in range(high, ow):
-                            dst[out_x] = 0
+    for i in range(g.kh):
+        for j in range(g.kw):
+            r = (c * g.kh + i) * g.kw + j
+            offset = j * g.dw - g.pw
+            low = _first_column(offset, g.sw, g.ow)
+            high = _end_column(offset, g.sw, x.shape[3], g.ow, low)
+            for out_y in range(g.oh):
+                dst = &cols[r, n, out_y * g.ow]
+                in_y = out_y * g.sh - g.ph + i * g.dh
+                if in_y < 0 or in_y >= height:
+                    for out_x in range(g.ow):
+                        dst[out_x] = 0
+                    continue
+                row = &x[n, c, in_y, 0]
+                for out_x in range(low):
+                    dst[out_x] = 0
+                for out_x in range(low, high):
+                    dst[out_x] = row[out_x * g.sw + offset]
+                for out_x in range(high, g.ow):
+                    dst[out_x] = 0
 
 
 def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
@@ -908,65 +1014,60 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
            [1., 1.]])
     """
     name = "col2im"
-    arr = _float_array(cols, name, "cols", ndims=(3,))
-    shape = tuple(int(n) for n in x_shape)
-    if len(shape) != 4:
-        raise ValueError(f"{name}: expected x_shape (N, C, H, W), got {x_shape}")
-    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _window(
-        shape, kernel_size, stride, padding, dilation, name)
-    expected = (shape[1] * kh * kw, shape[0], oh * ow)
+    arr = _float_array(cols, name, "cols", (3,))
+    shape = _x_shape(x_shape, name)
+    cdef Window g = _window(shape, kernel_size, stride, padding, dilation, name)
+    expected = (shape[1] * g.kh * g.kw, shape[0], g.oh * g.ow)
     if arr.shape != expected:
         raise ValueError(f"{name}: expected cols of shape {expected}, got {arr.shape}")
     out = np.zeros(shape, dtype=arr.dtype)
-    if arr.size:
-        _col2im(arr, out, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    if out.size == 0:
+        return out  # every column is padding
+    if arr.dtype == np.float32:
+        _col2im[float](arr, out, g)
+    else:
+        _col2im[double](arr, out, g)
     return out
 
 
-def _col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] out, int kh, int kw,
-            int sh, int sw, int ph, int pw, int dh, int dw, Py_ssize_t oh, Py_ssize_t ow):
-    cdef Py_ssize_t batch = out.shape[0]
-    cdef Py_ssize_t channels = out.shape[1]
+cdef void _col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] out,
+                  Window g) noexcept:
+    # each (n, c) plane is written by one thread, in a fixed order
+    cdef Py_ssize_t planes = out.shape[0] * out.shape[1]
+    cdef int threads = _threads_for(planes)
+    cdef Py_ssize_t plane
+    with nogil:
+        for plane in prange(planes, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
+            _col2im_plane(cols, out, g, plane)
+
+
+cdef void _col2im_plane(const floating[:, :, ::1] cols, floating[:, :, :, ::1] out, Window g,
+                        Py_ssize_t plane) noexcept nogil:
+    # the transpose of _im2col_plane: each column value is added where it was read
+    cdef Py_ssize_t n = plane // out.shape[1]
+    cdef Py_ssize_t c = plane % out.shape[1]
     cdef Py_ssize_t height = out.shape[2]
-    cdef Py_ssize_t width = out.shape[3]
-    cdef Py_ssize_t plane, n, c, i, j, r, out_y, out_x, in_y, offset, low, high
+    cdef Py_ssize_t i, j, r, out_y, out_x, in_y, offset, low, high
     cdef const floating* src
     cdef floating* row
-    with nogil:
-        # each (n, c) plane is written by one thread, in a fixed order
-        for plane in prange(batch * channels, num_threads=_threads_for(batch * channels),
-                            schedule="static"):
-            n = plane // channels
-            c = plane % channels
-            for i in range(kh):
-                for j in range(kw):
-                    r = (c * kh + i) * kw + j
-                    offset = j * dw - pw
-                    # values assigned in the loop body are private to each thread
-                    low = _first_column(offset, sw, ow)
-                    high = _end_column(offset, sw, width, ow, low)
-                    for out_y in range(oh):
-                        in_y = out_y * sh - ph + i * dh
-                        if in_y < 0 or in_y >= height:
-                            continue
-                        src = &cols[r, n, out_y * ow]
-                        row = &out[n, c, in_y, 0]
-                        for out_x in range(low, high):
-                            row[out_x * sw + offset] += src[out_x]
+    for i in range(g.kh):
+        for j in range(g.kw):
+            r = (c * g.kh + i) * g.kw + j
+            offset = j * g.dw - g.pw
+            low = _first_column(offset, g.sw, g.ow)
+            high = _end_column(offset, g.sw, out.shape[3], g.ow, low)
+            for out_y in range(g.oh):
+                in_y = out_y * g.sh - g.ph + i * g.dh
+                if in_y < 0 or in_y >= height:
+                    continue
+                src = &cols[r, n, out_y * g.ow]
+                row = &out[n, c, in_y, 0]
+                for out_x in range(low, high):
+                    row[out_x * g.sw + offset] += src[out_x]
 
 
 # ---------------------------------------------------------------- pooling
-
-def _pool_geometry(shape, kernel_size, stride, padding, str name):
-    """Window geometry of a pooling over (N, C, H, W) ``shape``, checked as PyTorch does."""
-    geometry = _window(shape, kernel_size, stride, padding, 1, name)
-    kh, kw, ph, pw = geometry[0], geometry[1], geometry[4], geometry[5]
-    if ph > kh // 2 or pw > kw // 2:
-        raise ValueError(
-            f"{name}: padding {(ph, pw)} must be at most half the kernel size {(kh, kw)}"
-        )
-    return geometry
-
 
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
     """2-D max pooling of a (N, C, H, W) input: ``(out, indices)``, both (N, C, OH, OW).
@@ -982,63 +1083,66 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
            [13, 15]]))
     """
     name = "max_pool2d_forward"
-    arr = _float_array(x, name, ndims=(4,))
-    kh, kw, sh, sw, ph, pw, _, _, oh, ow = _pool_geometry(
-        arr.shape, kernel_size, stride, padding, name)
-    out = np.empty((arr.shape[0], arr.shape[1], oh, ow), dtype=arr.dtype)
+    arr = _float_array(x, name, "x", (4,))
+    cdef Window g = _pool_geometry(arr.shape, kernel_size, stride, padding, name)
+    out = np.empty((arr.shape[0], arr.shape[1], g.oh, g.ow), dtype=arr.dtype)
     indices = np.empty(out.shape, dtype=np.int64)
-    if out.size:
-        _max_pool_forward(arr, out, indices, kh, kw, sh, sw, ph, pw)
+    if out.size == 0:
+        return out, indices
+    # an input with empty planes (H or W is 0) is never read: every window is padding
+    if arr.dtype == np.float32:
+        _max_pool_forward[float](arr, out, indices, g)
+    else:
+        _max_pool_forward[double](arr, out, indices, g)
     return out, indices
 
 
-def _max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
-                      int64_t[:, :, :, ::1] indices, int kh, int kw, int sh, int sw,
-                      int ph, int pw):
-    cdef Py_ssize_t batch = x.shape[0]
-    cdef Py_ssize_t channels = x.shape[1]
-    cdef Py_ssize_t planes = batch * channels
+cdef void _max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+                            int64_t[:, :, :, ::1] indices, Window g) noexcept:
+    cdef Py_ssize_t planes = x.shape[0] * x.shape[1]
+    cdef int threads = _threads_for(planes)
     cdef Py_ssize_t plane
     with nogil:
-        for plane in prange(planes, num_threads=_threads_for(planes), schedule="static"):
-            _max_pool_plane(&x[plane // channels, plane % channels, 0, 0],
-                            &out[plane // channels, plane % channels, 0, 0],
-                            &indices[plane // channels, plane % channels, 0, 0],
-                            x.shape[2], x.shape[3], out.shape[2], out.shape[3],
-                            kh, kw, sh, sw, ph, pw)
+        for plane in prange(planes, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
+            _max_pool_plane(x, out, indices, g, plane)
 
 
-cdef void _max_pool_plane(const floating* x, floating* out, int64_t* indices,
-                          Py_ssize_t height, Py_ssize_t width, Py_ssize_t oh, Py_ssize_t ow,
-                          int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil:
+cdef void _max_pool_plane(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+                          int64_t[:, :, :, ::1] indices, Window g,
+                          Py_ssize_t plane) noexcept nogil:
     # out[y, x] = max of the window, indices[y, x] = the flat position of its first maximum.
     # A whole output row at a time: each window offset (i, j) is compared across the row,
     # so the inner loop runs over outputs (long, vectorizable) rather than over the few
     # values of one window; visiting offsets in row-major order keeps the first maximum.
+    cdef Py_ssize_t n = plane // x.shape[1]
+    cdef Py_ssize_t c = plane % x.shape[1]
+    cdef Py_ssize_t height = x.shape[2]
+    cdef Py_ssize_t width = x.shape[3]
     cdef Py_ssize_t out_y, out_x, y0, i, j, in_y, in_x, offset, low, high
     cdef floating value
     cdef floating* best
     cdef int64_t* where
     cdef const floating* row
     cdef bint take
-    for out_y in range(oh):
-        best = out + out_y * ow
-        where = indices + out_y * ow
-        y0 = out_y * sh - ph
-        for out_x in range(ow):
+    for out_y in range(g.oh):
+        best = &out[n, c, out_y, 0]
+        where = &indices[n, c, out_y, 0]
+        y0 = out_y * g.sh - g.ph
+        for out_x in range(g.ow):
             best[out_x] = -INFINITY
-            where[out_x] = max(y0, 0) * width + max(out_x * sw - pw, 0)
-        for i in range(kh):
+            where[out_x] = max(y0, 0) * width + max(out_x * g.sw - g.pw, 0)
+        for i in range(g.kh):
             in_y = y0 + i
             if in_y < 0 or in_y >= height:
                 continue
-            row = x + in_y * width
-            for j in range(kw):
-                offset = j - pw
-                low = _first_column(offset, sw, ow)
-                high = _end_column(offset, sw, width, ow, low)
+            row = &x[n, c, in_y, 0]
+            for j in range(g.kw):
+                offset = j - g.pw
+                low = _first_column(offset, g.sw, g.ow)
+                high = _end_column(offset, g.sw, width, g.ow, low)
                 for out_x in range(low, high):
-                    in_x = out_x * sw + offset
+                    in_x = out_x * g.sw + offset
                     value = row[in_x]
                     # strictly greater keeps the first maximum; the first NaN wins
                     take = (value > best[out_x]) | (
@@ -1050,41 +1154,85 @@ cdef void _max_pool_plane(const floating* x, floating* out, int64_t* indices,
 def max_pool2d_backward(dy, indices, x_shape):
     """Gradient of max pooling: each output gradient goes to its window's maximum.
 
-    ``dy`` and ``indices`` are (N, C, OH, OW); the result has ``x_shape``.
+    ``dy`` and ``indices`` are (N, C, OH, OW); the result has ``x_shape``. Each index
+    must be a position in its (H, W) plane, ``0 <= index < H * W``.
 
     >>> max_pool2d_backward(np.ones((1, 1, 1, 1)), np.array([[[[3]]]]), (1, 1, 2, 2))[0, 0]
     array([[0., 0.],
            [0., 1.]])
     """
     name = "max_pool2d_backward"
-    grad = _float_array(dy, name, "dy", ndims=(4,))
-    idx = np.ascontiguousarray(indices, dtype=np.int64)
-    shape = tuple(int(n) for n in x_shape)
+    grad = _float_array(dy, name, "dy", (4,))
+    idx = np.asarray(indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected integer indices, got dtype {idx.dtype}")
+    shape = _x_shape(x_shape, name)
     if idx.shape != grad.shape:
         raise ValueError(f"{name}: indices have shape {idx.shape} but dy has {grad.shape}")
-    if len(shape) != 4 or shape[:2] != grad.shape[:2]:
+    if shape[:2] != grad.shape[:2]:
         raise ValueError(f"{name}: x_shape {shape} does not match dy of shape {grad.shape}")
+    # the kernel writes dx at each index: a position outside the plane would corrupt memory
     if idx.size and (idx.min() < 0 or idx.max() >= shape[2] * shape[3]):
         raise ValueError(f"{name}: indices out of range for planes of {shape[2:]}")
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
     dx = np.zeros(shape, dtype=grad.dtype)
-    if grad.size:
-        _max_pool_backward(grad, idx, dx.reshape(shape[0], shape[1], -1))
+    if grad.size == 0:
+        return dx
+    if grad.dtype == np.float32:
+        _max_pool_backward[float](grad, idx, dx.reshape(shape[0], shape[1], -1))
+    else:
+        _max_pool_backward[double](grad, idx, dx.reshape(shape[0], shape[1], -1))
     return dx
 
 
-def _max_pool_backward(const floating[:, :, :, ::1] dy, const int64_t[:, :, :, ::1] indices,
-                       floating[:, :, ::1] dx):
-    cdef Py_ssize_t batch = dy.shape[0]
-    cdef Py_ssize_t channels = dy.shape[1]
-    cdef Py_ssize_t plane, n, c, out_y, out_x
+cdef void _max_pool_backward(const floating[:, :, :, ::1] dy,
+                             const int64_t[:, :, :, ::1] indices,
+                             floating[:, :, ::1] dx) noexcept:
+    cdef Py_ssize_t planes = dy.shape[0] * dy.shape[1]
+    cdef int threads = _threads_for(planes)
+    cdef Py_ssize_t plane
     with nogil:
-        for plane in prange(batch * channels, num_threads=_threads_for(batch * channels),
-                            schedule="static"):
-            n = plane // channels
-            c = plane % channels
-            for out_y in range(dy.shape[2]):
-                for out_x in range(dy.shape[3]):
-                    dx[n, c, indices[n, c, out_y, out_x]] += dy[n, c, out_y, out_x]
+        for plane in prange(planes, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
+            _max_pool_backward_plane(dy, indices, dx, plane)
+
+
+cdef void _max_pool_backward_plane(const floating[:, :, :, ::1] dy,
+                                   const int64_t[:, :, :, ::1] indices,
+                                   floating[:, :, ::1] dx, Py_ssize_t plane) noexcept nogil:
+    # dx[n, c, indices[n, c, y, x]] += dy[n, c, y, x]
+    cdef Py_ssize_t n = plane // dy.shape[1]
+    cdef Py_ssize_t c = plane % dy.shape[1]
+    cdef Py_ssize_t out_y, out_x
+    for out_y in range(dy.shape[2]):
+        for out_x in range(dy.shape[3]):
+            dx[n, c, indices[n, c, out_y, out_x]] += dy[n, c, out_y, out_x]
+
+
+cdef struct Cell:
+    # one average-pooling window: its cells inside the input, and its divisor
+    Py_ssize_t top, bottom, left, right
+    double divisor
+
+
+cdef inline Cell _avg_cell(Window g, Py_ssize_t height, Py_ssize_t width, Py_ssize_t out_y,
+                           Py_ssize_t out_x, bint count_include_pad) noexcept nogil:
+    # the window of output (out_y, out_x) clipped to the input; its divisor counts the
+    # cells inside the padded input (include pad) or inside the input itself
+    cdef Cell cell
+    cdef Py_ssize_t y0 = out_y * g.sh - g.ph
+    cdef Py_ssize_t x0 = out_x * g.sw - g.pw
+    cdef Py_ssize_t y1 = min(y0 + g.kh, height + g.ph)
+    cdef Py_ssize_t x1 = min(x0 + g.kw, width + g.pw)
+    cell.top = max(y0, 0)
+    cell.bottom = min(y0 + g.kh, height)
+    cell.left = max(x0, 0)
+    cell.right = min(x0 + g.kw, width)
+    if count_include_pad:
+        cell.divisor = <double>((y1 - y0) * (x1 - x0))
+    else:
+        cell.divisor = <double>((min(y1, height) - cell.top) * (min(x1, width) - cell.left))
+    return cell
 
 
 def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, count_include_pad=True):
@@ -1098,50 +1246,47 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, count_include_pad
            [10.5, 12.5]])
     """
     name = "avg_pool2d_forward"
-    arr = _float_array(x, name, ndims=(4,))
-    kh, kw, sh, sw, ph, pw, _, _, oh, ow = _pool_geometry(
-        arr.shape, kernel_size, stride, padding, name)
-    out = np.empty((arr.shape[0], arr.shape[1], oh, ow), dtype=arr.dtype)
-    if out.size:
-        _avg_pool_forward(arr, out, kh, kw, sh, sw, ph, pw, bool(count_include_pad))
+    arr = _float_array(x, name, "x", (4,))
+    cdef Window g = _pool_geometry(arr.shape, kernel_size, stride, padding, name)
+    out = np.empty((arr.shape[0], arr.shape[1], g.oh, g.ow), dtype=arr.dtype)
+    if out.size == 0:
+        return out
+    # an input with empty planes (H or W is 0) is never read: every window is padding
+    if arr.dtype == np.float32:
+        _avg_pool_forward[float](arr, out, g, bool(count_include_pad))
+    else:
+        _avg_pool_forward[double](arr, out, g, bool(count_include_pad))
     return out
 
 
-cdef inline double _avg_divisor(Py_ssize_t y0, Py_ssize_t x0, int kh, int kw,
-                                Py_ssize_t height, Py_ssize_t width, int ph, int pw,
-                                bint count_include_pad) noexcept nogil:
-    # cells of the window inside the padded input (include pad) or the input itself
-    cdef Py_ssize_t y1 = min(y0 + kh, height + ph)
-    cdef Py_ssize_t x1 = min(x0 + kw, width + pw)
-    if count_include_pad:
-        return <double>((y1 - y0) * (x1 - x0))
-    return <double>((min(y1, height) - max(y0, 0)) * (min(x1, width) - max(x0, 0)))
-
-
-def _avg_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
-                      int kh, int kw, int sh, int sw, int ph, int pw, bint count_include_pad):
-    cdef Py_ssize_t batch = x.shape[0]
-    cdef Py_ssize_t channels = x.shape[1]
-    cdef Py_ssize_t height = x.shape[2]
-    cdef Py_ssize_t width = x.shape[3]
-    cdef Py_ssize_t plane, n, c, out_y, out_x, y0, x0, in_y, in_x
-    cdef double total
+cdef void _avg_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+                            Window g, bint count_include_pad) noexcept:
+    cdef Py_ssize_t planes = x.shape[0] * x.shape[1]
+    cdef int threads = _threads_for(planes)
+    cdef Py_ssize_t plane
     with nogil:
-        for plane in prange(batch * channels, num_threads=_threads_for(batch * channels),
-                            schedule="static"):
-            n = plane // channels
-            c = plane % channels
-            for out_y in range(out.shape[2]):
-                y0 = out_y * sh - ph
-                for out_x in range(out.shape[3]):
-                    x0 = out_x * sw - pw
-                    total = 0.0
-                    for in_y in range(max(y0, 0), min(y0 + kh, height)):
-                        for in_x in range(max(x0, 0), min(x0 + kw, width)):
-                            total = total + x[n, c, in_y, in_x]
-                    out[n, c, out_y, out_x] = <floating>(
-                        total / _avg_divisor(y0, x0, kh, kw, height, width, ph, pw,
-                                             count_include_pad))
+        for plane in prange(planes, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
+            _avg_pool_forward_plane(x, out, g, count_include_pad, plane)
+
+
+cdef void _avg_pool_forward_plane(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+                                  Window g, bint count_include_pad,
+                                  Py_ssize_t plane) noexcept nogil:
+    # out[n, c, y, x] = the sum of the window's cells / its divisor
+    cdef Py_ssize_t n = plane // x.shape[1]
+    cdef Py_ssize_t c = plane % x.shape[1]
+    cdef Py_ssize_t out_y, out_x, in_y, in_x
+    cdef Cell cell
+    cdef double total
+    for out_y in range(g.oh):
+        for out_x in range(g.ow):
+            cell = _avg_cell(g, x.shape[2], x.shape[3], out_y, out_x, count_include_pad)
+            total = 0.0
+            for in_y in range(cell.top, cell.bottom):
+                for in_x in range(cell.left, cell.right):
+                    total = total + x[n, c, in_y, in_x]
+            out[n, c, out_y, out_x] = <floating>(total / cell.divisor)
 
 
 def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0,
@@ -1153,41 +1298,47 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0,
            [0.25, 0.25]])
     """
     name = "avg_pool2d_backward"
-    grad = _float_array(dy, name, "dy", ndims=(4,))
-    shape = tuple(int(n) for n in x_shape)
-    if len(shape) != 4:
-        raise ValueError(f"{name}: expected x_shape (N, C, H, W), got {x_shape}")
-    kh, kw, sh, sw, ph, pw, _, _, oh, ow = _pool_geometry(
-        shape, kernel_size, stride, padding, name)
-    if grad.shape != (shape[0], shape[1], oh, ow):
+    grad = _float_array(dy, name, "dy", (4,))
+    shape = _x_shape(x_shape, name)
+    cdef Window g = _pool_geometry(shape, kernel_size, stride, padding, name)
+    if grad.shape != (shape[0], shape[1], g.oh, g.ow):
         raise ValueError(
-            f"{name}: expected dy of shape {(shape[0], shape[1], oh, ow)}, got {grad.shape}"
+            f"{name}: expected dy of shape {(shape[0], shape[1], g.oh, g.ow)}, got {grad.shape}"
         )
     dx = np.zeros(shape, dtype=grad.dtype)
-    if grad.size:
-        _avg_pool_backward(grad, dx, kh, kw, sh, sw, ph, pw, bool(count_include_pad))
+    if dx.size == 0:
+        return dx  # every window is padding
+    if grad.dtype == np.float32:
+        _avg_pool_backward[float](grad, dx, g, bool(count_include_pad))
+    else:
+        _avg_pool_backward[double](grad, dx, g, bool(count_include_pad))
     return dx
 
 
-def _avg_pool_backward(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
-                       int kh, int kw, int sh, int sw, int ph, int pw, bint count_include_pad):
-    cdef Py_ssize_t batch = dx.shape[0]
-    cdef Py_ssize_t channels = dx.shape[1]
-    cdef Py_ssize_t height = dx.shape[2]
-    cdef Py_ssize_t width = dx.shape[3]
-    cdef Py_ssize_t plane, n, c, out_y, out_x, y0, x0, in_y, in_x
-    cdef double share
+cdef void _avg_pool_backward(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
+                             Window g, bint count_include_pad) noexcept:
+    cdef Py_ssize_t planes = dx.shape[0] * dx.shape[1]
+    cdef int threads = _threads_for(planes)
+    cdef Py_ssize_t plane
     with nogil:
-        for plane in prange(batch * channels, num_threads=_threads_for(batch * channels),
-                            schedule="static"):
-            n = plane // channels
-            c = plane % channels
-            for out_y in range(dy.shape[2]):
-                y0 = out_y * sh - ph
-                for out_x in range(dy.shape[3]):
-                    x0 = out_x * sw - pw
-                    share = dy[n, c, out_y, out_x] / _avg_divisor(
-                        y0, x0, kh, kw, height, width, ph, pw, count_include_pad)
-                    for in_y in range(max(y0, 0), min(y0 + kh, height)):
-                        for in_x in range(max(x0, 0), min(x0 + kw, width)):
-                            dx[n, c, in_y, in_x] += <floating>share
+        for plane in prange(planes, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
+            _avg_pool_backward_plane(dy, dx, g, count_include_pad, plane)
+
+
+cdef void _avg_pool_backward_plane(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
+                                   Window g, bint count_include_pad,
+                                   Py_ssize_t plane) noexcept nogil:
+    # each cell of the window of (y, x) gets dy[n, c, y, x] / its divisor
+    cdef Py_ssize_t n = plane // dx.shape[1]
+    cdef Py_ssize_t c = plane % dx.shape[1]
+    cdef Py_ssize_t out_y, out_x, in_y, in_x
+    cdef Cell cell
+    cdef double share
+    for out_y in range(g.oh):
+        for out_x in range(g.ow):
+            cell = _avg_cell(g, dx.shape[2], dx.shape[3], out_y, out_x, count_include_pad)
+            share = dy[n, c, out_y, out_x] / cell.divisor
+            for in_y in range(cell.top, cell.bottom):
+                for in_x in range(cell.left, cell.right):
+                    dx[n, c, in_y, in_x] += <floating>share

@@ -9,9 +9,7 @@ the input's dtype.
 
 import numpy as np
 
-
-def _pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+from minidl import _checks
 
 
 def _as_ncs(x):
@@ -37,11 +35,6 @@ def sum_channels(x):
     """``x.sum(axis=(0, 2))`` for a (A, C, B) float array; shape (C,)."""
     x = np.asarray(x)
     return x.sum(axis=(0, 2), dtype=np.float64).astype(x.dtype)
-
-
-def row_max(x):
-    """``x.max(axis=1)`` for a (N, K) array; shape (N,)."""
-    return np.asarray(x).max(axis=1)
 
 
 def logsumexp_rows(x):
@@ -139,11 +132,11 @@ def batchnorm_backward(dy, x, mean, invstd, weight, training=True):
 # ---------------------------------------------------------------- im2col / col2im
 
 
-def _geometry(x_shape, kernel_size, stride, padding, dilation):
-    kh, kw = _pair(kernel_size)
-    sh, sw = _pair(kernel_size if stride is None else stride)
-    ph, pw = _pair(padding)
-    dh, dw = _pair(dilation)
+def _geometry(x_shape, kernel_size, stride, padding, dilation, where):
+    kh, kw = _checks.pair(kernel_size, where, "kernel_size")
+    sh, sw = _checks.pair(kernel_size if stride is None else stride, where, "stride")
+    ph, pw = _checks.pair(padding, where, "padding")
+    dh, dw = _checks.pair(dilation, where, "dilation")
     out_h = (x_shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     out_w = (x_shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     return kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w
@@ -154,7 +147,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     x = np.asarray(x)
     n, c = x.shape[:2]
     kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _geometry(
-        x.shape, kernel_size, stride, padding, dilation
+        x.shape, kernel_size, stride, padding, dilation, "im2col"
     )
     padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     cols = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
@@ -170,7 +163,7 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
     cols = np.asarray(cols)
     n, c, h, w = x_shape
     kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _geometry(
-        x_shape, kernel_size, stride, padding, dilation
+        x_shape, kernel_size, stride, padding, dilation, "col2im"
     )
     blocks = cols.reshape(c, kh, kw, n, oh, ow).transpose(3, 0, 1, 2, 4, 5)
     padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
@@ -186,7 +179,9 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
 
 def _windows(x, kernel_size, stride, padding, fill):
     """All pooling windows: (kh * kw, N, C, OH, OW), and the positions they read."""
-    kh, kw, sh, sw, ph, pw, _, _, oh, ow = _geometry(x.shape, kernel_size, stride, padding, 1)
+    kh, kw, sh, sw, ph, pw, _, _, oh, ow = _geometry(
+        x.shape, kernel_size, stride, padding, 1, "pooling"
+    )
     h, w = x.shape[2:]
     padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
     rows = np.arange(h + 2 * ph) - ph
@@ -228,7 +223,7 @@ def max_pool2d_backward(dy, indices, x_shape):
 def _divisors(x_shape, kernel_size, stride, padding, count_include_pad):
     x = np.ones(x_shape[2:], dtype=np.float64)[None, None]
     if count_include_pad:
-        ph, pw = _pair(padding)
+        ph, pw = _checks.pair(padding, "avg_pool2d", "padding")
         # cells inside the padded input; with floor-mode windows that is all of them
         x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=1.0)
         return _windows(x, kernel_size, stride, 0, 0.0)[0].sum(axis=0)

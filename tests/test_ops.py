@@ -1,6 +1,11 @@
 """The compiled kernels (minidl._ops) against their numpy references (minidl._reference),
 against PyTorch where it is installed, over shapes, dtypes and memory layouts."""
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -10,6 +15,19 @@ from minidl import _ops, _reference
 
 DTYPES = [np.float32, np.float64]
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-10}
+# Kernel and reference compute in float64 but round in different places (other
+# summation orders, fused multiply-adds), so each carries an error of a few
+# EPSILON * max|x|. Batch norm then subtracts the mean and divides by
+# sqrt(var + eps): relative to the output, that error is amplified by the data's
+# condition number max|x| / sqrt(var + eps), 1e6 for values around 1e4 with a
+# standard deviation of 0.01. A fixed tolerance fails there for some seeds (6.5e-10
+# against 1e-10) although the kernel is right; so the tolerance is the dtype's or
+# CONDITIONED_FACTOR * EPSILON * condition, whichever is larger. The factor covers
+# a handful of roundings and two summation orders over up to a few hundred values:
+# over 4000 random float64 inputs shaped like bn_inputs' the largest error of y or
+# dx was 5.5 EPSILON * condition (1.0 for the 1e4-offset data).
+EPSILON = np.finfo(np.float64).eps
+CONDITIONED_FACTOR = 32
 
 
 def _layout(array, layout):
@@ -26,9 +44,13 @@ def _layout(array, layout):
     return array
 
 
-def _close(ours, expected, dtype, what):
-    """Relative agreement at the dtype's tolerance, scaled by the expected magnitude."""
-    tolerance = TOLERANCE[np.dtype(dtype).type]
+def _close(ours, expected, dtype, what, condition=1.0):
+    """Relative agreement at the dtype's tolerance, scaled by the expected magnitude.
+
+    ``condition`` is how much the computation amplifies rounding errors in its
+    inputs (see TOLERANCE); the tolerance grows with it.
+    """
+    tolerance = max(TOLERANCE[np.dtype(dtype).type], CONDITIONED_FACTOR * EPSILON * condition)
     expected = np.asarray(expected, dtype=np.float64)
     scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
     np.testing.assert_allclose(
@@ -38,6 +60,13 @@ def _close(ours, expected, dtype, what):
         atol=tolerance * scale,
         err_msg=what,
     )
+
+
+def _bn_condition(x, eps):
+    """max |x| / sqrt(var + eps) over the channels of a batch-norm input (see TOLERANCE)."""
+    x3 = np.asarray(x, dtype=np.float64).reshape(x.shape[0], x.shape[1], -1)
+    spread = np.sqrt(x3.var(axis=(0, 2)) + eps)
+    return float(np.max(np.abs(x3).max(axis=(0, 2)) / spread))
 
 
 def _random(shape, dtype, seed, offset=0.0, spread=1.0):
@@ -97,16 +126,15 @@ def test_float32_sums_accumulate_in_double():
     seed=seeds,
     spread=st.sampled_from([1.0, 100.0]),
 )
-def test_row_max_and_logsumexp(rows, cols, dtype, layout, seed, spread):
+def test_logsumexp_rows(rows, cols, dtype, layout, seed, spread):
     x = _layout(_random((rows, cols), dtype, seed, spread=spread), layout)
-    np.testing.assert_array_equal(_ops.row_max(x), _reference.row_max(x))
     _close(_ops.logsumexp_rows(x), _reference.logsumexp_rows(x), dtype, "logsumexp_rows")
 
 
-def test_row_max_propagates_nan():
+def test_logsumexp_rows_propagates_nan():
     x = np.array([[1.0, np.nan, 3.0], [1.0, 2.0, 0.0]])
-    result = _ops.row_max(x)
-    assert np.isnan(result[0]) and result[1] == 2.0
+    result = _ops.logsumexp_rows(x)
+    assert np.isnan(result[0]) and result[1] == _reference.logsumexp_rows(x[1:])[0]
 
 
 # ---------------------------------------------------------------- softmax cross-entropy
@@ -143,8 +171,8 @@ def test_cross_entropy_refuses_bad_labels():
         _ops.softmax_xent_forward(logits, np.array([0, 1, 2]))
     with pytest.raises(TypeError, match="integer class labels"):
         _ops.softmax_xent_forward(logits, np.array([0.0, 1.0]))
-    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\]"):
-        _ops.softmax_xent_forward(logits, np.array([0, 1]), label_smoothing=1.5)
+    with pytest.raises(ValueError, match="label -1 is out of range"):
+        _ops.softmax_xent_backward(logits, np.array([-1, 1]), np.zeros(2), 1.0)
 
 
 # ---------------------------------------------------------------- batch normalization
@@ -187,10 +215,11 @@ def test_batchnorm_forward_train(inputs, momentum, eps):
         x, weight, bias, *expected_running, momentum, eps, 3
     )
     assert ours[0].dtype == x.dtype and ours[0].shape == x.shape
+    condition = _bn_condition(x, eps)
     for name, a, b in zip(["y", "mean", "invstd"], ours, expected):
-        _close(a, b, x.dtype if name == "y" else np.float64, name)
+        _close(a, b, x.dtype if name == "y" else np.float64, name, condition)
     for name, a, b in zip(["running_mean", "running_var"], running, expected_running):
-        _close(a, b, x.dtype, name)
+        _close(a, b, x.dtype, name, condition)
 
 
 @given(inputs=bn_inputs(), eps=st.sampled_from([1e-5, 1e-3]))
@@ -200,7 +229,10 @@ def test_batchnorm_forward_eval(inputs, eps):
     mean = rng.standard_normal(x.shape[1]).astype(x.dtype) + x.mean()
     var = rng.uniform(0.5, 2.0, x.shape[1]).astype(x.dtype)
     ours = _ops.batchnorm_forward_eval(x, weight, bias, mean, var, eps)
-    _close(ours, _reference.batchnorm_forward_eval(x, weight, bias, mean, var, eps), x.dtype, "y")
+    expected = _reference.batchnorm_forward_eval(x, weight, bias, mean, var, eps)
+    # normalized by the running variance here, not the batch's
+    condition = float(np.abs(x).max(initial=0.0) / np.sqrt(var.min() + eps))
+    _close(ours, expected, x.dtype, "y", condition)
 
 
 @given(inputs=bn_inputs(), training=st.booleans(), layout=layouts)
@@ -211,14 +243,22 @@ def test_batchnorm_backward(inputs, training, layout):
     ours = _ops.batchnorm_backward(dy, x, mean, invstd, weight, training)
     expected = _reference.batchnorm_backward(dy, x, mean, invstd, weight, training)
     assert ours[0].dtype == x.dtype
+    condition = _bn_condition(x, 1e-5)  # the eps of the forward that gave mean, invstd
     for name, a, b in zip(["dx", "dweight", "dbias"], ours, expected):
-        _close(a, b, x.dtype, name)
+        _close(a, b, x.dtype, name, condition)
 
 
 @pytest.mark.parametrize("shape", [(1, 3), (1, 2, 1), (1, 4, 1, 1)])
-def test_batchnorm_training_needs_more_than_one_value_per_channel(shape):
+def test_batchnorm_running_variance_needs_more_than_one_value_per_channel(shape):
+    # the unbiased variance divides by M - 1; without running statistics the kernel
+    # leaves the rule to nn.functional.batch_norm
+    channels = shape[1]
     with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
-        _ops.batchnorm_forward_train(np.ones(shape), None, None, None, None)
+        _ops.batchnorm_forward_train(
+            np.ones(shape), None, None, np.zeros(channels), np.ones(channels)
+        )
+    y, mean, _ = _ops.batchnorm_forward_train(np.ones(shape), None, None, None, None)
+    assert not y.any() and (mean == 1.0).all()
 
 
 def test_batchnorm_momentum_none_is_a_cumulative_average():
@@ -347,7 +387,6 @@ def test_avg_pool(case, count_include_pad):
 CALLS = {
     "sum_leading": lambda x: _ops.sum_leading(x),
     "sum_channels": lambda x: _ops.sum_channels(x),
-    "row_max": lambda x: _ops.row_max(x),
     "logsumexp_rows": lambda x: _ops.logsumexp_rows(x),
     "softmax_xent_forward": lambda x: _ops.softmax_xent_forward(x, np.zeros(len(x), int)),
     "batchnorm_forward_train": lambda x: _ops.batchnorm_forward_train(x, None, None, None, None),
@@ -384,7 +423,6 @@ def _all_kernels(dtype):
     results = [
         _ops.sum_leading(rows),
         _ops.sum_channels(big.reshape(16, 12, -1)),
-        _ops.row_max(rows),
         _ops.logsumexp_rows(rows),
     ]
     loss, lse = _ops.softmax_xent_forward(rows, labels, 0.1)
@@ -417,6 +455,42 @@ def test_same_bits_with_one_and_two_threads(dtype):
         _ops.set_num_threads(before)
     for i, (a, b) in enumerate(zip(single, double)):
         assert a.tobytes() == b.tobytes(), f"result {i} differs between 1 and 2 threads"
+
+
+FORKED_CHILDREN = textwrap.dedent(
+    """
+    import multiprocessing
+    import numpy as np
+    from minidl import _ops
+
+    def work(seed):
+        x = np.random.default_rng(seed).standard_normal((64, 32, 28, 28)).astype(np.float32)
+        return float(_ops.batchnorm_forward_train(x, None, None, None, None)[1][0])
+
+    def one_thread():
+        _ops.set_num_threads(1)
+
+    if __name__ == "__main__":
+        _ops.set_num_threads(2)
+        work(0)  # the parent starts libgomp's worker threads
+        pool = multiprocessing.get_context("fork").Pool(2, initializer=one_thread)
+        print(len(pool.map_async(work, [1, 2, 3, 4]).get(timeout=30)))
+        pool.close()
+        pool.join()
+    """
+)
+
+
+@pytest.mark.skipif(not _ops.openmp_enabled() or os.name != "posix", reason="OpenMP and fork")
+def test_forked_children_with_one_thread_do_not_hang(tmp_path):
+    # libgomp's thread pool does not survive fork: a child that starts worker threads
+    # waits for them forever. With one thread the kernels start none.
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED_CHILDREN)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=90
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "4", result.stderr
 
 
 def test_thread_count_must_be_positive():
