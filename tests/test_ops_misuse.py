@@ -166,6 +166,7 @@ CASES = {
         lambda: _ops.avg_pool2d_backward(np.ones((3, 2, 2)), x4.shape, 2),
     ],
     "openmp_enabled": [lambda: _ops.openmp_enabled(1)],
+    "build_flags": [lambda: _ops.build_flags(1)],
     "get_num_threads": [lambda: _ops.get_num_threads(1)],
     "set_num_threads": [
         lambda: _ops.set_num_threads(0),
