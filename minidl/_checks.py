@@ -75,10 +75,10 @@ def values_per_channel(shape, where=None):
 def class_labels(labels, rows, classes, where):
     """(N,) integer class labels, each in [0, classes), as a C-contiguous int64 array.
 
-    ``labels`` is an array or anything with a ``.data`` array (a Tensor); the
+    ``labels`` is an array or a Tensor; the
     range is checked because kernels index with the labels.
     """
-    array = np.asarray(getattr(labels, "data", labels))
+    array = np.asarray(labels)
     if array.dtype.kind not in "iu":
         raise TypeError(f"{where}: expected integer class labels, got dtype {array.dtype}")
     if array.shape != (rows,):

@@ -138,7 +138,10 @@ class Div(_SavesBoth):
 class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
-        out = _broadcasting("pow", np.power, a, b)
+        try:
+            out = _broadcasting("pow", np.power, a, b)
+        except ValueError as error:  # numpy's "Integers to negative integer powers ..."
+            raise RuntimeError(f"pow: {error}") from None
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -225,6 +228,8 @@ class Sum(Function):
         axes = _normalize_axes(axis, x.ndim, "sum")
         ctx.shape, ctx.axes = x.shape, axes
         out = sum_axes(x, axes) if x.dtype.kind == "f" else np.sum(x, axis=axes)
+        if out is x:
+            out = x.copy()  # nothing to reduce (a 0-d tensor): still a new tensor
         return np.reshape(out, _keepdims_shape(x.shape, axes)) if keepdims else out
 
     @staticmethod
@@ -524,6 +529,14 @@ Floor = _elementwise("Floor", np.floor, _no_gradient, saves_output=False)
 Ceil = _elementwise("Ceil", np.ceil, _no_gradient, saves_output=False)
 Round = _elementwise("Round", np.round, _no_gradient, saves_output=False)  # half to even
 Trunc = _elementwise("Trunc", np.trunc, _no_gradient, saves_output=False)
+# the standard deviation's square root: zero gradient where the variance is zero, as torch
+SqrtZeroSafe = _elementwise(
+    "Sqrt",
+    np.sqrt,
+    lambda grad, out: np.where(out == 0, 0, grad / np.where(out == 0, 1, 2 * out)).astype(
+        grad.dtype
+    ),
+)
 
 
 class Clip(Function):
@@ -579,23 +592,24 @@ class Where(Function):
 class _Extreme2(_SavesBoth):
     """Element-wise maximum or minimum of two tensors; a tie splits the gradient in half."""
 
-    wins = None
+    loses = None
 
     @classmethod
     def input_grads(cls, grad, a, b, need_a, need_b):
-        tie = np.equal(a, b) * grad.dtype.type(0.5)
+        # torch's rule: an operand gets the gradient unless it loses (so a NaN gets it)
+        half = np.equal(a, b) * grad.dtype.type(0.5)
         return (
-            grad * (cls.wins(a, b) + tie) if need_a else None,
-            grad * (cls.wins(b, a) + tie) if need_b else None,
+            grad * (1 - cls.loses(a, b) - half) if need_a else None,
+            grad * (1 - cls.loses(b, a) - half) if need_b else None,
         )
 
 
 class Maximum(_Extreme2):
-    name, ufunc, wins = "maximum", staticmethod(np.maximum), staticmethod(np.greater)
+    name, ufunc, loses = "maximum", staticmethod(np.maximum), staticmethod(np.less)
 
 
 class Minimum(_Extreme2):
-    name, ufunc, wins = "minimum", staticmethod(np.minimum), staticmethod(np.less)
+    name, ufunc, loses = "minimum", staticmethod(np.minimum), staticmethod(np.greater)
 
 
 class Remainder(_SavesBoth):
@@ -603,14 +617,26 @@ class Remainder(_SavesBoth):
 
     name, ufunc = "remainder", staticmethod(np.remainder)
 
+    @classmethod
+    def forward(cls, ctx, a, b):
+        _integer_divisor("remainder", a, b)
+        return super().forward(ctx, a, b)
+
     @staticmethod
     def input_grads(grad, a, b, need_a, need_b):
         return grad, (-grad * np.floor_divide(a, b) if need_b else None)
 
 
+def _integer_divisor(name, a, b):
+    """Refuse an integer division by zero (numpy would give 0), as Python and torch do."""
+    if np.result_type(a, b).kind in "iub" and np.any(np.equal(b, 0)):
+        raise ZeroDivisionError(f"{name}: integer division by zero")
+
+
 class FloorDivide(Function):
     @staticmethod
     def forward(ctx, a, b):
+        _integer_divisor("floor_divide", a, b)
         return _broadcasting("floor_divide", np.floor_divide, a, b)
 
     @staticmethod
@@ -681,6 +707,27 @@ class LogSumExp(Function):
     def backward(ctx, grad):
         x, kept = ctx.saved_tensors
         return np.reshape(grad, ctx.shape_kept) * np.exp(x - kept)
+
+
+class NormP(Function):
+    """``sum(|x|**p) ** (1/p)`` over axes; its gradient at a zero vector is zero (as torch)."""
+
+    @staticmethod
+    def forward(ctx, x, p, axis=None, keepdims=False):
+        axes = _normalize_axes(axis, x.ndim, "norm")
+        out = np.sum(np.abs(x) ** p, axis=axes, keepdims=True) ** (1.0 / p)
+        ctx.save_for_backward(x, out)
+        ctx.p = p
+        shape = [n for i, n in enumerate(x.shape) if i not in axes]
+        return np.asarray(out if keepdims else np.reshape(out, shape), dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved_tensors
+        p = ctx.p
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(out == 0, 0, np.reshape(grad, out.shape) / out ** (p - 1))
+        return (np.sign(x) * np.abs(x) ** (p - 1) * scale).astype(x.dtype), None
 
 
 class Norm2(Function):
@@ -830,7 +877,7 @@ class Flip(Function):
     @staticmethod
     def forward(ctx, x, axes):
         ctx.axes = axes
-        return np.flip(x, axes)
+        return np.flip(x, axes).copy()  # a copy, as torch.flip
 
     @staticmethod
     def backward(ctx, grad):
@@ -887,10 +934,13 @@ class Einsum(Function):
             present = "".join(c for c in letters if c in known)
             spec = ",".join([ctx.output] + [s for s, _ in others]) + "->" + present
             partial = np.einsum(spec, grad, *[op for _, op in others])
-            # letters summed away in this operand alone come back by broadcasting
-            shape = [ctx.shapes[i][k] if c in known else 1 for k, c in enumerate(letters)]
-            partial = np.reshape(partial, shape)
-            grads.append(np.broadcast_to(partial, ctx.shapes[i]).copy())
+            # letters summed away in this operand alone come back by broadcasting, and
+            # dims this operand had as 1 (broadcast against the others) are summed back
+            sizes = dict(zip(present, partial.shape))
+            shape = [sizes.get(c, 1) for c in letters]
+            full = [sizes.get(c, ctx.shapes[i][k]) for k, c in enumerate(letters)]
+            partial = np.broadcast_to(np.reshape(partial, shape), full)
+            grads.append(np.array(unbroadcast(partial, ctx.shapes[i]), copy=True))
         return tuple(grads)
 
 

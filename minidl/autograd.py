@@ -11,6 +11,7 @@ one saved once it has been used, unless asked to retain the graph.
 """
 
 import functools
+import inspect
 import threading
 
 import numpy as np
@@ -74,6 +75,22 @@ class _GradMode:
 
     def __call__(self, func):
         mode = self.enabled
+        if inspect.isgeneratorfunction(func):
+
+            @functools.wraps(func)
+            def generator(*args, **kwargs):
+                # the mode holds while the generator's body runs, not while its caller does
+                with set_grad_enabled(mode):
+                    inner = func(*args, **kwargs)
+                while True:
+                    with set_grad_enabled(mode):
+                        try:
+                            value = next(inner)
+                        except StopIteration as stop:
+                            return stop.value
+                    yield value
+
+            return generator
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
@@ -138,6 +155,10 @@ class set_grad_enabled(_GradMode):
 
     def __enter__(self):
         return self
+
+    def __call__(self, func):
+        _set_grad_enabled(self._previous)  # decorating does not change the mode, as in torch
+        return super().__call__(func)
 
 
 def _modified_error(shape, dtype, function, expected, found):
@@ -265,7 +286,7 @@ class Function:
         for arg in args:
             if isinstance(arg, Tensor):
                 arrays.append(arg._data)
-                needs.append(arg.requires_grad)
+                needs.append(arg._requires_grad)
                 tensors.append(arg)
             else:
                 arrays.append(arg)
@@ -299,7 +320,7 @@ class Function:
             if ctx._saved:
                 ctx._record_versions([*tensors, out])
             out._ctx = ctx
-            out.requires_grad = True
+            out._requires_grad = True
         return out
 
 
@@ -330,34 +351,49 @@ def _topological_order(root_ctxs):
     return order
 
 
+class HookHandle:
+    """What ``register_hook`` returns: ``remove()`` unregisters the hook."""
+
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        """Unregister the hook (a second call does nothing)."""
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
 def _run_hooks(hooks, grad):
-    for hook in hooks:
+    for hook in list(hooks):
         changed = hook(Tensor._wrap(grad))
         if changed is not None:
             changed = changed._data if isinstance(changed, Tensor) else np.asarray(changed)
-            if changed.shape != grad.shape:
+            if changed.shape != grad.shape or changed.dtype != grad.dtype:
                 raise RuntimeError(
-                    f"hook {hook!r} returned a gradient of shape {changed.shape}; "
-                    f"expected {grad.shape}"
+                    f"hook {hook!r} returned a gradient of shape {changed.shape} and dtype "
+                    f"{changed.dtype}; expected shape {grad.shape} and dtype {grad.dtype}"
                 )
-            grad = changed.astype(grad.dtype, copy=False)
+            grad = changed
     return grad
 
 
 def _accumulate_leaf(tensor, grad):
-    """Add ``grad`` into a leaf tensor's ``.grad`` (a fresh array the first time)."""
+    """Add ``grad`` (the leaf's whole gradient from this backward) into its ``.grad``.
+
+    The leaf's hooks see that whole gradient once, as in PyTorch.
+    """
     if tensor._hooks:
         grad = _run_hooks(tensor._hooks, grad)
     if tensor._grad is None:
         tensor._grad = Tensor._wrap(np.array(grad, dtype=tensor.dtype, copy=True))
     else:
-        tensor._grad._data = tensor._grad._data + grad
+        np.add(tensor._grad._data, grad, out=tensor._grad._data, casting="unsafe")
 
 
 def _initial_grad(tensor, grad, where):
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{where}: expected Tensors to differentiate, got {type(tensor).__name__}")
-    if not tensor.requires_grad:
+    if not tensor._requires_grad:
         raise RuntimeError(
             f"{where}: element 0 of tensors does not require grad and does not have a grad_fn "
             "(did you create it under no_grad, or from inputs that do not require grad?)"
@@ -389,30 +425,31 @@ def backward(tensor, grad=None, retain_graph=False):
 def _walk(roots, retain_graph, capture=None):
     """Propagate gradients from ``roots`` ((tensor, grad) pairs) back through the graph.
 
-    Without ``capture`` every leaf that requires grad accumulates into ``.grad``.
-    With ``capture`` (a dict from id(leaf tensor or context) to a list slot) the
-    gradients of those nodes are collected there instead, and no ``.grad`` changes.
+    Without ``capture`` every leaf that requires grad accumulates into ``.grad``,
+    once, with the sum of what reached it. With ``capture`` (a dict from id(leaf
+    tensor or context) to a list) the gradients of those nodes are collected there
+    instead (before their hooks, as torch.autograd.grad does), and no leaf's
+    ``.grad`` changes.
     """
     pending = {}
+    leaves = {}
     root_ctxs = []
     for tensor, grad in roots:
-        node = tensor._ctx if tensor._ctx is not None else tensor
-        if capture is None and tensor._ctx is None:
-            _accumulate_leaf(tensor, grad)
-            continue
-        _add(pending, node, grad)
-        if tensor._ctx is not None:
+        if tensor._ctx is None:
+            _add(leaves, tensor, grad, keep=True)
+        else:
+            _add(pending, tensor._ctx, grad)
             root_ctxs.append(tensor._ctx)
     with no_grad():
         for ctx in _topological_order(root_ctxs):
             out_grad = pending.pop(id(ctx), None)
             if out_grad is None:
                 continue
-            if ctx._hooks:
-                out_grad = _run_hooks(ctx._hooks, out_grad)
             if capture is not None and id(ctx) in capture:
                 capture[id(ctx)].append(out_grad)
-            if ctx._retained is not None and capture is None:
+            if ctx._hooks:
+                out_grad = _run_hooks(ctx._hooks, out_grad)
+            if ctx._retained is not None:
                 kept = ctx._retained()
                 if kept is not None:
                     _accumulate_leaf(kept, out_grad)
@@ -426,7 +463,7 @@ def _walk(roots, retain_graph, capture=None):
                     f"but forward took {len(inputs)} inputs"
                 )
             for parent, edge, parent_grad in zip(inputs, ctx.edges, input_grads):
-                if parent_grad is None or edge is None or not parent.requires_grad:
+                if parent_grad is None or edge is None or not parent._requires_grad:
                     continue
                 if isinstance(parent_grad, Tensor):
                     parent_grad = parent_grad._data
@@ -440,24 +477,25 @@ def _walk(roots, retain_graph, capture=None):
                     parent_grad = parent_grad.astype(parent.dtype)
                 if isinstance(edge, Context):
                     _add(pending, edge, parent_grad)
-                elif capture is None:
-                    _accumulate_leaf(edge, parent_grad)
-                elif id(edge) in capture:
-                    if edge._hooks:
-                        parent_grad = _run_hooks(edge._hooks, parent_grad)
-                    capture[id(edge)].append(parent_grad)
+                else:
+                    _add(leaves, edge, parent_grad, keep=True)
             if not retain_graph:
                 ctx._release()
-        if capture is not None:
-            for tensor, _ in roots:  # a root that is itself a captured leaf
-                if tensor._ctx is None and id(tensor) in capture:
-                    capture[id(tensor)].append(pending.pop(id(tensor)))
+    for tensor, grad in leaves.values():
+        if capture is None:
+            _accumulate_leaf(tensor, grad)
+        elif id(tensor) in capture:
+            capture[id(tensor)].append(grad)
 
 
-def _add(pending, node, grad):
+def _add(pending, node, grad, keep=False):
+    """Sum ``grad`` into ``pending[id(node)]`` (with ``keep``, as a (node, sum) pair)."""
     key = id(node)
     previous = pending.get(key)
-    pending[key] = grad if previous is None else previous + grad
+    if keep:
+        pending[key] = (node, grad if previous is None else previous[1] + grad)
+    else:
+        pending[key] = grad if previous is None else previous + grad
 
 
 def grad(
@@ -498,7 +536,7 @@ def grad(
         )
     capture = {}
     for tensor in inputs:
-        if not isinstance(tensor, Tensor) or not tensor.requires_grad:
+        if not isinstance(tensor, Tensor) or not tensor._requires_grad:
             raise RuntimeError(
                 "autograd.grad: One of the differentiated Tensors does not require grad"
             )

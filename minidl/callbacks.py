@@ -263,7 +263,7 @@ class TerminateOnNaN(Callback):
 
     def on_batch_end(self, step, logs=None):
         for name, parameter in self.trainer.model.named_parameters():
-            if not np.all(np.isfinite(parameter.data)):
+            if not np.all(np.isfinite(parameter.numpy())):
                 self._restore_and_raise(f"the update made parameter {name} non-finite")
 
 
@@ -293,7 +293,7 @@ class ActivationStats(Callback):
     def _hook(self, module, inputs, output):
         if not self._pending or not module.training:
             return None
-        values = inputs[0].data
+        values = inputs[0].numpy()
         if self.unit is not None:
             values = values[:, self.unit]
         self.records.append(

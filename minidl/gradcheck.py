@@ -45,7 +45,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
                 "central differences need float64 precision",
                 stacklevel=2,
             )
-            value = Tensor(value.data.astype(np.float64), requires_grad=value.requires_grad)
+            value = Tensor._of(value.numpy().astype(np.float64), value.requires_grad)
         checked.append(value)
     inputs = tuple(checked)
     wanted = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
@@ -59,7 +59,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     def projected():
         with no_grad():
             values = _outputs(fn(*inputs))
-        return float(np.sum([np.sum(out.data * v) for out, v in zip(values, directions)]))
+        return float(np.sum([np.sum(out.numpy() * v) for out, v in zip(values, directions)]))
 
     saved_grads = {i: inputs[i].grad for i in wanted}
     for i in wanted:
@@ -68,14 +68,14 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     for out, v in differentiable:
         out.backward(v.astype(out.dtype), retain_graph=True)
     analytic = {
-        i: np.zeros(inputs[i].shape) if inputs[i].grad is None else inputs[i].grad.data.copy()
+        i: np.zeros(inputs[i].shape) if inputs[i].grad is None else inputs[i].grad.numpy().copy()
         for i in wanted
     }
     for i in wanted:
         inputs[i].grad = saved_grads[i]
 
     for i in wanted:
-        data = inputs[i].data
+        data = inputs[i].numpy()
         for flat in range(data.size):
             index = np.unravel_index(flat, data.shape) if data.ndim else ()
             original = data[index]

@@ -36,7 +36,7 @@ def _digest(array):
 def _encode(obj, arrays, where):
     """The JSON form of ``obj``; arrays are moved into ``arrays`` and referenced by name."""
     if isinstance(obj, Tensor):
-        obj = obj.data
+        obj = obj.numpy()
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind not in "biuf":
             raise TypeError(

@@ -75,11 +75,13 @@ def _as_dtype(dtype):
 
 
 def _dims(dim, axis, where):
-    """``dim`` under torch's name or numpy's ``axis`` (not both)."""
+    """``dim`` under torch's name or numpy's ``axis`` (not both); an empty list means all."""
     if axis is not None:
         if dim is not None:
             raise TypeError(f"{where}: give dim or axis, not both")
-        return axis
+        dim = axis
+    if isinstance(dim, (tuple, list)) and not dim:
+        return None  # torch reduces over every dim for dim=()
     return dim
 
 
@@ -116,13 +118,34 @@ class Tensor:
     __array_priority__ = 1000  # numpy defers to Tensor's reflected operators
     __hash__ = object.__hash__  # == is element-wise, so the default hash must be kept
 
-    def __init__(self, data, requires_grad=False):
-        array = data._data if isinstance(data, Tensor) else np.asarray(data)
-        _check_dtype(array.dtype, "Tensor")
+    def __init__(self, *data, requires_grad=False):
+        # torch.Tensor's legacy constructor: Tensor(2, 3) is a (2, 3) tensor of the default
+        # float dtype (zeros here, not uninitialized memory); Tensor([1, 2]) and
+        # Tensor(array) hold the values in the default float dtype; Tensor(tensor) shares
+        if len(data) == 1 and isinstance(data[0], Tensor):
+            array = data[0]._data
+        elif data and builtins.all(_is_int(n) for n in data):
+            array = np.zeros(tuple(int(n) for n in data), dtype=get_default_dtype())
+        elif len(data) == 1:
+            try:
+                array = np.array(_plain(data[0]), dtype=get_default_dtype())
+            except (TypeError, ValueError) as error:
+                message = f"Tensor: cannot make a float tensor from the data ({error})"
+                raise TypeError(message) from None
+        elif not data:
+            array = np.zeros((0,), dtype=get_default_dtype())
+        else:
+            raise TypeError(
+                f"Tensor: expected sizes (ints) or one sequence of numbers, got {data!r:.80}"
+            )
+        self._init(array, requires_grad)
+
+    def _init(self, array, requires_grad=False):
+        _check_dtype(array.dtype, type(self).__name__)
         self._data = array
         self._grad = None
         self._ctx = None
-        self.requires_grad = False
+        self._requires_grad = False
         self._version_box = [0]  # shared with the views of this tensor
         self._base = None  # the tensor this one is a view of
         self._hooks = None
@@ -130,13 +153,20 @@ class Tensor:
             self.requires_grad_(True)
 
     @classmethod
+    def _of(cls, array, requires_grad=False):
+        """A tensor around a numpy ``array``, keeping its dtype (checked)."""
+        tensor = cls.__new__(cls)
+        Tensor._init(tensor, np.asarray(array), requires_grad)
+        return tensor
+
+    @classmethod
     def _wrap(cls, array):
         """A tensor around ``array`` with no checks: for results the framework made."""
         tensor = cls.__new__(cls)
-        tensor._data = array
+        tensor._data = array if type(array) is np.ndarray else np.asarray(array)
         tensor._grad = None
         tensor._ctx = None
-        tensor.requires_grad = False
+        tensor._requires_grad = False
         tensor._version_box = [0]
         tensor._base = None
         tensor._hooks = None
@@ -145,13 +175,20 @@ class Tensor:
     # ------------------------------------------------------------------ data and grad
     @property
     def data(self):
-        """The numpy array holding the values (shared, not copied).
+        """This tensor's values as a tensor outside of autograd, as in PyTorch.
 
-        Assigning it takes a Tensor or array of the same shape and keeps this
-        tensor's dtype, as in PyTorch; it is not recorded for autograd, so it is
-        how parameters are changed outside of the graph (``p.data -= lr * p.grad``).
+        It shares the memory but not the graph or the version counter: changes made
+        through it are invisible to autograd (``p.data -= lr * p.grad``). Assigning
+        it takes a Tensor or array of the same shape and keeps this tensor's dtype.
+        ``numpy()`` gives the numpy array itself.
+
+        >>> w = minidl.ones(2, requires_grad=True)
+        >>> w.data.mul_(3)
+        tensor([3., 3.])
+        >>> w
+        tensor([3., 3.], requires_grad=True)
         """
-        return self._data
+        return Tensor._wrap(self._data)
 
     @data.setter
     def data(self, value):
@@ -183,9 +220,11 @@ class Tensor:
                 f"assigned grad has data of a different size: {array.shape}, the tensor has "
                 f"shape {self._data.shape}"
             )
-        if array.dtype.kind != "f":
-            raise TypeError(f"grad: expected a float gradient, got dtype {array.dtype}")
-        array = np.asarray(array, dtype=self._data.dtype)
+        if array.dtype != self._data.dtype:
+            raise RuntimeError(
+                f"assigned grad has data of a different type: {array.dtype}, the tensor is "
+                f"{self._data.dtype}"
+            )
         self._grad = (
             value
             if isinstance(value, Tensor) and value.dtype == array.dtype
@@ -257,18 +296,29 @@ class Tensor:
 
     def requires_grad_(self, requires_grad=True):
         """Set whether gradients are computed for this leaf tensor; returns self."""
-        if requires_grad and self.data.dtype not in _FLOAT_DTYPES:
+        if requires_grad and self._data.dtype not in _FLOAT_DTYPES:
             raise TypeError(
                 f"requires_grad: only float32 and float64 tensors can require gradients, "
                 f"this one is {self.data.dtype}"
             )
         if not requires_grad and self._ctx is not None:
             raise RuntimeError(
-                "requires_grad_: this tensor is the result of a recorded operation; "
-                "use .detach() to get a tensor that does not require grad"
+                "you can only change requires_grad flags of leaf variables. If you want to use "
+                "a computed variable in a subgraph that doesn't require differentiation use "
+                "var_no_grad = var.detach()."
             )
-        self.requires_grad = bool(requires_grad)
+        self._requires_grad = bool(requires_grad)
         return self
+
+    @property
+    def requires_grad(self):
+        """Whether gradients are computed for this tensor (settable on leaves, as in torch)."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if bool(value) != self._requires_grad:
+            self.requires_grad_(bool(value))
 
     def retain_grad(self):
         """Keep ``.grad`` for this non-leaf tensor after backward (leaves always keep it)."""
@@ -285,7 +335,7 @@ class Tensor:
         >>> w.grad
         tensor([20., 20.])
         """
-        if not self.requires_grad:
+        if not self._requires_grad:
             raise RuntimeError(
                 "register_hook: cannot register a hook on a tensor that doesn't require gradient"
             )
@@ -293,7 +343,7 @@ class Tensor:
         if owner._hooks is None:
             owner._hooks = []
         owner._hooks.append(hook)
-        return hook
+        return _autograd.HookHandle(owner._hooks, hook)
 
     # ------------------------------------------------------------------ conversions
     def numpy(self):
@@ -343,7 +393,7 @@ class Tensor:
         False
         """
         self._ctx = None
-        self.requires_grad = False
+        self._requires_grad = False
         return self
 
     def clone(self):
@@ -424,6 +474,11 @@ class Tensor:
     def __int__(self):
         return int(self.item())
 
+    def __format__(self, spec):
+        if spec and self._data.size == 1:
+            return format(self._data.item(), spec)
+        return format(repr(self), spec)
+
     def __index__(self):
         if self._data.size != 1 or self._data.dtype.kind not in "iu":
             raise TypeError("only integer tensors of a single element can be used as an index")
@@ -440,7 +495,7 @@ class Tensor:
             extras.append(f"dtype={self._data.dtype}")
         if self._ctx is not None:
             extras.append(f"grad_fn=<{self._ctx.function.__name__}>")
-        elif self.requires_grad:
+        elif self._requires_grad:
             extras.append("requires_grad=True")
         return prefix + body + "".join(", " + e for e in extras) + ")"
 
@@ -630,6 +685,138 @@ class Tensor:
     def __itruediv__(self, other):
         return self._in_place(_F.Div, other, floats=True)
 
+    def __ipow__(self, other):
+        return self._in_place(_F.Pow, other)
+
+    def __ifloordiv__(self, other):
+        return self._in_place(_F.FloorDivide, other)
+
+    def __imod__(self, other):
+        return self._in_place(_F.Remainder, other)
+
+    def __iand__(self, other):
+        return self._assign(self._bitwise(np.bitwise_and, other))
+
+    def __ior__(self, other):
+        return self._assign(self._bitwise(np.bitwise_or, other))
+
+    def __ixor__(self, other):
+        return self._assign(self._bitwise(np.bitwise_xor, other))
+
+    def pow_(self, exponent):
+        """In-place ``self **= exponent``; returns self.
+
+        >>> minidl.tensor([2.0, 3.0]).pow_(2)
+        tensor([4., 9.])
+        """
+        return self._in_place(_F.Pow, exponent)
+
+    def neg_(self):
+        """In-place negation; returns self.
+
+        >>> minidl.ones(2).neg_()
+        tensor([-1., -1.])
+        """
+        return self._in_place(_F.Neg)
+
+    def exp_(self):
+        """In-place :meth:`exp`; returns self.
+
+        >>> minidl.zeros(1).exp_()
+        tensor([1.])
+        """
+        return self._in_place(_F.Exp)
+
+    def log_(self):
+        """In-place :meth:`log`; returns self.
+
+        >>> minidl.ones(1).log_()
+        tensor([0.])
+        """
+        return self._in_place(_F.Log)
+
+    def sqrt_(self):
+        """In-place :meth:`sqrt`; returns self.
+
+        >>> minidl.tensor([4.0]).sqrt_()
+        tensor([2.])
+        """
+        return self._in_place(_F.Sqrt)
+
+    def abs_(self):
+        """In-place :meth:`abs`; returns self.
+
+        >>> minidl.tensor([-2.0]).abs_()
+        tensor([2.])
+        """
+        return self._in_place(_F.Abs)
+
+    def relu_(self):
+        """In-place :meth:`relu`; returns self.
+
+        >>> minidl.tensor([-2.0, 1.0]).relu_()
+        tensor([0., 1.])
+        """
+        return self._in_place(_F.ReLU)
+
+    def sigmoid_(self):
+        """In-place :meth:`sigmoid`; returns self.
+
+        >>> minidl.zeros(1).sigmoid_()
+        tensor([0.5])
+        """
+        return self._in_place(_F.Sigmoid)
+
+    def tanh_(self):
+        """In-place :meth:`tanh`; returns self.
+
+        >>> minidl.zeros(1).tanh_()
+        tensor([0.])
+        """
+        return self._in_place(_F.Tanh)
+
+    def masked_fill_(self, mask, value):
+        """In-place :meth:`masked_fill`; returns self.
+
+        >>> minidl.ones(2).masked_fill_(minidl.tensor([True, False]), 0.0)
+        tensor([0., 1.])
+        """
+        mask = np.asarray(_plain(mask))
+        if mask.dtype != np.bool_:
+            raise TypeError(f"masked_fill_: expected a bool mask, got dtype {mask.dtype}")
+        index = np.broadcast_to(mask, self.shape) if mask.shape != self.shape else mask
+        return self._in_place(_F.IndexPut, _fill_value(value, self.dtype), index=index.copy())
+
+    def scatter_(self, dim, index, src=None, *, value=None):
+        """In-place :meth:`scatter`; returns self.
+
+        >>> minidl.zeros(3).scatter_(0, minidl.tensor([1]), 5.0)
+        tensor([0., 5., 0.])
+        """
+        return self._assign(self.scatter(dim, index, src, value=value))
+
+    def scatter_add_(self, dim, index, src):
+        """In-place :meth:`scatter_add`; returns self.
+
+        >>> minidl.zeros(3).scatter_add_(0, minidl.tensor([1, 1]), minidl.ones(2))
+        tensor([0., 2., 0.])
+        """
+        return self._assign(self.scatter_add(dim, index, src))
+
+    def _assign(self, result):
+        """Make ``result`` (computed from self) this tensor's new value, in place."""
+        recording = _autograd.is_grad_enabled() and result._requires_grad
+        if recording and self._ctx is None and self._requires_grad:
+            raise RuntimeError(
+                "a leaf Variable that requires grad is being used in an in-place operation."
+            )
+        _check_in_place_result(self, result)
+        np.copyto(self._data, result._data, casting="unsafe")
+        self._version_box[0] += 1
+        if recording:
+            self._ctx, self._requires_grad = result._ctx, True
+        return self
+
     def add_(self, other):
         """In-place ``self += other``; returns self.
 
@@ -719,9 +906,15 @@ class Tensor:
         """Apply ``function`` to (self, *operands) and write the result into self."""
         tensors = [o for o in operands if isinstance(o, Tensor)]
         recording = _autograd.is_grad_enabled() and (
-            self.requires_grad or builtins.any(t.requires_grad for t in tensors)
+            self._requires_grad or builtins.any(t._requires_grad for t in tensors)
         )
-        if recording and self._ctx is None and self.requires_grad:
+        if not self._data.flags.writeable:
+            raise RuntimeError(
+                "unsupported operation: more than one element of the written-to tensor refers "
+                "to a single memory location (an expand() result, or read-only memory). "
+                "Please clone() the tensor before performing the operation."
+            )
+        if recording and self._ctx is None and self._requires_grad:
             raise RuntimeError(
                 "a leaf Variable that requires grad is being used in an in-place operation. "
                 "(Update parameters under `with minidl.no_grad():`.)"
@@ -734,7 +927,7 @@ class Tensor:
                 "tensor, or to an indexed part of it (base[index] += value)"
             )
         before = Tensor._wrap(self._data)
-        before._ctx, before.requires_grad = self._ctx, self.requires_grad
+        before._ctx, before._requires_grad = self._ctx, self._requires_grad
         before._version_box = self._version_box
         if function in (_F.Fill, _F.IndexPut):
             value = _operand(operands[0])
@@ -751,17 +944,23 @@ class Tensor:
             # the change, then read this view of the new base again
             self._base[view_index] = result
             fresh = self._base[view_index]
-            self._ctx, self.requires_grad = fresh._ctx, fresh.requires_grad
+            self._ctx, self._requires_grad = fresh._ctx, fresh._requires_grad
             return self
         ctx = result._ctx
         if ctx is not None:
-            # what the new node saved of the old values must survive the overwrite below
-            ctx._saved = tuple(a.copy() if a is self._data else a for a in ctx._saved)
+            # what the new node saved of the old values (self, or a view of it given as an
+            # operand) must survive the overwrite below
+            ctx._saved = tuple(
+                a.copy() if np.may_share_memory(a, self._data) else a for a in ctx._saved
+            )
             ctx._versions = tuple(v for v in ctx._versions if v[0] is not self._version_box)
         np.copyto(self._data, result._data, casting="unsafe")
         self._version_box[0] += 1
         if recording:
-            self._ctx, self.requires_grad = ctx, True
+            old = self._ctx
+            if old is not None and old._retained is not None and old._retained() is self:
+                ctx._retained, old._retained = old._retained, None  # .grad of the new value
+            self._ctx, self._requires_grad = ctx, True
         return self
 
     # ------------------------------------------------------------------ comparisons
@@ -1015,7 +1214,12 @@ class Tensor:
         _check_index_range(index, self.shape[axis], where)
         src = _operand(src)
         if isinstance(src, Tensor) and src.dtype != self.dtype:
-            src = src.astype(self.dtype)
+            raise RuntimeError(
+                f"{where}(): Expected self.dtype to be equal to src.dtype ({self.dtype} and "
+                f"{src.dtype})"
+            )
+        if not isinstance(src, Tensor):
+            src = np.asarray(src, dtype=self.dtype)  # a number, in this tensor's dtype
         return _F.Scatter.apply(self, axis, index, src, add=add)
 
     def index_select(self, dim, index):
@@ -1043,8 +1247,7 @@ class Tensor:
             raise TypeError(
                 f"masked_fill: expected a bool mask, got dtype {np.asarray(mask).dtype}"
             )
-        value = value.astype(self.dtype) if isinstance(value, Tensor) else value
-        return where(mask, value, self)
+        return where(mask, _fill_value(value, self.dtype), self)  # keeps self's dtype
 
     # ------------------------------------------------------------------ reductions
     def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
@@ -1146,16 +1349,19 @@ class Tensor:
         return pair(values, indices)
 
     def var(
-        self, dim=None, keepdim=False, *, correction=None, unbiased=None, axis=None, keepdims=None
+        self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None
     ):
         """Variance over ``dim``: ``sum((x - mean)**2) / (count - correction)``.
 
         ``correction=1`` (the default, as in PyTorch; ``unbiased=False`` is
-        ``correction=0``) is the unbiased estimate. Accumulated in float64.
+        ``correction=0``) is the unbiased estimate. Positional arguments are
+        PyTorch's: ``var(dim, unbiased, keepdim)``. Accumulated in float64.
 
         >>> minidl.tensor([1.0, 2.0, 3.0]).var()
         tensor(1.)
         """
+        if isinstance(dim, bool) and unbiased is None:
+            dim, unbiased = None, dim  # var(False) is torch's var(unbiased=False)
         x = self._float_input("var")
         return _F.Var.apply(
             x,
@@ -1165,16 +1371,17 @@ class Tensor:
         )
 
     def std(
-        self, dim=None, keepdim=False, *, correction=None, unbiased=None, axis=None, keepdims=None
+        self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None
     ):
         """Standard deviation over ``dim``: the square root of :meth:`var`.
 
         >>> minidl.tensor([1.0, 3.0]).std(unbiased=False)
         tensor(1.)
         """
-        return self.var(
-            dim, keepdim, correction=correction, unbiased=unbiased, axis=axis, keepdims=keepdims
-        ).sqrt()
+        variance = self.var(
+            dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims
+        )
+        return _F.SqrtZeroSafe.apply(variance)  # zero gradient where the spread is zero
 
     def logsumexp(self, dim, keepdim=False):
         """``log(sum(exp(x)))`` over ``dim``, computed without overflow.
@@ -1182,8 +1389,8 @@ class Tensor:
         >>> minidl.tensor([[0.0, 0.0]]).logsumexp(1)
         tensor([0.6931472])
         """
-        x = self._float_input("logsumexp")
-        axes = _F._normalize_axes(dim, self.ndim, "logsumexp")
+        x = self._as_float()
+        axes = _F._normalize_axes(_dims(dim, None, "logsumexp"), self.ndim, "logsumexp")
         if not axes:
             return x if keepdim else x.reshape(self.shape)
         return _F.LogSumExp.apply(x, axis=axes, keepdims=bool(keepdim))
@@ -1195,24 +1402,28 @@ class Tensor:
         tensor(5.)
         """
         x = self._float_input("norm")
+        dim = _dims(dim, None, "norm")
         if p in ("fro", 2, 2.0):
             return _F.Norm2.apply(x, axis=dim, keepdims=bool(keepdim))
+        if p == 0:  # the count of non-zero entries; no gradient, as in torch
+            return (x != 0).astype(x.dtype).sum(dim, keepdim)
         if p in (math.inf, float("inf")):
             return x.abs().amax(dim, keepdim)
         if p in (-math.inf, float("-inf")):
             return x.abs().amin(dim, keepdim)
-        if not isinstance(p, numbers.Real) or p <= 0:
-            raise ValueError(f"norm: p must be a positive number, 'fro' or inf, got {p!r}")
-        return (x.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
+        if not isinstance(p, numbers.Real) or p < 0:
+            raise ValueError(f"norm: p must be a non-negative number, 'fro' or inf, got {p!r}")
+        return _F.NormP.apply(x, float(p), axis=dim, keepdims=bool(keepdim))
 
-    def cumsum(self, dim):
+    def cumsum(self, dim, *, dtype=None):
         """Running sums along ``dim``; integers give int64.
 
         >>> minidl.tensor([1.0, 2.0, 3.0]).cumsum(0)
         tensor([1., 3., 6.])
         """
         axis = _F._normalize_axes(dim, self.ndim, "cumsum")
-        x = self.astype(np.int64) if self.dtype.kind in "biu" else self
+        x = self if dtype is None else self.astype(dtype)
+        x = x.astype(np.int64) if x.dtype.kind in "biu" else x
         if not axis:
             return x.clone()
         return _F.Cumsum.apply(x, axis[0])
@@ -1354,12 +1565,21 @@ class Tensor:
         return _F.Reshape.apply(self, shape=_int_list(shape, "reshape", "the shape"))
 
     def view(self, *shape):
-        """:meth:`reshape` under PyTorch's name (a view when numpy can make one, else a copy).
+        """This tensor's memory seen in another shape; refused where that needs a copy.
+
+        As ``torch.Tensor.view``: a transposed tensor cannot always be viewed
+        flat; :meth:`reshape` copies when it must.
 
         >>> minidl.zeros(6).view(3, 2).shape
         (3, 2)
         """
-        return self.reshape(*shape)
+        out = self.reshape(*shape)
+        if self._data.size and not np.shares_memory(out._data, self._data):
+            raise RuntimeError(
+                f"view size is not compatible with input tensor's size and stride (shape "
+                f"{self.shape} is not contiguous): use .reshape(...) instead"
+            )
+        return out
 
     def view_as(self, other):
         """This tensor in ``other``'s shape.
@@ -1528,6 +1748,79 @@ class Tensor:
         first, second = (_F._normalize_axes(a, self.ndim, "transpose")[0] for a in axes)
         order[first], order[second] = order[second], order[first]
         return _F.Permute.apply(self, axes=tuple(order))
+
+    def t(self):
+        """The transpose of a 2-d tensor (a 0-d or 1-d tensor unchanged), as ``torch.t``.
+
+        >>> minidl.zeros(2, 3).t().shape
+        (3, 2)
+        """
+        if self.ndim > 2:
+            raise ValueError(f"t: expects a tensor with at most 2 dims, got {self.ndim}")
+        return self.transpose() if self.ndim == 2 else self
+
+    @property
+    def mT(self):
+        """The last two dims swapped (a batch of matrices transposed).
+
+        >>> minidl.zeros(4, 2, 3).mT.shape
+        (4, 3, 2)
+        """
+        return self.transpose(-2, -1)
+
+    def unbind(self, dim=0):
+        """The slices along ``dim``, as a tuple (that dim removed).
+
+        >>> [t.shape for t in minidl.zeros(2, 3).unbind(1)]
+        [(2,), (2,), (2,)]
+        """
+        axis = _F._normalize_axes(dim, self.ndim, "unbind")[0]
+        index = [slice(None)] * self.ndim
+        pieces = []
+        for i in range(self.shape[axis]):
+            index[axis] = i
+            pieces.append(self[tuple(index)])
+        return tuple(pieces)
+
+    def new_zeros(self, *size):
+        """Zeros of ``size`` in this tensor's dtype.
+
+        >>> minidl.ones(2, dtype="float64").new_zeros(3).dtype
+        dtype('float64')
+        """
+        return Tensor._of(np.zeros(_int_list(size, "new_zeros", "size"), self.dtype))
+
+    def new_ones(self, *size):
+        """Ones of ``size`` in this tensor's dtype.
+
+        >>> minidl.ones(2).new_ones(2, 2).shape
+        (2, 2)
+        """
+        return Tensor._of(np.ones(_int_list(size, "new_ones", "size"), self.dtype))
+
+    def new_full(self, size, fill_value):
+        """``size`` filled with ``fill_value`` in this tensor's dtype.
+
+        >>> minidl.ones(2).new_full((2,), 7)
+        tensor([7., 7.])
+        """
+        return Tensor._of(np.full(_int_list((size,), "new_full", "size"), fill_value, self.dtype))
+
+    def new_tensor(self, data):
+        """A copy of ``data`` in this tensor's dtype.
+
+        >>> minidl.ones(1, dtype="float64").new_tensor([1, 2]).dtype
+        dtype('float64')
+        """
+        return Tensor._of(np.array(_plain(data), dtype=self.dtype))
+
+    def type_as(self, other):
+        """This tensor in ``other``'s dtype.
+
+        >>> minidl.arange(2).type_as(minidl.ones(1)).dtype
+        dtype('float32')
+        """
+        return self.astype(other.dtype)
 
     @property
     def T(self):
@@ -1747,15 +2040,29 @@ class Tensor:
         >>> minidl.tensor([-2.0, 0.5, 3.0]).clip(-1.0, 1.0)
         tensor([-1. ,  0.5,  1. ])
         """
-        return _F.Clip.apply(self, min=_plain(min), max=_plain(max))
+        return self.clamp(min, max)
 
     def clamp(self, min=None, max=None):
-        """:meth:`clip` under PyTorch's name.
+        """:meth:`clip` under PyTorch's name; bounds may be numbers or tensors (with gradients).
+
+        The result's dtype promotes with the bounds' (``int.clamp(min=1.5)`` is float).
 
         >>> minidl.tensor([-2.0, 3.0]).clamp(min=0.0)
         tensor([0., 3.])
         """
-        return _F.Clip.apply(self, min=_plain(min), max=_plain(max))
+        if min is None and max is None:
+            raise ValueError("clamp: give at least one of min and max")
+        bounds = [b for b in (min, max) if b is not None]
+        dtype = _dtypes.result_dtype(self, *[_scalar_or_array(b) for b in bounds])
+        x = self if self.dtype == dtype else self.astype(dtype)
+        if isinstance(min, Tensor) or isinstance(max, Tensor):
+            # the gradient goes to a bound where it is the value taken, as in torch
+            if min is not None:
+                x = where(x < min, min, x)
+            if max is not None:
+                x = where(x > max, max, x)
+            return x
+        return _F.Clip.apply(x, min=min, max=max)
 
     def _as_float(self):
         return self if self._data.dtype.kind == "f" else self.astype(get_default_dtype())
@@ -1771,7 +2078,7 @@ class Tensor:
         _check_dtype(dtype, "astype")
         if dtype == self.dtype:
             return self
-        if dtype.kind != "f" or not self.requires_grad:
+        if dtype.kind != "f" or not self._requires_grad:
             return Tensor._wrap(self._data.astype(dtype))
         return _F.Cast.apply(self, dtype=dtype)
 
@@ -1825,6 +2132,10 @@ class Tensor:
 
 
 # ---------------------------------------------------------------- helpers of the operations
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _shape(value):
@@ -1915,6 +2226,13 @@ def _check_in_place_result(target, result):
         )
 
 
+def _fill_value(value, dtype):
+    """A fill value in ``dtype`` (torch casts it: 0.5 into an int tensor is 0)."""
+    if isinstance(value, Tensor):
+        return value if value.dtype == dtype else value.astype(dtype)
+    return Tensor._wrap(np.asarray(value).astype(dtype))
+
+
 def _check_reducible(shape, dim, where):
     """Refuse a max/min/arg over an empty dim (there is no value to return), as PyTorch."""
     axes = _F._normalize_axes(dim, len(shape), where)
@@ -1928,12 +2246,13 @@ def _index_array(index, where):
     array = np.asarray(index._data if isinstance(index, Tensor) else index)
     if array.dtype.kind not in "iu":
         raise TypeError(f"{where}: expected an integer index, got dtype {array.dtype}")
-    return array.astype(np.int64, copy=False)
+    return array.astype(np.int64)  # a copy: backward reads it later
 
 
 def _check_index_range(index, length, where):
-    if index.size and (index.min() < -length or index.max() >= length):
-        raise IndexError(f"{where}: index out of range for a dim of size {length}")
+    if index.size and (index.min() < 0 or index.max() >= length):
+        bad = int(index.min()) if index.min() < 0 else int(index.max())
+        raise IndexError(f"{where}: index {bad} is out of bounds for a dim of size {length}")
 
 
 def _is_advanced(item):
@@ -1993,6 +2312,8 @@ def _torch_index(index, ndim):
 def _operand(value):
     """Tensors and Python numbers pass through; the rest (lists, arrays, numpy scalars)
     become constant tensors."""
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return value.item()  # numpy scalars promote like Python numbers, as in torch
     if isinstance(value, (Tensor, int, float)):
         return value
     array = np.asarray(value)
@@ -2001,9 +2322,13 @@ def _operand(value):
 
 
 def _plain_index(index):
-    """An index with every Tensor (and list) in it turned into a numpy array."""
+    """An index with every Tensor (and list) in it turned into a numpy array (a copy, so a
+    later change of the index tensor does not change what backward reads); a 0-d integer
+    tensor is an int, as in PyTorch."""
     if isinstance(index, Tensor):
-        return index._data
+        if index.ndim == 0 and index.dtype.kind in "iu":
+            return int(index._data)
+        return index._data.copy()
     if isinstance(index, tuple):
         return tuple(_plain_index(item) for item in index)
     if isinstance(index, list):
@@ -2042,7 +2367,7 @@ def tensor(data, dtype=None, requires_grad=False):
     except (ValueError, TypeError) as error:
         raise TypeError(f"tensor: cannot make a numeric array from the data ({error})") from None
     _check_dtype(array.dtype, "tensor")
-    return Tensor(array, requires_grad=requires_grad)
+    return Tensor._of(array, requires_grad=requires_grad)
 
 
 def from_numpy(array, requires_grad=False):
@@ -2057,7 +2382,7 @@ def from_numpy(array, requires_grad=False):
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
     _check_dtype(array.dtype, "from_numpy")
-    return Tensor(array, requires_grad=requires_grad)
+    return Tensor._of(array, requires_grad=requires_grad)
 
 
 def _shape_of(shape):
@@ -2080,7 +2405,7 @@ def zeros(*shape, dtype=None, requires_grad=False):
     (2, 3)
     """
     array = np.zeros(_shape_of(shape), dtype=get_default_dtype() if dtype is None else dtype)
-    return Tensor(array, requires_grad=requires_grad)
+    return Tensor._of(array, requires_grad=requires_grad)
 
 
 def ones(*shape, dtype=None, requires_grad=False):
@@ -2090,7 +2415,7 @@ def ones(*shape, dtype=None, requires_grad=False):
     tensor([1., 1., 1.])
     """
     array = np.ones(_shape_of(shape), dtype=get_default_dtype() if dtype is None else dtype)
-    return Tensor(array, requires_grad=requires_grad)
+    return Tensor._of(array, requires_grad=requires_grad)
 
 
 def zeros_like(other, dtype=None, requires_grad=False):
@@ -2100,7 +2425,7 @@ def zeros_like(other, dtype=None, requires_grad=False):
     tensor([0., 0.], dtype=float64)
     """
     data = other.data if isinstance(other, Tensor) else np.asarray(other)
-    return Tensor(np.zeros(data.shape, dtype=dtype or data.dtype), requires_grad=requires_grad)
+    return Tensor._of(np.zeros(data.shape, dtype=dtype or data.dtype), requires_grad=requires_grad)
 
 
 def ones_like(other, dtype=None, requires_grad=False):
@@ -2110,7 +2435,7 @@ def ones_like(other, dtype=None, requires_grad=False):
     tensor([1., 1.])
     """
     data = other.data if isinstance(other, Tensor) else np.asarray(other)
-    return Tensor(np.ones(data.shape, dtype=dtype or data.dtype), requires_grad=requires_grad)
+    return Tensor._of(np.ones(data.shape, dtype=dtype or data.dtype), requires_grad=requires_grad)
 
 
 def randn(*shape, dtype=None, requires_grad=False):
@@ -2122,7 +2447,7 @@ def randn(*shape, dtype=None, requires_grad=False):
     """
     dtype = _float_dtype(dtype, "randn")
     array = _random.generator().standard_normal(_shape_of(shape), dtype=dtype)
-    return Tensor(array, requires_grad=requires_grad)
+    return Tensor._of(array, requires_grad=requires_grad)
 
 
 def rand(*shape, dtype=None, requires_grad=False):
@@ -2133,7 +2458,7 @@ def rand(*shape, dtype=None, requires_grad=False):
     """
     dtype = _float_dtype(dtype, "rand")
     array = _random.generator().random(_shape_of(shape), dtype=dtype)
-    return Tensor(array, requires_grad=requires_grad)
+    return Tensor._of(array, requires_grad=requires_grad)
 
 
 def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
@@ -2151,7 +2476,7 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
     if dtype is None:
         is_int = all(isinstance(v, (int, np.integer)) for v in (start, stop, step))
         dtype = np.int64 if is_int else get_default_dtype()
-    return Tensor(np.arange(start, stop, step, dtype=dtype), requires_grad=requires_grad)
+    return Tensor._of(np.arange(start, stop, step, dtype=dtype), requires_grad=requires_grad)
 
 
 def full(size, fill_value, dtype=None, requires_grad=False):
@@ -2169,7 +2494,7 @@ def full(size, fill_value, dtype=None, requires_grad=False):
             else (np.asarray(fill_value).dtype)
         )
     array = np.full(_shape_of((size,)), fill_value, dtype)
-    return Tensor(array, requires_grad=requires_grad)
+    return Tensor._of(array, requires_grad=requires_grad)
 
 
 def full_like(other, fill_value, dtype=None, requires_grad=False):
@@ -2179,7 +2504,8 @@ def full_like(other, fill_value, dtype=None, requires_grad=False):
     tensor([3., 3.])
     """
     data = other._data if isinstance(other, Tensor) else np.asarray(other)
-    return Tensor(np.full(data.shape, fill_value, dtype or data.dtype), requires_grad=requires_grad)
+    array = np.full(data.shape, fill_value, dtype or data.dtype)
+    return Tensor._of(array, requires_grad=requires_grad)
 
 
 def empty(*shape, dtype=None, requires_grad=False):
@@ -2189,7 +2515,7 @@ def empty(*shape, dtype=None, requires_grad=False):
     (2, 3)
     """
     array = np.empty(_shape_of(shape), dtype=get_default_dtype() if dtype is None else dtype)
-    return Tensor(array, requires_grad=requires_grad)
+    return Tensor._of(array, requires_grad=requires_grad)
 
 
 def eye(n, m=None, dtype=None, requires_grad=False):
@@ -2200,7 +2526,7 @@ def eye(n, m=None, dtype=None, requires_grad=False):
             [0., 1.]])
     """
     array = np.eye(n, m, dtype=get_default_dtype() if dtype is None else dtype)
-    return Tensor(array, requires_grad=requires_grad)
+    return Tensor._of(array, requires_grad=requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, requires_grad=False):
@@ -2212,7 +2538,7 @@ def linspace(start, end, steps, dtype=None, requires_grad=False):
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"linspace: steps must be a non-negative int, got {steps!r}")
     array = np.linspace(start, end, int(steps)).astype(_float_dtype(dtype, "linspace"))
-    return Tensor(array, requires_grad=requires_grad)
+    return Tensor._of(array, requires_grad=requires_grad)
 
 
 def randint(low, high=None, size=None, dtype=None):
@@ -2228,7 +2554,7 @@ def randint(low, high=None, size=None, dtype=None):
     if size is None:
         raise TypeError("randint: size is required, e.g. randint(0, 10, (3,))")
     array = _random.generator().integers(low, high, _shape_of((size,)))
-    return Tensor(array.astype(np.int64 if dtype is None else dtype))
+    return Tensor._of(array.astype(np.int64 if dtype is None else dtype))
 
 
 def randn_like(other, dtype=None, requires_grad=False):

@@ -66,11 +66,11 @@ def _metric(spec):
 def _tensor(value):
     if isinstance(value, Tensor):
         return value
-    return Tensor(np.asarray(value))
+    return Tensor._of(np.asarray(value))
 
 
 def _array(value):
-    return value.data if isinstance(value, Tensor) else np.asarray(value)
+    return value.numpy() if isinstance(value, Tensor) else np.asarray(value)
 
 
 def _split(batch):
@@ -235,7 +235,7 @@ class Trainer:
         self.optimizer.step()
         logs = {"loss": value}
         for name, fn in self.metrics:
-            logs[name] = fn(outputs.data, targets.data)
+            logs[name] = fn(outputs.numpy(), targets.numpy())
         return logs
 
     def fit(self, train_data, epochs=1, val_data=None):
@@ -368,7 +368,7 @@ class Trainer:
                 samples += count
                 values = {"loss": float(self.loss(outputs, targets).item())}
                 for name, fn in self.metrics:
-                    values[name] = fn(outputs.data, targets.data)
+                    values[name] = fn(outputs.numpy(), targets.numpy())
                 for key, value in values.items():
                     totals[key] = totals.get(key, 0.0) + value * count
         if samples == 0:
@@ -388,7 +388,7 @@ class Trainer:
         else:
             batches = (b[0] if isinstance(b, (tuple, list)) else b for b in inputs)
         with evaluating(self.model):
-            outputs = [self.model(_tensor(batch)).data for batch in batches]
+            outputs = [self.model(_tensor(batch)).numpy() for batch in batches]
         return np.concatenate(outputs) if outputs else np.empty((0,))
 
     # ------------------------------------------------------------------ checkpoints

@@ -56,7 +56,7 @@ def test_second_backward_needs_retain_graph():
     x = minidl.tensor([1.0, 2.0], requires_grad=True)
     y = (x.exp() * x).sum()
     y.backward(retain_graph=True)
-    first = x.grad.data.copy()
+    first = x.grad.numpy().copy()
     y.backward()
     np.testing.assert_allclose(x.grad.data, 2 * first)
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):

@@ -54,7 +54,7 @@ def test_attributes_and_conversions():
     assert x.dtype == np.float64
     assert x.grad is None
     assert x.requires_grad
-    assert np.asarray(x) is x.data
+    assert np.asarray(x) is x.numpy() and isinstance(x.data, minidl.Tensor)
     assert np.asarray(x, dtype=np.float32).dtype == np.float32
     assert minidl.tensor([[2.5]]).item() == 2.5
     assert x.tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]

@@ -1271,12 +1271,16 @@ def test_sgd_loop_trains_like_torch():
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_sgd_through_data_keeps_numpy_dtype(dtype):
     w = minidl.tensor(np.array([1.0, -1.0], dtype), requires_grad=True)
+    memory = w.numpy()
     (w * w).sum().backward()
-    w.data -= 0.25 * w.grad
-    assert isinstance(w.data, np.ndarray), f"w.data became {type(w.data).__name__}"
-    assert w.data.dtype == np.dtype(dtype)
-    assert np.allclose(w.data, [0.5, -0.5])
+    w.data -= 0.25 * w.grad  # as in torch: .data is a tensor outside autograd
+    assert isinstance(w.data, minidl.Tensor) and not w.data.requires_grad
+    assert w.numpy() is memory, "the update was not made in place"
+    assert w.dtype == np.dtype(dtype)
+    assert np.allclose(w.numpy(), [0.5, -0.5])
     assert w.is_leaf and w.requires_grad
+    w.grad.data.zero_()  # torch's idiom for clearing a gradient
+    assert not w.grad.numpy().any()
 
 
 def test_grad_assignment():
@@ -1285,6 +1289,8 @@ def test_grad_assignment():
         x.grad = minidl.zeros(2)
     with pytest.raises(RuntimeError):
         x.grad = np.zeros((3, 1), np.float32)
+    with pytest.raises(RuntimeError):  # torch: "assigned grad has data of a different type"
+        x.grad = np.zeros(3, np.float64)
     x.grad = np.full(3, 2.0, np.float32)  # accepted, converted
     assert isinstance(x.grad, minidl.Tensor)
     assert np.array_equal(_numpy(x.grad), [2.0, 2.0, 2.0])

@@ -401,7 +401,7 @@ def test_activation_stats_records_percentiles_of_a_layer_input():
     trainer = _setup()
     relu = trainer.model[2]
     seen = []
-    relu.register_forward_hook(lambda m, inputs, o: seen.append(inputs[0].data[:, 1].copy()))
+    relu.register_forward_hook(lambda m, inputs, o: seen.append(inputs[0].numpy()[:, 1].copy()))
     stats = minidl.train.ActivationStats(relu, every=2, unit=1)
     trainer.callbacks.append(stats)
     trainer.fit(ShuffledBatches(x, y, 32), epochs=1)  # steps 0..3 begin at global steps 0..3

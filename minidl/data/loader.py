@@ -38,7 +38,7 @@ class Dataset:
 
 
 def _as_array(value):
-    return value.data if isinstance(value, Tensor) else np.asarray(value)
+    return value.numpy() if isinstance(value, Tensor) else np.asarray(value)
 
 
 class ArrayDataset(Dataset):
@@ -206,7 +206,7 @@ class DataLoader:
         items = list(batch) if isinstance(batch, tuple) else [batch]
         if self.transform is not None:
             items[0] = self.transform(_as_array(items[0]), rng=self._rng())
-        tensors = tuple(Tensor(_as_array(item)) for item in items)
+        tensors = tuple(Tensor._of(_as_array(item)) for item in items)
         return tensors if isinstance(batch, tuple) else tensors[0]
 
     def __iter__(self):

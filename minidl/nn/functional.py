@@ -254,7 +254,7 @@ def _batch_norm(
     x, running_mean, running_var, weight, bias, training, momentum, eps, num_batches_tracked
 ):
     """:func:`batch_norm` for checked arguments (the BatchNorm layers check their own)."""
-    running = [r.data if isinstance(r, Tensor) else r for r in (running_mean, running_var)]
+    running = [r.numpy() if isinstance(r, Tensor) else r for r in (running_mean, running_var)]
     return _BatchNormFn.apply(
         x,
         weight,
@@ -487,7 +487,7 @@ def one_hot(labels, num_classes=-1):
     tensor([[1, 0, 0],
             [0, 0, 1]])
     """
-    array = np.asarray(getattr(labels, "data", labels))
+    array = np.asarray(labels)
     if array.dtype.kind not in "iu":
         raise TypeError(f"one_hot: expected integer class labels, got dtype {array.dtype}")
     if num_classes == -1:
@@ -496,7 +496,7 @@ def one_hot(labels, num_classes=-1):
         num_classes = int(array.max()) + 1
     num_classes = _checks.positive_int(num_classes, "one_hot", "num_classes")
     _checks.class_labels(array.reshape(-1), array.size, num_classes, "one_hot")
-    return Tensor(np.eye(num_classes, dtype=np.int64)[array])
+    return Tensor._of(np.eye(num_classes, dtype=np.int64)[array])
 
 
 def nll_loss(log_probs, labels, reduction="mean"):

@@ -16,7 +16,7 @@ from ..tensor import Tensor
 def _array(tensor, where):
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{where}: expected a Tensor or Parameter, got {type(tensor).__name__}")
-    return tensor.data
+    return tensor.numpy()
 
 
 def calculate_gain(nonlinearity, param=None):
@@ -64,7 +64,7 @@ def uniform_(tensor, a=0.0, b=1.0):
     """Fill with values uniform on [a, b).
 
     >>> w = minidl.nn.init.uniform_(minidl.zeros(100), -1.0, 1.0)
-    >>> bool((w.data >= -1).all() and (w.data < 1).all())
+    >>> bool((w >= -1).all() and (w < 1).all())
     True
     """
     data = _array(tensor, "uniform_")

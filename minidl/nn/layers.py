@@ -191,8 +191,8 @@ class BatchNorm(Module):
     def reset_running_stats(self):
         """Running mean 0, running variance 1, no batches tracked."""
         if self.track_running_stats:
-            self.running_mean.data[...] = 0
-            self.running_var.data[...] = 1
+            self.running_mean.numpy()[...] = 0
+            self.running_var.numpy()[...] = 1
             self.num_batches_tracked.data = np.array(0, dtype=np.int64)
 
     def reset_parameters(self):
@@ -214,8 +214,8 @@ class BatchNorm(Module):
             _checks.values_per_channel(x.shape, type(self).__name__)
         tracked = None
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1  # in place: the 0-d array stays an array
-            tracked = int(self.num_batches_tracked.data)
+            self.num_batches_tracked.numpy()[...] += 1  # in place
+            tracked = int(self.num_batches_tracked.numpy())
         return F._batch_norm(
             x,
             self.running_mean,  # None without track_running_stats

@@ -26,8 +26,8 @@ class Parameter(Tensor):
     """
 
     def __init__(self, data, requires_grad=True):
-        array = data.data if isinstance(data, Tensor) else np.asarray(data)
-        super().__init__(array, requires_grad=requires_grad)
+        array = data.numpy() if isinstance(data, Tensor) else np.asarray(data)
+        self._init(array, requires_grad)  # a Parameter keeps its data's dtype, as torch's
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
@@ -54,7 +54,7 @@ IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_k
 def _as_array(value):
     """A state-dict value as a numpy array: Tensors, numpy arrays, and torch tensors."""
     if isinstance(value, Tensor):
-        return value.data
+        return value.numpy()
     if hasattr(value, "detach") and hasattr(
         value, "cpu"
     ):  # a torch tensor, without importing torch
@@ -139,7 +139,7 @@ class Module:
             self._parameters[name] = None
         elif "_buffers" in self.__dict__ and name in self._buffers:
             if value is not None and not isinstance(value, Tensor):
-                value = Tensor(np.asarray(value))
+                value = Tensor._of(np.asarray(value))
             self._buffers[name] = value
         elif "_modules" in self.__dict__ and name in self._modules and value is None:
             self._modules[name] = None
@@ -184,7 +184,7 @@ class Module:
         self._require_init()
         self._forget(name)
         if value is not None and not isinstance(value, Tensor):
-            value = Tensor(np.asarray(value))
+            value = Tensor._of(np.asarray(value))
         self._buffers[name] = value
         if not persistent:
             self._non_persistent.add(name)
@@ -294,7 +294,7 @@ class Module:
             if set_to_none or parameter.grad is None:
                 parameter.grad = None
             else:
-                parameter.grad.data[...] = 0
+                parameter.grad.numpy()[...] = 0
 
     def to(self, dtype):
         """Convert every float parameter and buffer (and gradient) to ``dtype``; returns self.
@@ -335,10 +335,10 @@ class Module:
             dot = f"{prefix}." if prefix else ""
             for name, parameter in module._parameters.items():
                 if parameter is not None:
-                    state[dot + name] = parameter.data
+                    state[dot + name] = parameter.numpy()
             for name, buffer in module._buffers.items():
                 if buffer is not None and name not in module._non_persistent:
-                    state[dot + name] = buffer.data
+                    state[dot + name] = buffer.numpy()
         return state
 
     def load_state_dict(self, state, strict=True):
@@ -399,7 +399,7 @@ class Module:
             )
         with no_grad():
             for key, value in arrays.items():
-                target = targets[key].data
+                target = targets[key].numpy()
                 if target.ndim == 0:
                     targets[key].data = np.array(value, dtype=target.dtype)
                 else:
@@ -482,7 +482,7 @@ class Module:
             handles.append(module.register_forward_hook(record))
         try:
             with evaluating(self):
-                self(Tensor(np.zeros((2, *input_shape), dtype=dtype)))
+                self(Tensor._of(np.zeros((2, *input_shape), dtype=dtype)))
         finally:
             for handle in handles:
                 handle.remove()

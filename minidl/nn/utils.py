@@ -10,17 +10,17 @@ from .module import Parameter
 
 def _fold_pair(layer, norm):
     """Fold ``norm``'s inference transform into ``layer``'s weight and bias, in place."""
-    scale = norm.running_var.data.astype(np.float64) + norm.eps
+    scale = norm.running_var.numpy().astype(np.float64) + norm.eps
     scale = 1.0 / np.sqrt(scale)
     if norm.affine:
-        scale = scale * norm.weight.data
-    shift = -norm.running_mean.data.astype(np.float64) * scale
+        scale = scale * norm.weight.numpy()
+    shift = -norm.running_mean.numpy().astype(np.float64) * scale
     if norm.affine:
-        shift = shift + norm.bias.data
+        shift = shift + norm.bias.numpy()
     dtype = layer.weight.dtype
     expand = (slice(None),) + (None,) * (layer.weight.ndim - 1)
-    layer.weight.data = (layer.weight.data * scale[expand]).astype(dtype)
-    bias = np.zeros(scale.shape) if layer.bias is None else layer.bias.data.astype(np.float64)
+    layer.weight.data = (layer.weight.numpy() * scale[expand]).astype(dtype)
+    bias = np.zeros(scale.shape) if layer.bias is None else layer.bias.numpy().astype(np.float64)
     layer.bias = Parameter((bias * scale + shift).astype(dtype))
 
 
@@ -74,16 +74,16 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     >>> w.grad = minidl.tensor([3.0, 4.0])
     >>> clip_grad_norm_([w], max_norm=1.0).item()
     5.0
-    >>> w.grad.data.round(4)
+    >>> w.grad.numpy().round(4)
     array([0.6, 0.8], dtype=float32)
     """
     from ..tensor import Tensor
 
     if isinstance(parameters, Tensor):
         parameters = [parameters]
-    grads = [p.grad.data for p in parameters if p.grad is not None]
+    grads = [p.grad.numpy() for p in parameters if p.grad is not None]
     if not grads:
-        return Tensor(np.array(0.0))
+        return Tensor._of(np.array(0.0))
     norm_type = float(norm_type)
     if norm_type == np.inf:
         total = max(float(np.max(np.abs(g))) if g.size else 0.0 for g in grads)
@@ -98,4 +98,4 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     coefficient = min(1.0, max_norm / (total + 1e-6))
     for g in grads:
         g *= coefficient
-    return Tensor(np.array(total))
+    return Tensor._of(np.array(total))

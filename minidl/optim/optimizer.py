@@ -1,6 +1,6 @@
 """Optimizers with PyTorch's update rules, parameter groups and state dicts.
 
-Updates are in-place numpy operations on ``param.data`` (no graph is recorded)
+Updates are in-place numpy operations on ``param.numpy()`` (no graph is recorded)
 in the parameter's own dtype: float32 parameters stay float32, and so does
 their optimizer state.
 """
@@ -83,7 +83,7 @@ class Optimizer:
                 if set_to_none or param.grad is None:
                     param.grad = None
                 else:
-                    param.grad.data[...] = 0
+                    param.grad.numpy()[...] = 0
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; returns ``closure()`` if given.
@@ -99,7 +99,7 @@ class Optimizer:
             for param in group["params"]:
                 if param.grad is None:
                     continue
-                grad = param.grad.data
+                grad = param.grad.numpy()
                 if group.get("maximize", False):
                     grad = -grad
                 self._update(group, param, grad, self.state.setdefault(param, {}))
@@ -225,7 +225,7 @@ class SGD(Optimizer):
     def _update(self, group, param, grad, state):
         weight_decay, momentum = group["weight_decay"], group["momentum"]
         if weight_decay:
-            grad = grad + weight_decay * param.data
+            grad = grad + weight_decay * param.numpy()
         if momentum:
             buffer = state.get("momentum_buffer")
             if buffer is None:
@@ -234,7 +234,7 @@ class SGD(Optimizer):
                 buffer *= momentum
                 buffer += (1 - group["dampening"]) * grad
             grad = grad + momentum * buffer if group["nesterov"] else buffer
-        param.data -= group["lr"] * grad
+        param.numpy()[...] -= group["lr"] * grad
 
 
 class Adam(Optimizer):
@@ -249,7 +249,7 @@ class Adam(Optimizer):
     >>> opt = minidl.optim.Adam([w], lr=0.1)
     >>> (w * w).sum().backward()
     >>> opt.step()
-    >>> w.data.round(4)
+    >>> w.numpy().round(4)
     array([0.9, 0.9], dtype=float32)
     """
 
@@ -282,15 +282,15 @@ class Adam(Optimizer):
         lr, weight_decay = group["lr"], group["weight_decay"]
         if weight_decay:
             if self._decoupled:
-                param.data *= 1 - lr * weight_decay
+                param.numpy()[...] *= 1 - lr * weight_decay
             else:
-                grad = grad + weight_decay * param.data
+                grad = grad + weight_decay * param.numpy()
         if not state:
             state["step"] = 0
-            state["exp_avg"] = np.zeros_like(param.data)
-            state["exp_avg_sq"] = np.zeros_like(param.data)
+            state["exp_avg"] = np.zeros_like(param.numpy())
+            state["exp_avg_sq"] = np.zeros_like(param.numpy())
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = np.zeros_like(param.data)
+                state["max_exp_avg_sq"] = np.zeros_like(param.numpy())
         state["step"] += 1
         step = state["step"]
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
@@ -305,7 +305,7 @@ class Adam(Optimizer):
         else:
             second = exp_avg_sq
         denom = np.sqrt(second) / bias_correction2_sqrt + group["eps"]
-        param.data -= (lr / bias_correction1) * exp_avg / denom
+        param.numpy()[...] -= (lr / bias_correction1) * exp_avg / denom
 
 
 class AdamW(Adam):
@@ -372,14 +372,14 @@ class RMSprop(Optimizer):
     def _update(self, group, param, grad, state):
         alpha = group["alpha"]
         if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * param.data
+            grad = grad + group["weight_decay"] * param.numpy()
         if not state:
             state["step"] = 0
-            state["square_avg"] = np.zeros_like(param.data)
+            state["square_avg"] = np.zeros_like(param.numpy())
             if group["momentum"] > 0:
-                state["momentum_buffer"] = np.zeros_like(param.data)
+                state["momentum_buffer"] = np.zeros_like(param.numpy())
             if group["centered"]:
-                state["grad_avg"] = np.zeros_like(param.data)
+                state["grad_avg"] = np.zeros_like(param.numpy())
         state["step"] += 1
         square_avg = state["square_avg"]
         square_avg *= alpha
@@ -394,6 +394,6 @@ class RMSprop(Optimizer):
             buffer = state["momentum_buffer"]
             buffer *= group["momentum"]
             buffer += grad / avg
-            param.data -= group["lr"] * buffer
+            param.numpy()[...] -= group["lr"] * buffer
         else:
-            param.data -= group["lr"] * grad / avg
+            param.numpy()[...] -= group["lr"] * grad / avg
