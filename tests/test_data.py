@@ -1,5 +1,6 @@
 """minidl.data: IDX files, finding and downloading data sets, DataLoader, transforms."""
 
+import copy
 import functools
 import gzip
 import hashlib
@@ -399,6 +400,32 @@ def test_horizontal_flip_and_compose():
         [transforms.RandomHorizontalFlip(1.0), transforms.Normalize(1.0, 2.0)]
     )
     np.testing.assert_allclose(pipeline(batch), (batch[..., ::-1] - 1.0) / 2.0)
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        transforms.Normalize([0.5, 0.2], [0.25, 2.0]),
+        transforms.RandomCrop((5, 4), padding=1),
+        transforms.RandomShift(2),
+        transforms.RandomHorizontalFlip(0.5),
+        transforms.Compose([transforms.RandomShift(1), transforms.Normalize(0.1, 0.3)]),
+    ],
+    ids=repr,
+)
+def test_calling_a_transform_leaves_its_configuration_alone(transform):
+    before = copy.deepcopy(vars(transform))
+    for shape in [(3, 2, 7, 6), (4, 2, 9, 9)]:  # two image sizes, as a RandomShift may see
+        transform(np.ones(shape, np.float32), rng=np.random.default_rng(0))
+    after = vars(transform)
+    assert after.keys() == before.keys(), f"attributes changed: {before.keys()} -> {after.keys()}"
+    for name, value in before.items():
+        same = (
+            np.array_equal(after[name], value)
+            if isinstance(value, np.ndarray)
+            else repr(after[name]) == repr(value)
+        )
+        assert same, f"{transform!r}.{name} changed from {value!r} to {after[name]!r}"
 
 
 def test_loader_applies_transforms_to_inputs_only():
