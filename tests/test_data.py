@@ -16,8 +16,17 @@ import minidl
 from minidl.data import datasets, transforms
 from minidl.data.idx import IDX_TYPES, read_idx, write_idx
 
-SHARED_MNIST = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _needs_data_set(name):
+    """Skip unless ``$MINIDL_DATA/<name>/`` exists, saying which of the two is missing."""
+    root = os.environ.get("MINIDL_DATA")
+    if not root:
+        reason = f"MINIDL_DATA is not set (point it at a folder holding {name}/)"
+    else:
+        reason = f"MINIDL_DATA={root} holds no {name}/ folder"
+    return pytest.mark.skipif(not root or not (Path(root) / name).is_dir(), reason=reason)
 
 
 # ---------------------------------------------------------------- IDX
@@ -438,19 +447,19 @@ def test_loader_applies_transforms_to_inputs_only():
 # ---------------------------------------------------------------- the real data sets
 
 
-@pytest.mark.skipif(
-    not (SHARED_MNIST / "mnist").is_dir(), reason="the shared MNIST files are not here"
-)
-def test_real_mnist_loads_with_published_statistics(monkeypatch):
-    monkeypatch.setenv("MINIDL_DATA", str(SHARED_MNIST))
+@_needs_data_set("mnist")
+def test_real_mnist_loads_with_published_statistics():
     images, labels = minidl.data.load_mnist("train")
     assert images.shape == (60000, 28, 28) and images.dtype == np.uint8
     assert labels.shape == (60000,) and set(np.unique(labels)) == set(range(10))
     pixels = images / 255.0
     assert abs(pixels.mean() - minidl.data.MNIST_MEAN) < 5e-4
     assert abs(pixels.std() - minidl.data.MNIST_STD) < 5e-4
-    test_images, _ = minidl.data.load_mnist("test")
-    assert test_images.shape == (3000, 28, 28)
+    test_images, test_labels = minidl.data.load_mnist("test")
+    assert test_images.shape == (10000, 28, 28), "expected the full official test set"
+    # the official test set's count of each digit, 0 to 9
+    official = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert np.bincount(test_labels).tolist() == official
     dataset = minidl.data.MNIST("train", normalize=True)
     x, y = dataset[np.arange(256)]
     assert x.shape == (256, 1, 28, 28) and x.dtype == np.float32
