@@ -396,15 +396,18 @@ def _sweep_section(text, name, results, image, caption):
     return lines
 
 
-def report(path, args, cfg, dataset, runs, lrs, inits, gaps, images, elapsed):
+def report(path, args, cfg, dataset, test_count, runs, lrs, inits, gaps, images, elapsed):
     results = verdicts(runs, lrs, inits, gaps)
     command = "python examples/bn_study.py" + (" --quick" if args.quick else "")
+    if os.environ.get("MINIDL_DATA"):  # where the data came from, without the machine's paths
+        command = "MINIDL_DATA=/path/to/datasets " + command
     lines = [
         "# What batch normalization buys: five claims, tested",
         "",
-        f"Written by `{command}` ({elapsed / 60:.1f} minutes on {minidl.get_num_threads()} "
-        f"threads), on {dataset} ({'a subset, ' if cfg['train_subset'] else ''}test set: "
-        f"the first 3,000 images where the MNIST copy holds only those). Set-up: Ioffe & "
+        f"Written by `{command}` on {time.strftime('%Y-%m-%d')} ({elapsed / 60:.1f} minutes on "
+        f"{minidl.get_num_threads()} threads), on {dataset} "
+        f"({'a subset of the training set, ' if cfg['train_subset'] else ''}the full test set "
+        f"of {test_count:,} images). Set-up: Ioffe & "
         "Szegedy's Figure 1 MLP (784-100-100-100-10, sigmoid; BatchNorm before each sigmoid), "
         f"batches of 60, plain SGD with a constant learning rate ({cfg['lr']} unless varied), "
         "the same seeds with and without BN. Figures and verdicts below are this run's; a "
@@ -531,6 +534,7 @@ def main(argv=None):
         args,
         cfg,
         dataset,
+        len(test_data),
         runs,
         lrs,
         inits,
