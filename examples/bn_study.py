@@ -401,11 +401,14 @@ def report(path, args, cfg, dataset, test_count, runs, lrs, inits, gaps, images,
     command = "python examples/bn_study.py" + (" --quick" if args.quick else "")
     if os.environ.get("MINIDL_DATA"):  # where the data came from, without the machine's paths
         command = "MINIDL_DATA=/path/to/datasets " + command
+    threads = minidl.get_num_threads()
+    if os.environ.get("OMP_NUM_THREADS"):
+        command = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " + command
     lines = [
         "# What batch normalization buys: five claims, tested",
         "",
-        f"Written by `{command}` on {time.strftime('%Y-%m-%d')} ({elapsed / 60:.1f} minutes on "
-        f"{minidl.get_num_threads()} threads), on {dataset} "
+        f"Written by `{command}` on {time.strftime('%Y-%m-%d')} ({elapsed / 60:.1f} minutes, "
+        f"{threads} thread{'s' if threads != 1 else ''}), on {dataset} "
         f"({'a subset of the training set, ' if cfg['train_subset'] else ''}the full test set "
         f"of {test_count:,} images). Set-up: Ioffe & "
         "Szegedy's Figure 1 MLP (784-100-100-100-10, sigmoid; BatchNorm before each sigmoid), "
