@@ -8,28 +8,39 @@ on float32 data, with the same thread count for every library:
 
 - minidl: ``_ops.batchnorm_forward_train`` (running statistics updated) and
   ``_ops.batchnorm_backward``. Importing minidl keeps freed large blocks in the
-  heap (``minidl/_allocator.py``), so its fresh outputs do not page-fault.
-- numpy: the same two functions of ``minidl/_reference.py`` (plain numpy, computing
+  heap (glibc's mmap threshold 32 MiB, trim threshold 512 MiB), so its fresh
+  outputs do not page-fault.
+- numpy: the same two functions of ``minidl._reference`` (plain numpy, computing
   in float64 as the kernels do: the baseline the issue names).
 - numpy-f32: a fast plain-numpy version in float32 (mean, var, normalize; the
   fused backward formula), the speed a careful numpy user gets.
 - torch: ``torch.nn.functional.batch_norm`` in training mode and its backward
   through autograd, as a torch user runs it, with glibc's default heap settings.
-- torch+keep: the same, after applying minidl's heap settings in its process,
-  to show what the allocator alone is worth to torch.
+- torch+keep: the same, with minidl's heap settings given to its process through
+  ``GLIBC_TUNABLES`` (without importing minidl), to show what the allocator alone
+  is worth to torch.
 - bound: the time to move the bytes the computation must move, at the speed of
   a numpy copy of the same tensor measured in the same run: forward reads x and
   writes y, backward reads dy and x and writes dx, 5 tensor passes; a copy is 2.
 """
 
-import harness
+# isort: off
+import harness  # first: a minidl worker loads minidl before numpy (see harness)
+
 import numpy as np
+
+# isort: on
 
 CASES = {
     "(128, 64, 28, 28)": (128, 64, 28, 28),
     "(60, 100)": (60, 100),
 }
 LIBRARIES = ["minidl", "numpy", "numpy-f32", "torch", "torch+keep", "bound"]
+# minidl's heap settings (mmap threshold 32 MiB, trim threshold 512 MiB) for torch+keep,
+# as glibc reads them at process start: the worker never imports minidl.
+KEEP_FREED_MEMORY = {
+    "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=536870912"
+}
 
 
 def _data(shape):
@@ -85,14 +96,7 @@ def make(library, case, threads):
     if library == "bound":
         target = np.empty_like(x)
         return lambda: np.copyto(target, x)
-    if library == "torch+keep":
-        import importlib.util
-        import pathlib
-
-        path = pathlib.Path(__file__).resolve().parent.parent / "minidl" / "_allocator.py"
-        spec = importlib.util.spec_from_file_location("minidl_allocator", path)
-        spec.loader.exec_module(importlib.util.module_from_spec(spec))
-    import torch
+    import torch  # torch and torch+keep differ only in their environment (KEEP_FREED_MEMORY)
 
     torch.set_num_threads(threads)
     tx = torch.from_numpy(x).requires_grad_()
@@ -132,4 +136,11 @@ def report(cases, libraries, results):
 
 
 if __name__ == "__main__":
-    harness.main(CASES, LIBRARIES, make, report, requires={"bound": "numpy", "numpy-f32": "numpy"})
+    harness.main(
+        CASES,
+        LIBRARIES,
+        make,
+        report,
+        requires={"bound": "numpy", "numpy-f32": "numpy"},
+        environments={"torch+keep": KEEP_FREED_MEMORY},
+    )

@@ -1,6 +1,9 @@
 """How long loading a full MNIST-style training set takes, and a DataLoader epoch.
 
-    MINIDL_DATA=../shared/datasets python benchmarks/bench_data.py [--rounds 5]
+    MINIDL_DATA=/path/to/datasets python benchmarks/bench_data.py [--rounds 5]
+
+``MINIDL_DATA`` names a folder holding ``mnist/`` (and, optionally, ``fashion-mnist/``;
+Debian's ``dataset-fashion-mnist`` package is found without it).
 
 Each load runs in a fresh worker process (nothing cached in memory), alternating
 data sets; the table shows the median and the best of the rounds. The epoch row

@@ -6,8 +6,12 @@ Prints one row per case with each library's median time (each timed in its own
 worker process) and minidl's speed-up over numpy and over torch.
 """
 
-import harness
+# isort: off
+import harness  # first: a minidl worker loads minidl before numpy (see harness)
+
 import numpy as np
+
+# isort: on
 
 CASES = {
     "bias grad (128, 4096) axis 0": ((128, 4096), (0,)),

@@ -2,14 +2,19 @@
 
     python benchmarks/bench_train_step.py [--threads 2] [--rounds 3]
 
-The models are those of ``examples/train_mnist.py`` with BatchNorm: the CNN on a
-batch of 128 MNIST-sized images, the Figure 1 MLP on a batch of 60. Each library
+The models are those ``examples/train_mnist.py`` trains, with BatchNorm, from
+``minidl.models`` (``small_cnn`` on a batch of 128 MNIST-sized images,
+``bn_paper_mlp`` on a batch of 60), and the same layers built in torch. Each library
 runs in its own worker process, alternating; the table shows the median of the
 per-round best step times.
 """
 
-import harness
+# isort: off
+import harness  # first: a minidl worker loads minidl before numpy (see harness)
+
 import numpy as np
+
+# isort: on
 
 CASES = {
     "CNN with BN, batch 128": ("cnn", 128),
@@ -25,16 +30,13 @@ def _batch(size, kind):
 
 
 def _minidl_model(kind):
-    import pathlib
-    import sys
+    from minidl import models
 
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "examples"))
-    from train_mnist import build_cnn, build_mlp
-
-    return build_cnn(True) if kind == "cnn" else build_mlp(True)
+    return models.small_cnn(batch_norm=True) if kind == "cnn" else models.bn_paper_mlp()
 
 
 def _torch_model(kind):
+    """The twins of ``minidl.models.bn_paper_mlp()`` and ``small_cnn()`` in torch."""
     import torch.nn as tnn
 
     if kind == "mlp":

@@ -2,15 +2,21 @@
 
 torch brings its own OpenMP runtime and allocator state; timed in one process
 with minidl's, each disturbs the other. So a benchmark script calls
-:func:`compare`, which starts a fresh worker process (the same script, with
-``--worker``) for every (library, case) pair, alternating libraries round after
-round, and reports the median of the per-round best times.
+:func:`compare`, which starts a fresh worker process (the same script, run by
+``sys.executable`` with ``--worker``) for every (library, case) pair, alternating
+libraries round after round, and reports the median of the per-round best times.
 
-A benchmark script defines ``CASES`` (name -> description), a
-``make(library, case, threads)`` that sets the library's thread count and
-returns a zero-argument callable to time, and a ``report``; it ends with
-``harness.main(CASES, LIBRARIES, make, report)``. A library name may carry a
-variant after a ``+`` (``torch+keep``): :func:`available` checks the part before.
+A benchmark script imports this module first, before numpy; defines ``CASES``
+(name -> description), a ``make(library, case, threads)`` that sets the library's
+thread count and returns a zero-argument callable to time, and a ``report``; and
+ends with ``harness.main(CASES, LIBRARIES, make, report)``. A library name may
+carry a variant after a ``+`` (``torch+keep``): :func:`available` checks the part
+before. ``environments`` gives a library's workers extra environment variables,
+set before the process starts (``GLIBC_TUNABLES``, for one, is read only then).
+
+In a minidl worker, importing this module imports minidl, so that minidl is loaded
+before the script's numpy, as minidl's examples load it (minidl's OpenBLAS settings
+apply only to an OpenBLAS loaded after it). Other workers never import minidl.
 """
 
 import argparse
@@ -20,6 +26,17 @@ import statistics
 import subprocess
 import sys
 import time
+
+
+def _worker_library(argv):
+    """The library named after ``--worker`` in ``argv``, or None in the coordinating process."""
+    if "--worker" in argv[:-1]:
+        return argv[argv.index("--worker") + 1]
+    return None
+
+
+if _worker_library(sys.argv) == "minidl":
+    import minidl  # noqa: F401  (before the benchmark script imports numpy)
 
 
 def _time_callable(fn, repeats, min_seconds=0.2):
@@ -47,36 +64,26 @@ def _worker(make, library, case, threads, repeats):
     print(json.dumps({"seconds": _time_callable(fn, repeats)}))
 
 
-# A worker runs the benchmark script as __main__; a minidl worker imports minidl
-# first, as minidl's examples do, so that minidl's OpenBLAS settings apply.
-_LAUNCH = (
-    "import os, runpy, sys\n"
-    "sys.argv = sys.argv[1:]\n"
-    "sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))\n"
-    "if sys.argv[sys.argv.index('--worker') + 1] == 'minidl':\n"
-    "    import minidl\n"
-    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
-)
-
-
 def available(library):
     """Whether ``library`` can be imported (checked in a subprocess, keeping this one clean)."""
     code = f"import {library.split('+')[0]}"
     return subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 
 
-def compare(script, cases, libraries, threads, rounds, repeats):
-    """``{case: {library: median seconds}}``, each measurement in a fresh worker process."""
+def compare(script, cases, libraries, threads, rounds, repeats, environments=None):
+    """``{case: {library: median seconds}}``, each measurement in a fresh worker process.
+
+    ``environments`` maps a library name to extra environment variables for its workers.
+    """
+    environments = environments or {}
     results = {case: {lib: [] for lib in libraries} for case in cases}
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    base = dict(os.environ, OMP_NUM_THREADS=str(threads))
     for round_index in range(rounds):
         order = libraries if round_index % 2 == 0 else list(reversed(libraries))
         for case in cases:
             for library in order:
                 command = [
                     sys.executable,
-                    "-c",
-                    _LAUNCH,
                     script,
                     "--worker",
                     library,
@@ -86,6 +93,7 @@ def compare(script, cases, libraries, threads, rounds, repeats):
                     "--repeats",
                     str(repeats),
                 ]
+                env = dict(base, **environments.get(library, {}))
                 done = subprocess.run(command, capture_output=True, text=True, env=env)
                 if done.returncode != 0:
                     raise RuntimeError(f"worker {library}/{case} failed:\n{done.stderr}")
@@ -96,10 +104,11 @@ def compare(script, cases, libraries, threads, rounds, repeats):
     }
 
 
-def main(cases, libraries, make, report, requires=None, argv=None):
+def main(cases, libraries, make, report, requires=None, environments=None, argv=None):
     """Command line: run the workers, or, with ``--worker``, be one.
 
-    ``requires`` maps a library name that is not a module to the module it needs.
+    ``requires`` maps a library name that is not a module to the module it needs;
+    ``environments`` maps a library name to extra environment variables for its workers.
     """
     parser = argparse.ArgumentParser()
     parser.add_argument("--worker", nargs=2, metavar=("LIBRARY", "CASE"))
@@ -117,5 +126,7 @@ def main(cases, libraries, make, report, requires=None, argv=None):
     if missing:
         print(f"not installed, left out: {', '.join(missing)}")
     script = os.path.abspath(sys.argv[0])
-    results = compare(script, list(cases), present, args.threads, args.rounds, args.repeats)
+    results = compare(
+        script, list(cases), present, args.threads, args.rounds, args.repeats, environments
+    )
     report(cases, present, results)

@@ -29,12 +29,17 @@ import time
 
 import numpy as np
 
-from minidl import nn
-from train_mnist import build_mlp, choose_dataset, load_data
+from minidl import models, nn
+from minidl.data import datasets
 
 # isort: on
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLASSES = {
+    "mnist": minidl.data.MNIST,
+    "fashion-mnist": minidl.data.FashionMNIST,
+    "kmnist": minidl.data.KMNIST,
+}
 
 
 def settings(quick):
@@ -68,6 +73,24 @@ def settings(quick):
     }
 
 
+def choose_dataset(name, data_dir):
+    """The data set to use: ``auto`` is MNIST if available, else a local Fashion-MNIST."""
+    if name != "auto":
+        return name
+    try:
+        datasets.locate("mnist", "train", data_dir)
+        datasets.locate("mnist", "test", data_dir)
+        return "mnist"
+    except datasets.DataNotFoundError as mnist_error:
+        try:  # Fashion-MNIST only where it already is
+            datasets.locate("fashion-mnist", "train", data_dir, download_missing=False)
+            datasets.locate("fashion-mnist", "test", data_dir, download_missing=False)
+        except datasets.DataNotFoundError:
+            raise mnist_error from None
+        print("MNIST is not available here; using Fashion-MNIST, found locally.")
+        return "fashion-mnist"
+
+
 def subset(dataset, count):
     if count is None or count >= len(dataset):
         return dataset
@@ -76,7 +99,7 @@ def subset(dataset, count):
 
 def mlp(bn, dropout=0.0, init_std=None):
     """The Figure 1 MLP; optional dropout after each sigmoid and N(0, std) weights."""
-    model = build_mlp(bn)
+    model = models.bn_paper_mlp(batch_norm=bn)
     if dropout:
         layers = []
         for layer in model:
@@ -373,15 +396,21 @@ def _sweep_section(text, name, results, image, caption):
     return lines
 
 
-def report(path, args, cfg, dataset, runs, lrs, inits, gaps, images, elapsed):
+def report(path, args, cfg, dataset, test_count, runs, lrs, inits, gaps, images, elapsed):
     results = verdicts(runs, lrs, inits, gaps)
     command = "python examples/bn_study.py" + (" --quick" if args.quick else "")
+    if os.environ.get("MINIDL_DATA"):  # where the data came from, without the machine's paths
+        command = "MINIDL_DATA=/path/to/datasets " + command
+    threads = minidl.get_num_threads()
+    if os.environ.get("OMP_NUM_THREADS"):
+        command = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " + command
     lines = [
         "# What batch normalization buys: five claims, tested",
         "",
-        f"Written by `{command}` ({elapsed / 60:.1f} minutes on {minidl.get_num_threads()} "
-        f"threads), on {dataset} ({'a subset, ' if cfg['train_subset'] else ''}test set: "
-        f"the first 3,000 images where the MNIST copy holds only those). Set-up: Ioffe & "
+        f"Written by `{command}` on {time.strftime('%Y-%m-%d')} ({elapsed / 60:.1f} minutes, "
+        f"{threads} thread{'s' if threads != 1 else ''}), on {dataset} "
+        f"({'a subset of the training set, ' if cfg['train_subset'] else ''}the full test set "
+        f"of {test_count:,} images). Set-up: Ioffe & "
         "Szegedy's Figure 1 MLP (784-100-100-100-10, sigmoid; BatchNorm before each sigmoid), "
         f"batches of 60, plain SGD with a constant learning rate ({cfg['lr']} unless varied), "
         "the same seeds with and without BN. Figures and verdicts below are this run's; a "
@@ -489,7 +518,8 @@ def main(argv=None):
     cfg = settings(args.quick)
     start = time.perf_counter()
     dataset = choose_dataset(args.dataset, args.data_dir)
-    train_data, test_data = load_data(dataset, args.data_dir, quick=False)
+    train_data = CLASSES[dataset]("train", args.data_dir, normalize=True)
+    test_data = CLASSES[dataset]("test", args.data_dir, normalize=True)
     train_data = subset(train_data, cfg["train_subset"])
     print(f"{dataset}: {len(train_data):,} training images, {len(test_data):,} test images")
     print("1, 5: convergence and sigmoid inputs")
@@ -507,6 +537,7 @@ def main(argv=None):
         args,
         cfg,
         dataset,
+        len(test_data),
         runs,
         lrs,
         inits,

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from minidl import nn
+from minidl import models, nn
 from minidl.data import datasets, transforms
 
 # isort: on
@@ -58,38 +58,9 @@ CLASSES = {
 }
 
 
-def build_mlp(bn):
-    """784-100-100-100-10 with sigmoids; with ``bn``, BatchNorm before each sigmoid."""
-    layers = [nn.Flatten()]
-    width = 784
-    for _ in range(3):
-        layers.append(nn.Dense(width, 100, bias=not bn))  # BN's shift replaces the bias
-        if bn:
-            layers.append(nn.BatchNorm(100))
-        layers.append(nn.Sigmoid())
-        width = 100
-    layers.append(nn.Dense(100, 10))
-    return nn.Sequential(*layers)
-
-
-def build_cnn(bn):
-    """Two blocks of Conv2D 3x3 -> [BatchNorm] -> ReLU -> MaxPool2D, then Dense 128 -> 10."""
-
-    def block(in_channels, out_channels):
-        layers = [nn.Conv2D(in_channels, out_channels, 3, padding=1, bias=not bn)]
-        if bn:
-            layers.append(nn.BatchNorm2D(out_channels))
-        return [*layers, nn.ReLU(), nn.MaxPool2D(2)]
-
-    head = [nn.Flatten(), nn.Dense(64 * 7 * 7, 128, bias=not bn)]
-    if bn:
-        head.append(nn.BatchNorm(128))
-    head += [nn.ReLU(), nn.Dense(128, 10)]
-    return nn.Sequential(*block(1, 32), *block(32, 64), *head)
-
-
 def build_model(kind, bn):
-    return build_mlp(bn) if kind == "mlp" else build_cnn(bn)
+    """The Figure 1 MLP or the small CNN, from ``minidl.models``."""
+    return models.bn_paper_mlp(batch_norm=bn) if kind == "mlp" else models.small_cnn(batch_norm=bn)
 
 
 def make_optimizer(name, parameters, lr):

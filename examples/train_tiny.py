@@ -1,8 +1,10 @@
 """The smallest real training run: a two-layer network learns to separate two spirals.
 
-Everything here is written with minidl's tensors and autograd alone (the layers,
-optimizers and trainer come in later releases): a hidden layer of tanh units, a
-softmax cross-entropy loss built from exp/log/max, and plain gradient descent.
+Everything here is written with minidl's tensors and autograd alone, to show what
+they do by themselves: a hidden layer of tanh units, a softmax cross-entropy loss
+built from exp/log/max, and plain gradient descent. The same network with
+``minidl.nn`` layers, a ``minidl.optim`` optimizer and ``minidl.Trainer`` is a few
+lines; ``examples/train_mnist.py`` trains real models that way.
 
     python examples/train_tiny.py            # about 5 seconds on 2 cores
     python examples/train_tiny.py --quick    # a few hundred steps, for smoke tests

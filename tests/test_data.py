@@ -1,5 +1,6 @@
 """minidl.data: IDX files, finding and downloading data sets, DataLoader, transforms."""
 
+import copy
 import functools
 import gzip
 import hashlib
@@ -15,8 +16,17 @@ import minidl
 from minidl.data import datasets, transforms
 from minidl.data.idx import IDX_TYPES, read_idx, write_idx
 
-SHARED_MNIST = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _needs_data_set(name):
+    """Skip unless ``$MINIDL_DATA/<name>/`` exists, saying which of the two is missing."""
+    root = os.environ.get("MINIDL_DATA")
+    if not root:
+        reason = f"MINIDL_DATA is not set (point it at a folder holding {name}/)"
+    else:
+        reason = f"MINIDL_DATA={root} holds no {name}/ folder"
+    return pytest.mark.skipif(not root or not (Path(root) / name).is_dir(), reason=reason)
 
 
 # ---------------------------------------------------------------- IDX
@@ -401,6 +411,32 @@ def test_horizontal_flip_and_compose():
     np.testing.assert_allclose(pipeline(batch), (batch[..., ::-1] - 1.0) / 2.0)
 
 
+@pytest.mark.parametrize(
+    "transform",
+    [
+        transforms.Normalize([0.5, 0.2], [0.25, 2.0]),
+        transforms.RandomCrop((5, 4), padding=1),
+        transforms.RandomShift(2),
+        transforms.RandomHorizontalFlip(0.5),
+        transforms.Compose([transforms.RandomShift(1), transforms.Normalize(0.1, 0.3)]),
+    ],
+    ids=repr,
+)
+def test_calling_a_transform_leaves_its_configuration_alone(transform):
+    before = copy.deepcopy(vars(transform))
+    for shape in [(3, 2, 7, 6), (4, 2, 9, 9)]:  # two image sizes, as a RandomShift may see
+        transform(np.ones(shape, np.float32), rng=np.random.default_rng(0))
+    after = vars(transform)
+    assert after.keys() == before.keys(), f"attributes changed: {before.keys()} -> {after.keys()}"
+    for name, value in before.items():
+        same = (
+            np.array_equal(after[name], value)
+            if isinstance(value, np.ndarray)
+            else repr(after[name]) == repr(value)
+        )
+        assert same, f"{transform!r}.{name} changed from {value!r} to {after[name]!r}"
+
+
 def test_loader_applies_transforms_to_inputs_only():
     data = minidl.data.ArrayDataset(np.ones((4, 1, 2, 2), np.float32), np.arange(4))
     loader = minidl.data.DataLoader(data, batch_size=4, transform=transforms.Normalize(1.0, 1.0))
@@ -411,19 +447,19 @@ def test_loader_applies_transforms_to_inputs_only():
 # ---------------------------------------------------------------- the real data sets
 
 
-@pytest.mark.skipif(
-    not (SHARED_MNIST / "mnist").is_dir(), reason="the shared MNIST files are not here"
-)
-def test_real_mnist_loads_with_published_statistics(monkeypatch):
-    monkeypatch.setenv("MINIDL_DATA", str(SHARED_MNIST))
+@_needs_data_set("mnist")
+def test_real_mnist_loads_with_published_statistics():
     images, labels = minidl.data.load_mnist("train")
     assert images.shape == (60000, 28, 28) and images.dtype == np.uint8
     assert labels.shape == (60000,) and set(np.unique(labels)) == set(range(10))
     pixels = images / 255.0
     assert abs(pixels.mean() - minidl.data.MNIST_MEAN) < 5e-4
     assert abs(pixels.std() - minidl.data.MNIST_STD) < 5e-4
-    test_images, _ = minidl.data.load_mnist("test")
-    assert test_images.shape == (3000, 28, 28)
+    test_images, test_labels = minidl.data.load_mnist("test")
+    assert test_images.shape == (10000, 28, 28), "expected the full official test set"
+    # the official test set's count of each digit, 0 to 9
+    official = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert np.bincount(test_labels).tolist() == official
     dataset = minidl.data.MNIST("train", normalize=True)
     x, y = dataset[np.arange(256)]
     assert x.shape == (256, 1, 28, 28) and x.dtype == np.float32

@@ -15,6 +15,27 @@ def _generator(rng):
     return rng if rng is not None else _random.generator()
 
 
+def _random_crop(batch, size, padding, rng, where):
+    """Pad ``batch``'s images by ``padding`` zeros and cut one random ``size`` window from each."""
+    pad = [(0, 0)] * (batch.ndim - 2) + [(padding, padding)] * 2
+    padded = np.pad(batch, pad)
+    height, width = padded.shape[-2:]
+    crop_h, crop_w = size
+    if crop_h > height or crop_w > width:
+        raise ValueError(
+            f"{where}: a {tuple(size)} crop does not fit images of {batch.shape[-2:]} "
+            f"padded by {padding}"
+        )
+    count = len(batch)
+    top = rng.integers(0, height - crop_h + 1, count)
+    left = rng.integers(0, width - crop_w + 1, count)
+    windows = sliding_window_view(padded, (crop_h, crop_w), axis=(-2, -1))
+    # windows: (N, [C,] H', W', crop_h, crop_w); pick (top[n], left[n]) for image n
+    if batch.ndim == 4:
+        return windows[np.arange(count), :, top, left].copy()
+    return windows[np.arange(count), top, left].copy()
+
+
 class Compose:
     """Apply transforms in order.
 
@@ -77,45 +98,28 @@ class RandomCrop:
         self.padding = int(padding)
 
     def __call__(self, batch, rng=None):
-        rng = _generator(rng)
-        pad = [(0, 0)] * (batch.ndim - 2) + [(self.padding, self.padding)] * 2
-        padded = np.pad(batch, pad)
-        height, width = padded.shape[-2:]
-        crop_h, crop_w = self.size
-        if crop_h > height or crop_w > width:
-            raise ValueError(
-                f"RandomCrop: a {self.size} crop does not fit images of {batch.shape[-2:]} "
-                f"padded by {self.padding}"
-            )
-        count = len(batch)
-        top = rng.integers(0, height - crop_h + 1, count)
-        left = rng.integers(0, width - crop_w + 1, count)
-        windows = sliding_window_view(padded, (crop_h, crop_w), axis=(-2, -1))
-        # windows: (N, [C,] H', W', crop_h, crop_w); pick (top[n], left[n]) for image n
-        if batch.ndim == 4:
-            return windows[np.arange(count), :, top, left].copy()
-        return windows[np.arange(count), top, left].copy()
+        return _random_crop(batch, self.size, self.padding, _generator(rng), "RandomCrop")
 
     def __repr__(self):
         return f"RandomCrop(size={self.size}, padding={self.padding})"
 
 
-class RandomShift(RandomCrop):
+class RandomShift:
     """Shift each image by up to ``pixels`` in each direction, filling with zeros.
 
-    The same as a RandomCrop of the image's own size with ``padding=pixels``.
+    The same as a RandomCrop of the image's own size with ``padding=pixels``; the size
+    is each batch's own, so one RandomShift serves images of any size.
 
     >>> minidl.data.transforms.RandomShift(2)(np.zeros((4, 28, 28))).shape
     (4, 28, 28)
     """
 
     def __init__(self, pixels):
-        super().__init__(size=1, padding=pixels)
         self.pixels = int(pixels)
 
     def __call__(self, batch, rng=None):
-        self.size = batch.shape[-2:]
-        return super().__call__(batch, rng)
+        size = batch.shape[-2:]  # per call: the transform's own state never changes
+        return _random_crop(batch, size, self.pixels, _generator(rng), "RandomShift")
 
     def __repr__(self):
         return f"RandomShift(pixels={self.pixels})"
