@@ -73,24 +73,6 @@ def settings(quick):
     }
 
 
-def choose_dataset(name, data_dir):
-    """The data set to use: ``auto`` is MNIST if available, else a local Fashion-MNIST."""
-    if name != "auto":
-        return name
-    try:
-        datasets.locate("mnist", "train", data_dir)
-        datasets.locate("mnist", "test", data_dir)
-        return "mnist"
-    except datasets.DataNotFoundError as mnist_error:
-        try:  # Fashion-MNIST only where it already is
-            datasets.locate("fashion-mnist", "train", data_dir, download_missing=False)
-            datasets.locate("fashion-mnist", "test", data_dir, download_missing=False)
-        except datasets.DataNotFoundError:
-            raise mnist_error from None
-        print("MNIST is not available here; using Fashion-MNIST, found locally.")
-        return "fashion-mnist"
-
-
 def subset(dataset, count):
     if count is None or count >= len(dataset):
         return dataset
@@ -517,7 +499,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     cfg = settings(args.quick)
     start = time.perf_counter()
-    dataset = choose_dataset(args.dataset, args.data_dir)
+    dataset = datasets.choose_dataset(args.dataset, args.data_dir)
     train_data = CLASSES[dataset]("train", args.data_dir, normalize=True)
     test_data = CLASSES[dataset]("test", args.data_dir, normalize=True)
     train_data = subset(train_data, cfg["train_subset"])

@@ -77,24 +77,6 @@ def make_optimizer(name, parameters, lr):
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def choose_dataset(name, data_dir):
-    """The data set to use: ``auto`` is MNIST if available, else a local Fashion-MNIST."""
-    if name != "auto":
-        return name
-    try:
-        datasets.locate("mnist", "train", data_dir)
-        datasets.locate("mnist", "test", data_dir)
-        return "mnist"
-    except datasets.DataNotFoundError as mnist_error:
-        try:  # Fashion-MNIST only where it already is
-            datasets.locate("fashion-mnist", "train", data_dir, download_missing=False)
-            datasets.locate("fashion-mnist", "test", data_dir, download_missing=False)
-        except datasets.DataNotFoundError:
-            raise mnist_error from None
-        print("MNIST is not available here; using Fashion-MNIST, found locally.")
-        return "fashion-mnist"
-
-
 def load_data(name, data_dir, quick, normalize_train=True):
     """Train and test datasets, standardized; ``quick`` keeps 6,000 and 1,000 samples.
 
@@ -296,7 +278,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    dataset = choose_dataset(args.dataset, args.data_dir)
+    dataset = datasets.choose_dataset(args.dataset, args.data_dir)
     fallback = 0.90 if args.model == "mlp" else 0.92
     target = args.target or TARGETS.get((args.model, dataset), fallback)
     train, test = load_data(dataset, args.data_dir, args.quick, normalize_train=not args.augment)

@@ -61,7 +61,7 @@ cdef enum:
     # The next two decide when a kernel whose work is cheap per element splits it
     # over threads: only from two chunks of this size, so each thread's share costs
     # about as much as waking it. Waking the workers for a parallel region cost
-    # about 19 us on the shared 2-core build machine (sum_channels of a (1, 2, 1)
+    # about 19 us on a busy 2-core machine (sum_channels of a (1, 2, 1)
     # array: 23 us with 2 threads, 4 us with 1), a few us on an idle one.
     # Rows of a row-wise kernel (log-sum-exp, cross-entropy): 64 rows of 10
     # classes took 11 us there (logsumexp_rows, 1 thread), 64 rows of 100, 73 us.

@@ -29,7 +29,7 @@ def bn_paper_mlp(batch_norm=True):
     >>> model = minidl.models.bn_paper_mlp(batch_norm=False)
     >>> model(minidl.randn(5, 1, 28, 28)).shape
     (5, 10)
-    >>> sum(p.size for p in model.parameters())
+    >>> sum(p.numel() for p in model.parameters())
     99710
     """
     layers = [nn.Flatten()]

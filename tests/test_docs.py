@@ -16,6 +16,7 @@ MODULES = [
     "minidl.tensor",
     "minidl.runtime",
     "minidl._reduce",
+    "minidl.models",
     "minidl.nn",
     "minidl.nn.module",
     "minidl.nn.layers",

@@ -61,7 +61,7 @@ def test_public_modules_have_docstrings():
         assert inspect.getdoc(module), f"{module.__name__} has no module docstring"
 
 
-def _allocator_enabled(setting):
+def _keeps_freed_memory(setting):
     env = {k: v for k, v in __import__("os").environ.items() if k != "MINIDL_KEEP_FREED_MEMORY"}
     if setting is not None:
         env["MINIDL_KEEP_FREED_MEMORY"] = setting
@@ -73,5 +73,5 @@ def _allocator_enabled(setting):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc heap settings")
 def test_heap_settings_apply_on_import_and_can_be_turned_off():
-    assert _allocator_enabled(None) == "True"
-    assert _allocator_enabled("0") == "False"
+    assert _keeps_freed_memory(None) == "True"
+    assert _keeps_freed_memory("0") == "False"

@@ -419,3 +419,29 @@ class KMNIST(MNISTLike):
     """
 
     name = "kmnist"
+
+
+def choose_dataset(name, data_dir=None):
+    """The data set to train on: ``name`` itself, or for ``"auto"`` MNIST where it can be had.
+
+    ``"auto"`` is MNIST when it is found (or downloaded, where that is allowed);
+    otherwise a Fashion-MNIST that is already on the machine, saying so; otherwise
+    MNIST's :class:`DataNotFoundError`, which lists the places searched.
+
+    >>> minidl.data.datasets.choose_dataset("fashion-mnist")
+    'fashion-mnist'
+    """
+    if name != "auto":
+        return name
+    try:
+        locate("mnist", "train", data_dir)
+        locate("mnist", "test", data_dir)
+        return "mnist"
+    except DataNotFoundError as mnist_error:
+        try:  # Fashion-MNIST only where it already is
+            locate("fashion-mnist", "train", data_dir, download_missing=False)
+            locate("fashion-mnist", "test", data_dir, download_missing=False)
+        except DataNotFoundError:
+            raise mnist_error from None
+        print("MNIST is not available here; using Fashion-MNIST, found locally.")
+        return "fashion-mnist"
