@@ -964,6 +964,8 @@ def _class_rows(x, where):
         raise ValueError(f"{where}: Expected 1 or more dimensions (got 0)")
     if x.ndim == 1:
         return x.reshape(1, -1), x.shape[0]
+    if x.ndim == 2:
+        return x, x.shape[1]
     if x.ndim > 2:
         x = x.permute(0, *range(2, x.ndim), 1)
     return x.reshape(-1, x.shape[-1]), x.shape[-1]
