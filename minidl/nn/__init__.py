@@ -9,7 +9,22 @@
 """
 
 from . import functional, init, utils
-from .activations import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .activations import (
+    ELU,
+    GELU,
+    Hardtanh,
+    LeakyReLU,
+    LogSoftmax,
+    Mish,
+    PReLU,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
 from .layers import (
     AvgPool2D,
     BatchNorm,
@@ -23,11 +38,25 @@ from .layers import (
     MaxPool2D,
     Sequential,
 )
-from .losses import CrossEntropyLoss, MSELoss, NLLLoss
+from .losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from .module import Module, Parameter
 
 __all__ = [
+    "ELU",
+    "GELU",
     "AvgPool2D",
+    "BCELoss",
+    "BCEWithLogitsLoss",
     "BatchNorm",
     "BatchNorm1D",
     "BatchNorm2D",
@@ -36,18 +65,28 @@ __all__ = [
     "Dense",
     "Dropout",
     "Flatten",
+    "Hardtanh",
+    "HuberLoss",
     "Identity",
+    "KLDivLoss",
+    "L1Loss",
     "LeakyReLU",
     "LogSoftmax",
     "MSELoss",
     "MaxPool2D",
+    "Mish",
     "Module",
     "NLLLoss",
+    "PReLU",
     "Parameter",
     "ReLU",
+    "ReLU6",
     "Sequential",
+    "SiLU",
     "Sigmoid",
+    "SmoothL1Loss",
     "Softmax",
+    "Softplus",
     "Tanh",
     "functional",
     "init",

@@ -1,7 +1,16 @@
-"""Activation layers: element-wise (or, for Softmax, along one dim) and without state."""
+"""Activation layers: element-wise (or, for Softmax, along one dim); only PReLU has state."""
 
+import numpy as np
+
+from .. import _checks
+from .._dtypes import get_default_dtype
+from ..autograd import no_grad
 from . import functional as F
-from .module import Module
+from .module import Module, Parameter
+
+
+def _inplace_repr(inplace):
+    return ", inplace=True" if inplace else ""
 
 
 class ReLU(Module):
@@ -16,21 +25,22 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
-    """x where x > 0, else ``negative_slope * x``.
+    """x where x > 0, else ``negative_slope * x``; any shape.
 
     >>> minidl.nn.LeakyReLU(0.1)(minidl.tensor([-1.0, 2.0]))
     tensor([-0.1,  2. ])
     """
 
-    def __init__(self, negative_slope=0.01):
+    def __init__(self, negative_slope=0.01, inplace=False):
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = F._real_number(negative_slope, "LeakyReLU", "negative_slope")
+        self.inplace = bool(inplace)
 
     def forward(self, x):
-        return F.leaky_relu(x, self.negative_slope)
+        return F.leaky_relu(x, self.negative_slope, self.inplace)
 
     def extra_repr(self):
-        return f"negative_slope={self.negative_slope}"
+        return f"negative_slope={self.negative_slope}{_inplace_repr(self.inplace)}"
 
 
 class Sigmoid(Module):
@@ -56,9 +66,9 @@ class Tanh(Module):
 
 
 class _AlongDim(Module):
-    """An activation applied along one ``dim`` (default: the last)."""
+    """An activation applied along one ``dim``; None takes torch's implicit choice (warning)."""
 
-    def __init__(self, dim=-1):
+    def __init__(self, dim=None):
         super().__init__()
         self.dim = dim
 
@@ -67,7 +77,10 @@ class _AlongDim(Module):
 
 
 class Softmax(_AlongDim):
-    """exp(x) / sum(exp(x)) along ``dim`` (default: the last).
+    """exp(x) / sum(exp(x)) along ``dim``.
+
+    ``dim=None`` (the default, as torch's) takes torch's implicit, deprecated choice
+    with its warning: dim 0 for 0-d, 1-d and 3-d inputs, dim 1 otherwise.
 
     >>> minidl.nn.Softmax(dim=1)(minidl.zeros(1, 2))
     tensor([[0.5, 0.5]])
@@ -78,7 +91,7 @@ class Softmax(_AlongDim):
 
 
 class LogSoftmax(_AlongDim):
-    """log(softmax(x)) along ``dim`` (default: the last), computed stably.
+    """log(softmax(x)) along ``dim``, computed stably; ``dim=None`` as :class:`Softmax`.
 
     >>> minidl.nn.LogSoftmax(dim=1)(minidl.zeros(1, 2))
     tensor([[-0.6931472, -0.6931472]])
@@ -86,3 +99,160 @@ class LogSoftmax(_AlongDim):
 
     def forward(self, x):
         return F.log_softmax(x, self.dim)
+
+
+class GELU(Module):
+    """Gaussian error linear unit ``x * Phi(x)``; ``approximate='tanh'`` its tanh form. Any shape.
+
+    >>> minidl.nn.GELU()(minidl.tensor([0.0, 1.0]))
+    tensor([0.       , 0.8413447])
+    """
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in F._GELU_APPROXIMATIONS:
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, approximate=self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class _InplaceActivation(Module):
+    """An element-wise activation with torch's ``inplace`` option."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class SiLU(_InplaceActivation):
+    """Sigmoid linear unit (swish) ``x * sigmoid(x)``; any shape.
+
+    >>> minidl.nn.SiLU()(minidl.tensor([0.0, 1.0]))
+    tensor([0.       , 0.7310586])
+    """
+
+    def forward(self, x):
+        return F.silu(x, self.inplace)
+
+
+class Mish(_InplaceActivation):
+    """``x * tanh(softplus(x))``; any shape.
+
+    >>> minidl.nn.Mish()(minidl.tensor([0.0, 1.0]))
+    tensor([0.       , 0.8650984])
+    """
+
+    def forward(self, x):
+        return F.mish(x, self.inplace)
+
+
+class ReLU6(_InplaceActivation):
+    """``min(max(x, 0), 6)``; any shape.
+
+    >>> minidl.nn.ReLU6()(minidl.tensor([-1.0, 3.0, 8.0]))
+    tensor([0., 3., 6.])
+    """
+
+    def forward(self, x):
+        return F.relu6(x, self.inplace)
+
+
+class ELU(Module):
+    """x where x > 0, else ``alpha * (exp(x) - 1)``; any shape.
+
+    >>> minidl.nn.ELU()(minidl.tensor([-1.0, 2.0]))
+    tensor([-0.63212055,  2.        ])
+    """
+
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__()
+        self.alpha = F._real_number(alpha, "ELU", "alpha")
+        self.inplace = bool(inplace)
+
+    def forward(self, x):
+        return F.elu(x, self.alpha, self.inplace)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}{_inplace_repr(self.inplace)}"
+
+
+class Softplus(Module):
+    """``log(1 + exp(beta * x)) / beta``, linear where ``beta * x > threshold``; any shape.
+
+    >>> minidl.nn.Softplus()(minidl.tensor([0.0]))
+    tensor([0.6931472])
+    """
+
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        self.beta = F._real_number(beta, "Softplus", "beta")
+        self.threshold = F._real_number(threshold, "Softplus", "threshold")
+
+    def forward(self, x):
+        return F.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self):
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class Hardtanh(Module):
+    """``x`` clamped to [min_val, max_val]; any shape.
+
+    >>> minidl.nn.Hardtanh()(minidl.tensor([-2.0, 0.5, 3.0]))
+    tensor([-1. ,  0.5,  1. ])
+    """
+
+    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+        super().__init__()
+        self.min_val = F._real_number(min_val, "Hardtanh", "min_val")
+        self.max_val = F._real_number(max_val, "Hardtanh", "max_val")
+        if self.max_val <= self.min_val:
+            raise ValueError(
+                f"Hardtanh: max_val ({self.max_val}) must be greater than min_val ({self.min_val})"
+            )
+        self.inplace = bool(inplace)
+
+    def forward(self, x):
+        return F.hardtanh(x, self.min_val, self.max_val, self.inplace)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}{_inplace_repr(self.inplace)}"
+
+
+class PReLU(Module):
+    """x where x > 0, else ``weight * x``, with the slopes learned.
+
+    ``weight`` (num_parameters,) starts at ``init``; with num_parameters C > 1 the input
+    is (N, C, *) and each channel (dim 1) has its own slope. State dict key ``weight``,
+    as torch's.
+
+    >>> layer = minidl.nn.PReLU()
+    >>> layer(minidl.tensor([-2.0, 3.0]))
+    tensor([-0.5,  3. ], grad_fn=<_PReLUFn>)
+    """
+
+    def __init__(self, num_parameters=1, init=0.25, dtype=None):
+        super().__init__()
+        self.num_parameters = _checks.positive_int(num_parameters, "PReLU", "num_parameters")
+        self.init = F._real_number(init, "PReLU", "init")
+        dtype = get_default_dtype() if dtype is None else np.dtype(dtype)
+        self.weight = Parameter(np.full(self.num_parameters, self.init, dtype=dtype))
+
+    def reset_parameters(self):
+        """Set every slope back to ``init``."""
+        with no_grad():
+            self.weight.fill_(self.init)
+
+    def forward(self, x):
+        return F.prelu(x, self.weight)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"

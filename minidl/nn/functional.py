@@ -16,11 +16,14 @@ call the kernels. A layer checks its input with its own name and applies the sam
 Function.
 """
 
+import math
+import warnings
+
 import numpy as np
 
-from .. import _checks, _ops
+from .. import _checks, _functions, _ops
 from .. import random as _random
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
 
 # ---------------------------------------------------------------- linear
@@ -382,13 +385,14 @@ class _LeakyReLUFn(Function):
         return np.where(positive, grad, grad * grad.dtype.type(ctx.negative_slope))
 
 
-def leaky_relu(x, negative_slope=0.01):
-    """x where x > 0, else ``negative_slope * x``.
+def leaky_relu(x, negative_slope=0.01, inplace=False):
+    """x where x > 0, else ``negative_slope * x``; integers compute in the default float dtype.
 
     >>> F.leaky_relu(minidl.tensor([-1.0, 2.0]), 0.1)
     tensor([-0.1,  2. ])
     """
-    return _LeakyReLUFn.apply(x, negative_slope=negative_slope)
+    negative_slope = _real_number(negative_slope, "leaky_relu", "negative_slope")
+    return _activate(_LeakyReLUFn, x, "leaky_relu", inplace, negative_slope=negative_slope)
 
 
 def sigmoid(x):
@@ -409,73 +413,432 @@ def tanh(x):
     return x.tanh()
 
 
-def softmax(x, dim=-1):
+def _softmax_dim(x, dim, name):
+    """``dim``, or for None torch's implicit choice (0 for 0-d, 1-d and 3-d inputs, else 1)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}: expected a minidl Tensor, got {type(x).__name__}")
+    if dim is not None:
+        return dim
+    warnings.warn(
+        f"Implicit dimension choice for {name} has been deprecated. Change the call to "
+        "include dim=X as an argument.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return 0 if x.ndim in (0, 1, 3) else 1
+
+
+def softmax(x, dim=None):
     """exp(x) / sum(exp(x)) along ``dim``, computed stably.
+
+    ``dim=None`` takes torch's implicit (deprecated) choice with its warning: dim 0
+    for 0-d, 1-d and 3-d inputs, dim 1 otherwise.
 
     >>> F.softmax(minidl.zeros(1, 4), dim=1)
     tensor([[0.25, 0.25, 0.25, 0.25]])
     """
+    dim = _softmax_dim(x, dim, "softmax")
     return x.softmax(dim)
 
 
-def log_softmax(x, dim=-1):
-    """x - log(sum(exp(x))) along ``dim``, computed stably.
+def log_softmax(x, dim=None):
+    """x - log(sum(exp(x))) along ``dim``, computed stably; ``dim=None`` as :func:`softmax`.
 
     >>> F.log_softmax(minidl.zeros(1, 2), dim=1)
     tensor([[-0.6931472, -0.6931472]])
     """
+    dim = _softmax_dim(x, dim, "log_softmax")
     return x.log_softmax(dim)
+
+
+def _float_activation(x, where):
+    """``x`` for an activation defined on floats: integers and bools in the default float dtype."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{where}: expected a minidl Tensor, got {type(x).__name__}")
+    return x._as_float()
+
+
+def _activate(function, x, where, inplace=False, **options):
+    """``function`` applied to ``x``; with ``inplace`` written into ``x`` (returned), as torch's."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{where}: expected a minidl Tensor, got {type(x).__name__}")
+    if inplace:
+        if x.dtype.kind != "f":
+            raise RuntimeError(f"{where}: in place needs a floating-point tensor, got {x.dtype}")
+        return x._in_place(function, **options)
+    return function.apply(x._as_float(), **options)
+
+
+class _ActivationFn(Function):
+    """An element-wise activation: ``compute(x, **options)`` and its exact ``derivative``.
+
+    The input is saved for backward; both formulas work on numpy arrays.
+    """
+
+    @classmethod
+    def forward(cls, ctx, x, **options):
+        ctx.save_for_backward(x)
+        ctx.options = options
+        with np.errstate(over="ignore"):
+            return np.asarray(cls.compute(x, **options)).astype(x.dtype, copy=False)
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        (x,) = ctx.saved_tensors
+        with np.errstate(over="ignore", invalid="ignore"):
+            return (grad * cls.derivative(x, **ctx.options)).astype(grad.dtype, copy=False)
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_SQRT_TWO_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_KAPPA = 0.044715
+_GELU_APPROXIMATIONS = ("none", "tanh")
+
+
+class _GELUFn(_ActivationFn):
+    # exact: x * Phi(x); 'tanh': 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), as torch
+    @staticmethod
+    def compute(x, approximate="none"):
+        if approximate == "tanh":
+            inner = _SQRT_TWO_OVER_PI * (x + _GELU_KAPPA * x * x * x)
+            return 0.5 * x * (1 + np.tanh(inner))
+        return x * (0.5 * (1 + _functions.Erf.compute(x * _SQRT_HALF)))
+
+    @staticmethod
+    def derivative(x, approximate="none"):
+        if approximate == "tanh":
+            inner = _SQRT_TWO_OVER_PI * (x + _GELU_KAPPA * x * x * x)
+            tanh_inner = np.tanh(inner)
+            inner_derivative = _SQRT_TWO_OVER_PI * (1 + 3 * _GELU_KAPPA * x * x)
+            tanh_derivative = 1 - tanh_inner * tanh_inner
+            return 0.5 * (1 + tanh_inner) + 0.5 * x * tanh_derivative * inner_derivative
+        cdf = 0.5 * (1 + _functions.Erf.compute(x * _SQRT_HALF))
+        pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        return cdf + x * pdf
+
+
+def gelu(x, approximate="none"):
+    """Gaussian error linear unit ``x * Phi(x)`` (Phi the standard normal CDF), element-wise.
+
+    ``approximate='tanh'`` uses ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``, as
+    ``torch.nn.functional.gelu``. Any shape; integers compute in the default float dtype.
+
+    >>> F.gelu(minidl.tensor([-1.0, 0.0, 1.0]))
+    tensor([-0.15865526,  0.        ,  0.8413447 ])
+    """
+    if approximate not in _GELU_APPROXIMATIONS:
+        raise RuntimeError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return _GELUFn.apply(_float_activation(x, "gelu"), approximate=approximate)
+
+
+class _SiLUFn(_ActivationFn):
+    @staticmethod
+    def compute(x):
+        return x * _functions._stable_sigmoid(x)
+
+    @staticmethod
+    def derivative(x):
+        sigmoid = _functions._stable_sigmoid(x)
+        return sigmoid * (1 + x * (1 - sigmoid))
+
+
+def silu(x, inplace=False):
+    """Sigmoid linear unit (swish) ``x * sigmoid(x)``, element-wise; any shape.
+
+    >>> F.silu(minidl.tensor([0.0, 1.0]))
+    tensor([0.       , 0.7310586])
+    """
+    return _activate(_SiLUFn, x, "silu", inplace)
+
+
+class _ELUFn(_ActivationFn):
+    @staticmethod
+    def compute(x, alpha=1.0):
+        return np.where(x > 0, x, alpha * np.expm1(x))
+
+    @staticmethod
+    def derivative(x, alpha=1.0):
+        return np.where(x > 0, 1.0, alpha * np.exp(x))
+
+
+def elu(x, alpha=1.0, inplace=False):
+    """Exponential linear unit: x where x > 0, else ``alpha * (exp(x) - 1)``; any shape.
+
+    >>> F.elu(minidl.tensor([-1.0, 2.0]))
+    tensor([-0.63212055,  2.        ])
+    """
+    return _activate(_ELUFn, x, "elu", inplace, alpha=_real_number(alpha, "elu", "alpha"))
+
+
+class _SoftplusFn(_ActivationFn):
+    # torch's formulas: linear where beta * x > threshold, log1p(exp(beta x)) / beta elsewhere
+    @staticmethod
+    def compute(x, beta=1.0, threshold=20.0):
+        scaled = x * beta
+        return np.where(scaled > threshold, x, np.log1p(np.exp(scaled)) / beta)
+
+    @staticmethod
+    def derivative(x, beta=1.0, threshold=20.0):
+        scaled = x * beta
+        z = np.exp(scaled)
+        return np.where(scaled > threshold, 1.0, z / (z + 1))
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """``log(1 + exp(beta * x)) / beta``, and x itself where ``beta * x > threshold``; any shape.
+
+    >>> F.softplus(minidl.tensor([0.0, 30.0]))
+    tensor([ 0.6931472, 30.       ])
+    """
+    beta = _real_number(beta, "softplus", "beta")
+    threshold = _real_number(threshold, "softplus", "threshold")
+    return _SoftplusFn.apply(_float_activation(x, "softplus"), beta=beta, threshold=threshold)
+
+
+class _HardtanhFn(_ActivationFn):
+    # the gradient passes strictly inside (min_val, max_val), as torch's hardtanh_backward
+    @staticmethod
+    def compute(x, min_val=-1.0, max_val=1.0):
+        return np.minimum(np.maximum(x, min_val), max_val)
+
+    @staticmethod
+    def derivative(x, min_val=-1.0, max_val=1.0):
+        return (x > min_val) & (x < max_val)
+
+
+def _hardtanh(x, min_val, max_val, inplace, where):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{where}: expected a minidl Tensor, got {type(x).__name__}")
+    if inplace:
+        return x._in_place(_HardtanhFn, min_val=min_val, max_val=max_val)
+    # piecewise linear like relu: integer tensors keep their dtype, as in torch
+    return _HardtanhFn.apply(x, min_val=min_val, max_val=max_val)
+
+
+def hardtanh(x, min_val=-1.0, max_val=1.0, inplace=False):
+    """``x`` clamped to [min_val, max_val]; the gradient is 1 strictly inside, else 0.
+
+    Any shape; integer tensors keep their dtype (as torch's).
+
+    >>> F.hardtanh(minidl.tensor([-2.0, 0.5, 3.0]))
+    tensor([-1. ,  0.5,  1. ])
+    """
+    min_val = _real_number(min_val, "hardtanh", "min_val")
+    max_val = _real_number(max_val, "hardtanh", "max_val")
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
+    return _hardtanh(x, min_val, max_val, inplace, "hardtanh")
+
+
+def relu6(x, inplace=False):
+    """``min(max(x, 0), 6)``: :func:`hardtanh` on [0, 6]; any shape.
+
+    >>> F.relu6(minidl.tensor([-1.0, 3.0, 8.0]))
+    tensor([0., 3., 6.])
+    """
+    return _hardtanh(x, 0.0, 6.0, inplace, "relu6")
+
+
+class _MishFn(_ActivationFn):
+    @staticmethod
+    def compute(x):
+        return x * np.tanh(np.logaddexp(0, x))
+
+    @staticmethod
+    def derivative(x):
+        tanh_softplus = np.tanh(np.logaddexp(0, x))
+        sigmoid = _functions._stable_sigmoid(x)
+        return tanh_softplus + x * sigmoid * (1 - tanh_softplus * tanh_softplus)
+
+
+def mish(x, inplace=False):
+    """``x * tanh(softplus(x))``, element-wise; any shape.
+
+    >>> F.mish(minidl.tensor([0.0, 1.0]))
+    tensor([0.       , 0.8650984])
+    """
+    return _activate(_MishFn, x, "mish", inplace)
+
+
+class _PReLUFn(Function):
+    @staticmethod
+    def forward(ctx, x, weight):
+        # the weight runs along dim 1 (the channels) of inputs with 2 or more dims
+        slope = weight.reshape((1, -1) + (1,) * (x.ndim - 2)) if x.ndim >= 2 else weight
+        positive = x > 0
+        ctx.save_for_backward(x, slope)
+        ctx.weight_shape = weight.shape
+        return np.where(positive, x, slope * x).astype(np.result_type(x, weight), copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, slope = ctx.saved_tensors
+        need_x, need_weight = ctx.needs_input_grad
+        positive = x > 0
+        dx = np.where(positive, grad, slope * grad) if need_x else None
+        dweight = None
+        if need_weight:
+            per_element = np.where(positive, 0, x * grad)
+            axes = tuple(i for i in range(x.ndim) if not (i == 1 and slope.size > 1))
+            dweight = per_element.sum(axis=axes).reshape(ctx.weight_shape)
+        return dx, dweight
+
+
+def prelu(x, weight):
+    """x where x > 0, else ``weight * x``: the slope learned, one per channel or one for all.
+
+    x of any shape, (N, C, *) when ``weight`` has C > 1 entries (the slopes run along
+    dim 1); ``weight`` (C,) or (1,) (or 0-d).
+
+    >>> F.prelu(minidl.tensor([[-2.0, 3.0]]), minidl.tensor([0.25]))
+    tensor([[-0.5,  3. ]])
+    """
+    if not isinstance(x, Tensor) or not isinstance(weight, Tensor):
+        raise TypeError("prelu: expected minidl Tensors for the input and the weight")
+    if weight.ndim > 1:
+        raise ValueError(
+            f"prelu: expected weight to be a scalar or 1D tensor, got shape {weight.shape}"
+        )
+    if weight.numel() != 1:
+        if x.ndim == 0:
+            raise ValueError("prelu: a 0-d input takes a single slope")
+        channels = x.shape[1] if x.ndim > 1 else 1
+        if channels != weight.numel():
+            raise ValueError(
+                f"prelu: {weight.numel()} slopes for an input of shape {x.shape} with "
+                f"{channels} channels (dim 1); they must match"
+            )
+    return _PReLUFn.apply(x._as_float(), weight)
+
+
+def _real_number(value, where, name):
+    """``value`` as a Python float, refusing anything but a real number (bool included)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{where}: {name} must be a real number, got {value!r}")
+    return float(value)
 
 
 # ---------------------------------------------------------------- losses
 
 
 class _CrossEntropyFn(Function):
+    """Softmax cross-entropy of (M, C) logits against (M,) class indices, as torch's.
+
+    Row m's loss is ``(1 - e) w_y (lse - x_y) + e / C * sum_k w_k (lse - x_k)`` (w the
+    class weights, 1 without; e the label smoothing; 0 for ignored rows); 'mean'
+    divides the sum by the sum of the target weights ``w_y``. The smoothing term is
+    only formed when e > 0, so a -inf logit (a masked class) leaves the loss finite.
+    Without weights or ignored rows, the fused compiled kernels do the work.
+    """
+
     @staticmethod
-    def forward(ctx, logits, labels, label_smoothing=0.0, reduction="mean"):
-        loss, lse = _ops.softmax_xent_forward(logits, labels, label_smoothing)
-        ctx.save_for_backward(logits, labels, lse)
+    def forward(ctx, logits, labels, ignored, weight, label_smoothing, reduction):
+        rows, classes = logits.shape
+        fused = weight is None and not ignored.any()
+        ctx.fused = fused
         ctx.label_smoothing, ctx.reduction = label_smoothing, reduction
-        rows = logits.shape[0]
-        if reduction == "mean":
-            return np.asarray(loss, dtype=logits.dtype)
-        if reduction == "sum":
-            return np.asarray(loss * rows, dtype=logits.dtype)
-        picked = logits[np.arange(rows), labels].astype(np.float64)
-        uniform = logits.astype(np.float64).mean(axis=1)
-        losses = lse - (1 - label_smoothing) * picked - label_smoothing * uniform
-        return losses.astype(logits.dtype)
+        if fused:
+            mean, lse = _ops.softmax_xent_forward(logits, labels, label_smoothing)
+            # the kernel forms e * sum(x) even for e == 0: a -inf logit gives NaN there,
+            # so a non-finite mean is recomputed below from lse
+            if reduction != "none" and np.isfinite(mean):
+                ctx.save_for_backward(logits, labels, lse)
+                value = mean if reduction == "mean" else mean * rows
+                return np.asarray(value, dtype=logits.dtype)
+        wide = logits.astype(np.float64)
+        if not fused:
+            lse = _logsumexp_rows(wide)
+        target_weights = np.ones(rows) if weight is None else weight[labels].astype(np.float64)
+        target_weights[ignored] = 0.0
+        picked = wide[np.arange(rows), labels]
+        with np.errstate(invalid="ignore"):
+            losses = (1 - label_smoothing) * target_weights * (lse - picked)
+            if label_smoothing > 0:
+                class_weights = np.ones(classes) if weight is None else weight
+                smooth = ((lse[:, None] - wide) * class_weights).sum(axis=1)
+                smooth[ignored] = 0.0
+                losses += label_smoothing / classes * smooth
+        ctx.save_for_backward(logits, labels, lse, target_weights, weight)
+        ctx.ignored = ignored
+        return _reduce_rows(losses, target_weights, reduction, logits.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        logits, labels, lse = ctx.saved_tensors
-        rows = logits.shape[0]
-        if ctx.reduction == "mean":
-            scale = np.asarray(grad, dtype=np.float64) / rows
-        else:
+        smoothing, reduction = ctx.label_smoothing, ctx.reduction
+        if ctx.fused:
+            logits, labels, lse = ctx.saved_tensors[:3]
+            rows = logits.shape[0]
             scale = np.asarray(grad, dtype=np.float64)
-        dlogits = _ops.softmax_xent_backward(logits, labels, lse, scale, ctx.label_smoothing)
-        return dlogits, None
+            if reduction == "mean":
+                scale = scale / rows
+            dlogits = _ops.softmax_xent_backward(logits, labels, lse, scale, smoothing)
+            return (dlogits,) + (None,) * 5
+        logits, labels, lse, target_weights, weight = ctx.saved_tensors
+        rows, classes = logits.shape
+        scale = _row_scale(grad, target_weights, reduction)
+        with np.errstate(invalid="ignore", over="ignore"):
+            softmax = np.exp(logits.astype(np.float64) - lse[:, None])
+            # (1 - e) w_y (softmax - onehot_y) + e / C (sum(w) softmax - w), row by row
+            dlogits = ((1 - smoothing) * target_weights)[:, None] * softmax
+            dlogits[np.arange(rows), labels] -= (1 - smoothing) * target_weights
+            if smoothing > 0:
+                class_weights = np.ones(classes) if weight is None else weight
+                smooth = class_weights.sum() * softmax - class_weights
+                smooth[ctx.ignored] = 0.0
+                dlogits += (smoothing / classes) * smooth
+            dlogits *= scale[:, None] if np.ndim(scale) else scale
+        dlogits[ctx.ignored] = 0.0  # even when everything is ignored (a NaN mean), as torch
+        return (dlogits.astype(logits.dtype),) + (None,) * 5
 
 
-def cross_entropy(logits, labels, label_smoothing=0.0, reduction="mean"):
-    """Softmax cross-entropy of (N, K) ``logits`` against (N,) integer ``labels``.
+def cross_entropy(
+    input,
+    target,
+    weight=None,
+    size_average=None,
+    ignore_index=-100,
+    reduce=None,
+    reduction="mean",
+    label_smoothing=0.0,
+):
+    """Softmax cross-entropy of class scores against class indices or class probabilities.
 
-    As ``torch.nn.functional.cross_entropy``: with label smoothing e the target is
-    (1 - e) * one_hot + e / K; ``reduction`` is 'mean' (default), 'sum' or 'none'.
-    One fused compiled kernel each way.
+    As ``torch.nn.functional.cross_entropy``: ``input`` (N, C), (C,) or (N, C, d1, ...)
+    logits; ``target`` integer class indices (N,), () or (N, d1, ...), or float class
+    probabilities of the input's shape. ``weight`` (C,) weighs each class (with
+    indices, 'mean' divides by the summed weights of the targets); targets equal to
+    ``ignore_index`` count for nothing; with ``label_smoothing`` e the target becomes
+    (1 - e) * target + e / C. ``reduction`` is 'mean', 'sum' or 'none' (per sample,
+    (N, d1, ...)). A -inf logit (a masked class) leaves the loss finite. The common
+    case (indices, no weight, nothing ignored) runs one fused compiled kernel each way.
 
     >>> F.cross_entropy(minidl.zeros(2, 4), minidl.tensor([0, 3]))
     tensor(1.3862944)
     """
-    _checks.reduction(reduction, "cross_entropy")
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: expected (N, K) logits, got shape {logits.shape}")
-    labels = _checks.class_labels(labels, *logits.shape, "cross_entropy")
-    label_smoothing = _checks.label_smoothing(label_smoothing, "cross_entropy")
-    return _CrossEntropyFn.apply(
-        logits, labels, label_smoothing=label_smoothing, reduction=reduction
-    )
+    where = "cross_entropy"
+    reduction = _checks.reduction(_legacy_reduction(size_average, reduce, reduction), where)
+    label_smoothing = _checks.label_smoothing(label_smoothing, where)
+    _float_loss_input(input, where)
+    rows, classes = _class_rows(input, where)
+    target_dtype = target.dtype if isinstance(target, Tensor) else np.asarray(target).dtype
+    out_shape = input.shape[:1] + input.shape[2:] if input.ndim > 1 else ()
+    if target_dtype.kind == "f":
+        target = _as_tensor(target)
+        if target.shape != input.shape:
+            raise RuntimeError(
+                f"{where}: class probabilities must have the input's shape {input.shape}, "
+                f"got {target.shape}"
+            )
+        weight = _class_weight(weight, classes, where)
+        target_rows, _ = _class_rows(target, where)
+        loss = _SoftTargetCrossEntropyFn.apply(
+            rows, target_rows, weight, label_smoothing, reduction
+        )
+    else:
+        labels, ignored = _class_index_target(input, target, ignore_index, where)
+        weight = _class_weight(weight, classes, where)
+        loss = _CrossEntropyFn.apply(rows, labels, ignored, weight, label_smoothing, reduction)
+    return loss.reshape(out_shape) if reduction == "none" else loss
 
 
 def one_hot(labels, num_classes=-1):
@@ -499,20 +862,31 @@ def one_hot(labels, num_classes=-1):
     return Tensor._of(np.eye(num_classes, dtype=np.int64)[array])
 
 
-def nll_loss(log_probs, labels, reduction="mean"):
-    """Negative log-likelihood of (N,) integer ``labels`` under (N, K) log-probabilities.
+def nll_loss(
+    input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"
+):
+    """Negative log-likelihood of class indices under log-probabilities, as torch's.
+
+    ``input`` (N, C), (C,) or (N, C, d1, ...) log-probabilities; ``target`` integer
+    class indices (N,), () or (N, d1, ...). Each term is ``-weight[y] * input[y]``;
+    targets equal to ``ignore_index`` count for nothing; 'mean' divides the sum by the
+    summed weights of the targets, 'none' keeps the (N, d1, ...) terms.
 
     >>> F.nll_loss(minidl.tensor([[-1.0, -2.0]]), minidl.tensor([1]))
     tensor(2.)
     """
-    _checks.reduction(reduction, "nll_loss")
-    if log_probs.ndim != 2:
-        raise ValueError(
-            f"nll_loss: expected (N, K) log-probabilities, got shape {log_probs.shape}"
-        )
-    labels = _checks.class_labels(labels, *log_probs.shape, "nll_loss")
-    picked = -log_probs[np.arange(log_probs.shape[0]), labels]
-    return _reduce(picked, reduction)
+    where = "nll_loss"
+    reduction = _checks.reduction(_legacy_reduction(size_average, reduce, reduction), where)
+    _float_loss_input(input, where)
+    rows, classes = _class_rows(input, where)
+    labels, ignored = _class_index_target(input, target, ignore_index, where)
+    weight = _class_weight(weight, classes, where)
+    loss = _NLLLossFn.apply(rows, labels, ignored, weight, reduction)
+    return (
+        loss.reshape(input.shape[:1] + input.shape[2:] if input.ndim > 1 else ())
+        if reduction == "none"
+        else loss
+    )
 
 
 def _reduce(values, reduction):
@@ -523,38 +897,552 @@ def _reduce(values, reduction):
     return values
 
 
-def mse_loss(prediction, target, reduction="mean"):
-    """Mean (or sum, or element-wise) squared error; both inputs of the same shape.
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """Squared error ``(input - target)**2``, reduced; input and target of the same shape.
+
+    With ``weight`` (the input's shape) each term is weighted and 'mean' divides by
+    the sum of the weights, as ``torch.nn.functional.mse_loss``.
 
     >>> F.mse_loss(minidl.tensor([1.0, 3.0]), minidl.tensor([0.0, 0.0]))
     tensor(5.)
     """
-    _checks.reduction(reduction, "mse_loss")
-    target_shape = target.shape if isinstance(target, Tensor) else np.shape(target)
-    if prediction.shape != target_shape:
-        raise ValueError(
-            f"mse_loss: prediction of shape {prediction.shape} and target of shape "
-            f"{target_shape} differ"
+    where = "mse_loss"
+    reduction = _checks.reduction(_legacy_reduction(size_average, reduce, reduction), where)
+    difference = input - _same_shape_target(input, target, where)
+    return _weighted_reduce(difference * difference, weight, reduction, where)
+
+
+def _legacy_reduction(size_average, reduce, reduction):
+    """torch's deprecated ``size_average``/``reduce`` as a reduction, with torch's warning."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    reduction = ("mean" if size_average else "sum") if reduce else "none"
+    warnings.warn(
+        "size_average and reduce args will be deprecated, please use "
+        f"reduction='{reduction}' instead.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return reduction
+
+
+def _as_tensor(value):
+    return value if isinstance(value, Tensor) else Tensor._of(np.asarray(value))
+
+
+def _float_loss_input(x, where, name="input"):
+    """Refuse a loss argument that is not a floating-point Tensor (torch refuses integers)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{where}: expected a minidl Tensor as {name}, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise RuntimeError(f"{where}: expected a floating-point {name}, got dtype {x.dtype}")
+    return x
+
+
+def _constant_weight(weight, where, name="weight"):
+    """A class or element ``weight`` as a float array; torch has no gradient for it."""
+    if weight is None:
+        return None
+    if isinstance(weight, Tensor):
+        if weight.requires_grad and is_grad_enabled():
+            raise RuntimeError(
+                f"{where}: {name} requires grad, but {where} is not differentiable with "
+                f"respect to {name} (as in torch); pass {name}.detach()"
+            )
+        weight = weight.numpy()
+    weight = np.asarray(weight)
+    if weight.dtype.kind != "f":
+        raise RuntimeError(f"{where}: expected a floating-point {name}, got dtype {weight.dtype}")
+    return weight
+
+
+def _class_rows(x, where):
+    """(N, C, d1, ...) or (C,) scores as (M, C) rows (a differentiable view) and C."""
+    if x.ndim == 0:
+        raise ValueError(f"{where}: Expected 1 or more dimensions (got 0)")
+    if x.ndim == 1:
+        return x.reshape(1, -1), x.shape[0]
+    if x.ndim == 2:
+        return x, x.shape[1]
+    if x.ndim > 2:
+        x = x.permute(0, *range(2, x.ndim), 1)
+    return x.reshape(-1, x.shape[-1]), x.shape[-1]
+
+
+def _class_index_target(x, target, ignore_index, where):
+    """Checked class indices for scores ``x``: ((M,) int64 with ignored ones at 0, ignored mask).
+
+    ``x`` is (C,) with a 0-d target, (N, C) with (N,), or (N, C, d1, ...) with (N, d1, ...);
+    indices other than ``ignore_index`` must be in [0, C) (torch's IndexError).
+    """
+    array = np.asarray(target.numpy() if isinstance(target, Tensor) else target)
+    if array.dtype.kind not in "iu":
+        raise RuntimeError(
+            f"{where}: expected integer class indices as the target, got dtype {array.dtype}"
         )
-    difference = prediction - target
-    return _reduce(difference * difference, reduction)
+    expected = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
+    if array.shape != expected:
+        if x.ndim > 1 and array.shape[:1] != x.shape[:1]:
+            raise ValueError(
+                f"{where}: Expected input batch_size ({x.shape[0]}) to match target "
+                f"batch_size ({array.shape[0] if array.ndim else 0})."
+            )
+        raise RuntimeError(
+            f"{where}: expected a target of shape {expected} for an input of shape "
+            f"{x.shape}, got {array.shape}"
+        )
+    classes = x.shape[1] if x.ndim > 1 else x.shape[0]
+    labels = array.reshape(-1).astype(np.int64)
+    ignored = labels == ignore_index
+    bad = (labels < 0) | (labels >= classes)
+    bad &= ~ignored
+    if bad.any():
+        raise IndexError(
+            f"{where}: Target {labels[bad][0]} is out of bounds (there are {classes} classes)."
+        )
+    if ignored.any():
+        labels[ignored] = 0
+    return labels, ignored
+
+
+def _class_weight(weight, classes, where):
+    weight = _constant_weight(weight, where)
+    if weight is not None and weight.shape != (classes,):
+        raise RuntimeError(
+            f"{where}: weight tensor should be defined either for all {classes} classes or "
+            f"no classes but got weight tensor of shape: {list(weight.shape)}"
+        )
+    return weight
+
+
+def _row_scale(grad, target_weights, reduction):
+    """d(reduced loss) / d(row loss): 1 / (sum of target weights) for 'mean', as torch."""
+    grad = np.asarray(grad, dtype=np.float64)
+    if reduction == "mean":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return grad / target_weights.sum()
+    return np.broadcast_to(grad, target_weights.shape) if reduction == "sum" else grad
+
+
+def _reduce_rows(rows, target_weights, reduction, dtype):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if reduction == "mean":
+            return np.asarray(rows.sum() / target_weights.sum(), dtype=dtype)
+        if reduction == "sum":
+            return np.asarray(rows.sum(), dtype=dtype)
+        return rows.astype(dtype)
+
+
+def _logsumexp_rows(wide):
+    """log(sum(exp)) of each row of a float64 (M, C) array; -inf entries are fine."""
+    if wide.shape[0] == 0:
+        return np.zeros(0)
+    top = wide.max(axis=1)
+    safe_top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return np.log(np.exp(wide - safe_top[:, None]).sum(axis=1)) + safe_top
+
+
+class _SoftTargetCrossEntropyFn(Function):
+    """Cross-entropy of (M, C) logits against (M, C) class probabilities, as torch's.
+
+    Row m's loss is ``-sum_k w_k t_k log_softmax(x)_k`` with ``t`` smoothed to
+    ``(1 - e) t + e / C``; 'mean' divides the sum by M (the weights do not enter it).
+    """
+
+    @staticmethod
+    def forward(ctx, logits, target, weight, label_smoothing, reduction):
+        rows, classes = logits.shape
+        wide = logits.astype(np.float64)
+        lse = _logsumexp_rows(wide)
+        smoothed = target.astype(np.float64)
+        if label_smoothing > 0:
+            smoothed = smoothed * (1 - label_smoothing) + label_smoothing / classes
+        weighted = smoothed if weight is None else smoothed * weight
+        with np.errstate(invalid="ignore"):
+            log_probs = wide - lse[:, None]
+            losses = -(log_probs * weighted).sum(axis=1)
+        ctx.save_for_backward(logits, lse, weighted, weight)
+        ctx.label_smoothing, ctx.reduction = label_smoothing, reduction
+        return _reduce_rows(losses, np.ones(rows), reduction, logits.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        logits, lse, weighted, weight = ctx.saved_tensors
+        need_logits, need_target = ctx.needs_input_grad[:2]
+        scale = _row_scale(grad, np.ones(logits.shape[0]), ctx.reduction)
+        scale = scale[:, None] if np.ndim(scale) else scale
+        dlogits = dtarget = None
+        with np.errstate(invalid="ignore", over="ignore"):
+            log_probs = logits.astype(np.float64) - lse[:, None]
+            if need_logits:
+                softmax = np.exp(log_probs)
+                dlogits = (softmax * weighted.sum(axis=1, keepdims=True) - weighted) * scale
+                dlogits = dlogits.astype(logits.dtype)
+            if need_target:
+                class_weights = 1.0 if weight is None else weight
+                dtarget = -(1 - ctx.label_smoothing) * class_weights * log_probs * scale
+        return dlogits, dtarget, None, None, None
+
+
+class _NLLLossFn(Function):
+    """``-w_y x_y`` per row of (M, C) log-probabilities (0 where ignored), reduced as torch's."""
+
+    @staticmethod
+    def forward(ctx, log_probs, labels, ignored, weight, reduction):
+        rows = log_probs.shape[0]
+        target_weights = np.ones(rows) if weight is None else weight[labels].astype(np.float64)
+        target_weights[ignored] = 0.0
+        picked = log_probs[np.arange(rows), labels].astype(np.float64)
+        ctx.save_for_backward(labels, target_weights)
+        ctx.shape, ctx.reduction = log_probs.shape, reduction
+        return _reduce_rows(-target_weights * picked, target_weights, reduction, log_probs.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        labels, target_weights = ctx.saved_tensors
+        scale = _row_scale(grad, target_weights, ctx.reduction)
+        dlog_probs = np.zeros(ctx.shape, dtype=grad.dtype)
+        with np.errstate(invalid="ignore"):
+            picked = np.where(target_weights == 0, 0.0, -target_weights * scale)
+            dlog_probs[np.arange(ctx.shape[0]), labels] = picked
+        return (dlog_probs,) + (None,) * 4
+
+
+def _same_shape_target(input, target, where):
+    """``target`` as a Tensor of the input's shape (minidl refuses torch's broadcasting)."""
+    _float_loss_input(input, where)
+    target = _as_tensor(target)
+    if target.shape != input.shape:
+        raise ValueError(
+            f"{where}: Using a target size ({target.shape}) that is different to the input "
+            f"size ({input.shape}) is not supported: torch would broadcast them (with a "
+            "warning); give them the same shape"
+        )
+    return target
+
+
+def _weighted_reduce(values, weight, reduction, where, mean_by_weight=True):
+    """torch's optional element ``weight`` of mse/l1/huber: same shape as the input."""
+    if weight is None:
+        return _reduce(values, reduction)
+    weight = _as_tensor(weight)
+    if weight.shape != values.shape:
+        raise ValueError(f"{where}: Weights and input must have the same size.")
+    weighted = values * weight
+    if reduction == "mean" and mean_by_weight:
+        return weighted.sum() / weight.sum()
+    return _reduce(weighted, reduction)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """Absolute error ``|input - target|``, reduced; input and target of the same shape.
+
+    With ``weight`` (the input's shape) each term is weighted and 'mean' divides by
+    the sum of the weights, as ``torch.nn.functional.l1_loss``.
+
+    >>> F.l1_loss(minidl.tensor([1.0, -3.0]), minidl.tensor([0.0, 0.0]))
+    tensor(2.)
+    """
+    where = "l1_loss"
+    reduction = _checks.reduction(_legacy_reduction(size_average, reduce, reduction), where)
+    difference = input - _same_shape_target(input, target, where)
+    return _weighted_reduce(difference.abs(), weight, reduction, where)
+
+
+class _SmoothL1Fn(Function):
+    # 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta; derivative clamp(d / beta, -1, 1)
+    @staticmethod
+    def forward(ctx, difference, beta):
+        ctx.save_for_backward(difference)
+        ctx.beta = beta
+        size = np.abs(difference)
+        out = np.where(size < beta, 0.5 * difference * difference / beta, size - 0.5 * beta)
+        return out.astype(difference.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (difference,) = ctx.saved_tensors
+        return grad * np.clip(difference / ctx.beta, -1, 1), None
+
+
+class _HuberFn(Function):
+    # 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta); derivative clamp(d, -delta, delta)
+    @staticmethod
+    def forward(ctx, difference, delta):
+        ctx.save_for_backward(difference)
+        ctx.delta = delta
+        size = np.abs(difference)
+        out = np.where(size < delta, 0.5 * difference * difference, delta * (size - 0.5 * delta))
+        return out.astype(difference.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (difference,) = ctx.saved_tensors
+        return grad * np.clip(difference, -ctx.delta, ctx.delta), None
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """Smooth L1 of d = input - target: ``d**2 / (2 beta)`` if ``|d| < beta``, else |d| - beta/2.
+
+    ``beta=0`` is :func:`l1_loss`, as torch's. Input and target of the same shape.
+
+    >>> F.smooth_l1_loss(minidl.tensor([0.5, 3.0]), minidl.tensor([0.0, 0.0]))
+    tensor(1.3125)
+    """
+    where = "smooth_l1_loss"
+    reduction = _checks.reduction(_legacy_reduction(size_average, reduce, reduction), where)
+    beta = _real_number(beta, where, "beta")
+    if beta < 0:
+        raise RuntimeError(f"{where}: smooth_l1_loss does not support negative values for beta.")
+    difference = input - _same_shape_target(input, target, where)
+    if beta == 0:
+        return _reduce(difference.abs(), reduction)
+    return _reduce(_SmoothL1Fn.apply(difference, beta), reduction)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """Huber of d = input - target: ``0.5 d**2`` if ``|d| < delta``, else ``delta (|d| - delta/2)``.
+
+    With ``weight`` (the input's shape) each term is weighted; 'mean' stays the mean
+    over elements, as ``torch.nn.functional.huber_loss``.
+
+    >>> F.huber_loss(minidl.tensor([0.5, 3.0]), minidl.tensor([0.0, 0.0]))
+    tensor(1.3125)
+    """
+    where = "huber_loss"
+    reduction = _checks.reduction(reduction, where)
+    delta = _real_number(delta, where, "delta")
+    if delta <= 0:
+        raise RuntimeError(f"{where}: huber_loss does not support non-positive values for delta.")
+    difference = input - _same_shape_target(input, target, where)
+    penalty = _HuberFn.apply(difference, delta)
+    return _weighted_reduce(penalty, weight, reduction, where, mean_by_weight=False)
+
+
+class _BinaryCrossEntropyFn(Function):
+    # -w (t log x + (1 - t) log(1 - x)), each log clamped at -100; torch's gradients
+    @staticmethod
+    def forward(ctx, x, target, weight):
+        ctx.save_for_backward(x, target, weight)
+        with np.errstate(divide="ignore"):
+            log_x = np.maximum(np.log(x), -100)
+            log_rest = np.maximum(np.log1p(-x), -100)
+        out = (target - 1) * log_rest - target * log_x
+        if weight is not None:
+            out = out * weight
+        return out.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, target, weight = ctx.saved_tensors
+        need_x, need_target = ctx.needs_input_grad[:2]
+        if weight is not None:
+            grad = grad * weight
+        dx = dtarget = None
+        if need_x:
+            dx = grad * (x - target) / np.maximum((1 - x) * x, 1e-12)
+        if need_target:
+            with np.errstate(divide="ignore"):
+                dtarget = -grad * (np.log(x) - np.log1p(-x))
+        return dx, dtarget, None
+
+
+def _element_weight(weight, shape, where, name="weight"):
+    weight = _constant_weight(weight, where, name)
+    if weight is not None:
+        try:
+            broadcast = np.broadcast_shapes(weight.shape, shape)
+        except ValueError:
+            broadcast = None
+        if broadcast != tuple(shape):
+            raise RuntimeError(
+                f"{where}: {name} of shape {weight.shape} cannot be broadcast to the input's "
+                f"shape {shape}"
+            )
+    return weight
+
+
+def binary_cross_entropy(
+    input, target, weight=None, size_average=None, reduce=None, reduction="mean"
+):
+    """Binary cross-entropy of probabilities ``input`` in [0, 1] against ``target`` in [0, 1].
+
+    Each term is ``-weight * (t log(x) + (1 - t) log(1 - x))`` with each log clamped at
+    -100, as torch's; input and target of the same shape, ``weight`` broadcastable to it.
+
+    >>> F.binary_cross_entropy(minidl.tensor([0.5, 0.5]), minidl.tensor([1.0, 0.0]))
+    tensor(0.6931472)
+    """
+    where = "binary_cross_entropy"
+    reduction = _checks.reduction(_legacy_reduction(size_average, reduce, reduction), where)
+    _float_loss_input(input, where)
+    target = _as_tensor(target)
+    if target.shape != input.shape:
+        raise ValueError(
+            f"{where}: Using a target size ({target.shape}) that is different to the input "
+            f"size ({input.shape}) is deprecated. Please ensure they have the same size."
+        )
+    _float_loss_input(target, where, "target")
+    for name, values in (("input", input), ("target", target)):
+        array = values.numpy()
+        if not np.all((array >= 0) & (array <= 1)):
+            raise RuntimeError(f"{where}: all elements of {name} should be between 0 and 1")
+    weight = _element_weight(weight, input.shape, where)
+    return _reduce(_BinaryCrossEntropyFn.apply(input, target, weight), reduction)
+
+
+class _LogSigmoidFn(Function):
+    # min(x, 0) - log1p(exp(-|x|)), stable; the derivative is torch's log_sigmoid_backward
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        negative = x < 0
+        z = np.exp(-np.abs(x))
+        return grad * (negative - np.where(negative, 1, -1) * (z / (1 + z)))
+
+
+def binary_cross_entropy_with_logits(
+    input, target, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None
+):
+    """Binary cross-entropy of ``sigmoid(input)`` against ``target``, computed stably from logits.
+
+    Each term is ``-weight * (pos_weight * t * log(sigmoid(x)) + (1 - t) * log(1 - sigmoid(x)))``
+    in torch's form ``(1 - t) x - (1 + (pos_weight - 1) t) log_sigmoid(x)``; input and
+    target of the same shape; ``weight`` broadcastable to it; ``pos_weight``
+    broadcastable along the last dim (one per class). Gradients reach the input and
+    the target (``weight`` and ``pos_weight`` are constants, as in torch).
+
+    >>> F.binary_cross_entropy_with_logits(minidl.zeros(2), minidl.tensor([1.0, 0.0]))
+    tensor(0.6931472)
+    """
+    where = "binary_cross_entropy_with_logits"
+    reduction = _checks.reduction(_legacy_reduction(size_average, reduce, reduction), where)
+    _float_loss_input(input, where)
+    target = _as_tensor(target)
+    if target.shape != input.shape:
+        raise ValueError(
+            f"{where}: Target size ({target.shape}) must be the same as input size ({input.shape})"
+        )
+    _float_loss_input(target, where, "target")
+    weight = _element_weight(weight, input.shape, where)
+    pos_weight = _element_weight(pos_weight, input.shape, where, "pos_weight")
+    log_sigmoid = _LogSigmoidFn.apply(input)
+    if pos_weight is not None:
+        log_sigmoid = log_sigmoid * ((pos_weight - 1) * target + 1)
+    loss = (1 - target) * input - log_sigmoid
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+class _KLDivFn(Function):
+    # target (log(target) - input), torch's xlogy form; log_target: exp(t) (t - input)
+    @staticmethod
+    def forward(ctx, x, target, log_target):
+        ctx.save_for_backward(x, target)
+        ctx.log_target = log_target
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if log_target:
+                return np.exp(target) * (target - x)
+            xlogx = np.where(target == 0, 0, target * np.log(np.where(target == 0, 1, target)))
+            return (np.where(np.isnan(target), np.nan, xlogx) - target * x).astype(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, target = ctx.saved_tensors
+        need_x, need_target = ctx.needs_input_grad[:2]
+        dx = dtarget = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if ctx.log_target:
+                exp_target = np.exp(target)
+                dx = -grad * exp_target if need_x else None
+                if need_target:
+                    dtarget = grad * exp_target * (target - x + 1)
+            else:
+                dx = -grad * target if need_x else None
+                if need_target:
+                    # autograd of torch's xlogy(t, t) - t x: NaN where t == 0, as there
+                    log_part = np.where(target != 0, np.log(np.where(target != 0, target, 1)), 0)
+                    dtarget = grad * (log_part + target / target - x)
+        return dx, dtarget, None
+
+
+_KL_REDUCTIONS = ("mean", "batchmean", "sum", "none")
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """Kullback-Leibler divergence ``target * (log(target) - input)``, ``input`` log-probabilities.
+
+    ``target`` holds probabilities (log-probabilities with ``log_target=True``), of the
+    input's shape. ``reduction='batchmean'`` divides the sum by the batch size (the
+    KL divergence's definition); 'mean' divides by the number of elements (torch's
+    default, with its warning), 'sum' and 'none' as usual.
+
+    >>> F.kl_div(minidl.tensor([[-1.0, -1.0]]), minidl.tensor([[0.5, 0.5]]), reduction="batchmean")
+    tensor(0.30685282)
+    """
+    where = "kl_div"
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce, reduction)
+    elif reduction == "mean":
+        warnings.warn(
+            "reduction: 'mean' divides the total loss by both the batch size and the support "
+            "size.'batchmean' divides only by the batch size, and aligns with the KL div math "
+            "definition.'mean' will be changed to behave the same as 'batchmean' in the next "
+            "major release.",
+            UserWarning,
+            stacklevel=2,
+        )
+    if reduction not in _KL_REDUCTIONS:
+        raise ValueError(
+            f"{where}: reduction must be 'mean', 'batchmean', 'sum' or 'none', got {reduction!r}"
+        )
+    target = _same_shape_target(input, target, where)
+    _float_loss_input(target, where, "target")
+    pointwise = _KLDivFn.apply(input, target, bool(log_target))
+    if reduction == "batchmean":
+        total = pointwise.sum()
+        return total / input.shape[0] if input.ndim else total
+    return _reduce(pointwise, reduction)
 
 
 __all__ = [
     "avg_pool2d",
     "batch_norm",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
     "conv2d",
     "cross_entropy",
     "dropout",
+    "elu",
+    "gelu",
+    "hardtanh",
+    "huber_loss",
+    "kl_div",
+    "l1_loss",
     "leaky_relu",
     "linear",
     "log_softmax",
     "max_pool2d",
+    "mish",
     "mse_loss",
     "nll_loss",
     "one_hot",
+    "prelu",
     "relu",
+    "relu6",
     "sigmoid",
+    "silu",
+    "smooth_l1_loss",
     "softmax",
+    "softplus",
     "tanh",
 ]
