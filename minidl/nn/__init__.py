@@ -24,7 +24,7 @@ from .layers import (
     Sequential,
 )
 from .losses import CrossEntropyLoss, MSELoss, NLLLoss
-from .module import Module, Parameter
+from .module import Module, ModuleDict, ModuleList, Parameter, ParameterList
 
 __all__ = [
     "AvgPool2D",
@@ -42,8 +42,11 @@ __all__ = [
     "MSELoss",
     "MaxPool2D",
     "Module",
+    "ModuleDict",
+    "ModuleList",
     "NLLLoss",
     "Parameter",
+    "ParameterList",
     "ReLU",
     "Sequential",
     "Sigmoid",
