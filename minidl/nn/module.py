@@ -273,11 +273,11 @@ class Module:
     def __setattr__(self, name, value):
         if isinstance(value, Parameter):
             self._require_init()
-            self._forget(name)
+            self._forget(name, keep=self._parameters)
             self._parameters[name] = value
         elif isinstance(value, Module):
             self._require_init()
-            self._forget(name)
+            self._forget(name, keep=self._modules)
             self._modules[name] = value
         elif "_parameters" in self.__dict__ and name in self._parameters:
             if value is not None:
@@ -295,9 +295,12 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _forget(self, name):
+    def _forget(self, name, keep=None):
+        """Unregister ``name`` everywhere but in ``keep``, the registry about to receive it:
+        as in torch, a name assigned again keeps its place in the order."""
         for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
+            if registry is not keep:
+                registry.pop(name, None)
         self._non_persistent.discard(name)
         self.__dict__.pop(name, None)
 
@@ -332,7 +335,7 @@ class Module:
         array(0)
         """
         self._require_init()
-        self._forget(name)
+        self._forget(name, keep=self._buffers)
         if value is not None and not isinstance(value, Tensor):
             value = Tensor._of(np.asarray(value))
         self._buffers[name] = value
@@ -348,7 +351,7 @@ class Module:
         if value is not None and not isinstance(value, kind):
             raise TypeError(f"{where}: expected a {kind.__name__} or None for '{name}'")
         self._require_init()
-        self._forget(name)
+        self._forget(name, keep=registry)
         registry[name] = value
 
     # ------------------------------------------------------------------ traversal
