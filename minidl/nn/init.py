@@ -22,10 +22,25 @@ def _array(tensor, where):
 def calculate_gain(nonlinearity, param=None):
     """The recommended gain for a nonlinearity (PyTorch's table).
 
+    1 for linear, convolutions and sigmoid; 5/3 for tanh; sqrt(2) for relu;
+    sqrt(2 / (1 + slope^2)) for leaky_relu (``param`` the slope, 0.01 by
+    default); 3/4 for selu.
+
     >>> round(minidl.nn.init.calculate_gain("relu"), 4)
     1.4142
+    >>> round(minidl.nn.init.calculate_gain("leaky_relu", 0.2), 4)
+    1.3868
     """
-    linear = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose2d", "sigmoid")
+    linear = (
+        "linear",
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+        "sigmoid",
+    )
     if nonlinearity in linear:
         return 1.0
     if nonlinearity == "tanh":
@@ -33,7 +48,14 @@ def calculate_gain(nonlinearity, param=None):
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
-        slope = 0.01 if param is None else float(param)
+        if param is None:
+            slope = 0.01
+        elif isinstance(param, (int, float, np.integer, np.floating)) and not isinstance(
+            param, bool
+        ):
+            slope = float(param)
+        else:
+            raise ValueError(f"calculate_gain: negative_slope {param!r} not a valid number")
         return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
@@ -154,3 +176,60 @@ def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     """
     gain = calculate_gain(nonlinearity, a)
     return normal_(tensor, 0.0, gain / math.sqrt(_fan(tensor, mode)))
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
+    """Fill with normal samples of ``mean`` and ``std`` truncated to [a, b] (absolute bounds,
+    as torch's), drawn by redrawing the samples that fall outside.
+
+    >>> w = minidl.nn.init.trunc_normal_(minidl.zeros(1000), std=1.0, a=-0.5, b=0.5)
+    >>> bool((w >= -0.5).all() and (w <= 0.5).all())
+    True
+    """
+    data = _array(tensor, "trunc_normal_")
+    if not a < b:
+        raise ValueError(f"trunc_normal_: expected a < b, got a={a}, b={b}")
+    generator = _random.generator()
+    values = generator.normal(mean, std, data.shape)
+    outside = (values < a) | (values > b)
+    for _ in range(1000):
+        if not outside.any():
+            break
+        values[outside] = generator.normal(mean, std, int(outside.sum()))
+        outside = (values < a) | (values > b)
+    else:
+        raise ValueError(
+            f"trunc_normal_: [a, b] = [{a}, {b}] holds too little of N({mean}, {std}**2) "
+            "to sample from it by redrawing"
+        )
+    data[...] = values
+    return tensor
+
+
+def orthogonal_(tensor, gain=1.0):
+    """Fill a tensor of at least 2 dims with a (semi-)orthogonal matrix times ``gain``.
+
+    The tensor is viewed as (rows, numel / rows); as torch's, a QR decomposition
+    of a normal matrix, signs fixed by R's diagonal, so that rows (or columns,
+    whichever are fewer) are orthonormal.
+
+    >>> w = minidl.nn.init.orthogonal_(minidl.zeros(3, 5)).numpy()
+    >>> np.allclose(w @ w.T, np.eye(3), atol=1e-6)
+    True
+    """
+    data = _array(tensor, "orthogonal_")
+    if data.ndim < 2:
+        raise ValueError("orthogonal_: Only tensors with 2 or more dimensions are supported")
+    if data.size == 0:
+        return tensor
+    rows = data.shape[0]
+    columns = data.size // rows
+    flat = _random.generator().normal(0.0, 1.0, (rows, columns))
+    if rows < columns:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q *= np.sign(np.diag(r))
+    if rows < columns:
+        q = q.T
+    data[...] = (gain * q).reshape(data.shape)
+    return tensor

@@ -24,10 +24,11 @@ class _WeightAndBias(Module):
     """A layer with a ``weight`` (out, in, ...) and an optional ``bias`` (out,), initialized
     as PyTorch initializes Linear and Conv2d."""
 
-    def _create(self, weight_shape, bias):
+    def _create(self, weight_shape, bias, bias_size=None):
         self.weight = Parameter(np.empty(weight_shape, np.float32))
         if bias:
-            self.bias = Parameter(np.empty(weight_shape[0], np.float32))
+            size = weight_shape[0] if bias_size is None else bias_size
+            self.bias = Parameter(np.empty(size, np.float32))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
@@ -42,7 +43,7 @@ class _WeightAndBias(Module):
 
 
 class Dense(_WeightAndBias):
-    """Fully connected layer: ``y = x @ weight.T + bias`` (PyTorch's ``nn.Linear``).
+    """Fully connected layer: ``y = x @ weight.T + bias``; ``minidl.nn.Linear`` is this class.
 
     Input (*, in_features), output (*, out_features); weight (out_features,
     in_features), bias (out_features,). Initialized as PyTorch does:
@@ -73,36 +74,75 @@ class Dense(_WeightAndBias):
         )
 
 
-class Conv2D(_WeightAndBias):
-    """2-D convolution over (N, C, H, W) inputs (PyTorch's ``nn.Conv2d``, without groups).
+def _padding_mode(padding_mode, where):
+    if padding_mode != "zeros":
+        raise NotImplementedError(
+            f"{where}: padding_mode={padding_mode!r} is not supported by minidl; only 'zeros' is"
+        )
 
-    Weight (out_channels, in_channels, kh, kw), bias (out_channels,).
-    ``kernel_size``, ``stride``, ``padding`` and ``dilation`` are ints or pairs;
-    ``padding="same"`` (stride 1) keeps H and W, ``"valid"`` is no padding.
+
+def _conv_channels(in_channels, out_channels, groups, where):
+    """Checked (in_channels, out_channels, groups), as torch checks them (ValueError)."""
+    in_channels = _checks.positive_int(in_channels, where, "in_channels")
+    out_channels = _checks.positive_int(out_channels, where, "out_channels")
+    groups = _checks.positive_int(groups, where, "groups")
+    if in_channels % groups:
+        raise ValueError(f"{where}: in_channels must be divisible by groups")
+    if out_channels % groups:
+        raise ValueError(f"{where}: out_channels must be divisible by groups")
+    return in_channels, out_channels, groups
+
+
+def _positive_pairs(layer, where, names):
+    for name in names:
+        if min(getattr(layer, name)) < 1:
+            raise ValueError(f"{where}: {name} must be positive, got {getattr(layer, name)}")
+
+
+class Conv2D(_WeightAndBias):
+    """2-D convolution over (N, C, H, W) inputs; ``minidl.nn.Conv2d`` is this class.
+
+    Arguments, in torch's order: ``kernel_size``, ``stride``, ``padding`` and
+    ``dilation`` are ints or pairs; ``padding="same"`` (stride 1) keeps H and W,
+    ``"valid"`` is no padding; ``groups`` splits the channels into blocks
+    convolved separately (``groups=in_channels``: depthwise). Weight
+    (out_channels, in_channels / groups, kh, kw), bias (out_channels,).
     Initialized as PyTorch does (Kaiming-uniform with a = sqrt(5); bias uniform
-    in +-1 / sqrt(fan_in), fan_in = in_channels * kh * kw). Runs on the compiled
-    im2col/col2im kernels and numpy's BLAS.
+    in +-1 / sqrt(fan_in), fan_in = in_channels / groups * kh * kw). Runs on the
+    compiled im2col/col2im kernels and numpy's BLAS.
 
     >>> conv = minidl.nn.Conv2D(1, 32, 3, padding="same")
     >>> conv(minidl.zeros(8, 1, 28, 28)).shape
     (8, 32, 28, 28)
+    >>> minidl.nn.Conv2d(8, 8, 3, groups=8).weight.shape
+    (8, 1, 3, 3)
     """
 
     def __init__(
-        self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        padding_mode="zeros",
     ):
         super().__init__()
-        self.in_channels = _checks.positive_int(in_channels, "Conv2D", "in_channels")
-        self.out_channels = _checks.positive_int(out_channels, "Conv2D", "out_channels")
-        self.kernel_size = _checks.pair(kernel_size, "Conv2D", "kernel_size")
-        self.stride = _checks.pair(stride, "Conv2D", "stride")
-        self.dilation = _checks.pair(dilation, "Conv2D", "dilation")
-        for name in ("kernel_size", "stride", "dilation"):
-            if min(getattr(self, name)) < 1:
-                raise ValueError(f"Conv2D: {name} must be positive, got {getattr(self, name)}")
-        before, _ = F._conv_padding(padding, self.kernel_size, self.stride, self.dilation, "Conv2D")
+        where = type(self).__name__
+        self.in_channels, self.out_channels, self.groups = _conv_channels(
+            in_channels, out_channels, groups, where
+        )
+        _padding_mode(padding_mode, where)
+        self.kernel_size = _checks.pair(kernel_size, where, "kernel_size")
+        self.stride = _checks.pair(stride, where, "stride")
+        self.dilation = _checks.pair(dilation, where, "dilation")
+        _positive_pairs(self, where, ("kernel_size", "stride", "dilation"))
+        before, _ = F._conv_padding(padding, self.kernel_size, self.stride, self.dilation, where)
         self.padding = padding if isinstance(padding, str) else before
-        self._create((self.out_channels, self.in_channels, *self.kernel_size), bias)
+        self._create((self.out_channels, self.in_channels // self.groups, *self.kernel_size), bias)
 
     def forward(self, x):
         _check_input(
@@ -112,7 +152,7 @@ class Conv2D(_WeightAndBias):
             f"(N, {self.in_channels}, H, W)",
         )
         padding, extra = F._conv_padding(
-            self.padding, self.kernel_size, self.stride, self.dilation, "Conv2D"
+            self.padding, self.kernel_size, self.stride, self.dilation, type(self).__name__
         )
         return F._Conv2dFn.apply(
             x,
@@ -122,24 +162,158 @@ class Conv2D(_WeightAndBias):
             padding=padding,
             dilation=self.dilation,
             extra=extra,
+            groups=self.groups,
         )
 
     def extra_repr(self):
-        text = (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}"
+        return _conv_repr(self, (0, 0), (1, 1))
+
+
+def _conv_repr(layer, no_padding, no_dilation, output_padding=None):
+    """torch's ``_ConvNd.extra_repr``: the arguments that differ from the defaults."""
+    text = (
+        f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, "
+        f"stride={layer.stride}"
+    )
+    if layer.padding != no_padding:
+        text += f", padding={layer.padding!r}"
+    if layer.dilation != no_dilation:
+        text += f", dilation={layer.dilation}"
+    if output_padding is not None and output_padding != (0,) * len(no_padding):
+        text += f", output_padding={output_padding}"
+    if layer.groups != 1:
+        text += f", groups={layer.groups}"
+    if layer.bias is None:
+        text += ", bias=False"
+    return text
+
+
+class Conv1d(_WeightAndBias):
+    """1-D convolution over (N, C, L) inputs (torch's ``nn.Conv1d``).
+
+    ``kernel_size``, ``stride``, ``padding`` and ``dilation`` are ints (or
+    1-tuples); ``padding`` may be "same" (stride 1) or "valid"; ``groups`` as in
+    :class:`Conv2D`. Weight (out_channels, in_channels / groups, k), bias
+    (out_channels,), initialized as torch's.
+
+    >>> minidl.nn.Conv1d(3, 8, 5, padding=2)(minidl.zeros(4, 3, 20)).shape
+    (4, 8, 20)
+    """
+
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        padding_mode="zeros",
+    ):
+        super().__init__()
+        where = "Conv1d"
+        self.in_channels, self.out_channels, self.groups = _conv_channels(
+            in_channels, out_channels, groups, where
         )
-        if self.padding != (0, 0):
-            text += (
-                f", padding={self.padding!r}"
-                if isinstance(self.padding, str)
-                else f", padding={self.padding}"
+        _padding_mode(padding_mode, where)
+        self.kernel_size = (F._single(kernel_size, where, "kernel_size"),)
+        self.stride = (F._single(stride, where, "stride"),)
+        self.dilation = (F._single(dilation, where, "dilation"),)
+        _positive_pairs(self, where, ("kernel_size", "stride", "dilation"))
+        if isinstance(padding, str):
+            F._conv_padding(
+                padding, (1, *self.kernel_size), (1, *self.stride), (1, *self.dilation), where
             )
-        if self.dilation != (1, 1):
-            text += f", dilation={self.dilation}"
-        if self.bias is None:
-            text += ", bias=False"
-        return text
+            self.padding = padding
+        else:
+            self.padding = (F._single(padding, where, "padding"),)
+            if self.padding[0] < 0:
+                raise ValueError(f"{where}: padding must be non-negative, got {padding!r}")
+        self._create((self.out_channels, self.in_channels // self.groups, *self.kernel_size), bias)
+
+    def forward(self, x):
+        _check_input(
+            self, x, x.ndim == 3 and x.shape[1] == self.in_channels, f"(N, {self.in_channels}, L)"
+        )
+        padding = self.padding if isinstance(self.padding, str) else self.padding[0]
+        return F.conv1d(
+            x, self.weight, self.bias, self.stride[0], padding, self.dilation[0], self.groups
+        )
+
+    def extra_repr(self):
+        return _conv_repr(self, (0,), (1,))
+
+
+class ConvTranspose2d(_WeightAndBias):
+    """2-D transposed convolution over (N, C, H, W) inputs (torch's ``nn.ConvTranspose2d``).
+
+    Arguments in torch's order (``bias`` before ``dilation``). Weight in torch's
+    layout (in_channels, out_channels / groups, kh, kw), bias (out_channels,),
+    initialized as torch's (Kaiming-uniform, a = sqrt(5), over the fan computed
+    from that layout). Output (N, out_channels, OH, OW) with OH = (H - 1) * sh -
+    2 * ph + dh * (kh - 1) + oph + 1; ``output_padding`` must be smaller than
+    the stride or the dilation.
+
+    >>> up = minidl.nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1)
+    >>> up(minidl.zeros(2, 16, 7, 7)).shape
+    (2, 8, 14, 14)
+    """
+
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups=1,
+        bias=True,
+        dilation=1,
+        padding_mode="zeros",
+    ):
+        super().__init__()
+        where = "ConvTranspose2d"
+        self.in_channels, self.out_channels, self.groups = _conv_channels(
+            in_channels, out_channels, groups, where
+        )
+        _padding_mode(padding_mode, where)
+        self.kernel_size = _checks.pair(kernel_size, where, "kernel_size")
+        if min(self.kernel_size) < 1:
+            raise ValueError(f"{where}: kernel_size must be positive, got {self.kernel_size}")
+        self.stride, self.padding, self.output_padding, self.dilation = F._transpose_geometry(
+            self.kernel_size, stride, padding, output_padding, dilation, where
+        )
+        self._create(
+            (self.in_channels, self.out_channels // self.groups, *self.kernel_size),
+            bias,
+            bias_size=self.out_channels,
+        )
+
+    def forward(self, x):
+        _check_input(
+            self,
+            x,
+            x.ndim == 4 and x.shape[1] == self.in_channels,
+            f"(N, {self.in_channels}, H, W)",
+        )
+        geometry = (self.stride, self.padding, self.output_padding, self.dilation)
+        F._transpose_output_size(x.shape[2:], self.kernel_size, *geometry, "ConvTranspose2d")
+        return F._ConvTranspose2dFn.apply(
+            x,
+            self.weight,
+            self.bias,
+            stride=self.stride,
+            padding=self.padding,
+            output_padding=self.output_padding,
+            dilation=self.dilation,
+            groups=self.groups,
+        )
+
+    def extra_repr(self):
+        return _conv_repr(self, (0, 0), (1, 1), self.output_padding)
 
 
 class BatchNorm(Module):
@@ -236,7 +410,8 @@ class BatchNorm(Module):
 
 
 class BatchNorm1D(BatchNorm):
-    """:class:`BatchNorm` for (N, C) or (N, C, L) inputs only (PyTorch's ``BatchNorm1d``).
+    """:class:`BatchNorm` for (N, C) or (N, C, L) inputs only; ``minidl.nn.BatchNorm1d`` is
+    this class.
 
     >>> minidl.nn.BatchNorm1D(100)(minidl.randn(60, 100)).shape
     (60, 100)
@@ -247,7 +422,7 @@ class BatchNorm1D(BatchNorm):
 
 
 class BatchNorm2D(BatchNorm):
-    """:class:`BatchNorm` for (N, C, H, W) inputs only (PyTorch's ``BatchNorm2d``).
+    """:class:`BatchNorm` for (N, C, H, W) inputs only; ``minidl.nn.BatchNorm2d`` is this class.
 
     >>> minidl.nn.BatchNorm2D(32)(minidl.randn(4, 32, 7, 7)).shape
     (4, 32, 7, 7)
@@ -275,26 +450,69 @@ class _Pool2D(Module):
 
 
 class MaxPool2D(_Pool2D):
-    """2-D max pooling over (N, C, H, W) inputs; ``stride`` defaults to ``kernel_size``.
+    """2-D max pooling over (N, C, H, W) inputs; ``minidl.nn.MaxPool2d`` is this class.
+
+    Arguments in torch's order: ``stride`` defaults to ``kernel_size``; padding
+    counts as -inf; ``dilation`` spaces the window's cells; ``ceil_mode`` rounds
+    the output size up; ``return_indices`` makes it return ``(out, indices)``,
+    each maximum's position ``h * W + w`` in its input plane (torch's layout).
 
     >>> minidl.nn.MaxPool2D(2)(minidl.zeros(1, 3, 28, 28)).shape
     (1, 3, 14, 14)
+    >>> minidl.nn.MaxPool2d(2, ceil_mode=True)(minidl.zeros(1, 3, 7, 7)).shape
+    (1, 3, 4, 4)
     """
+
+    def __init__(
+        self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False
+    ):
+        super().__init__(kernel_size, stride, padding)
+        _checks.pair(dilation, type(self).__name__, "dilation")
+        self.dilation = dilation
+        self.return_indices = bool(return_indices)
+        self.ceil_mode = bool(ceil_mode)
 
     def forward(self, x):
         _check_input(self, x, x.ndim == 4, "(N, C, H, W)")
-        return F._MaxPool2dFn.apply(x, self.kernel_size, self.stride, self.padding)
+        geometry = F._max_pool_geometry(
+            x.shape,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            type(self).__name__,
+        )
+        return F._max_pool2d(x, geometry, self.return_indices)
+
+    def extra_repr(self):
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
 
 
 class AvgPool2D(_Pool2D):
-    """2-D average pooling over (N, C, H, W) inputs; ``stride`` defaults to ``kernel_size``.
+    """2-D average pooling over (N, C, H, W) inputs; ``minidl.nn.AvgPool2d`` is this class.
+
+    Arguments in torch's order; ``stride`` defaults to ``kernel_size``;
+    ``ceil_mode=True`` and ``divisor_override`` are refused (NotImplementedError).
 
     >>> minidl.nn.AvgPool2D(2)(minidl.zeros(1, 3, 28, 28)).shape
     (1, 3, 14, 14)
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True):
+    def __init__(
+        self,
+        kernel_size,
+        stride=None,
+        padding=0,
+        ceil_mode=False,
+        count_include_pad=True,
+        divisor_override=None,
+    ):
         super().__init__(kernel_size, stride, padding)
+        F._avg_pool_options(ceil_mode, divisor_override, type(self).__name__)
         self.count_include_pad = count_include_pad
 
     def forward(self, x):
@@ -302,6 +520,33 @@ class AvgPool2D(_Pool2D):
         return F._AvgPool2dFn.apply(
             x, self.kernel_size, self.stride, self.padding, self.count_include_pad
         )
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling of (N, C, H, W) or (C, H, W) inputs to a fixed ``output_size``.
+
+    ``output_size`` is an int, a pair, or a pair with None (keep that size);
+    window i along H covers floor(i H / OH) to ceil((i + 1) H / OH), as torch's.
+    ``AdaptiveAvgPool2d(1)`` is global average pooling.
+
+    >>> minidl.nn.AdaptiveAvgPool2d(1)(minidl.zeros(4, 64, 7, 7)).shape
+    (4, 64, 1, 1)
+    """
+
+    def __init__(self, output_size):
+        super().__init__()
+        F._adaptive_output_size(output_size, (1, 1), "AdaptiveAvgPool2d")
+        self.output_size = output_size
+
+    def forward(self, x):
+        _check_input(
+            self, x, x.ndim in (3, 4) and min(x.shape[-2:]) >= 1, "(N, C, H, W) or (C, H, W)"
+        )
+        size = F._adaptive_output_size(self.output_size, x.shape, "AdaptiveAvgPool2d")
+        return F._AdaptiveAvgPool2dFn.apply(x, size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
 
 
 class Flatten(Module):
@@ -359,6 +604,213 @@ class Identity(Module):
         return x
 
 
+class Unflatten(Module):
+    """Split dim ``dim`` into ``unflattened_size`` (a tuple; one entry may be -1).
+
+    >>> minidl.nn.Unflatten(1, (2, 3))(minidl.zeros(4, 6)).shape
+    (4, 2, 3)
+    """
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        if not _checks.is_int(dim):
+            raise TypeError(f"Unflatten: dim must be an int, got {dim!r}")
+        sizes = tuple(unflattened_size) if isinstance(unflattened_size, (tuple, list)) else None
+        if not sizes or not all(_checks.is_int(v) and (v >= 0 or v == -1) for v in sizes):
+            raise TypeError(
+                f"Unflatten: unflattened_size must be a tuple of ints, got {unflattened_size!r}"
+            )
+        if sizes.count(-1) > 1:
+            raise ValueError("Unflatten: only one dimension can be inferred (-1)")
+        self.dim, self.unflattened_size = int(dim), tuple(int(v) for v in sizes)
+
+    def forward(self, x):
+        ok = isinstance(x, Tensor) and -x.ndim <= self.dim < x.ndim
+        _check_input(self, x, ok, f"a tensor with a dim {self.dim}")
+        dim = self.dim % x.ndim
+        sizes = list(self.unflattened_size)
+        known = math.prod(v for v in sizes if v != -1)
+        if -1 in sizes and known and x.shape[dim] % known == 0:
+            sizes[sizes.index(-1)] = x.shape[dim] // known
+        if math.prod(sizes) != x.shape[dim] or -1 in sizes:
+            raise ValueError(
+                f"{self!r}: provided sizes {list(self.unflattened_size)} don't multiply up to "
+                f"the size of dim {self.dim} ({x.shape[dim]}) in the input tensor"
+            )
+        return x.reshape(*x.shape[:dim], *sizes, *x.shape[dim + 1 :])
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class Dropout2d(Module):
+    """In training, zero each whole channel (an (n, c) plane of a (N, C, H, W) input) with
+    probability ``p`` and scale the rest by 1 / (1 - p); in evaluation, pass through.
+
+    A 3-d input is taken as (N, C, L), with torch's warning. ``inplace=True``
+    is refused.
+
+    >>> drop = minidl.nn.Dropout2d(0.5)
+    >>> y = drop(minidl.ones(2, 8, 3, 3))
+    >>> sorted(set(y.numpy().reshape(16, 9).std(axis=1).tolist()))
+    [0.0]
+    """
+
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        self.p = F._dropout_probability(p, "Dropout2d")
+        if inplace:
+            raise NotImplementedError("Dropout2d: inplace=True is not supported by minidl")
+        self.inplace = False
+
+    def forward(self, x):
+        _check_input(self, x, True, "(N, C, H, W)")
+        return F._dropout2d(x, self.p, self.training, False, "Dropout2d")
+
+    def extra_repr(self):
+        return f"p={self.p}, inplace={self.inplace}"
+
+
+class Upsample(Module):
+    """Resize (N, C, L), (N, C, H, W) or (N, C, D, H, W) inputs by ``scale_factor`` or to
+    ``size``; only ``mode="nearest"`` (the default) is implemented.
+
+    >>> minidl.nn.Upsample(scale_factor=2)(minidl.zeros(1, 3, 4, 5)).shape
+    (1, 3, 8, 10)
+    """
+
+    def __init__(
+        self,
+        size=None,
+        scale_factor=None,
+        mode="nearest",
+        align_corners=None,
+        recompute_scale_factor=None,
+    ):
+        super().__init__()
+        if mode != "nearest":
+            raise NotImplementedError(
+                f"Upsample: mode={mode!r} is not implemented in minidl; only mode='nearest' is"
+            )
+        self.size = size
+        if isinstance(scale_factor, (tuple, list)):
+            self.scale_factor = tuple(float(v) for v in scale_factor)
+        else:
+            self.scale_factor = float(scale_factor) if scale_factor is not None else None
+        self.mode = mode
+        self.align_corners = align_corners
+        self.recompute_scale_factor = recompute_scale_factor
+
+    def forward(self, x):
+        _check_input(self, x, True, "(N, C, ...)")
+        return F.interpolate(
+            x,
+            self.size,
+            self.scale_factor,
+            self.mode,
+            self.align_corners,
+            self.recompute_scale_factor,
+        )
+
+    def extra_repr(self):
+        if self.scale_factor is not None:
+            return f"scale_factor={self.scale_factor!r}, mode={self.mode!r}"
+        return f"size={self.size!r}, mode={self.mode!r}"
+
+
+class Embedding(Module):
+    """A lookup table: integer indices (*) -> rows of ``weight`` (*, embedding_dim).
+
+    ``weight`` (num_embeddings, embedding_dim) is drawn from N(0, 1), as torch's;
+    the row ``padding_idx`` (negative counts from the end) is zero and gets no
+    gradient. ``max_norm``, ``scale_grad_by_freq`` and ``sparse`` are refused.
+
+    >>> emb = minidl.nn.Embedding(10, 3, padding_idx=0)
+    >>> emb(minidl.tensor([[0, 4], [9, 0]])).shape, emb.weight[0].tolist()
+    ((2, 2, 3), [0.0, 0.0, 0.0])
+    """
+
+    def __init__(
+        self,
+        num_embeddings,
+        embedding_dim,
+        padding_idx=None,
+        max_norm=None,
+        norm_type=2.0,
+        scale_grad_by_freq=False,
+        sparse=False,
+        _weight=None,
+        _freeze=False,
+    ):
+        super().__init__()
+        where = "Embedding"
+        F._embedding_options(max_norm, scale_grad_by_freq, sparse, where)
+        self.num_embeddings = _checks.positive_int(num_embeddings, where, "num_embeddings")
+        self.embedding_dim = _checks.positive_int(embedding_dim, where, "embedding_dim")
+        self.padding_idx = F._padding_index(padding_idx, self.num_embeddings, where)
+        self.max_norm, self.norm_type = None, norm_type
+        self.scale_grad_by_freq, self.sparse = False, False
+        shape = (self.num_embeddings, self.embedding_dim)
+        if _weight is None:
+            self.weight = Parameter(np.empty(shape, np.float32))
+            self.reset_parameters()
+        else:
+            array = _weight.numpy() if isinstance(_weight, Tensor) else np.asarray(_weight)
+            if array.shape != shape:
+                raise ValueError(f"{where}: _weight has shape {array.shape}, expected {shape}")
+            self.weight = Parameter(array.copy(), requires_grad=not _freeze)
+
+    def reset_parameters(self):
+        """Draw the weight from N(0, 1), then zero the padding row."""
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            self.weight.numpy()[self.padding_idx] = 0
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        embeddings,
+        freeze=True,
+        padding_idx=None,
+        max_norm=None,
+        norm_type=2.0,
+        scale_grad_by_freq=False,
+        sparse=False,
+    ):
+        """An Embedding whose weight is a copy of the (num_embeddings, D) ``embeddings``,
+        frozen unless ``freeze=False``.
+
+        >>> minidl.nn.Embedding.from_pretrained(minidl.eye(3)).weight.requires_grad
+        False
+        """
+        if embeddings.ndim != 2:
+            raise ValueError(
+                f"Embedding.from_pretrained: embeddings must be 2-d, got shape {embeddings.shape}"
+            )
+        rows, dim = embeddings.shape
+        return cls(
+            rows,
+            dim,
+            padding_idx,
+            max_norm,
+            norm_type,
+            scale_grad_by_freq,
+            sparse,
+            _weight=embeddings,
+            _freeze=freeze,
+        )
+
+    def forward(self, indices):
+        indices = F._embedding_indices(indices, self.num_embeddings, repr(self))
+        return F._EmbeddingFn.apply(self.weight, indices, padding_idx=self.padding_idx)
+
+    def extra_repr(self):
+        text = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            text += f", padding_idx={self.padding_idx}"
+        return text
+
+
 class Sequential(Module):
     """Modules applied in order; built from modules or from an OrderedDict of named ones.
 
@@ -414,3 +866,13 @@ class Sequential(Module):
         for module in self._modules.values():
             x = module(x)
         return x
+
+
+# torch's names: the same classes under a second name. A class object cannot know which of
+# its names a call used, so repr and summary print the class's own (Keras-style) name.
+Linear = Dense
+Conv2d = Conv2D
+BatchNorm1d = BatchNorm1D
+BatchNorm2d = BatchNorm2D
+MaxPool2d = MaxPool2D
+AvgPool2d = AvgPool2D

@@ -9,11 +9,12 @@ and PyTorch models of the same architecture.
 """
 
 import contextlib
+import warnings
 from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from ..autograd import no_grad
+from ..autograd import Function, is_grad_enabled, no_grad
 from ..tensor import Tensor
 
 
@@ -34,7 +35,7 @@ class Parameter(Tensor):
 
 
 class RemovableHandle:
-    """Returned by ``register_forward_hook``; ``remove()`` unregisters the hook."""
+    """Returned by the ``register_*_hook`` methods; ``remove()`` unregisters the hook."""
 
     _next_id = 0
 
@@ -51,6 +52,11 @@ class RemovableHandle:
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
+class StateDictError(RuntimeError, ValueError):
+    """What ``load_state_dict`` raises: a RuntimeError, as torch's, and a ValueError, as
+    minidl's was before (so code written for either catches it)."""
+
+
 def _as_array(value):
     """A state-dict value as a numpy array: Tensors, numpy arrays, and torch tensors."""
     if isinstance(value, Tensor):
@@ -60,6 +66,147 @@ def _as_array(value):
     ):  # a torch tensor, without importing torch
         value = value.detach().cpu().numpy()
     return np.asarray(value)
+
+
+class _HookJoin(Function):
+    """Joins the tensors crossing one side of a module call into a single graph node.
+
+    torch's BackwardHookFunction is one node with many outputs, so the gradients
+    of all of a module's inputs (or outputs) arrive together; minidl's Functions
+    have one output, so the node's output is a 0-d token that each crossing
+    tensor's :class:`_HookSelect` depends on. The walk reaches this node after
+    every select node, when all the gradients are known.
+    """
+
+    @staticmethod
+    def forward(ctx, *arrays, side):
+        ctx.side = side
+        return np.zeros((), dtype=arrays[0].dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.side.joined()
+
+
+class _HookSelect(Function):
+    """Passes one crossing tensor through (sharing its data) and hands its gradient to
+    the side's :class:`_HookJoin`, which returns it to the tensor's producer."""
+
+    @staticmethod
+    def forward(ctx, token, x, side, position):
+        ctx.side, ctx.position = side, position
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.side.grads[ctx.position] = grad
+        return np.zeros((), dtype=grad.dtype), None
+
+
+class _HookSide:
+    """The tensors of one side (inputs or outputs) of a module call, and their gradients.
+
+    As in torch, on the input side every Tensor has a gradient (zeros when the
+    backward did not reach it or it needs none); on the output side those are None.
+    """
+
+    def __init__(self, count, on_join, zeros_for_missing):
+        self.count = count
+        self.on_join = on_join
+        self.zeros_for_missing = zeros_for_missing
+        self.positions = []  # the tensors passed through the join (they require grad)
+        self.tensors = {}  # position -> (shape, dtype) of every Tensor
+        self.grads = {}
+
+    def wrap(self, values):
+        """``values`` with each tensor that requires grad passed through the join."""
+        values = list(values)
+        self.tensors = {
+            i: (v.shape, v.dtype) for i, v in enumerate(values) if isinstance(v, Tensor)
+        }
+        self.positions = [i for i in self.tensors if values[i].requires_grad]
+        if not self.positions or not is_grad_enabled():
+            self.positions = []
+            return tuple(values)
+        token = _HookJoin.apply(*[values[i] for i in self.positions], side=self)
+        for i in self.positions:
+            values[i] = _HookSelect.apply(token, values[i], side=self, position=i)
+        return tuple(values)
+
+    def packed(self):
+        """One entry per value: its gradient as a Tensor, or None."""
+        packed = []
+        for i in range(self.count):
+            if i in self.grads:
+                packed.append(Tensor._wrap(self.grads[i]))
+            elif self.zeros_for_missing and i in self.tensors:
+                packed.append(Tensor._wrap(np.zeros(*self.tensors[i])))
+            else:
+                packed.append(None)
+        return tuple(packed)
+
+    def joined(self):
+        grads = self.on_join(self)
+        self.grads = {}
+        return tuple(
+            grads[i]._data if isinstance(grads[i], Tensor) else grads[i] for i in self.positions
+        )
+
+
+class _ModuleBackwardHook:
+    """One call of a module with full backward hooks (torch's ``utils.hooks.BackwardHook``)."""
+
+    def __init__(self, module, hooks, args):
+        self.module, self.hooks = module, hooks
+        self.grad_outputs = None
+        self.inputs = _HookSide(len(args), self._inputs_ready, zeros_for_missing=True)
+        self.outputs = None
+
+    def wrap_output(self, output):
+        single = not isinstance(output, tuple)
+        values = (output,) if single else output
+        self.outputs = _HookSide(len(values), self._outputs_ready, zeros_for_missing=False)
+        values = self.outputs.wrap(values)
+        return values[0] if single else values
+
+    def _outputs_ready(self, side):
+        self.grad_outputs = side.packed()
+        if not self.inputs.positions:  # no input requires grad: fire now
+            warnings.warn(
+                "Full backward hook is firing when gradients are computed with respect to "
+                "module outputs since no inputs require gradients",
+                stacklevel=2,
+            )
+            grad_inputs = (None,) * self.inputs.count
+            for hook in self.hooks:
+                result = hook(self.module, grad_inputs, self.grad_outputs)
+                if result is not None and not (
+                    isinstance(result, tuple) and all(item is None for item in result)
+                ):
+                    raise RuntimeError(
+                        "Backward hook for Modules where no input requires gradient should "
+                        "always return None or None for all gradients."
+                    )
+            self.grad_outputs = None
+        return [side.grads.get(i) for i in range(side.count)]
+
+    def _inputs_ready(self, side):
+        grad_input = side.packed()
+        if self.grad_outputs is None:  # the gradient did not come through the outputs
+            return grad_input
+        for hook in self.hooks:
+            result = hook(self.module, grad_input, self.grad_outputs)
+            if result is None:
+                continue
+            result = tuple(result)
+            if len(result) != len(grad_input):
+                raise RuntimeError(
+                    "Backward hook returned an invalid number of grad_input, got "
+                    f"{len(result)}, but expected {len(grad_input)}"
+                )
+            grad_input = result
+        self.grad_outputs = None
+        return grad_input
 
 
 @contextlib.contextmanager
@@ -112,6 +259,8 @@ class Module:
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_hooks", OrderedDict())
 
     # ------------------------------------------------------------------ registration
     def _require_init(self):
@@ -124,11 +273,11 @@ class Module:
     def __setattr__(self, name, value):
         if isinstance(value, Parameter):
             self._require_init()
-            self._forget(name)
+            self._forget(name, keep=self._parameters)
             self._parameters[name] = value
         elif isinstance(value, Module):
             self._require_init()
-            self._forget(name)
+            self._forget(name, keep=self._modules)
             self._modules[name] = value
         elif "_parameters" in self.__dict__ and name in self._parameters:
             if value is not None:
@@ -146,9 +295,13 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _forget(self, name):
+    def _forget(self, name, keep=None):
+        """Unregister ``name`` everywhere but in ``keep``, the registry about to receive it:
+        as in torch, a name assigned again keeps its place in the order."""
         for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
+            if registry is not keep:
+                registry.pop(name, None)
+        self._non_persistent.discard(name)
         self.__dict__.pop(name, None)
 
     def __getattr__(self, name):
@@ -182,7 +335,7 @@ class Module:
         array(0)
         """
         self._require_init()
-        self._forget(name)
+        self._forget(name, keep=self._buffers)
         if value is not None and not isinstance(value, Tensor):
             value = Tensor._of(np.asarray(value))
         self._buffers[name] = value
@@ -198,7 +351,7 @@ class Module:
         if value is not None and not isinstance(value, kind):
             raise TypeError(f"{where}: expected a {kind.__name__} or None for '{name}'")
         self._require_init()
-        self._forget(name)
+        self._forget(name, keep=registry)
         registry[name] = value
 
     # ------------------------------------------------------------------ traversal
@@ -213,15 +366,25 @@ class Module:
         for _, module in self.named_children():
             yield module
 
-    def named_modules(self, prefix=""):
-        """(dotted name, module) for this module and every module below it, each once."""
-        seen = set()
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(dotted name, module) for this module and every module below it, depth first.
+
+        A module reachable by several paths is given once (under its first name)
+        unless ``remove_duplicate=False``; ``memo`` is a set of modules to skip.
+        Arguments and order are torch's.
+
+        >>> model = minidl.nn.Sequential(minidl.nn.Dense(2, 2), minidl.nn.ReLU())
+        >>> [name for name, _ in model.named_modules()]
+        ['', '0', '1']
+        """
+        seen = set() if memo is None else {id(module) for module in memo}
         stack = [(prefix, self)]
         while stack:
             name, module = stack.pop()
-            if id(module) in seen:
-                continue
-            seen.add(id(module))
+            if remove_duplicate:
+                if id(module) in seen:
+                    continue
+                seen.add(id(module))
             yield name, module
             children = [
                 (f"{name}.{child_name}" if name else child_name, child)
@@ -234,32 +397,43 @@ class Module:
         for _, module in self.named_modules():
             yield module
 
-    def _named_members(self, registry, recurse):
+    def _named_members(self, registry, prefix, recurse, remove_duplicate):
         seen = set()
-        modules = self.named_modules() if recurse else [("", self)]
-        for prefix, module in modules:
+        if recurse:
+            modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+        else:
+            modules = [(prefix, self)]
+        for module_prefix, module in modules:
             for name, value in getattr(module, registry).items():
                 if value is None or id(value) in seen:
                     continue
-                seen.add(id(value))
-                yield (f"{prefix}.{name}" if prefix else name), value
+                if remove_duplicate:
+                    seen.add(id(value))
+                yield (f"{module_prefix}.{name}" if module_prefix else name), value
 
-    def named_parameters(self, recurse=True):
-        """(dotted name, Parameter) pairs, in a stable order; a shared parameter appears once."""
-        return self._named_members("_parameters", recurse)
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, Parameter) pairs, in a stable order; a shared parameter appears once.
+
+        Arguments are torch's: ``prefix`` starts every name, ``recurse=False`` lists
+        this module's own, ``remove_duplicate=False`` repeats a shared parameter.
+
+        >>> [name for name, _ in minidl.nn.Dense(2, 3).named_parameters(prefix="fc")]
+        ['fc.weight', 'fc.bias']
+        """
+        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse=True):
         """The parameters, in the order of :meth:`named_parameters`."""
-        for _, parameter in self.named_parameters(recurse):
+        for _, parameter in self.named_parameters(recurse=recurse):
             yield parameter
 
-    def named_buffers(self, recurse=True):
-        """(dotted name, buffer Tensor) pairs."""
-        return self._named_members("_buffers", recurse)
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, buffer Tensor) pairs; arguments as :meth:`named_parameters`'."""
+        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse=True):
         """The buffers, in the order of :meth:`named_buffers`."""
-        for _, buffer in self.named_buffers(recurse):
+        for _, buffer in self.named_buffers(recurse=recurse):
             yield buffer
 
     def apply(self, fn):
@@ -321,40 +495,12 @@ class Module:
         """Convert float parameters and buffers to float64 (for gradient checks); returns self."""
         return self.to(np.float64)
 
-    def state_dict(self):
-        """Parameters and persistent buffers: an ordered dict of numpy arrays (shared, not copied).
-
-        Keys and layouts are PyTorch's; ``torch.from_numpy`` on each value gives a
-        state dict a torch model of the same architecture loads.
-
-        >>> list(minidl.nn.BatchNorm(3).state_dict())
-        ['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']
-        """
-        state = OrderedDict()
-        for prefix, module in self.named_modules():
-            dot = f"{prefix}." if prefix else ""
-            for name, parameter in module._parameters.items():
-                if parameter is not None:
-                    state[dot + name] = parameter.numpy()
-            for name, buffer in module._buffers.items():
-                if buffer is not None and name not in module._non_persistent:
-                    state[dot + name] = buffer.numpy()
-        return state
-
-    def load_state_dict(self, state, strict=True):
-        """Copy ``state`` (name -> array, Tensor or torch tensor) into the parameters and buffers.
-
-        Values are copied into the existing arrays, converted to their dtype
-        (float to float, integer to integer). Any shape or dtype mismatch raises
-        ValueError listing all of them; with ``strict``, so do missing and
-        unexpected keys. Returns ``(missing_keys, unexpected_keys)``.
-
-        >>> a, b = minidl.nn.Dense(2, 3), minidl.nn.Dense(2, 3)
-        >>> b.load_state_dict(a.state_dict())
-        IncompatibleKeys(missing_keys=[], unexpected_keys=[])
-        """
+    def _state_targets(self):
+        """Name -> Tensor of every parameter and persistent buffer, as torch's state_dict
+        lists them: recursively through every path, so a module or parameter shared by
+        two paths appears under both names."""
         targets = OrderedDict()
-        for prefix, module in self.named_modules():
+        for prefix, module in self.named_modules(remove_duplicate=False):
             dot = f"{prefix}." if prefix else ""
             for name, parameter in module._parameters.items():
                 if parameter is not None:
@@ -362,6 +508,37 @@ class Module:
             for name, buffer in module._buffers.items():
                 if buffer is not None and name not in module._non_persistent:
                     targets[dot + name] = buffer
+        return targets
+
+    def state_dict(self):
+        """Parameters and persistent buffers: an ordered dict of numpy arrays (shared, not copied).
+
+        Keys, their order and layouts are PyTorch's (a module or parameter reachable
+        by two paths is listed under both, as torch lists it); ``torch.from_numpy``
+        on each value gives a state dict a torch model of the same architecture loads.
+
+        >>> list(minidl.nn.BatchNorm(3).state_dict())
+        ['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']
+        """
+        return OrderedDict((key, tensor.numpy()) for key, tensor in self._state_targets().items())
+
+    def load_state_dict(self, state, strict=True):
+        """Copy ``state`` (name -> array, Tensor or torch tensor) into the parameters and buffers.
+
+        Values are copied into the existing arrays, converted to their dtype
+        (float to float, integer to integer). Any shape or dtype mismatch raises
+        :class:`StateDictError` (a RuntimeError, as torch's, and a ValueError)
+        listing all of them; with ``strict``, so do missing and unexpected keys.
+        Returns ``(missing_keys, unexpected_keys)``, as torch's: with
+        ``strict=False`` the keys that were not loaded.
+
+        >>> a, b = minidl.nn.Dense(2, 3), minidl.nn.Dense(2, 3)
+        >>> b.load_state_dict(a.state_dict())
+        IncompatibleKeys(missing_keys=[], unexpected_keys=[])
+        >>> b.load_state_dict({"weight": a.weight}, strict=False).missing_keys
+        ['bias']
+        """
+        targets = self._state_targets()
         missing = [key for key in targets if key not in state]
         unexpected = [key for key in state if key not in targets]
         problems = []
@@ -393,7 +570,7 @@ class Module:
                     "Unexpected key(s): " + ", ".join(f'"{k}"' for k in unexpected),
                 )
         if problems:
-            raise ValueError(
+            raise StateDictError(
                 f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
                 + "\n\t".join(problems)
             )
@@ -427,12 +604,61 @@ class Module:
         self._forward_hooks[handle.id] = hook
         return handle
 
+    def register_forward_pre_hook(self, hook):
+        """Call ``hook(module, args)`` before every forward; returns a removable handle.
+
+        ``args`` is the tuple of positional arguments; a hook that returns something
+        other than None replaces them (a non-tuple is wrapped in a 1-tuple), as in torch.
+
+        >>> layer = minidl.nn.Identity()
+        >>> handle = layer.register_forward_pre_hook(lambda m, args: args[0] * 2)
+        >>> layer(minidl.ones(2))
+        tensor([2., 2.])
+        """
+        handle = RemovableHandle(self._forward_pre_hooks)
+        self._forward_pre_hooks[handle.id] = hook
+        return handle
+
+    def register_full_backward_hook(self, hook):
+        """Call ``hook(module, grad_input, grad_output)`` once the gradients with respect to
+        the module's positional inputs are computed; returns a removable handle.
+
+        ``grad_input`` and ``grad_output`` are tuples with one entry per positional
+        input and per output (a Tensor, or None for a non-Tensor, an input that needs
+        no gradient, or a tensor the backward did not reach). A hook may return a
+        tuple of the same length to replace ``grad_input``. As torch's, the hook is
+        set up through autograd Functions around the inputs and outputs: if no input
+        requires grad it fires (with a warning) when ``grad_output`` is known, with
+        ``grad_input`` all None, and must then return None.
+
+        >>> layer = minidl.nn.Dense(3, 2)
+        >>> seen = []
+        >>> handle = layer.register_full_backward_hook(
+        ...     lambda m, gin, gout: seen.append((gin[0].shape, gout[0].shape)))
+        >>> layer(minidl.ones(4, 3, requires_grad=True)).sum().backward()
+        >>> seen
+        [((4, 3), (4, 2))]
+        """
+        handle = RemovableHandle(self._backward_hooks)
+        self._backward_hooks[handle.id] = hook
+        return handle
+
     def __call__(self, *args, **kwargs):
+        for hook in list(self._forward_pre_hooks.values()):
+            replaced = hook(self, args)
+            if replaced is not None:
+                args = replaced if isinstance(replaced, tuple) else (replaced,)
+        backward_hook = None
+        if self._backward_hooks:
+            backward_hook = _ModuleBackwardHook(self, list(self._backward_hooks.values()), args)
+            args = backward_hook.inputs.wrap(args)
         output = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             replaced = hook(self, args, output)
             if replaced is not None:
                 output = replaced
+        if backward_hook is not None:
+            output = backward_hook.wrap_output(output)
         return output
 
     # ------------------------------------------------------------------ printing
@@ -448,7 +674,9 @@ class Module:
         for name, module in self._modules.items():
             text = repr(module).replace("\n", "\n  ")
             lines.append(f"({name}): {text}")
-        if not self._modules:
+        if not lines:
+            return f"{type(self).__name__}()"
+        if len(lines) == 1 and not self._modules:
             return f"{type(self).__name__}({extra})"
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
@@ -507,3 +735,226 @@ class Module:
         text = "\n".join(lines)
         print(text)
         return text
+
+
+def _index(index, length, where):
+    """``index`` (an int, negative counting from the end) as a position in [0, length)."""
+    if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+        raise TypeError(f"{where}: indices must be integers or slices, not {type(index).__name__}")
+    position = int(index) + length if index < 0 else int(index)
+    if not 0 <= position < length:
+        raise IndexError(f"{where}: index {index} is out of range")
+    return position
+
+
+class ModuleList(Module):
+    """A list of sub-modules, registered under the names "0", "1", ... (torch's ``nn.ModuleList``).
+
+    Supports ``len``, iteration, indexing (an int gives a module, a slice a new
+    ModuleList), assignment and deletion by index (the names are renumbered),
+    ``append``, ``extend``, ``insert`` and ``+=``. It has no ``forward``: call
+    its modules in yours.
+
+    >>> layers = minidl.nn.ModuleList([minidl.nn.Dense(4, 4) for _ in range(2)])
+    >>> layers.append(minidl.nn.ReLU())
+    ModuleList(
+      (0): Dense(in_features=4, out_features=4, bias=True)
+      (1): Dense(in_features=4, out_features=4, bias=True)
+      (2): ReLU()
+    )
+    >>> list(layers.state_dict())
+    ['0.weight', '0.bias', '1.weight', '1.bias']
+    """
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def _check(self, module, where):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList.{where}: expected a Module, got {type(module).__name__}")
+        return module
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return type(self)(list(self._modules.values())[index])
+        return list(self._modules.values())[_index(index, len(self), "ModuleList")]
+
+    def __setitem__(self, index, module):
+        position = _index(index, len(self), "ModuleList")
+        self._modules[str(position)] = self._check(module, "__setitem__")
+
+    def __delitem__(self, index):
+        modules = list(self._modules.values())
+        if isinstance(index, slice):
+            del modules[index]
+        else:
+            del modules[_index(index, len(self), "ModuleList")]
+        self._renumber(modules)
+
+    def _renumber(self, modules):
+        self._modules.clear()
+        for position, module in enumerate(modules):
+            self._modules[str(position)] = module
+
+    def __iadd__(self, modules):
+        return self.extend(modules)
+
+    def append(self, module):
+        """Add ``module`` at the end; returns self."""
+        self._modules[str(len(self))] = self._check(module, "append")
+        return self
+
+    def extend(self, modules):
+        """Append each module of the iterable ``modules``; returns self."""
+        if isinstance(modules, Module) and not isinstance(modules, ModuleList):
+            raise TypeError(
+                "ModuleList.extend should be called with an iterable, but got "
+                f"{type(modules).__name__}"
+            )
+        for module in list(modules):
+            self.append(module)
+        return self
+
+    def insert(self, index, module):
+        """Insert ``module`` before position ``index`` (names are renumbered)."""
+        modules = list(self._modules.values())
+        modules.insert(index, self._check(module, "insert"))
+        self._renumber(modules)
+
+
+class ModuleDict(Module):
+    """An ordered dict of named sub-modules (torch's ``nn.ModuleDict``).
+
+    Built from a dict, an OrderedDict or (name, module) pairs; supports ``[]``,
+    ``in``, ``len``, iteration over the names, ``keys``, ``values``, ``items``,
+    ``update``, ``pop`` and ``clear``. It has no ``forward``.
+
+    >>> heads = minidl.nn.ModuleDict({"a": minidl.nn.Dense(4, 2), "b": minidl.nn.Dense(4, 3)})
+    >>> heads["b"](minidl.ones(1, 4)).shape, list(heads)
+    ((1, 3), ['a', 'b'])
+    """
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __setitem__(self, key, module):
+        if not isinstance(key, str):
+            raise TypeError(f"ModuleDict: keys must be strings, got {type(key).__name__}")
+        self.add_module(key, module)
+
+    def __delitem__(self, key):
+        del self._modules[key]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def keys(self):
+        """The names, in insertion order."""
+        return self._modules.keys()
+
+    def values(self):
+        """The modules, in insertion order."""
+        return self._modules.values()
+
+    def items(self):
+        """(name, module) pairs, in insertion order."""
+        return self._modules.items()
+
+    def clear(self):
+        """Remove every module."""
+        self._modules.clear()
+
+    def pop(self, key):
+        """Remove the module called ``key`` and return it."""
+        module = self._modules[key]
+        del self._modules[key]
+        return module
+
+    def update(self, modules):
+        """Add (or replace) modules from a mapping or from (name, module) pairs."""
+        items = modules.items() if hasattr(modules, "items") else modules
+        for entry in items:
+            if not isinstance(entry, (tuple, list)) or len(entry) != 2:
+                raise TypeError(
+                    "ModuleDict.update: expected a mapping or (name, module) pairs, got an "
+                    f"element {entry!r}"
+                )
+            self[entry[0]] = entry[1]
+
+
+class ParameterList(Module):
+    """A list of Parameters, registered under the names "0", "1", ... (torch's
+    ``nn.ParameterList``); a Tensor or array given is made a Parameter.
+
+    Supports ``len``, iteration, indexing, assignment by index, ``append``,
+    ``extend`` and ``+=``.
+
+    >>> weights = minidl.nn.ParameterList([minidl.zeros(2), minidl.zeros(3)])
+    >>> [name for name, _ in weights.named_parameters()], type(weights[1]).__name__
+    (['0', '1'], 'Parameter')
+    """
+
+    def __init__(self, values=None):
+        super().__init__()
+        if values is not None:
+            self.extend(values)
+
+    @staticmethod
+    def _as_parameter(value):
+        return value if isinstance(value, Parameter) else Parameter(value)
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return type(self)(list(self._parameters.values())[index])
+        return list(self._parameters.values())[_index(index, len(self), "ParameterList")]
+
+    def __setitem__(self, index, value):
+        position = _index(index, len(self), "ParameterList")
+        self._parameters[str(position)] = self._as_parameter(value)
+
+    def __iadd__(self, values):
+        return self.extend(values)
+
+    def append(self, value):
+        """Add ``value`` (made a Parameter) at the end; returns self."""
+        self._parameters[str(len(self))] = self._as_parameter(value)
+        return self
+
+    def extend(self, values):
+        """Append each of ``values``; returns self."""
+        if isinstance(values, Tensor):
+            raise TypeError("ParameterList.extend should be called with an iterable, got a Tensor")
+        for value in list(values):
+            self.append(value)
+        return self
+
+    def extra_repr(self):
+        return "\n".join(
+            f"({name}): Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}]"
+            for name, p in self._parameters.items()
+        )

@@ -1,4 +1,8 @@
-"""Model utilities."""
+"""Model utilities: BatchNorm folding, gradient clipping, parameters as one vector.
+
+``clip_grad_norm_``, ``clip_grad_value_``, ``parameters_to_vector`` and
+``vector_to_parameters`` are torch's ``nn.utils`` functions.
+"""
 
 import copy
 
@@ -99,3 +103,65 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     for g in grads:
         g *= coefficient
     return Tensor._of(np.array(total))
+
+
+def clip_grad_value_(parameters, clip_value, foreach=None):
+    """Clamp every gradient in place to [-clip_value, clip_value]; returns None, as torch's.
+
+    >>> w = minidl.nn.Parameter(minidl.zeros(3))
+    >>> w.grad = minidl.tensor([-2.0, 0.5, 3.0])
+    >>> clip_grad_value_([w], 1.0)
+    >>> w.grad
+    tensor([-1. ,  0.5,  1. ])
+    """
+    from ..tensor import Tensor
+
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    clip_value = float(clip_value)
+    for parameter in parameters:
+        if parameter.grad is not None:
+            grad = parameter.grad.numpy()
+            np.clip(grad, -clip_value, clip_value, out=grad)
+
+
+def parameters_to_vector(parameters):
+    """The parameters flattened and concatenated into one 1-d Tensor (differentiable).
+
+    >>> layer = minidl.nn.Dense(3, 2)
+    >>> parameters_to_vector(layer.parameters()).shape
+    (8,)
+    """
+    from .. import cat
+
+    return cat([parameter.reshape(-1) for parameter in parameters])
+
+
+def vector_to_parameters(vec, parameters):
+    """Copy consecutive slices of the 1-d Tensor ``vec`` into ``parameters`` (their data).
+
+    >>> layer = minidl.nn.Dense(3, 2)
+    >>> vector_to_parameters(minidl.zeros(8), layer.parameters())
+    >>> layer.bias.tolist()
+    [0.0, 0.0]
+    """
+    from ..tensor import Tensor
+
+    if not isinstance(vec, Tensor):
+        raise TypeError(f"expected torch.Tensor, but got: {type(vec).__name__}")
+    if vec.ndim != 1:
+        raise ValueError(f"vector_to_parameters: expected a 1-d vec, got shape {vec.shape}")
+    parameters = list(parameters)
+    total = sum(parameter.numel() for parameter in parameters)
+    if total != vec.numel():
+        raise ValueError(
+            f"vector_to_parameters: vec has {vec.numel()} elements, the parameters {total}"
+        )
+    array = vec.numpy()
+    offset = 0
+    for parameter in parameters:
+        count = parameter.numel()
+        parameter.data = (
+            array[offset : offset + count].reshape(parameter.shape).astype(parameter.dtype)
+        )
+        offset += count
