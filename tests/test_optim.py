@@ -137,12 +137,49 @@ def test_zero_grad_and_bad_arguments():
         optim.Adam([])
     with pytest.raises(ValueError, match="more than one group"):
         optim.SGD([{"params": [w]}, {"params": [w]}], lr=0.1)
-    with pytest.raises(ValueError, match="invalid lr"):
+    with pytest.raises(ValueError, match="SGD: Invalid learning rate: -1"):
         optim.SGD([w], lr=-1)
     with pytest.raises(ValueError, match="Nesterov"):
         optim.SGD([w], lr=0.1, nesterov=True)
     with pytest.raises(TypeError, match="not a single Tensor"):
         optim.SGD(w, lr=0.1)
+
+
+BAD_HYPERPARAMETERS = [
+    ("SGD", {"lr": 0.1, "momentum": -0.5}),
+    ("SGD", {"lr": 0.1, "weight_decay": -1e-3}),
+    ("Adam", {"eps": -1.0}),
+    ("Adam", {"betas": (1.0, 0.999)}),
+    ("Adam", {"betas": (0.9, -0.1)}),
+    ("AdamW", {"lr": -1e-3}),
+    ("AdamW", {"betas": (0.9, 1.0)}),
+    ("RMSprop", {"alpha": -0.5}),
+    ("RMSprop", {"momentum": -0.1}),
+    ("RMSprop", {"eps": -1e-8}),
+]
+
+
+def _torch_error(name, options):
+    with pytest.raises(ValueError) as caught:
+        getattr(torch.optim, name)([torch.zeros(2, requires_grad=True)], **options)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(("name", "options"), BAD_HYPERPARAMETERS)
+def test_bad_hyperparameters_are_refused_with_torchs_message(name, options):
+    message = _torch_error(name, options)
+    with pytest.raises(ValueError) as caught:
+        getattr(optim, name)([nn.Parameter(minidl.zeros(2))], **options)
+    assert str(caught.value) == f"{name}: {message}"
+
+
+def test_bad_hyperparameters_in_a_group_are_refused():
+    # torch checks only the constructor's arguments; a group's own value is checked here too
+    w, v = nn.Parameter(minidl.zeros(2)), nn.Parameter(minidl.zeros(2))
+    with pytest.raises(ValueError, match=r"Adam: Invalid beta parameter at index 1: 1\.5"):
+        optim.Adam([{"params": [w]}, {"params": [v], "betas": (0.9, 1.5)}])
+    with pytest.raises(ValueError, match=r"SGD: Invalid learning rate: -0\.1"):
+        optim.SGD([{"params": [w]}, {"params": [v], "lr": -0.1}], lr=0.1)
 
 
 def test_closure_is_evaluated_with_grad():

@@ -14,6 +14,18 @@ from ..tensor import Tensor
 
 _REQUIRED = object()
 
+# Hyper-parameters that must not be negative, with the words torch's error messages use.
+_NON_NEGATIVE = {
+    "lr": "learning rate",
+    "eps": "epsilon value",
+    "weight_decay": "weight_decay value",
+    "momentum": "momentum value",
+    "alpha": "alpha value",
+    "lr_decay": "lr_decay value",
+    "initial_accumulator_value": "initial_accumulator_value value",
+    "momentum_decay": "momentum_decay value",
+}
+
 
 class Optimizer:
     """Base class: parameter groups, ``zero_grad``, ``step`` and state dicts.
@@ -72,9 +84,17 @@ class Optimizer:
         self.param_groups.append(group)
 
     def _check_group(self, group):
-        for name in ("lr", "weight_decay", "eps"):
-            if name in group and group[name] < 0:
-                raise ValueError(f"{type(self).__name__}: invalid {name} {group[name]} (< 0)")
+        """Refuse out-of-range hyper-parameters, in every group, with torch's messages."""
+        owner = type(self).__name__
+        for name, words in _NON_NEGATIVE.items():
+            if name in group and not 0.0 <= group[name]:
+                raise ValueError(f"{owner}: Invalid {words}: {group[name]}")
+        if "rho" in group and not 0.0 <= group["rho"] <= 1.0:
+            raise ValueError(f"{owner}: Invalid rho value: {group['rho']}")
+        if "betas" in group:
+            for index, beta in enumerate(group["betas"]):
+                if not 0.0 <= beta < 1.0:
+                    raise ValueError(f"{owner}: Invalid beta parameter at index {index}: {beta}")
 
     def zero_grad(self, set_to_none=True):
         """Reset the gradients of every parameter: to None (default) or to zeros."""
@@ -208,8 +228,6 @@ class SGD(Optimizer):
         nesterov=False,
         maximize=False,
     ):
-        if momentum < 0:
-            raise ValueError(f"SGD: invalid momentum {momentum} (< 0)")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening")
         defaults = dict(
@@ -263,8 +281,6 @@ class Adam(Optimizer):
         amsgrad=False,
         maximize=False,
     ):
-        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-            raise ValueError(f"{type(self).__name__}: invalid betas {betas}")
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
@@ -356,8 +372,6 @@ class RMSprop(Optimizer):
         centered=False,
         maximize=False,
     ):
-        if alpha < 0 or momentum < 0:
-            raise ValueError(f"RMSprop: invalid alpha {alpha} or momentum {momentum}")
         defaults = dict(
             lr=lr,
             alpha=alpha,
