@@ -57,6 +57,23 @@ OPTIMIZERS = {
         torch.optim.RMSprop,
         {"lr": 0.01, "momentum": 0.9, "centered": True, "weight_decay": 0.01, "alpha": 0.9},
     ),
+    # maximize=True ascends: the negated gradient goes through weight decay and momentum
+    "sgd_maximize_momentum_wd": (
+        optim.SGD,
+        torch.optim.SGD,
+        {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.05, "maximize": True},
+    ),
+    "adam_maximize": (
+        optim.Adam,
+        torch.optim.Adam,
+        {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True, "maximize": True},
+    ),
+    "adamw_maximize": (optim.AdamW, torch.optim.AdamW, {"lr": 0.01, "maximize": True}),
+    "rmsprop_maximize": (
+        optim.RMSprop,
+        torch.optim.RMSprop,
+        {"lr": 0.01, "momentum": 0.5, "centered": True, "maximize": True},
+    ),
 }
 
 
