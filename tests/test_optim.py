@@ -14,6 +14,16 @@ torch = pytest.importorskip("torch")
 SHAPES = [(4, 3), (3,), (2, 2, 2)]
 
 
+@pytest.fixture(autouse=True)
+def torch_float64():
+    """torch keeps scalar optimizer state (``step``, NAdam's ``mu_product``) in its default
+    dtype; the comparisons are in float64 on both sides."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
 def _gradient(arrays, step, sign=1.0):
     """A gradient that depends on the parameters (so both sides must track them exactly).
 
@@ -69,6 +79,73 @@ OPTIMIZERS = {
         {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True, "maximize": True},
     ),
     "adamw_maximize": (optim.AdamW, torch.optim.AdamW, {"lr": 0.01, "maximize": True}),
+    "adadelta": (optim.Adadelta, torch.optim.Adadelta, {}),
+    "adadelta_options": (
+        optim.Adadelta,
+        torch.optim.Adadelta,
+        {"lr": 0.5, "rho": 0.8, "eps": 1e-5, "weight_decay": 0.1},
+    ),
+    "adadelta_maximize": (
+        optim.Adadelta,
+        torch.optim.Adadelta,
+        {"lr": 0.5, "weight_decay": 0.1, "maximize": True},
+    ),
+    "adagrad": (optim.Adagrad, torch.optim.Adagrad, {"lr": 0.1}),
+    "adagrad_options": (
+        optim.Adagrad,
+        torch.optim.Adagrad,
+        {
+            "lr": 0.1,
+            "lr_decay": 0.02,
+            "weight_decay": 0.1,
+            "initial_accumulator_value": 0.5,
+            "eps": 1e-6,
+        },
+    ),
+    "adagrad_maximize": (
+        optim.Adagrad,
+        torch.optim.Adagrad,
+        {"lr": 0.1, "lr_decay": 0.01, "weight_decay": 0.05, "maximize": True},
+    ),
+    "nadam": (optim.NAdam, torch.optim.NAdam, {"lr": 0.01}),
+    "nadam_options": (
+        optim.NAdam,
+        torch.optim.NAdam,
+        {
+            "lr": 0.01,
+            "betas": (0.8, 0.99),
+            "eps": 1e-6,
+            "weight_decay": 0.1,
+            "momentum_decay": 0.01,
+        },
+    ),
+    "nadamw": (
+        optim.NAdam,
+        torch.optim.NAdam,
+        {"lr": 0.02, "weight_decay": 0.3, "decoupled_weight_decay": True},
+    ),
+    "nadam_maximize": (
+        optim.NAdam,
+        torch.optim.NAdam,
+        {"lr": 0.01, "weight_decay": 0.1, "maximize": True},
+    ),
+    # betas (0.5, 0.9): rho_t passes 5 at step 7, so both of RAdam's branches run
+    "radam": (optim.RAdam, torch.optim.RAdam, {"lr": 0.01}),
+    "radam_options": (
+        optim.RAdam,
+        torch.optim.RAdam,
+        {"lr": 0.01, "betas": (0.5, 0.9), "eps": 1e-6, "weight_decay": 0.1},
+    ),
+    "radamw": (
+        optim.RAdam,
+        torch.optim.RAdam,
+        {"lr": 0.02, "betas": (0.5, 0.9), "weight_decay": 0.3, "decoupled_weight_decay": True},
+    ),
+    "radam_maximize": (
+        optim.RAdam,
+        torch.optim.RAdam,
+        {"lr": 0.01, "weight_decay": 0.1, "maximize": True},
+    ),
     "rmsprop_maximize": (
         optim.RMSprop,
         torch.optim.RMSprop,
@@ -119,7 +196,40 @@ def test_parameter_groups_follow_torch():
     _run(ours_opt, theirs_opt, ours, theirs, 50)
 
 
-@pytest.mark.parametrize("name", ["sgd_momentum", "adam_wd_amsgrad", "rmsprop_centered_momentum"])
+NEW_OPTIMIZERS = ["adadelta_options", "adagrad_options", "nadam_options", "radam_options"]
+
+
+@pytest.mark.parametrize("name", NEW_OPTIMIZERS)
+def test_parameter_groups_of_new_optimizers_follow_torch(name):
+    ours_class, theirs_class, options = OPTIMIZERS[name]
+    ours, theirs = _pair(np.random.default_rng(1))
+    group_options = {"lr": options["lr"] / 2, "weight_decay": 0.0, "maximize": True}
+    if "betas" in options:
+        group_options["betas"] = (0.7, 0.95)
+    groups = lambda ps: [{"params": ps[:2]}, {"params": ps[2:], **group_options}]  # noqa: E731
+    ours_opt = ours_class(groups(ours), **options)
+    theirs_opt = theirs_class(groups(theirs), **options)
+    # _run flips the gradient's sign for the maximizing group through its own parameters
+    for step in range(50):
+        grads = _gradient([p.data for p in ours], step)
+        grads[2] = -grads[2]
+        for p, g in zip(ours, grads):
+            p.grad = minidl.tensor(g)
+        theirs_grads = _gradient([p.detach().numpy() for p in theirs], step)
+        theirs_grads[2] = -theirs_grads[2]
+        for p, g in zip(theirs, theirs_grads):
+            p.grad = torch.tensor(g)
+        ours_opt.step()
+        theirs_opt.step()
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            np.testing.assert_allclose(
+                a.data, b.detach().numpy(), rtol=1e-6, atol=1e-6, err_msg=f"param {i}, step {step}"
+            )
+
+
+@pytest.mark.parametrize(
+    "name", ["sgd_momentum", "adam_wd_amsgrad", "rmsprop_centered_momentum", *NEW_OPTIMIZERS]
+)
 def test_state_dict_round_trip_through_a_file_continues_identically(name, tmp_path):
     ours_class, theirs_class, options = OPTIMIZERS[name]
     ours, theirs = _pair(np.random.default_rng(2))
@@ -131,9 +241,109 @@ def test_state_dict_round_trip_through_a_file_continues_identically(name, tmp_pa
     _run(restored, theirs_opt, ours, theirs, 30, start=20)
 
 
+def _fill_gradients(params, step):
+    for p, g in zip(params, _gradient([p.data for p in params], step)):
+        p.grad = minidl.tensor(g)
+
+
+@pytest.mark.parametrize("name", NEW_OPTIMIZERS)
+def test_restored_optimizer_is_bitwise_the_uninterrupted_one(name, tmp_path):
+    ours_class, _, options = OPTIMIZERS[name]
+    rng = np.random.default_rng(5)
+    values = [rng.standard_normal(s) for s in SHAPES]
+    straight = [nn.Parameter(minidl.tensor(v)) for v in values]
+    resumed = [nn.Parameter(minidl.tensor(v)) for v in values]
+    straight_opt, first_opt = ours_class(straight, **options), ours_class(resumed, **options)
+    for step in range(20):
+        for params, opt in ((straight, straight_opt), (resumed, first_opt)):
+            _fill_gradients(params, step)
+            opt.step()
+    minidl.save(first_opt.state_dict(), tmp_path / "opt.npz")
+    second_opt = ours_class(resumed, **options)
+    second_opt.load_state_dict(minidl.load(tmp_path / "opt.npz"))
+    for step in range(20, 50):
+        for params, opt in ((straight, straight_opt), (resumed, second_opt)):
+            _fill_gradients(params, step)
+            opt.step()
+    for i, (a, b) in enumerate(zip(straight, resumed)):
+        assert a.numpy().tobytes() == b.numpy().tobytes(), f"parameter {i} differs after resuming"
+
+
+def _state_to_torch(state_dict):
+    return {
+        "state": {
+            index: {
+                k: torch.tensor(v) if isinstance(v, np.ndarray) else torch.tensor(float(v))
+                for k, v in values.items()
+            }
+            for index, values in state_dict["state"].items()
+        },
+        "param_groups": [dict(group) for group in state_dict["param_groups"]],
+    }
+
+
+def _state_from_torch(state_dict):
+    return {
+        "state": {
+            index: {k: v.numpy() if torch.is_tensor(v) else v for k, v in values.items()}
+            for index, values in state_dict["state"].items()
+        },
+        "param_groups": state_dict["param_groups"],
+    }
+
+
+@pytest.mark.parametrize("direction", ["minidl_to_torch", "torch_to_minidl"])
+@pytest.mark.parametrize("name", NEW_OPTIMIZERS)
+def test_optimizer_state_dicts_load_across_to_and_from_torch(name, direction):
+    ours_class, theirs_class, options = OPTIMIZERS[name]
+    ours, theirs = _pair(np.random.default_rng(6))
+    ours_opt, theirs_opt = ours_class(ours, **options), theirs_class(theirs, **options)
+    _run(ours_opt, theirs_opt, ours, theirs, 20)
+    if direction == "minidl_to_torch":
+        assert sorted(ours_opt.state_dict()["state"][0]) == sorted(
+            theirs_opt.state_dict()["state"][0]
+        ), "state keys differ from torch's"
+        theirs_opt = theirs_class(theirs, **options)
+        theirs_opt.load_state_dict(_state_to_torch(ours_opt.state_dict()))
+    else:
+        ours_opt = ours_class(ours, **options)
+        ours_opt.load_state_dict(_state_from_torch(theirs_opt.state_dict()))
+    _run(ours_opt, theirs_opt, ours, theirs, 30, start=20)
+
+
+def test_adagrad_state_exists_from_the_start_and_group_accumulators_are_refused():
+    w, v = nn.Parameter(minidl.ones(2)), nn.Parameter(minidl.ones(3))
+    opt = optim.Adagrad([w, v], initial_accumulator_value=0.25)
+    theirs = torch.optim.Adagrad(
+        [torch.ones(2, requires_grad=True)], initial_accumulator_value=0.25
+    )
+    assert sorted(opt.state_dict()["state"]) == [0, 1]
+    assert sorted(opt.state_dict()["state"][0]) == sorted(theirs.state_dict()["state"][0])
+    np.testing.assert_array_equal(opt.state[w]["sum"], [0.25, 0.25])
+    # torch would silently use 0.1 for both groups
+    with pytest.raises(ValueError, match="per-group initial_accumulator_value"):
+        optim.Adagrad(
+            [{"params": [w]}, {"params": [v], "initial_accumulator_value": 0.5}],
+            initial_accumulator_value=0.1,
+        )
+    late = nn.Parameter(minidl.ones(2))
+    opt.add_param_group({"params": [late], "initial_accumulator_value": 1.0})
+    late.grad = minidl.ones(2)
+    opt.step()
+    np.testing.assert_allclose(opt.state[late]["sum"], [2.0, 2.0])
+
+
 def test_float32_parameters_stay_float32():
     w = nn.Parameter(minidl.ones(3))
-    for opt in (optim.SGD([w], lr=0.1, momentum=0.9), optim.Adam([w]), optim.RMSprop([w])):
+    for opt in (
+        optim.SGD([w], lr=0.1, momentum=0.9),
+        optim.Adam([w]),
+        optim.RMSprop([w]),
+        optim.Adadelta([w], weight_decay=0.1),
+        optim.Adagrad([w], weight_decay=0.1),
+        optim.NAdam([w], weight_decay=0.1),
+        optim.RAdam([w], weight_decay=0.1, decoupled_weight_decay=True),
+    ):
         w.grad = minidl.ones(3)
         opt.step()
         assert w.dtype == np.float32
@@ -173,6 +383,27 @@ BAD_HYPERPARAMETERS = [
     ("RMSprop", {"alpha": -0.5}),
     ("RMSprop", {"momentum": -0.1}),
     ("RMSprop", {"eps": -1e-8}),
+    ("Adadelta", {"lr": -1.0}),
+    ("Adadelta", {"rho": 1.5}),
+    ("Adadelta", {"rho": -0.1}),
+    ("Adadelta", {"eps": -1e-6}),
+    ("Adadelta", {"weight_decay": -0.1}),
+    ("Adagrad", {"lr": -0.01}),
+    ("Adagrad", {"lr_decay": -0.1}),
+    ("Adagrad", {"weight_decay": -0.1}),
+    ("Adagrad", {"initial_accumulator_value": -0.5}),
+    ("Adagrad", {"eps": -1e-10}),
+    ("NAdam", {"lr": -2e-3}),
+    ("NAdam", {"eps": -1e-8}),
+    ("NAdam", {"betas": (1.0, 0.999)}),
+    ("NAdam", {"betas": (0.9, 1.0)}),
+    ("NAdam", {"weight_decay": -0.1}),
+    ("NAdam", {"momentum_decay": -4e-3}),
+    ("RAdam", {"lr": -1e-3}),
+    ("RAdam", {"eps": -1e-8}),
+    ("RAdam", {"betas": (-0.1, 0.999)}),
+    ("RAdam", {"betas": (0.9, 1.5)}),
+    ("RAdam", {"weight_decay": -0.1}),
 ]
 
 
