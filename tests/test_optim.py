@@ -502,6 +502,72 @@ SCHEDULES = {
 }
 
 
+def _on_both(build):
+    """The same schedule built on minidl's optimizer and on torch's: ``build(module, opt)``."""
+    return (lambda o: build(lr_scheduler, o), lambda o: build(torch.optim.lr_scheduler, o))
+
+
+SCHEDULES.update(
+    {
+        "lambda": _on_both(lambda L, o: L.LambdaLR(o, lambda epoch: 1.0 / (1.0 + 0.3 * epoch))),
+        "lambda_per_group": _on_both(
+            lambda L, o: L.LambdaLR(
+                o, [lambda epoch: 0.9**epoch, lambda epoch: 1.0 + 0.5 * math.sin(epoch)]
+            )
+        ),
+        "multiplicative": _on_both(lambda L, o: L.MultiplicativeLR(o, lambda epoch: 0.95)),
+        "multiplicative_per_group": _on_both(
+            lambda L, o: L.MultiplicativeLR(
+                o, [lambda epoch: 0.97, lambda epoch: 1.02 if epoch % 3 else 0.9]
+            )
+        ),
+        "warm_restarts": _on_both(
+            lambda L, o: L.CosineAnnealingWarmRestarts(o, T_0=7, eta_min=0.001)
+        ),
+        "warm_restarts_doubling": _on_both(
+            lambda L, o: L.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.002)
+        ),
+        "sequential_warmup_cosine": _on_both(
+            lambda L, o: L.SequentialLR(
+                o,
+                [L.LinearLR(o, start_factor=0.1, total_iters=5), L.CosineAnnealingLR(o, T_max=30)],
+                milestones=[5],
+            )
+        ),
+        # a chained MultiplicativeLR goes on from the lr the previous schedule left
+        "sequential_three": _on_both(
+            lambda L, o: L.SequentialLR(
+                o,
+                [
+                    L.LinearLR(o, start_factor=0.5, total_iters=3),
+                    L.ExponentialLR(o, 0.9),
+                    L.MultiplicativeLR(o, lambda epoch: 0.8 + 0.01 * epoch),
+                ],
+                milestones=[4, 15],
+            )
+        ),
+        "sequential_mixed": _on_both(
+            lambda L, o: L.SequentialLR(
+                o,
+                [
+                    L.MultiplicativeLR(o, lambda epoch: 0.9),
+                    L.LambdaLR(o, lambda epoch: 0.5 + epoch / 10),
+                    L.CosineAnnealingWarmRestarts(o, T_0=4, T_mult=2),
+                    L.StepLR(o, 3, 0.5),
+                ],
+                milestones=[6, 12, 30],
+            )
+        ),
+        "sequential_milestone_zero": _on_both(
+            lambda L, o: L.SequentialLR(o, [L.ExponentialLR(o, 0.9), L.StepLR(o, 3)], [0])
+        ),
+        "linear_zero_iterations": _on_both(
+            lambda L, o: L.LinearLR(o, start_factor=0.5, total_iters=0)
+        ),
+    }
+)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd_momentum", "adam"])
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
 def test_schedule_follows_torch_for_50_steps(name, optimizer):
@@ -578,3 +644,201 @@ def test_scheduler_state_dict_round_trip(tmp_path):
         schedule.step()
         other.step()
     assert other.get_last_lr() == schedule.get_last_lr()
+
+
+@pytest.mark.parametrize(("T_0", "T_mult"), [(5, 1), (3, 2), (2, 3), (1, 2)])
+def test_warm_restarts_with_fractional_epochs_follow_torch(T_0, T_mult):
+    ours_opt = optim.SGD(nn.Dense(2, 2).parameters(), lr=0.1)
+    theirs_opt = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1)
+    ours = lr_scheduler.CosineAnnealingWarmRestarts(ours_opt, T_0, T_mult, eta_min=0.01)
+    theirs = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(theirs_opt, T_0, T_mult, 0.01)
+    batches = 7
+    for epoch in range(12):
+        for batch in range(batches):
+            point = epoch + batch / batches
+            ours.step(point)
+            theirs.step(point)
+            assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12), point
+            assert (ours.last_epoch, ours.T_i) == (theirs.last_epoch, theirs.T_i), point
+    ours.step(2.5)  # back in time: the first period again
+    theirs.step(2.5)
+    for _ in range(10):  # and on, one epoch a step
+        ours.step()
+        theirs.step()
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12)
+
+
+class _Decay:
+    """A callable object: its attributes are saved in the schedule's state dict."""
+
+    def __init__(self, rate):
+        self.rate = rate
+
+    def __call__(self, epoch):
+        return self.rate**epoch
+
+
+NEW_SCHEDULES = {
+    "lambda_object": _on_both(lambda L, o: L.LambdaLR(o, [_Decay(0.9), lambda e: 1 / (1 + e)])),
+    "multiplicative": SCHEDULES["multiplicative_per_group"],
+    "warm_restarts_doubling": SCHEDULES["warm_restarts_doubling"],
+    "sequential_mixed": SCHEDULES["sequential_mixed"],
+}
+
+
+def _two_groups(params, library=optim):
+    return library.SGD([{"params": params[:2]}, {"params": params[2:], "lr": 0.05}], lr=0.1)
+
+
+@pytest.mark.parametrize("name", sorted(NEW_SCHEDULES))
+def test_new_schedule_state_dicts_resume_identically(name, tmp_path):
+    build = NEW_SCHEDULES[name][0]
+    rng = np.random.default_rng(7)
+    params = [nn.Parameter(minidl.tensor(rng.standard_normal(s))) for s in SHAPES]
+    straight_opt = _two_groups(params)
+    straight = build(straight_opt)
+    first_opt = _two_groups(params)
+    first = build(first_opt)
+    for _ in range(20):
+        straight.step()
+        first.step()
+    minidl.save(
+        {"optimizer": first_opt.state_dict(), "schedule": first.state_dict()},
+        tmp_path / "state.npz",
+    )
+    saved = minidl.load(tmp_path / "state.npz")
+    second_opt = _two_groups(params)
+    second = build(second_opt)
+    second_opt.load_state_dict(saved["optimizer"])
+    second.load_state_dict(saved["schedule"])
+    for step in range(20, 50):
+        assert second.get_last_lr() == straight.get_last_lr(), f"lr at step {step}"
+        straight.step()
+        second.step()
+
+
+def test_schedules_with_functions_save_what_torch_saves():
+    ours_opt = _two_groups([nn.Parameter(minidl.zeros(s)) for s in SHAPES])
+    theirs_opt = _two_groups([torch.zeros(s, requires_grad=True) for s in SHAPES], torch.optim)
+    ours, theirs = (
+        build(opt) for build, opt in zip(NEW_SCHEDULES["lambda_object"], (ours_opt, theirs_opt))
+    )
+    for _ in range(3):
+        theirs_opt.step()  # torch warns about a schedule stepped before its optimizer
+        ours.step()
+        theirs.step()
+    ours_state, theirs_state = ours.state_dict(), theirs.state_dict()
+    assert ours_state["lr_lambdas"] == theirs_state["lr_lambdas"] == [{"rate": 0.9}, None]
+    for key in ("base_lrs", "last_epoch", "_last_lr"):
+        assert ours_state[key] == pytest.approx(theirs_state[key]), key
+    other = lr_scheduler.LambdaLR(ours_opt, [_Decay(0.5), lambda e: 1.0])
+    other.load_state_dict(ours_state)
+    assert other.lr_lambdas[0].rate == 0.9  # a callable object's attributes come back
+    assert callable(other.lr_lambdas[1])  # a function stays the one it was built with
+    with pytest.raises(ValueError, match=r"LambdaLR\.load_state_dict: the state has 2 lr_lambdas"):
+        lr_scheduler.LambdaLR(
+            optim.SGD(nn.Dense(2, 2).parameters(), lr=0.1), lambda e: 1.0
+        ).load_state_dict(ours_state)
+    sequential_opt = _two_groups([nn.Parameter(minidl.zeros(s)) for s in SHAPES])
+    sequential = NEW_SCHEDULES["sequential_mixed"][0](sequential_opt)
+    nested = sequential.state_dict()["_schedulers"]
+    assert [state["last_epoch"] for state in nested] == [0, -1, -1, -1]
+    assert nested[0]["lr_lambdas"] == [None, None]
+
+
+def test_trainer_checkpoints_carry_the_new_schedules(tmp_path):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((64, 2)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    batches = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)]
+
+    def make():
+        minidl.manual_seed(0)
+        model = nn.Sequential(nn.Dense(2, 8), nn.ReLU(), nn.Dense(8, 2))
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        schedule = lr_scheduler.SequentialLR(
+            opt,
+            [
+                lr_scheduler.LambdaLR(opt, lambda epoch: (epoch + 1) / 3),
+                lr_scheduler.MultiplicativeLR(opt, _Decay(0.9)),
+                lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=2),
+            ],
+            milestones=[2, 4],
+        )
+        return minidl.Trainer(model, opt, loss=nn.CrossEntropyLoss(), scheduler=schedule, verbose=0)
+
+    straight = make()
+    straight.fit(batches, epochs=7)
+    first = make()
+    first.fit(batches, epochs=3)
+    first.save_checkpoint(tmp_path / "checkpoint.npz")
+    resumed = make().resume(tmp_path / "checkpoint.npz")
+    resumed.fit(batches, epochs=7)
+    assert resumed.scheduler.get_last_lr() == straight.scheduler.get_last_lr()
+    assert resumed.history.history["lr"] == straight.history.history["lr"]
+    for key, value in resumed.model.state_dict().items():
+        assert value.tobytes() == straight.model.state_dict()[key].tobytes(), key
+
+
+def _refusals(build):
+    """The errors torch's and minidl's schedules raise for ``build(module, optimizer)``."""
+    errors = []
+    for module, opt in (
+        (torch.optim.lr_scheduler, torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1)),
+        (lr_scheduler, optim.SGD([nn.Parameter(minidl.zeros(2))], lr=0.1)),
+    ):
+        with pytest.raises((ValueError, TypeError)) as caught:
+            build(module, opt)
+        errors.append(caught.value)
+    return errors
+
+
+BAD_SCHEDULES = {
+    "lambda_count": lambda L, o: L.LambdaLR(o, [lambda e: 1.0, lambda e: 1.0]),
+    "multiplicative_count": lambda L, o: L.MultiplicativeLR(o, [lambda e: 1.0] * 3),
+    "multiplicative_not_callable": lambda L, o: L.MultiplicativeLR(o, 0.9),
+    "restarts_T_0": lambda L, o: L.CosineAnnealingWarmRestarts(o, T_0=0),
+    "restarts_T_0_float": lambda L, o: L.CosineAnnealingWarmRestarts(o, T_0=2.5),
+    "restarts_T_mult": lambda L, o: L.CosineAnnealingWarmRestarts(o, T_0=2, T_mult=0),
+    "restarts_eta_min": lambda L, o: L.CosineAnnealingWarmRestarts(o, T_0=2, eta_min="0"),
+    "restarts_negative_epoch": lambda L, o: L.CosineAnnealingWarmRestarts(o, 2).step(-1),
+    "sequential_empty": lambda L, o: L.SequentialLR(o, [], []),
+    "sequential_milestones": lambda L, o: L.SequentialLR(
+        o, [L.StepLR(o, 2), L.StepLR(o, 3)], milestones=[2, 4]
+    ),
+    "sequential_plateau": lambda L, o: L.SequentialLR(
+        o, [L.StepLR(o, 2), L.ReduceLROnPlateau(o)], milestones=[2]
+    ),
+    "linear_start": lambda L, o: L.LinearLR(o, start_factor=0.0),
+    "linear_end": lambda L, o: L.LinearLR(o, end_factor=1.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_SCHEDULES))
+def test_bad_schedule_arguments_are_refused_as_torch_does(name):
+    theirs, ours = _refusals(BAD_SCHEDULES[name])
+    assert type(ours) is type(theirs), f"torch raised {theirs!r}, minidl {ours!r}"
+    assert str(theirs).rstrip(".") in str(ours), f"torch said {theirs}, minidl {ours}"
+    callee = {
+        "lambda": "LambdaLR",
+        "multiplicative": "MultiplicativeLR",
+        "restarts": "CosineAnnealingWarmRestarts",
+        "sequential": "SequentialLR",
+        "linear": "LinearLR",
+    }[name.split("_")[0]]
+    assert str(ours).startswith(callee), f"the error does not name {callee}: {ours}"
+
+
+def test_sequential_refuses_what_torch_would_mishandle():
+    opt = optim.SGD(nn.Dense(2, 2).parameters(), lr=0.1)
+    other = optim.SGD(nn.Dense(2, 2).parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="SequentialLR expects all schedulers to belong"):
+        lr_scheduler.SequentialLR(opt, [lr_scheduler.StepLR(other, 2)], [])
+    with pytest.raises(
+        ValueError, match=r"SequentialLR: milestones must be increasing, got \[5, 2\]"
+    ):
+        steps = [lr_scheduler.StepLR(opt, 2) for _ in range(3)]
+        lr_scheduler.SequentialLR(opt, steps, [5, 2])
+    inner = lr_scheduler.SequentialLR(opt, [lr_scheduler.StepLR(opt, 2)], [])
+    with pytest.raises(TypeError, match="SequentialLR cannot be nested"):
+        lr_scheduler.SequentialLR(opt, [inner, lr_scheduler.StepLR(opt, 2)], [3])
