@@ -3,8 +3,10 @@
 A scheduler sets ``group["lr"]`` of each parameter group of its optimizer. It
 is created after the optimizer (which records ``initial_lr`` in each group) and
 stepped after ``optimizer.step()``: once per epoch for the epoch-based ones
-(StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LinearLR), once per
-batch for OneCycleLR, and with the monitored value for ReduceLROnPlateau.
+(StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LinearLR, LambdaLR,
+MultiplicativeLR, CosineAnnealingWarmRestarts, SequentialLR), once per batch for
+OneCycleLR (or CosineAnnealingWarmRestarts with ``step(fractional_epoch)``), and
+with the monitored value for ReduceLROnPlateau.
 Creating a scheduler applies its value for step 0, as PyTorch does.
 
 >>> opt = minidl.optim.SGD(minidl.nn.Dense(2, 2).parameters(), lr=0.1)
@@ -19,6 +21,9 @@ Creating a scheduler applies its value for step 0, as PyTorch does.
 """
 
 import math
+import numbers
+import types
+from bisect import bisect_right
 
 from .. import _checks
 
@@ -48,6 +53,10 @@ class LRScheduler(_ScheduleState):
     ``_compute_lrs``.
     """
 
+    # True only during the step a new schedule takes in its constructor (torch's
+    # ``_initial_step``), when chained schedules such as MultiplicativeLR leave the lr alone.
+    _is_initial = False
+
     def __init__(self, optimizer, last_epoch=-1):
         self.optimizer = optimizer
         if last_epoch == -1:
@@ -62,7 +71,14 @@ class LRScheduler(_ScheduleState):
                     )
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
-        self.step()
+        self._initial_step()
+
+    def _initial_step(self):
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            del self._is_initial  # back to the class's False; kept out of state_dict()
 
     def _lr_at(self, base_lr, step):
         raise NotImplementedError
@@ -70,12 +86,20 @@ class LRScheduler(_ScheduleState):
     def _compute_lrs(self):
         return [self._lr_at(base, self.last_epoch) for base in self.base_lrs]
 
+    def _set_lrs(self, lrs):
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def _restart(self):
+        """Go back to step 0, as SequentialLR does at a milestone (torch's ``_update_lr(0)``)."""
+        self.last_epoch = 0
+        self._set_lrs(self._compute_lrs())
+
     def step(self):
         """Advance one step (an epoch, or a batch for per-batch schedules) and set the lrs."""
         self.last_epoch += 1
-        for group, lr in zip(self.optimizer.param_groups, self._compute_lrs()):
-            group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._set_lrs(self._compute_lrs())
 
 
 class StepLR(LRScheduler):
@@ -156,17 +180,23 @@ class LinearLR(LRScheduler):
     def __init__(
         self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1
     ):
-        if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
+        if start_factor > 1.0 or start_factor <= 0:
             raise ValueError(
-                "LinearLR: start_factor must be in (0, 1] and end_factor in [0, 1], got "
-                f"{start_factor} and {end_factor}"
+                "LinearLR: Starting multiplicative factor expected to be greater than 0 and "
+                f"less or equal to 1, got start_factor={start_factor}"
+            )
+        if end_factor > 1.0 or end_factor < 0:
+            raise ValueError(
+                "LinearLR: Ending multiplicative factor expected to be between 0 and 1, got "
+                f"end_factor={end_factor}"
             )
         self.start_factor, self.end_factor = float(start_factor), float(end_factor)
         self.total_iters = int(total_iters)
         super().__init__(optimizer, last_epoch)
 
     def _lr_at(self, base_lr, step):
-        progress = min(self.total_iters, step) / self.total_iters
+        # torch's total_iters=0 keeps start_factor for good (its chained rule never moves)
+        progress = min(self.total_iters, step) / self.total_iters if self.total_iters > 0 else 0
         return base_lr * (self.start_factor + (self.end_factor - self.start_factor) * progress)
 
 
@@ -356,3 +386,277 @@ class ReduceLROnPlateau(_ScheduleState):
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+
+def _lr_lambdas(owner, optimizer, lr_lambda):
+    """One function per parameter group: a single function is shared by all of them."""
+    groups = len(optimizer.param_groups)
+    if isinstance(lr_lambda, (list, tuple)):
+        if len(lr_lambda) != groups:
+            raise ValueError(f"{owner}: Expected {groups} lr_lambdas, but got {len(lr_lambda)}")
+        lambdas = list(lr_lambda)
+    else:
+        lambdas = [lr_lambda] * groups
+    for function in lambdas:
+        if not callable(function):
+            raise TypeError(
+                f"{owner}: lr_lambda should be a function, but got {type(function).__name__}"
+            )
+    return lambdas
+
+
+class _LambdaState:
+    """State dicts of the schedules that hold functions, as torch writes them.
+
+    A function or lambda cannot be saved: its entry in ``"lr_lambdas"`` is None and
+    the schedule you load into must be built with the same functions. A callable
+    object saves its attributes (``__dict__``), which loading restores.
+    """
+
+    def state_dict(self):
+        """The state without the optimizer; functions as None, callable objects as attributes."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
+        state["lr_lambdas"] = [
+            None if isinstance(function, types.FunctionType) else dict(vars(function))
+            for function in self.lr_lambdas
+        ]
+        return state
+
+    def load_state_dict(self, state):
+        """Restore :meth:`state_dict`; callable objects get their saved attributes back."""
+        saved = state["lr_lambdas"]
+        if len(saved) != len(self.lr_lambdas):
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: the state has {len(saved)} lr_lambdas, "
+                f"this schedule {len(self.lr_lambdas)}"
+            )
+        self.__dict__.update(
+            {k: v for k, v in state.items() if k not in (*_NOT_STATE, "lr_lambdas")}
+        )
+        for function, attributes in zip(self.lr_lambdas, saved):
+            if attributes is not None:
+                vars(function).update(attributes)
+
+
+class LambdaLR(_LambdaState, LRScheduler):
+    """Set the lr to ``initial_lr * lr_lambda(epoch)``; one function, or one per group.
+
+    ``state_dict()`` cannot hold a plain function: it saves None in its place (as
+    torch does), so build the schedule with the same ``lr_lambda`` before loading;
+    a callable object's attributes are saved and restored.
+
+    >>> opt = minidl.optim.SGD(minidl.nn.Dense(2, 2).parameters(), lr=1.0)
+    >>> schedule = minidl.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 0.5**epoch)
+    >>> schedule.step()
+    >>> schedule.get_last_lr()
+    [0.5]
+    """
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        self.lr_lambdas = _lr_lambdas("LambdaLR", optimizer, lr_lambda)
+        super().__init__(optimizer, last_epoch)
+
+    def _compute_lrs(self):
+        return [
+            base * function(self.last_epoch)
+            for function, base in zip(self.lr_lambdas, self.base_lrs)
+        ]
+
+
+class MultiplicativeLR(_LambdaState, LRScheduler):
+    """Multiply the current lr by ``lr_lambda(epoch)`` at every step (not at creation).
+
+    A chained schedule: it scales whatever lr the group has, as torch's does.
+    ``state_dict()`` saves functions as None, like :class:`LambdaLR`.
+
+    >>> opt = minidl.optim.SGD(minidl.nn.Dense(2, 2).parameters(), lr=1.0)
+    >>> schedule = minidl.optim.lr_scheduler.MultiplicativeLR(opt, lambda epoch: 0.9)
+    >>> for _ in range(2):
+    ...     schedule.step()
+    >>> [round(lr, 6) for lr in schedule.get_last_lr()]
+    [0.81]
+    """
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        self.lr_lambdas = _lr_lambdas("MultiplicativeLR", optimizer, lr_lambda)
+        super().__init__(optimizer, last_epoch)
+
+    def _compute_lrs(self):
+        groups = self.optimizer.param_groups
+        if self._is_initial:
+            return [group["lr"] for group in groups]
+        return [
+            group["lr"] * function(self.last_epoch)
+            for function, group in zip(self.lr_lambdas, groups)
+        ]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """Cosine annealing with warm restarts (SGDR): periods ``T_0``, ``T_0 * T_mult``, ...
+
+    ``lr = eta_min + (initial_lr - eta_min) * (1 + cos(pi * T_cur / T_i)) / 2``, where
+    ``T_cur`` counts epochs since the last restart and ``T_i`` is the current period.
+    ``step()`` advances one epoch; ``step(epoch)`` jumps to ``epoch``, which may be
+    fractional, so a loop can call ``step(epoch + batch / batches)`` every batch,
+    as with torch's.
+
+    >>> opt = minidl.optim.SGD(minidl.nn.Dense(2, 2).parameters(), lr=1.0)
+    >>> schedule = minidl.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=4)
+    >>> schedule.step(2.0)
+    >>> schedule.get_last_lr()
+    [0.5]
+    >>> schedule.step(4)  # a restart
+    >>> schedule.get_last_lr()
+    [1.0]
+    """
+
+    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
+        integer = (numbers.Integral,)
+        if isinstance(T_0, bool) or not isinstance(T_0, integer) or T_0 <= 0:
+            raise ValueError(
+                f"CosineAnnealingWarmRestarts: Expected positive integer T_0, but got {T_0}"
+            )
+        if isinstance(T_mult, bool) or not isinstance(T_mult, integer) or T_mult < 1:
+            raise ValueError(
+                f"CosineAnnealingWarmRestarts: Expected integer T_mult >= 1, but got {T_mult}"
+            )
+        if isinstance(eta_min, bool) or not isinstance(eta_min, numbers.Real):
+            raise ValueError(
+                "CosineAnnealingWarmRestarts: Expected float or int eta_min, but got "
+                f"{eta_min} of type {type(eta_min)}"
+            )
+        self.T_0, self.T_i, self.T_mult = int(T_0), int(T_0), int(T_mult)
+        self.eta_min = float(eta_min)
+        self.T_cur = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def _compute_lrs(self):
+        cosine = (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+        return [self.eta_min + (base - self.eta_min) * cosine for base in self.base_lrs]
+
+    def step(self, epoch=None):
+        """Advance one epoch, or go to ``epoch`` (a float is allowed: a point within an epoch)."""
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur += 1
+            if self.T_cur >= self.T_i:
+                self.T_cur -= self.T_i
+                self.T_i *= self.T_mult
+        else:
+            if epoch < 0:
+                raise ValueError(
+                    "CosineAnnealingWarmRestarts.step: Expected non-negative epoch, but got "
+                    f"{epoch}"
+                )
+            if epoch >= self.T_0:
+                if self.T_mult == 1:
+                    self.T_cur = epoch % self.T_0
+                else:
+                    # the restart count n solves T_0 (T_mult^n - 1) / (T_mult - 1) <= epoch;
+                    # torch's floating-point logarithm, so the boundaries agree with it
+                    n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+                    self.T_cur = epoch - self.T_0 * (self.T_mult**n - 1) / (self.T_mult - 1)
+                    self.T_i = self.T_0 * self.T_mult**n
+            else:
+                self.T_i = self.T_0
+                self.T_cur = epoch
+        self.last_epoch = math.floor(epoch)
+        self._set_lrs(self._compute_lrs())
+
+
+class SequentialLR(_ScheduleState):
+    """Run ``schedulers`` one after the other, switching at the epochs in ``milestones``.
+
+    At each milestone the next schedule starts from its own step 0 (from its
+    ``initial_lr``, except a chained MultiplicativeLR, which goes on from the
+    current lr), as with torch's. ``len(milestones)`` must be ``len(schedulers) - 1``;
+    all schedules must drive ``optimizer``. ``state_dict()`` nests the schedules'
+    own state dicts under ``"_schedulers"``.
+
+    >>> opt = minidl.optim.SGD(minidl.nn.Dense(2, 2).parameters(), lr=1.0)
+    >>> warmup = minidl.optim.lr_scheduler.LinearLR(opt, start_factor=0.25, total_iters=3)
+    >>> decay = minidl.optim.lr_scheduler.ExponentialLR(opt, gamma=0.5)
+    >>> schedule = minidl.optim.lr_scheduler.SequentialLR(opt, [warmup, decay], milestones=[3])
+    >>> lrs = []
+    >>> for epoch in range(6):
+    ...     lrs.append(schedule.get_last_lr()[0])
+    ...     schedule.step()
+    >>> lrs
+    [0.25, 0.5, 0.75, 1.0, 0.5, 0.25]
+    """
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+        schedulers, milestones = list(schedulers), [int(m) for m in milestones]
+        if not schedulers:
+            raise ValueError("SequentialLR expects at least one scheduler, but got no scheduler.")
+        for index, scheduler in enumerate(schedulers):
+            if isinstance(scheduler, ReduceLROnPlateau):
+                raise ValueError(
+                    "SequentialLR does not support `ReduceLROnPlateau` scheduler as it requires "
+                    "additional kwargs to be specified when calling `step`, but got one at "
+                    f"index {index} in the given schedulers sequence."
+                )
+            if not isinstance(scheduler, LRScheduler):
+                raise TypeError(
+                    f"SequentialLR: the scheduler at index {index} is a "
+                    f"{type(scheduler).__name__}, not a minidl learning-rate schedule "
+                    "(SequentialLR cannot be nested)"
+                )
+            if scheduler.optimizer is not optimizer:
+                raise ValueError(
+                    "SequentialLR expects all schedulers to belong to the same optimizer, but got "
+                    f"scheduler {type(scheduler).__name__} at index {index} with another one"
+                )
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(
+                "SequentialLR: Sequential Schedulers expects number of schedulers provided to be "
+                "one more than the number of milestone points, but got number of schedulers "
+                f"{len(schedulers)} and the number of milestones to be equal to {len(milestones)}"
+            )
+        if milestones != sorted(milestones):
+            raise ValueError(f"SequentialLR: milestones must be increasing, got {milestones}")
+        self.optimizer = optimizer
+        self._schedulers = schedulers
+        self._milestones = milestones
+        self.last_epoch = last_epoch + 1
+        # Each schedule stepped once when it was built: undo that, and start the first.
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        for scheduler in schedulers:
+            scheduler.last_epoch -= 1
+        first = schedulers[bisect_right(milestones, 0)]
+        first._initial_step()
+        self._last_lr = first.get_last_lr()
+
+    def step(self):
+        """Advance one epoch with the schedule whose turn it is (restarting it at its milestone)."""
+        self.last_epoch += 1
+        index = bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[index]
+        if index > 0 and self._milestones[index - 1] == self.last_epoch:
+            scheduler._restart()
+        else:
+            scheduler.step()
+        self._last_lr = scheduler.get_last_lr()
+
+    def state_dict(self):
+        """The state, with each schedule's own ``state_dict()`` in ``"_schedulers"``."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        state["_schedulers"] = [scheduler.state_dict() for scheduler in self._schedulers]
+        return state
+
+    def load_state_dict(self, state):
+        """Restore :meth:`state_dict` into this schedule and each of its schedules."""
+        saved = state["_schedulers"]
+        if len(saved) != len(self._schedulers):
+            raise ValueError(
+                f"SequentialLR.load_state_dict: the state has {len(saved)} schedulers, this "
+                f"schedule {len(self._schedulers)}"
+            )
+        self.__dict__.update(
+            {k: v for k, v in state.items() if k not in (*_NOT_STATE, "_schedulers")}
+        )
+        for scheduler, scheduler_state in zip(self._schedulers, saved):
+            scheduler.load_state_dict(scheduler_state)
