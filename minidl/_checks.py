@@ -49,6 +49,21 @@ def reduction(value, where):
     return value
 
 
+def same_count(saved, here, where, what, this):
+    """Refuse a saved state with ``saved`` of ``what`` where the loading object has ``here``.
+
+    >>> same_count(2, 2, "SGD", "parameter groups", "optimizer")
+    >>> same_count(1, 2, "SGD", "parameter groups", "optimizer")
+    Traceback (most recent call last):
+    ...
+    ValueError: SGD.load_state_dict: the state has 1 parameter groups, this optimizer 2
+    """
+    if saved != here:
+        raise ValueError(
+            f"{where}.load_state_dict: the state has {saved} {what}, this {this} {here}"
+        )
+
+
 def label_smoothing(value, where):
     """``value`` as a float in [0, 1], or a ValueError naming ``where``."""
     if not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:

@@ -31,19 +31,40 @@ _NOT_STATE = ("optimizer",)
 
 
 class _ScheduleState:
-    """What every schedule shares: the last learning rates, and its state as plain values."""
+    """What every schedule shares: the last learning rates, and its state as plain values.
+
+    A schedule that holds a list of things with their own state (functions,
+    schedules) names that attribute in ``_listed``: ``state_dict()`` saves each
+    entry with ``_save_entry`` and ``load_state_dict()`` restores it with
+    ``_load_entry``, after checking that the lists have the same length.
+    """
+
+    _listed = None
 
     def get_last_lr(self):
         """The learning rates the last ``step`` set, one per parameter group."""
         return list(self._last_lr)
 
+    def _plain_state(self, state):
+        return {k: v for k, v in state.items() if k not in (*_NOT_STATE, self._listed)}
+
     def state_dict(self):
         """The scheduler's state (plain values), without the optimizer."""
-        return {k: v for k, v in self.__dict__.items() if k not in _NOT_STATE}
+        state = self._plain_state(self.__dict__)
+        if self._listed:
+            state[self._listed] = [self._save_entry(entry) for entry in getattr(self, self._listed)]
+        return state
 
     def load_state_dict(self, state):
         """Restore a state from :meth:`state_dict`."""
-        self.__dict__.update({k: v for k, v in state.items() if k not in _NOT_STATE})
+        if self._listed:
+            saved, entries = state[self._listed], getattr(self, self._listed)
+            what = self._listed.lstrip("_")
+            _checks.same_count(len(saved), len(entries), type(self).__name__, what, "schedule")
+        self.__dict__.update(self._plain_state(state))
+        if self._listed:
+            for entry, entry_state in zip(entries, saved):
+                self._load_entry(entry, entry_state)
 
 
 class LRScheduler(_ScheduleState):
@@ -413,29 +434,16 @@ class _LambdaState:
     object saves its attributes (``__dict__``), which loading restores.
     """
 
-    def state_dict(self):
-        """The state without the optimizer; functions as None, callable objects as attributes."""
-        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
-        state["lr_lambdas"] = [
-            None if isinstance(function, types.FunctionType) else dict(vars(function))
-            for function in self.lr_lambdas
-        ]
-        return state
+    _listed = "lr_lambdas"
 
-    def load_state_dict(self, state):
-        """Restore :meth:`state_dict`; callable objects get their saved attributes back."""
-        saved = state["lr_lambdas"]
-        if len(saved) != len(self.lr_lambdas):
-            raise ValueError(
-                f"{type(self).__name__}.load_state_dict: the state has {len(saved)} lr_lambdas, "
-                f"this schedule {len(self.lr_lambdas)}"
-            )
-        self.__dict__.update(
-            {k: v for k, v in state.items() if k not in (*_NOT_STATE, "lr_lambdas")}
-        )
-        for function, attributes in zip(self.lr_lambdas, saved):
-            if attributes is not None:
-                vars(function).update(attributes)
+    @staticmethod
+    def _save_entry(function):
+        return None if isinstance(function, types.FunctionType) else dict(vars(function))
+
+    @staticmethod
+    def _load_entry(function, attributes):
+        if attributes is not None:
+            vars(function).update(attributes)
 
 
 class LambdaLR(_LambdaState, LRScheduler):
@@ -641,22 +649,13 @@ class SequentialLR(_ScheduleState):
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
 
-    def state_dict(self):
-        """The state, with each schedule's own ``state_dict()`` in ``"_schedulers"``."""
-        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
-        state["_schedulers"] = [scheduler.state_dict() for scheduler in self._schedulers]
-        return state
+    # state_dict() nests each schedule's own state dict under "_schedulers"
+    _listed = "_schedulers"
 
-    def load_state_dict(self, state):
-        """Restore :meth:`state_dict` into this schedule and each of its schedules."""
-        saved = state["_schedulers"]
-        if len(saved) != len(self._schedulers):
-            raise ValueError(
-                f"SequentialLR.load_state_dict: the state has {len(saved)} schedulers, this "
-                f"schedule {len(self._schedulers)}"
-            )
-        self.__dict__.update(
-            {k: v for k, v in state.items() if k not in (*_NOT_STATE, "_schedulers")}
-        )
-        for scheduler, scheduler_state in zip(self._schedulers, saved):
-            scheduler.load_state_dict(scheduler_state)
+    @staticmethod
+    def _save_entry(scheduler):
+        return scheduler.state_dict()
+
+    @staticmethod
+    def _load_entry(scheduler, state):
+        scheduler.load_state_dict(state)

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from .. import _checks
 from ..autograd import enable_grad
 from ..tensor import Tensor
 
@@ -156,20 +157,15 @@ class Optimizer:
 
     def load_state_dict(self, state_dict):
         """Restore a state from :meth:`state_dict` (group structure must match)."""
+        owner = type(self).__name__
         groups = state_dict["param_groups"]
-        if len(groups) != len(self.param_groups):
-            raise ValueError(
-                f"{type(self).__name__}.load_state_dict: the state has {len(groups)} parameter "
-                f"groups, this optimizer {len(self.param_groups)}"
-            )
+        _checks.same_count(
+            len(groups), len(self.param_groups), owner, "parameter groups", "optimizer"
+        )
         params = {}
-        for saved, group in zip(groups, self.param_groups):
-            if len(saved["params"]) != len(group["params"]):
-                raise ValueError(
-                    f"{type(self).__name__}.load_state_dict: a parameter group has "
-                    f"{len(saved['params'])} parameters in the state and "
-                    f"{len(group['params'])} here"
-                )
+        for number, (saved, group) in enumerate(zip(groups, self.param_groups)):
+            what = f"parameters in group {number}"
+            _checks.same_count(len(saved["params"]), len(group["params"]), owner, what, "optimizer")
             for index, param in zip(saved["params"], group["params"]):
                 params[int(index)] = param
         self.state = {}
@@ -185,7 +181,7 @@ class Optimizer:
                 elif isinstance(value, np.ndarray) and value.dtype.kind == "f":
                     if value.shape != param.shape:
                         raise ValueError(
-                            f"{type(self).__name__}.load_state_dict: state '{key}' of parameter "
+                            f"{owner}.load_state_dict: state '{key}' of parameter "
                             f"{index} has shape {value.shape}, the parameter {param.shape}"
                         )
                     value = value.astype(param.dtype)
@@ -244,9 +240,8 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, group, param, grad, state):
-        weight_decay, momentum = group["weight_decay"], group["momentum"]
-        if weight_decay:
-            grad = grad + weight_decay * param.numpy()
+        momentum = group["momentum"]
+        grad = _apply_weight_decay(group, param, grad)
         if momentum:
             buffer = state.get("momentum_buffer")
             if buffer is None:
@@ -258,7 +253,28 @@ class SGD(Optimizer):
         param.numpy()[...] -= group["lr"] * grad
 
 
-class Adam(Optimizer):
+class _AdamFamily(Optimizer):
+    """What Adam, AdamW, NAdam and RAdam share: weight decay, the moments and their corrections."""
+
+    def _moments(self, group, param, grad, state, decoupled, *zeros, **values):
+        """Decay (L2, or ``decoupled``), count the step and update ``m`` and ``v`` in place.
+
+        On a parameter's first step its state is created: ``step``, ``values``, then
+        ``exp_avg``, ``exp_avg_sq`` and the names in ``zeros`` as zero arrays (torch's order).
+        Returns the decayed gradient, the step, ``m``, ``v`` and the bias corrections
+        ``1 - beta1^t`` and ``1 - beta2^t``.
+        """
+        beta1, beta2 = group["betas"]
+        grad = _apply_weight_decay(group, param, grad, decoupled)
+        step = _next_step(state, param, "exp_avg", "exp_avg_sq", *zeros, **values)
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        exp_avg += (1 - beta1) * (grad - exp_avg)
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1 - beta2) * grad * grad
+        return grad, step, exp_avg, exp_avg_sq, 1 - beta1**step, 1 - beta2**step
+
+
+class Adam(_AdamFamily):
     """Adam (Kingma & Ba) with L2 weight decay and optional AMSGrad, PyTorch's rule.
 
     ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``, and
@@ -297,34 +313,18 @@ class Adam(Optimizer):
     _decoupled = False
 
     def _update(self, group, param, grad, state):
-        beta1, beta2 = group["betas"]
-        lr, weight_decay = group["lr"], group["weight_decay"]
-        if weight_decay:
-            if self._decoupled:
-                param.numpy()[...] *= 1 - lr * weight_decay
-            else:
-                grad = grad + weight_decay * param.numpy()
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = np.zeros_like(param.numpy())
-            state["exp_avg_sq"] = np.zeros_like(param.numpy())
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = np.zeros_like(param.numpy())
-        state["step"] += 1
-        step = state["step"]
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg += (1 - beta1) * (grad - exp_avg)
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * grad * grad
-        bias_correction1 = 1 - beta1**step
-        bias_correction2_sqrt = math.sqrt(1 - beta2**step)
+        amsgrad = ("max_exp_avg_sq",) if group["amsgrad"] else ()
+        _, _, exp_avg, exp_avg_sq, bias_correction1, bias_correction2 = self._moments(
+            group, param, grad, state, self._decoupled, *amsgrad
+        )
+        bias_correction2_sqrt = math.sqrt(bias_correction2)
         if group["amsgrad"]:
             np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
             second = state["max_exp_avg_sq"]
         else:
             second = exp_avg_sq
         denom = np.sqrt(second) / bias_correction2_sqrt + group["eps"]
-        param.numpy()[...] -= (lr / bias_correction1) * exp_avg / denom
+        param.numpy()[...] -= (group["lr"] / bias_correction1) * exp_avg / denom
 
 
 class AdamW(Adam):
@@ -388,16 +388,10 @@ class RMSprop(Optimizer):
 
     def _update(self, group, param, grad, state):
         alpha = group["alpha"]
-        if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * param.numpy()
-        if not state:
-            state["step"] = 0
-            state["square_avg"] = np.zeros_like(param.numpy())
-            if group["momentum"] > 0:
-                state["momentum_buffer"] = np.zeros_like(param.numpy())
-            if group["centered"]:
-                state["grad_avg"] = np.zeros_like(param.numpy())
-        state["step"] += 1
+        grad = _apply_weight_decay(group, param, grad)
+        buffers = ("momentum_buffer",) if group["momentum"] > 0 else ()
+        buffers += ("grad_avg",) if group["centered"] else ()
+        _next_step(state, param, "square_avg", *buffers)
         square_avg = state["square_avg"]
         square_avg *= alpha
         square_avg += (1 - alpha) * grad * grad
@@ -438,13 +432,8 @@ class Adadelta(Optimizer):
 
     def _update(self, group, param, grad, state):
         rho, eps = group["rho"], group["eps"]
-        if not state:
-            state["step"] = 0
-            state["square_avg"] = np.zeros_like(param.numpy())
-            state["acc_delta"] = np.zeros_like(param.numpy())
-        state["step"] += 1
-        if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * param.numpy()
+        _next_step(state, param, "square_avg", "acc_delta")
+        grad = _apply_weight_decay(group, param, grad)
         square_avg, acc_delta = state["square_avg"], state["acc_delta"]
         square_avg *= rho
         square_avg += (1 - rho) * grad * grad
@@ -502,25 +491,25 @@ class Adagrad(Optimizer):
                     f"({initial_accumulator_value}); pass it to the constructor instead"
                 )
             for param in group["params"]:
-                self._init_state(group, param, self.state.setdefault(param, {}))
+                self._start(group, param, self.state.setdefault(param, {}))
 
     @staticmethod
-    def _init_state(group, param, state):
-        state["step"] = 0
-        state["sum"] = np.full_like(param.numpy(), group["initial_accumulator_value"])
+    def _start(group, param, state):
+        _new_state(
+            state, param, sum=np.full_like(param.numpy(), group["initial_accumulator_value"])
+        )
 
     def _update(self, group, param, grad, state):
         if not state:  # a parameter from add_param_group after construction
-            self._init_state(group, param, state)
+            self._start(group, param, state)
         state["step"] += 1
-        if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * param.numpy()
+        grad = _apply_weight_decay(group, param, grad)
         decayed_lr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         state["sum"] += grad * grad
         param.numpy()[...] -= decayed_lr * grad / (np.sqrt(state["sum"]) + group["eps"])
 
 
-class NAdam(Optimizer):
+class NAdam(_AdamFamily):
     """Adam with Nesterov momentum (Dozat), PyTorch's rule with its momentum schedule.
 
     ``mu_t = beta1 (1 - 0.5 * 0.96^(t * momentum_decay))``; ``m`` and ``v`` as in
@@ -565,30 +554,20 @@ class NAdam(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, group, param, grad, state):
-        beta1, beta2 = group["betas"]
-        lr = group["lr"]
-        grad = _apply_weight_decay(group, param, grad)
-        if not state:
-            state["step"] = 0
-            state["mu_product"] = 1.0
-            state["exp_avg"] = np.zeros_like(param.numpy())
-            state["exp_avg_sq"] = np.zeros_like(param.numpy())
-        state["step"] += 1
-        step = state["step"]
+        beta1, lr = group["betas"][0], group["lr"]
+        grad, step, exp_avg, exp_avg_sq, _, bias_correction2 = self._moments(
+            group, param, grad, state, group["decoupled_weight_decay"], mu_product=1.0
+        )
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * group["momentum_decay"]))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * group["momentum_decay"]))
         state["mu_product"] *= mu
         mu_product = state["mu_product"]
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg += (1 - beta1) * (grad - exp_avg)
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * grad * grad
-        denom = np.sqrt(exp_avg_sq / (1 - beta2**step)) + group["eps"]
+        denom = np.sqrt(exp_avg_sq / bias_correction2) + group["eps"]
         param.numpy()[...] -= (lr * (1.0 - mu) / (1.0 - mu_product)) * grad / denom
         param.numpy()[...] -= (lr * mu_next / (1.0 - mu_product * mu_next)) * exp_avg / denom
 
 
-class RAdam(Optimizer):
+class RAdam(_AdamFamily):
     """Rectified Adam (Liu et al.), PyTorch's rule.
 
     ``m`` and ``v`` as in Adam; with ``rho_inf = 2 / (1 - beta2) - 1`` and
@@ -629,20 +608,10 @@ class RAdam(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, group, param, grad, state):
-        beta1, beta2 = group["betas"]
-        grad = _apply_weight_decay(group, param, grad)
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = np.zeros_like(param.numpy())
-            state["exp_avg_sq"] = np.zeros_like(param.numpy())
-        state["step"] += 1
-        step = state["step"]
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg += (1 - beta1) * (grad - exp_avg)
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * grad * grad
-        bias_correction1 = 1 - beta1**step
-        bias_correction2 = 1 - beta2**step
+        beta2 = group["betas"][1]
+        _, step, exp_avg, exp_avg_sq, bias_correction1, bias_correction2 = self._moments(
+            group, param, grad, state, group["decoupled_weight_decay"]
+        )
         rho_inf = 2 / (1 - beta2) - 1
         rho_t = rho_inf - 2 * step * beta2**step / bias_correction2
         scale = group["lr"] / bias_correction1
@@ -656,12 +625,29 @@ class RAdam(Optimizer):
             param.numpy()[...] -= scale * exp_avg
 
 
-def _apply_weight_decay(group, param, grad):
-    """L2 decay into the gradient, or decoupled decay of the parameter (the *W variants)."""
+def _apply_weight_decay(group, param, grad, decoupled=False):
+    """L2 decay into the gradient, or with ``decoupled`` decay of the parameter (*W variants)."""
     weight_decay = group["weight_decay"]
     if not weight_decay:
         return grad
-    if group["decoupled_weight_decay"]:
+    if decoupled:
         param.numpy()[...] *= 1 - group["lr"] * weight_decay
         return grad
     return grad + weight_decay * param.numpy()
+
+
+def _new_state(state, param, *zeros, **values):
+    """A parameter's state before its first step: ``step`` 0, ``values``, then zero arrays
+    named ``zeros`` (in torch's order); a state that already exists is left alone."""
+    if not state:
+        state["step"] = 0
+        state.update(values)
+        for name in zeros:
+            state[name] = np.zeros_like(param.numpy())
+
+
+def _next_step(state, param, *zeros, **values):
+    """Count a step (creating the state first, as :func:`_new_state`); returns the step."""
+    _new_state(state, param, *zeros, **values)
+    state["step"] += 1
+    return state["step"]
