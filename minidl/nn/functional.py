@@ -154,17 +154,7 @@ class _Conv2dFn(Function):
     """
 
     @staticmethod
-    def forward(
-        ctx,
-        x,
-        weight,
-        bias=None,
-        stride=(1, 1),
-        padding=(0, 0),
-        dilation=(1, 1),
-        extra=(0, 0),
-        groups=1,
-    ):
+    def forward(ctx, x, weight, bias, *, stride, padding, dilation, extra, groups):
         # ``extra``: one more row/column of zeros after the input (even kernels, "same")
         if extra != (0, 0):
             x = np.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
@@ -259,7 +249,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         )
     stride = _checks.pair(stride, "conv2d", "stride")
     dilation = _checks.pair(dilation, "conv2d", "dilation")
-    padding, extra = _conv_padding(padding, weight.shape[2:], stride, dilation, "conv2d")
+    return _conv2d(x, weight, bias, stride, padding, dilation, groups, "conv2d")
+
+
+def _conv2d(x, weight, bias, stride, padding, dilation, groups, where):
+    """conv2d of checked arguments (``padding`` as the caller got it); Conv2D's forward too."""
+    padding, extra = _conv_padding(padding, weight.shape[2:], stride, dilation, where)
     return _Conv2dFn.apply(
         x,
         weight,
@@ -332,17 +327,7 @@ class _ConvTranspose2dFn(Function):
     """
 
     @staticmethod
-    def forward(
-        ctx,
-        x,
-        weight,
-        bias=None,
-        stride=(1, 1),
-        padding=(0, 0),
-        output_padding=(0, 0),
-        dilation=(1, 1),
-        groups=1,
-    ):
+    def forward(ctx, x, weight, bias, *, stride, padding, output_padding, dilation, groups):
         batch, in_channels, height, width = x.shape
         kh, kw = weight.shape[2], weight.shape[3]
         out_channels = weight.shape[1] * groups
@@ -422,6 +407,12 @@ def conv_transpose2d(
     geometry = _transpose_geometry(
         weight.shape[2:], stride, padding, output_padding, dilation, where
     )
+    return _conv_transpose2d(x, weight, bias, geometry, groups, where)
+
+
+def _conv_transpose2d(x, weight, bias, geometry, groups, where):
+    """conv_transpose2d of checked (stride, padding, output_padding, dilation) ``geometry``;
+    ConvTranspose2d's forward too. Checks the output size and the bias."""
     _transpose_output_size(x.shape[2:], weight.shape[2:], *geometry, where)
     stride, padding, output_padding, dilation = geometry
     if bias is not None and bias.shape != (weight.shape[1] * groups,):
