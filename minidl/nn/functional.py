@@ -923,22 +923,6 @@ def _resize_arguments(size, scale_factor, dims, where):
     return None, tuple(float(v) for v in scales)
 
 
-class _Dropout2dFn(Function):
-    @staticmethod
-    def forward(ctx, x, p):
-        mask_shape = x.shape[:2] + (1,) * (x.ndim - 2)
-        keep = _random.generator().random(mask_shape) >= p
-        scale = x.dtype.type(0.0 if p == 1 else 1.0 / (1.0 - p))
-        mask = (keep * scale).astype(x.dtype, copy=False)
-        ctx.save_for_backward(mask)
-        return x * mask
-
-    @staticmethod
-    def backward(ctx, grad):
-        (mask,) = ctx.saved_tensors
-        return grad * mask, None
-
-
 def dropout2d(x, p=0.5, training=True, inplace=False):
     """Zero whole channels: each (n, c) plane of a (N, C, H, W) input is zeroed with
     probability ``p`` and the rest scaled by 1 / (1 - p) (training only).
@@ -968,21 +952,21 @@ def _dropout2d(x, p, training, inplace, where):
             "is the channel dim.",
             stacklevel=3,
         )
-    if not training or p == 0.0:
-        return x
-    return _Dropout2dFn.apply(x, p)
+    return _dropout(x, p, training, mask_shape=x.shape[:2] + (1,) * (x.ndim - 2))
 
 
 # ---------------------------------------------------------------- activations and dropout
 
 
 class _DropoutFn(Function):
+    """Zero with probability ``p``, scale the rest by 1 / (1 - p); one draw per element of
+    ``mask_shape`` (the input's by default; (N, C, 1, ...) drops whole channels)."""
+
     @staticmethod
-    def forward(ctx, x, p):
-        keep = _random.generator().random(x.shape) >= p
+    def forward(ctx, x, p, mask_shape=None):
+        keep = _random.generator().random(x.shape if mask_shape is None else mask_shape) >= p
         scale = x.dtype.type(0.0 if p == 1 else 1.0 / (1.0 - p))
-        mask = keep * scale
-        mask = mask.astype(x.dtype, copy=False)
+        mask = (keep * scale).astype(x.dtype, copy=False)
         ctx.save_for_backward(mask)
         return x * mask
 
@@ -1009,10 +993,10 @@ def dropout(x, p=0.5, training=True):
     return _dropout(x, _dropout_probability(p, "dropout"), training)
 
 
-def _dropout(x, p, training):
+def _dropout(x, p, training, mask_shape=None):
     if not training or p == 0.0:
         return x
-    return _DropoutFn.apply(x, p)
+    return _DropoutFn.apply(x, p, mask_shape=mask_shape)
 
 
 def relu(x):
