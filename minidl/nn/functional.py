@@ -154,17 +154,7 @@ class _Conv2dFn(Function):
     """
 
     @staticmethod
-    def forward(
-        ctx,
-        x,
-        weight,
-        bias=None,
-        stride=(1, 1),
-        padding=(0, 0),
-        dilation=(1, 1),
-        extra=(0, 0),
-        groups=1,
-    ):
+    def forward(ctx, x, weight, bias, *, stride, padding, dilation, extra, groups):
         # ``extra``: one more row/column of zeros after the input (even kernels, "same")
         if extra != (0, 0):
             x = np.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
@@ -259,7 +249,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         )
     stride = _checks.pair(stride, "conv2d", "stride")
     dilation = _checks.pair(dilation, "conv2d", "dilation")
-    padding, extra = _conv_padding(padding, weight.shape[2:], stride, dilation, "conv2d")
+    return _conv2d(x, weight, bias, stride, padding, dilation, groups, "conv2d")
+
+
+def _conv2d(x, weight, bias, stride, padding, dilation, groups, where):
+    """conv2d of checked arguments (``padding`` as the caller got it); Conv2D's forward too."""
+    padding, extra = _conv_padding(padding, weight.shape[2:], stride, dilation, where)
     return _Conv2dFn.apply(
         x,
         weight,
@@ -332,17 +327,7 @@ class _ConvTranspose2dFn(Function):
     """
 
     @staticmethod
-    def forward(
-        ctx,
-        x,
-        weight,
-        bias=None,
-        stride=(1, 1),
-        padding=(0, 0),
-        output_padding=(0, 0),
-        dilation=(1, 1),
-        groups=1,
-    ):
+    def forward(ctx, x, weight, bias, *, stride, padding, output_padding, dilation, groups):
         batch, in_channels, height, width = x.shape
         kh, kw = weight.shape[2], weight.shape[3]
         out_channels = weight.shape[1] * groups
@@ -422,6 +407,12 @@ def conv_transpose2d(
     geometry = _transpose_geometry(
         weight.shape[2:], stride, padding, output_padding, dilation, where
     )
+    return _conv_transpose2d(x, weight, bias, geometry, groups, where)
+
+
+def _conv_transpose2d(x, weight, bias, geometry, groups, where):
+    """conv_transpose2d of checked (stride, padding, output_padding, dilation) ``geometry``;
+    ConvTranspose2d's forward too. Checks the output size and the bias."""
     _transpose_output_size(x.shape[2:], weight.shape[2:], *geometry, where)
     stride, padding, output_padding, dilation = geometry
     if bias is not None and bias.shape != (weight.shape[1] * groups,):
@@ -932,22 +923,6 @@ def _resize_arguments(size, scale_factor, dims, where):
     return None, tuple(float(v) for v in scales)
 
 
-class _Dropout2dFn(Function):
-    @staticmethod
-    def forward(ctx, x, p):
-        mask_shape = x.shape[:2] + (1,) * (x.ndim - 2)
-        keep = _random.generator().random(mask_shape) >= p
-        scale = x.dtype.type(0.0 if p == 1 else 1.0 / (1.0 - p))
-        mask = (keep * scale).astype(x.dtype, copy=False)
-        ctx.save_for_backward(mask)
-        return x * mask
-
-    @staticmethod
-    def backward(ctx, grad):
-        (mask,) = ctx.saved_tensors
-        return grad * mask, None
-
-
 def dropout2d(x, p=0.5, training=True, inplace=False):
     """Zero whole channels: each (n, c) plane of a (N, C, H, W) input is zeroed with
     probability ``p`` and the rest scaled by 1 / (1 - p) (training only).
@@ -977,21 +952,21 @@ def _dropout2d(x, p, training, inplace, where):
             "is the channel dim.",
             stacklevel=3,
         )
-    if not training or p == 0.0:
-        return x
-    return _Dropout2dFn.apply(x, p)
+    return _dropout(x, p, training, mask_shape=x.shape[:2] + (1,) * (x.ndim - 2))
 
 
 # ---------------------------------------------------------------- activations and dropout
 
 
 class _DropoutFn(Function):
+    """Zero with probability ``p``, scale the rest by 1 / (1 - p); one draw per element of
+    ``mask_shape`` (the input's by default; (N, C, 1, ...) drops whole channels)."""
+
     @staticmethod
-    def forward(ctx, x, p):
-        keep = _random.generator().random(x.shape) >= p
+    def forward(ctx, x, p, mask_shape=None):
+        keep = _random.generator().random(x.shape if mask_shape is None else mask_shape) >= p
         scale = x.dtype.type(0.0 if p == 1 else 1.0 / (1.0 - p))
-        mask = keep * scale
-        mask = mask.astype(x.dtype, copy=False)
+        mask = (keep * scale).astype(x.dtype, copy=False)
         ctx.save_for_backward(mask)
         return x * mask
 
@@ -1018,10 +993,10 @@ def dropout(x, p=0.5, training=True):
     return _dropout(x, _dropout_probability(p, "dropout"), training)
 
 
-def _dropout(x, p, training):
+def _dropout(x, p, training, mask_shape=None):
     if not training or p == 0.0:
         return x
-    return _DropoutFn.apply(x, p)
+    return _DropoutFn.apply(x, p, mask_shape=mask_shape)
 
 
 def relu(x):

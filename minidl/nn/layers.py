@@ -99,7 +99,88 @@ def _positive_pairs(layer, where, names):
             raise ValueError(f"{where}: {name} must be positive, got {getattr(layer, name)}")
 
 
-class Conv2D(_WeightAndBias):
+class _ConvNd(_WeightAndBias):
+    """What Conv1d, Conv2D and ConvTranspose2d share: torch's checks of the channels,
+    groups, padding mode and sizes, the weight, the input check and the repr."""
+
+    _spatial = "H, W"  # the input's dims after (N, C), in errors
+
+    def __init__(self, in_channels, out_channels, groups, padding_mode, where):
+        super().__init__()
+        self.in_channels, self.out_channels, self.groups = _conv_channels(
+            in_channels, out_channels, groups, where
+        )
+        _padding_mode(padding_mode, where)
+
+    def _sizes(self, where, **sizes):
+        """Set each of ``sizes`` as a checked positive tuple, one entry per spatial dim."""
+        for name, value in sizes.items():
+            if self._spatial == "L":
+                setattr(self, name, (F._single(value, where, name),))
+            else:
+                setattr(self, name, _checks.pair(value, where, name))
+        _positive_pairs(self, where, tuple(sizes))
+
+    def _create_kernel(self, bias, transposed=False):
+        """Weight (out, in / groups, *kernel), transposed (in, out / groups, *kernel)."""
+        channels = (self.in_channels, self.out_channels)
+        first, second = channels if transposed else channels[::-1]
+        self._create(
+            (first, second // self.groups, *self.kernel_size), bias, bias_size=self.out_channels
+        )
+
+    def _check_channels(self, x):
+        _check_input(
+            self,
+            x,
+            x.ndim == 2 + len(self.kernel_size) and x.shape[1] == self.in_channels,
+            f"(N, {self.in_channels}, {self._spatial})",
+        )
+
+    def extra_repr(self):
+        """torch's ``_ConvNd.extra_repr``: the arguments that differ from the defaults."""
+        dims = len(self.kernel_size)
+        text = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}"
+        )
+        if self.padding != (0,) * dims:
+            text += f", padding={self.padding!r}"
+        if self.dilation != (1,) * dims:
+            text += f", dilation={self.dilation}"
+        output_padding = getattr(self, "output_padding", None)
+        if output_padding is not None and output_padding != (0,) * dims:
+            text += f", output_padding={output_padding}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        if self.bias is None:
+            text += ", bias=False"
+        return text
+
+
+class _Conv(_ConvNd):
+    """Conv1d and Conv2D: torch's arguments, ``padding`` checked by ``_checked_padding``."""
+
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        padding_mode="zeros",
+    ):
+        where = type(self).__name__
+        super().__init__(in_channels, out_channels, groups, padding_mode, where)
+        self._sizes(where, kernel_size=kernel_size, stride=stride, dilation=dilation)
+        self.padding = self._checked_padding(padding, where)
+        self._create_kernel(bias)
+
+
+class Conv2D(_Conv):
     """2-D convolution over (N, C, H, W) inputs; ``minidl.nn.Conv2d`` is this class.
 
     Arguments, in torch's order: ``kernel_size``, ``stride``, ``padding`` and
@@ -118,77 +199,25 @@ class Conv2D(_WeightAndBias):
     (8, 1, 3, 3)
     """
 
-    def __init__(
-        self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups=1,
-        bias=True,
-        padding_mode="zeros",
-    ):
-        super().__init__()
-        where = type(self).__name__
-        self.in_channels, self.out_channels, self.groups = _conv_channels(
-            in_channels, out_channels, groups, where
-        )
-        _padding_mode(padding_mode, where)
-        self.kernel_size = _checks.pair(kernel_size, where, "kernel_size")
-        self.stride = _checks.pair(stride, where, "stride")
-        self.dilation = _checks.pair(dilation, where, "dilation")
-        _positive_pairs(self, where, ("kernel_size", "stride", "dilation"))
+    def _checked_padding(self, padding, where):
         before, _ = F._conv_padding(padding, self.kernel_size, self.stride, self.dilation, where)
-        self.padding = padding if isinstance(padding, str) else before
-        self._create((self.out_channels, self.in_channels // self.groups, *self.kernel_size), bias)
+        return padding if isinstance(padding, str) else before
 
     def forward(self, x):
-        _check_input(
-            self,
-            x,
-            x.ndim == 4 and x.shape[1] == self.in_channels,
-            f"(N, {self.in_channels}, H, W)",
-        )
-        padding, extra = F._conv_padding(
-            self.padding, self.kernel_size, self.stride, self.dilation, type(self).__name__
-        )
-        return F._Conv2dFn.apply(
+        self._check_channels(x)
+        return F._conv2d(
             x,
             self.weight,
             self.bias,
-            stride=self.stride,
-            padding=padding,
-            dilation=self.dilation,
-            extra=extra,
-            groups=self.groups,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            type(self).__name__,
         )
 
-    def extra_repr(self):
-        return _conv_repr(self, (0, 0), (1, 1))
 
-
-def _conv_repr(layer, no_padding, no_dilation, output_padding=None):
-    """torch's ``_ConvNd.extra_repr``: the arguments that differ from the defaults."""
-    text = (
-        f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, "
-        f"stride={layer.stride}"
-    )
-    if layer.padding != no_padding:
-        text += f", padding={layer.padding!r}"
-    if layer.dilation != no_dilation:
-        text += f", dilation={layer.dilation}"
-    if output_padding is not None and output_padding != (0,) * len(no_padding):
-        text += f", output_padding={output_padding}"
-    if layer.groups != 1:
-        text += f", groups={layer.groups}"
-    if layer.bias is None:
-        text += ", bias=False"
-    return text
-
-
-class Conv1d(_WeightAndBias):
+class Conv1d(_Conv):
     """1-D convolution over (N, C, L) inputs (torch's ``nn.Conv1d``).
 
     ``kernel_size``, ``stride``, ``padding`` and ``dilation`` are ints (or
@@ -200,53 +229,28 @@ class Conv1d(_WeightAndBias):
     (4, 8, 20)
     """
 
-    def __init__(
-        self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups=1,
-        bias=True,
-        padding_mode="zeros",
-    ):
-        super().__init__()
-        where = "Conv1d"
-        self.in_channels, self.out_channels, self.groups = _conv_channels(
-            in_channels, out_channels, groups, where
-        )
-        _padding_mode(padding_mode, where)
-        self.kernel_size = (F._single(kernel_size, where, "kernel_size"),)
-        self.stride = (F._single(stride, where, "stride"),)
-        self.dilation = (F._single(dilation, where, "dilation"),)
-        _positive_pairs(self, where, ("kernel_size", "stride", "dilation"))
+    _spatial = "L"
+
+    def _checked_padding(self, padding, where):
         if isinstance(padding, str):
             F._conv_padding(
                 padding, (1, *self.kernel_size), (1, *self.stride), (1, *self.dilation), where
             )
-            self.padding = padding
-        else:
-            self.padding = (F._single(padding, where, "padding"),)
-            if self.padding[0] < 0:
-                raise ValueError(f"{where}: padding must be non-negative, got {padding!r}")
-        self._create((self.out_channels, self.in_channels // self.groups, *self.kernel_size), bias)
+            return padding
+        single = (F._single(padding, where, "padding"),)
+        if single[0] < 0:
+            raise ValueError(f"{where}: padding must be non-negative, got {padding!r}")
+        return single
 
     def forward(self, x):
-        _check_input(
-            self, x, x.ndim == 3 and x.shape[1] == self.in_channels, f"(N, {self.in_channels}, L)"
-        )
+        self._check_channels(x)
         padding = self.padding if isinstance(self.padding, str) else self.padding[0]
         return F.conv1d(
             x, self.weight, self.bias, self.stride[0], padding, self.dilation[0], self.groups
         )
 
-    def extra_repr(self):
-        return _conv_repr(self, (0,), (1,))
 
-
-class ConvTranspose2d(_WeightAndBias):
+class ConvTranspose2d(_ConvNd):
     """2-D transposed convolution over (N, C, H, W) inputs (torch's ``nn.ConvTranspose2d``).
 
     Arguments in torch's order (``bias`` before ``dilation``). Weight in torch's
@@ -274,46 +278,20 @@ class ConvTranspose2d(_WeightAndBias):
         dilation=1,
         padding_mode="zeros",
     ):
-        super().__init__()
         where = "ConvTranspose2d"
-        self.in_channels, self.out_channels, self.groups = _conv_channels(
-            in_channels, out_channels, groups, where
-        )
-        _padding_mode(padding_mode, where)
-        self.kernel_size = _checks.pair(kernel_size, where, "kernel_size")
-        if min(self.kernel_size) < 1:
-            raise ValueError(f"{where}: kernel_size must be positive, got {self.kernel_size}")
+        super().__init__(in_channels, out_channels, groups, padding_mode, where)
+        self._sizes(where, kernel_size=kernel_size)
         self.stride, self.padding, self.output_padding, self.dilation = F._transpose_geometry(
             self.kernel_size, stride, padding, output_padding, dilation, where
         )
-        self._create(
-            (self.in_channels, self.out_channels // self.groups, *self.kernel_size),
-            bias,
-            bias_size=self.out_channels,
-        )
+        self._create_kernel(bias, transposed=True)
 
     def forward(self, x):
-        _check_input(
-            self,
-            x,
-            x.ndim == 4 and x.shape[1] == self.in_channels,
-            f"(N, {self.in_channels}, H, W)",
-        )
+        self._check_channels(x)
         geometry = (self.stride, self.padding, self.output_padding, self.dilation)
-        F._transpose_output_size(x.shape[2:], self.kernel_size, *geometry, "ConvTranspose2d")
-        return F._ConvTranspose2dFn.apply(
-            x,
-            self.weight,
-            self.bias,
-            stride=self.stride,
-            padding=self.padding,
-            output_padding=self.output_padding,
-            dilation=self.dilation,
-            groups=self.groups,
+        return F._conv_transpose2d(
+            x, self.weight, self.bias, geometry, self.groups, "ConvTranspose2d"
         )
-
-    def extra_repr(self):
-        return _conv_repr(self, (0, 0), (1, 1), self.output_padding)
 
 
 class BatchNorm(Module):
