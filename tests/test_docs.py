@@ -19,6 +19,7 @@ MODULES = [
     "minidl.nn",
     "minidl.nn.module",
     "minidl.nn.layers",
+    "minidl.nn.normalization",
     "minidl.nn.activations",
     "minidl.nn.losses",
     "minidl.nn.init",

@@ -25,18 +25,32 @@ from .layers import (
 )
 from .losses import CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module, Parameter
+from .normalization import (
+    BatchNorm3D,
+    BatchNorm3d,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    LayerNorm,
+)
 
 __all__ = [
     "AvgPool2D",
     "BatchNorm",
     "BatchNorm1D",
     "BatchNorm2D",
+    "BatchNorm3D",
+    "BatchNorm3d",
     "Conv2D",
     "CrossEntropyLoss",
     "Dense",
     "Dropout",
     "Flatten",
+    "GroupNorm",
     "Identity",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "LayerNorm",
     "LeakyReLU",
     "LogSoftmax",
     "MSELoss",
