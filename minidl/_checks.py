@@ -87,6 +87,21 @@ def values_per_channel(shape, where=None):
         )
 
 
+def spatial_elements(shape, where=None):
+    """Refuse instance statistics over fewer than two values (PyTorch's message).
+
+    ``shape`` is (N, C, ...); statistics are per sample and channel over the
+    trailing axes, whose product must be at least 2 (an unbiased variance divides
+    by it minus one). ``where`` prefixes the message when given.
+    """
+    if math.prod(shape[2:]) <= 1:
+        prefix = f"{where}: " if where else ""
+        raise ValueError(
+            f"{prefix}Expected more than 1 spatial element when training, "
+            f"got input shape {tuple(shape)}"
+        )
+
+
 def class_labels(labels, rows, classes, where):
     """(N,) integer class labels, each in [0, classes), as a C-contiguous int64 array.
 

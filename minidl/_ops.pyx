@@ -24,8 +24,12 @@ signatures; the tests compare the two. Argument semantics that are not about
 memory (label smoothing in [0, 1], more than one value per channel when
 training) are checked once, in ``minidl/_checks.py``, by the callers.
 
-Batch-norm layouts: an input of shape (N, C), (N, C, L) or (N, C, H, W) is seen
-as (N, C, S) with S = 1, L or H * W; statistics are per channel over N and S.
+Normalization layouts: an input of shape (N, C), (N, C, L), (N, C, H, W) or
+(N, C, D, H, W) is seen as (N, C, S) with S = 1, L, H * W or D * H * W. Batch norm
+takes statistics per channel over N and S; group norm per (sample, group of C / G
+channels) over those channels and S; instance norm is group norm with G = C; layer
+norm of (R, D) rows is group norm with one group of D channels and S = 1. One core
+(``_moments``: two passes in double) computes every one of these statistics.
 """
 
 import numpy as np
@@ -69,6 +73,12 @@ cdef enum:
     # Values of the evaluation-mode batch norm (one multiply-add each): 32768
     # float32 values (128 KiB) took 86 us there (batchnorm_forward_eval, 1 thread).
     VALUES_PER_THREAD = 32768
+    # Group, instance and layer norm split their groups into chunks of about this
+    # many values: a chunk is one thread's share (two or three passes over it cost
+    # a few times the evaluation batch norm's per value, so it is well worth waking
+    # a thread for) and the unit of the weight-gradient partial sums, fixed by the
+    # shape alone so that the bits never depend on the thread count.
+    VALUES_PER_CHUNK = 32768
 
 
 cdef struct Window:
@@ -171,8 +181,14 @@ cdef object _running_buffer(v, str name, str what, Py_ssize_t channels):
 
 
 cdef object _as_ncs(arr):
-    """View an (N, C, ...) array as (N, C, S)."""
-    return arr.reshape(arr.shape[0], arr.shape[1], -1) if arr.ndim != 3 else arr
+    """View an (N, C, ...) array as (N, C, S), S the product of the trailing sizes (1 if none)."""
+    if arr.ndim == 3:
+        return arr
+    inner = 1
+    for size in arr.shape[2:]:
+        inner *= size
+    # S spelled out: numpy cannot infer a -1 of an empty array
+    return arr.reshape(arr.shape[0], arr.shape[1], inner)
 
 
 cdef tuple _x_shape(x_shape, str name):
@@ -273,25 +289,14 @@ cdef inline void _sum_grad_and_product(const floating* dy, const floating* x, Py
                                        double mean, double* sum_dy,
                                        double* sum_dy_xmu) noexcept nogil:
     # sum_dy += dy[:n].sum(); sum_dy_xmu += (dy[:n] * (x[:n] - mean)).sum()
-    cdef double acc_dy[LANES]
-    cdef double acc_prod[LANES]
+    # Plain accumulators: with -fassociative-math gcc vectorizes this loop as it is
+    # (explicit LANES arrays of two products made it spill them to the stack, 3x slower)
     cdef double total_dy = 0.0
     cdef double total_prod = 0.0
-    cdef Py_ssize_t i, k
-    cdef Py_ssize_t head = n - n % LANES
-    for k in range(LANES):
-        acc_dy[k] = 0.0
-        acc_prod[k] = 0.0
-    for i in range(0, head // LANES):
-        for k in range(LANES):
-            acc_dy[k] += dy[i * LANES + k]
-            acc_prod[k] += dy[i * LANES + k] * (x[i * LANES + k] - mean)
-    for i in range(head, n):
+    cdef Py_ssize_t i
+    for i in range(n):
         total_dy += dy[i]
         total_prod += dy[i] * (x[i] - mean)
-    for k in range(LANES):
-        total_dy += acc_dy[k]
-        total_prod += acc_prod[k]
     sum_dy[0] += total_dy
     sum_dy_xmu[0] += total_prod
 
@@ -345,6 +350,25 @@ cdef void _sum_leading_block(const floating[:, ::1] x, floating[::1] out,
             acc[j] += row[j]
     for j in range(width):
         out[start + j] = <floating>acc[j]
+
+
+cdef inline void _moments(const floating* p, Py_ssize_t segments, Py_ssize_t length,
+                          Py_ssize_t stride, double* mean, double* var) noexcept nogil:
+    # mean and biased variance of the values p[i * stride + j] (i < segments, j < length)
+    # in two passes with double accumulators: the statistics core of every normalization
+    # (a batch-norm channel is N segments of S values, a group one segment of K * S)
+    cdef double count = <double>(segments * length)
+    cdef double total = 0.0
+    cdef double m
+    cdef Py_ssize_t i
+    for i in range(segments):
+        total = total + _sum(p + i * stride, length)
+    m = total / count
+    total = 0.0
+    for i in range(segments):
+        total = total + _sum_squared_deviation(p + i * stride, length, m)
+    mean[0] = m
+    var[0] = total / count
 
 
 # ---------------------------------------------------------------- per-channel sums
@@ -565,7 +589,7 @@ cdef void _xent_backward_row(const floating[:, ::1] x, const int64_t[::1] labels
 # ---------------------------------------------------------------- batch normalization
 
 cdef tuple _bn_input(x, str name):
-    arr = _float_array(x, name, "x", (2, 3, 4))
+    arr = _float_array(x, name, "x", (2, 3, 4, 5))
     return arr, _as_ncs(arr)
 
 
@@ -573,13 +597,13 @@ def batchnorm_forward_train(x, weight, bias, running_mean, running_var, momentum
                             eps=1e-5, num_batches_tracked=None):
     """Batch-norm training forward: per-channel batch statistics, normalize, scale, shift.
 
-    ``x`` is (N, C), (N, C, L) or (N, C, H, W); ``weight``/``bias`` are (C,) or None
-    (no affine transform). Mean and biased variance are computed per channel over
-    every other axis in two passes with double accumulators. ``running_mean`` and
-    ``running_var`` ((C,) float arrays, or None) are updated in place with
-    PyTorch's rule: ``new = (1 - momentum) * running + momentum * batch``, the
-    running variance taking the unbiased batch variance (count M = N * L or
-    N * H * W, which must then be at least 2). ``momentum=None`` means a cumulative
+    ``x`` is (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W); ``weight``/``bias``
+    are (C,) or None (no affine transform). Mean and biased variance are computed
+    per channel over every other axis in two passes with double accumulators.
+    ``running_mean`` and ``running_var`` ((C,) float arrays, or None) are updated in
+    place with PyTorch's rule: ``new = (1 - momentum) * running + momentum * batch``,
+    the running variance taking the unbiased batch variance (count M = N * L,
+    N * H * W or N * D * H * W, which must then be at least 2). ``momentum=None`` means a cumulative
     average: the factor is ``1 / num_batches_tracked`` (the count including this batch).
 
     Returns ``(y, mean, invstd)``: y like x, and the per-channel mean and
@@ -661,19 +685,11 @@ cdef void _bn_channel_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y
     # statistics of x[:, c, :] in two passes, then y[:, c, :] = (x - mean) * scale + bias
     cdef Py_ssize_t batch = x.shape[0]
     cdef Py_ssize_t inner = x.shape[2]
-    cdef double count = <double>(batch * inner)
-    cdef double total = 0.0
     cdef double m, v, inv, scale, shift
     cdef Py_ssize_t n, s
     cdef const floating* src
     cdef floating* dst
-    for n in range(batch):
-        total = total + _sum(&x[n, c, 0], inner)
-    m = total / count
-    total = 0.0
-    for n in range(batch):
-        total = total + _sum_squared_deviation(&x[n, c, 0], inner, m)
-    v = total / count
+    _moments(&x[0, c, 0], batch, inner, x.shape[1] * inner, &m, &v)
     inv = 1.0 / sqrt(v + eps)
     mean[c] = m
     var[c] = v
@@ -916,6 +932,376 @@ cdef void _bn_rows_backward(const floating[:, :, ::1] dy, const floating[:, :, :
         for j in range(width):
             dst[j] = <floating>(scale[j] * ((g[j] - mean_dy[j])
                                             - (src[j] - mean[start + j]) * centered_coef[j]))
+
+
+# ---------------------------------------------------------------- group, instance and layer norm
+#
+# One core for the three: x is seen as (N, C, S) and its channels as G groups of
+# K = C / G; statistics are per (sample, group) over the group's K * S values,
+# which are contiguous, and the affine is per channel (weight and bias of shape (C,)).
+# Group norm is this as it stands, instance norm has G = C, and layer norm of
+# (R, D) rows has N = R, C = D, G = 1 and S = 1 (its affine is then element-wise).
+# The work is split into chunks of whole groups of about VALUES_PER_CHUNK values;
+# the backward accumulates weight and bias gradients per chunk and adds the chunks
+# in order afterwards, so the bits depend on the shape and never on the threads.
+# Chunks are handed out dynamically: on a shared machine a thread that is not
+# scheduled does not hold up the others (which chunk a thread takes changes no bit).
+
+
+cdef tuple _norm_input(x, str name, int min_rank, str layout):
+    """``x`` as a contiguous float array of at least ``min_rank`` dims, and its (N, C, S) view."""
+    arr = _float_array(x, name, "x", None)
+    if arr.ndim < min_rank:
+        raise ValueError(f"{name}: expected x of shape {layout}, got shape {arr.shape}")
+    return arr, _as_ncs(arr)
+
+
+cdef Py_ssize_t _groups_per_chunk(Py_ssize_t group_size):
+    # whole groups per chunk: about VALUES_PER_CHUNK values, at least one group
+    return max(1, VALUES_PER_CHUNK // max(group_size, 1))
+
+
+cdef tuple _norm_forward(arr, x3, Py_ssize_t groups, weight, bias, eps, str name):
+    """``(y, mean, var, invstd)`` of a checked input, statistics per (sample, group)."""
+    channels = x3.shape[1]
+    w = _channel_vector(weight, name, "weight", channels, 1.0)
+    b = _channel_vector(bias, name, "bias", channels, 0.0)
+    cdef double epsilon = float(eps)
+    y = np.empty_like(arr)
+    mean = np.empty((x3.shape[0], groups), dtype=np.float64)
+    var = np.empty_like(mean)
+    invstd = np.empty_like(mean)
+    if arr.size == 0:
+        # statistics of no values
+        mean.fill(np.nan)
+        var.fill(np.nan)
+        invstd.fill(np.nan)
+        return y, mean, var, invstd
+    chunk = _groups_per_chunk((channels // groups) * x3.shape[2])
+    if arr.dtype == np.float32:
+        _norm_groups_forward[float](x3, _as_ncs(y), w, b, groups, epsilon, chunk, mean, var,
+                                    invstd)
+    else:
+        _norm_groups_forward[double](x3, _as_ncs(y), w, b, groups, epsilon, chunk, mean, var,
+                                     invstd)
+    return y, mean, var, invstd
+
+
+def groupnorm_forward(x, num_groups, weight, bias, eps=1e-5):
+    """Group-norm forward: statistics per sample over each group of channels, then affine.
+
+    ``x`` is (N, C, *) with C divisible by ``num_groups`` (G); each sample's channels
+    are split into G groups of C / G consecutive channels, and each group is
+    normalized by its own mean and biased variance over its channels and every
+    trailing axis (two passes, double accumulators). ``weight``/``bias`` are per
+    channel, (C,), or None (1 and 0).
+
+    Returns ``(y, mean, invstd)``: y like x, and the per-(sample, group) mean and
+    1 / sqrt(var + eps) as float64 (N, G) arrays, which :func:`groupnorm_backward`
+    takes. Instance norm is G = C (see :func:`instancenorm_forward`).
+
+    >>> x = np.array([[[1.0], [3.0], [5.0], [9.0]]])  # (1, 4, 1)
+    >>> y, mean, invstd = groupnorm_forward(x, 2, None, None, eps=0.0)
+    >>> y.ravel(), mean, invstd
+    (array([-1.,  1., -1.,  1.]), array([[2., 7.]]), array([[1. , 0.5]]))
+    """
+    name = "groupnorm_forward"
+    arr, x3 = _norm_input(x, name, 2, "(N, C, *)")
+    groups = _checks.positive_int(num_groups, name, "num_groups")
+    if x3.shape[1] % groups:
+        raise ValueError(
+            f"{name}: {x3.shape[1]} channels cannot be split into {groups} groups "
+            "(num_groups must divide the channel count)"
+        )
+    y, mean, _, invstd = _norm_forward(arr, x3, groups, weight, bias, eps, name)
+    return y, mean, invstd
+
+
+def instancenorm_forward(x, weight, bias, running_mean, running_var, momentum=0.1, eps=1e-5):
+    """Instance-norm forward: statistics per (sample, channel) over the trailing axes.
+
+    ``x`` is (N, C, *) with at least one trailing axis; ``weight``/``bias`` are (C,)
+    or None. This is group norm with one channel per group. ``running_mean`` and
+    ``running_var`` ((C,) float arrays, or None) are updated in place as PyTorch's
+    ``instance_norm`` does: ``new = (1 - momentum) * running + momentum * batch``
+    where batch is the mean over the samples of each instance's mean, and of its
+    unbiased variance (S values, which must then be at least 2).
+
+    Returns ``(y, mean, invstd)``: y like x, mean and 1 / sqrt(var + eps) as float64
+    (N, C) arrays, which :func:`groupnorm_backward` takes.
+
+    >>> y, mean, invstd = instancenorm_forward(
+    ...     np.array([[[1.0, 3.0], [0.0, 4.0]]]), None, None, None, None, eps=0.0)
+    >>> y, mean, invstd
+    (array([[[-1.,  1.],
+            [-1.,  1.]]]), array([[2., 2.]]), array([[1. , 0.5]]))
+    """
+    name = "instancenorm_forward"
+    arr, x3 = _norm_input(x, name, 3, "(N, C, *) with at least one trailing dim")
+    channels = x3.shape[1]
+    factor = 0.0
+    tracked = running_mean is not None or running_var is not None
+    if tracked:
+        if running_mean is None or running_var is None:
+            raise ValueError(f"{name}: give both running_mean and running_var, or neither")
+        # the unbiased variance divides by S - 1; an empty batch has no statistics
+        _checks.spatial_elements(arr.shape, name)
+        if x3.shape[0] == 0:
+            raise ValueError(f"{name}: an empty batch cannot update the running statistics")
+        _running_buffer(running_mean, name, "running_mean", channels)
+        _running_buffer(running_var, name, "running_var", channels)
+        factor = float(momentum)
+    y, mean, var, invstd = _norm_forward(arr, x3, max(channels, 1), weight, bias, eps, name)
+    if tracked and channels:
+        inner = x3.shape[2]
+        running_mean *= 1.0 - factor
+        running_mean += factor * mean.mean(axis=0)
+        running_var *= 1.0 - factor
+        running_var += factor * (var * (inner / (inner - 1))).mean(axis=0)
+    return y, mean, invstd
+
+
+def layernorm_forward(x, weight, bias, eps=1e-5):
+    """Layer-norm forward: each row of a (R, D) array normalized by its own statistics.
+
+    Mean and biased variance per row (two passes, double accumulators), then an
+    element-wise affine with ``weight``/``bias`` of shape (D,) or None. A layer
+    norm over trailing dims ``normalized_shape`` is this on ``x.reshape(-1, D)``,
+    D their product. Returns ``(y, mean, invstd)``: y (R, D), and the per-row mean
+    and 1 / sqrt(var + eps) as float64 (R,) arrays, which :func:`layernorm_backward`
+    takes.
+
+    >>> y, mean, invstd = layernorm_forward(np.array([[1.0, 3.0], [2.0, 2.0]]), None,
+    ...                                     np.array([0.0, 1.0]), eps=1.0)
+    >>> y, mean, invstd
+    (array([[-0.70710678,  1.70710678],
+           [ 0.        ,  1.        ]]), array([2., 2.]), array([0.70710678, 1.        ]))
+    """
+    name = "layernorm_forward"
+    arr = _float_array(x, name, "x", (2,))
+    # rows as (R, D, 1): one group of D channels with one value each
+    y, mean, _, invstd = _norm_forward(arr, arr.reshape(arr.shape[0], arr.shape[1], 1), 1,
+                                       weight, bias, eps, name)
+    return y, mean[:, 0].copy(), invstd[:, 0].copy()
+
+
+cdef object _group_statistic(v, str name, str what, Py_ssize_t samples):
+    """Per-(sample, group) statistics as a contiguous (N, G) float64 array, G >= 1."""
+    if v is None:
+        raise ValueError(f"{name}: {what} is required, got None")
+    arr = np.asarray(v)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name}: expected {what} as a float array, got dtype {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[0] != samples or arr.shape[1] < 1:
+        raise ValueError(f"{name}: expected {what} of shape ({samples}, G), got {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+cdef tuple _norm_backward(grad, arr, x3, m, inv, weight, str name):
+    """``(dx, dweight, dbias)`` for checked inputs and (N, G) statistics."""
+    channels = x3.shape[1]
+    groups = m.shape[1]
+    w = _channel_vector(weight, name, "weight", channels, 1.0)
+    dx = np.empty_like(arr)
+    if arr.size == 0:
+        return dx, np.zeros(channels), np.zeros(channels)
+    chunk = _groups_per_chunk((channels // groups) * x3.shape[2])
+    chunks = (x3.shape[0] * groups + chunk - 1) // chunk
+    dweight_parts = np.zeros((chunks, channels), dtype=np.float64)
+    dbias_parts = np.zeros((chunks, channels), dtype=np.float64)
+    if arr.dtype == np.float32:
+        _norm_groups_backward[float](_as_ncs(grad), x3, _as_ncs(dx), m, inv, w, chunk,
+                                     dweight_parts, dbias_parts)
+    else:
+        _norm_groups_backward[double](_as_ncs(grad), x3, _as_ncs(dx), m, inv, w, chunk,
+                                      dweight_parts, dbias_parts)
+    # the chunks' partial sums, added in order
+    return dx, dweight_parts.sum(axis=0), dbias_parts.sum(axis=0)
+
+
+def groupnorm_backward(dy, x, mean, invstd, weight):
+    """Group-norm (and instance-norm) backward: ``(dx, dweight, dbias)`` from ``dy``.
+
+    ``mean`` and ``invstd`` are the (N, G) statistics the forward returned (G = C
+    for instance norm); G is read from their shape and must divide C. One pass per
+    group sums ``weight * dy`` and ``weight * dy * (x - mean)`` (and the per-channel
+    sums of the weight and bias gradients), a second writes
+    ``dx = invstd * (weight * dy - mean(weight * dy) - x_hat * mean(weight * dy * x_hat))``.
+    ``dweight`` and ``dbias`` are float64 (C,).
+
+    >>> x = np.array([[[1.0], [3.0], [5.0], [9.0]]])
+    >>> y, mean, invstd = groupnorm_forward(x, 2, None, None, eps=0.0)
+    >>> dx, dweight, dbias = groupnorm_backward(np.ones_like(x), x, mean, invstd, None)
+    >>> dx.ravel(), dweight, dbias
+    (array([0., 0., 0., 0.]), array([-1.,  1., -1.,  1.]), array([1., 1., 1., 1.]))
+    """
+    name = "groupnorm_backward"
+    arr, x3 = _norm_input(x, name, 2, "(N, C, *)")
+    grad = _float_array(dy, name, "dy", None, arr.dtype)
+    if grad.shape != arr.shape:
+        raise ValueError(f"{name}: dy has shape {grad.shape} but x has shape {arr.shape}")
+    m = _group_statistic(mean, name, "mean", x3.shape[0])
+    inv = _group_statistic(invstd, name, "invstd", x3.shape[0])
+    if inv.shape != m.shape:
+        raise ValueError(f"{name}: invstd has shape {inv.shape} but mean has {m.shape}")
+    if x3.shape[1] % m.shape[1]:
+        raise ValueError(
+            f"{name}: statistics of {m.shape[1]} groups do not divide {x3.shape[1]} channels"
+        )
+    return _norm_backward(grad, arr, x3, m, inv, weight, name)
+
+
+def layernorm_backward(dy, x, mean, invstd, weight):
+    """Layer-norm backward over (R, D) rows: ``(dx, dweight, dbias)``.
+
+    ``mean`` and ``invstd`` are the (R,) statistics :func:`layernorm_forward`
+    returned; ``weight`` is (D,) or None. The same fused two passes per row as
+    :func:`groupnorm_backward`; ``dweight`` and ``dbias`` are float64 (D,).
+
+    >>> x = np.array([[1.0, 3.0]])
+    >>> y, mean, invstd = layernorm_forward(x, None, None, eps=0.0)
+    >>> layernorm_backward(np.array([[1.0, 0.0]]), x, mean, invstd, None)
+    (array([[0., 0.]]), array([-1.,  0.]), array([1., 0.]))
+    """
+    name = "layernorm_backward"
+    arr = _float_array(x, name, "x", (2,))
+    grad = _float_array(dy, name, "dy", None, arr.dtype)
+    if grad.shape != arr.shape:
+        raise ValueError(f"{name}: dy has shape {grad.shape} but x has shape {arr.shape}")
+    rows = arr.shape[0]
+    m = _channel_vector(mean, name, "mean", rows).reshape(rows, 1)
+    inv = _channel_vector(invstd, name, "invstd", rows).reshape(rows, 1)
+    return _norm_backward(grad, arr, arr.reshape(rows, arr.shape[1], 1), m, inv, weight, name)
+
+
+cdef void _norm_groups_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
+                               const double[::1] weight, const double[::1] bias,
+                               Py_ssize_t groups, double eps, Py_ssize_t chunk,
+                               double[:, ::1] mean, double[:, ::1] var,
+                               double[:, ::1] invstd) noexcept:
+    cdef Py_ssize_t total = x.shape[0] * groups
+    cdef Py_ssize_t chunks = (total + chunk - 1) // chunk
+    cdef int threads = _threads_for(chunks)
+    cdef Py_ssize_t index
+    with nogil:
+        for index in prange(chunks, num_threads=threads, schedule="dynamic",
+                            use_threads_if=threads > 1):
+            _norm_chunk_forward(x, y, weight, bias, groups, eps, mean, var, invstd,
+                                index * chunk, min((index + 1) * chunk, total))
+
+
+cdef void _norm_chunk_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
+                              const double[::1] weight, const double[::1] bias,
+                              Py_ssize_t groups, double eps, double[:, ::1] mean,
+                              double[:, ::1] var, double[:, ::1] invstd, Py_ssize_t start,
+                              Py_ssize_t stop) noexcept nogil:
+    # groups start to stop (flat (sample, group) indices): statistics, then
+    # y = (x - mean) * invstd * weight[c] + bias[c]
+    cdef Py_ssize_t per_group = x.shape[1] // groups
+    cdef Py_ssize_t inner = x.shape[2]
+    cdef Py_ssize_t q, n, g, first, k, s
+    cdef double m, v, inv, scale, shift
+    cdef const floating* src
+    cdef floating* dst
+    for q in range(start, stop):
+        n = q // groups
+        g = q % groups
+        first = g * per_group
+        src = &x[n, first, 0]
+        dst = &y[n, first, 0]
+        _moments(src, 1, per_group * inner, 0, &m, &v)
+        inv = 1.0 / sqrt(v + eps)
+        mean[n, g] = m
+        var[n, g] = v
+        invstd[n, g] = inv
+        if inner == 1:
+            # one value per channel (a layer-norm row): an element-wise affine
+            for k in range(per_group):
+                dst[k] = <floating>((src[k] - m) * (inv * weight[first + k]) + bias[first + k])
+        else:
+            for k in range(per_group):
+                scale = weight[first + k] * inv
+                shift = bias[first + k]
+                for s in range(inner):
+                    dst[k * inner + s] = <floating>((src[k * inner + s] - m) * scale + shift)
+
+
+cdef void _norm_groups_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+                                floating[:, :, ::1] dx, const double[:, ::1] mean,
+                                const double[:, ::1] invstd, const double[::1] weight,
+                                Py_ssize_t chunk, double[:, ::1] dweight_parts,
+                                double[:, ::1] dbias_parts) noexcept:
+    cdef Py_ssize_t groups = mean.shape[1]
+    cdef Py_ssize_t total = x.shape[0] * groups
+    cdef Py_ssize_t chunks = dweight_parts.shape[0]
+    cdef int threads = _threads_for(chunks)
+    cdef Py_ssize_t index
+    with nogil:
+        for index in prange(chunks, num_threads=threads, schedule="dynamic",
+                            use_threads_if=threads > 1):
+            _norm_chunk_backward(dy, x, dx, mean, invstd, weight, &dweight_parts[index, 0],
+                                 &dbias_parts[index, 0], index * chunk,
+                                 min((index + 1) * chunk, total))
+
+
+cdef void _norm_chunk_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+                               floating[:, :, ::1] dx, const double[:, ::1] mean,
+                               const double[:, ::1] invstd, const double[::1] weight,
+                               double* dweight, double* dbias, Py_ssize_t start,
+                               Py_ssize_t stop) noexcept nogil:
+    # for each group: sum_g = sum(weight * dy), sum_g_xmu = sum(weight * dy * (x - m))
+    # (with the chunk's per-channel dweight and dbias sums), then
+    # dx = weight * inv * dy - inv * sum_g / M - (x - m) * inv^3 * sum_g_xmu / M
+    cdef Py_ssize_t groups = mean.shape[1]
+    cdef Py_ssize_t per_group = x.shape[1] // groups
+    cdef Py_ssize_t inner = x.shape[2]
+    cdef double count = <double>(per_group * inner)
+    cdef Py_ssize_t q, n, g, first, k, s
+    cdef double m, inv, sum_g, sum_g_xmu, sum_dy, sum_dy_xmu, d, centered, shift, coef, scale
+    cdef const floating* grad
+    cdef const floating* src
+    cdef floating* dst
+    for q in range(start, stop):
+        n = q // groups
+        g = q % groups
+        first = g * per_group
+        grad = &dy[n, first, 0]
+        src = &x[n, first, 0]
+        dst = &dx[n, first, 0]
+        m = mean[n, g]
+        inv = invstd[n, g]
+        sum_g = 0.0
+        sum_g_xmu = 0.0
+        if inner == 1:
+            for k in range(per_group):
+                d = grad[k]
+                centered = src[k] - m
+                sum_g += weight[first + k] * d
+                sum_g_xmu += weight[first + k] * d * centered
+                dbias[first + k] += d
+                dweight[first + k] += d * centered * inv
+        else:
+            for k in range(per_group):
+                sum_dy = 0.0
+                sum_dy_xmu = 0.0
+                _sum_grad_and_product(grad + k * inner, src + k * inner, inner, m, &sum_dy,
+                                      &sum_dy_xmu)
+                sum_g += weight[first + k] * sum_dy
+                sum_g_xmu += weight[first + k] * sum_dy_xmu
+                dbias[first + k] += sum_dy
+                dweight[first + k] += sum_dy_xmu * inv
+        shift = inv * sum_g / count
+        coef = inv * inv * inv * sum_g_xmu / count
+        if inner == 1:
+            for k in range(per_group):
+                dst[k] = <floating>(weight[first + k] * inv * grad[k] - shift
+                                    - (src[k] - m) * coef)
+        else:
+            for k in range(per_group):
+                scale = weight[first + k] * inv
+                for s in range(inner):
+                    dst[k * inner + s] = <floating>(scale * grad[k * inner + s] - shift
+                                                    - (src[k * inner + s] - m) * coef)
 
 
 # ---------------------------------------------------------------- im2col / col2im

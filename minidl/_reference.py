@@ -7,13 +7,16 @@ are computed in float64, as the compiled kernels do, and results come back in
 the input's dtype.
 """
 
+import math
+
 import numpy as np
 
 from minidl import _checks
 
 
 def _as_ncs(x):
-    return x.reshape(x.shape[0], x.shape[1], -1)
+    # S spelled out: numpy cannot infer a -1 of an empty array
+    return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
 
 
 def _per_channel(values, channels, default):
@@ -249,3 +252,84 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_
         inside = window >= 0
         dx[:, window[inside]] += share[:, inside]
     return dx.reshape(x_shape).astype(dy.dtype)
+
+
+# ---------------------------------------------------------------- group, instance and layer norm
+
+
+def _group_statistics(x, groups, eps):
+    """(N, G, K * S) float64 view of x, and its per-(sample, group) mean, variance, invstd."""
+    grouped = np.asarray(x, dtype=np.float64).reshape(
+        x.shape[0], groups, math.prod(x.shape[1:]) // groups
+    )
+    mean = grouped.mean(axis=2)
+    var = ((grouped - mean[:, :, None]) ** 2).mean(axis=2)
+    return grouped, mean, var, 1 / np.sqrt(var + eps)
+
+
+def _group_affine(x, grouped, mean, invstd, weight, bias):
+    x3 = _as_ncs(x)
+    channels = x3.shape[1]
+    x_hat = ((grouped - mean[:, :, None]) * invstd[:, :, None]).reshape(x3.shape)
+    weight = _per_channel(weight, channels, 1.0)[None, :, None]
+    bias = _per_channel(bias, channels, 0.0)[None, :, None]
+    return (x_hat * weight + bias).astype(x.dtype).reshape(x.shape)
+
+
+def groupnorm_forward(x, num_groups, weight, bias, eps=1e-5):
+    """Statistics per (sample, group of C / G channels); ``(y, mean, invstd)``, (N, G) stats."""
+    x = np.asarray(x)
+    grouped, mean, _, invstd = _group_statistics(x, num_groups, eps)
+    return _group_affine(x, grouped, mean, invstd, weight, bias), mean, invstd
+
+
+def instancenorm_forward(x, weight, bias, running_mean, running_var, momentum=0.1, eps=1e-5):
+    """Group norm with G = C; running statistics move by the samples' mean statistics."""
+    x = np.asarray(x)
+    channels = x.shape[1]
+    grouped, mean, var, invstd = _group_statistics(x, channels, eps)
+    if running_mean is not None:
+        inner = grouped.shape[2]
+        running_mean[...] = (1 - momentum) * running_mean + momentum * mean.mean(axis=0)
+        unbiased = var * inner / (inner - 1)
+        running_var[...] = (1 - momentum) * running_var + momentum * unbiased.mean(axis=0)
+    return _group_affine(x, grouped, mean, invstd, weight, bias), mean, invstd
+
+
+def layernorm_forward(x, weight, bias, eps=1e-5):
+    """Each (R, D) row normalized by its own statistics; element-wise affine over D."""
+    x = np.asarray(x)
+    y, mean, invstd = groupnorm_forward(x, 1, weight, bias, eps)
+    return y, mean[:, 0], invstd[:, 0]
+
+
+def groupnorm_backward(dy, x, mean, invstd, weight):
+    """``(dx, dweight, dbias)`` of group norm with (N, G) statistics (instance norm: G = C)."""
+    x = np.asarray(x)
+    x3 = _as_ncs(x).astype(np.float64)
+    dy3 = _as_ncs(np.asarray(dy)).astype(np.float64)
+    batch, channels, inner = x3.shape
+    mean = np.asarray(mean, dtype=np.float64)
+    invstd = np.asarray(invstd, dtype=np.float64)
+    groups = mean.shape[1]
+    per_group = channels // groups
+    expand = (batch, groups, per_group * inner)
+    x_hat = ((x3.reshape(expand) - mean[:, :, None]) * invstd[:, :, None]).reshape(x3.shape)
+    weight = _per_channel(weight, channels, 1.0)[None, :, None]
+    dbias = dy3.sum(axis=(0, 2))
+    dweight = (dy3 * x_hat).sum(axis=(0, 2))
+    g = (dy3 * weight).reshape(expand)
+    g_hat = g * x_hat.reshape(expand)
+    dx = invstd[:, :, None] * (
+        g
+        - g.mean(axis=2, keepdims=True)
+        - x_hat.reshape(expand) * g_hat.mean(axis=2, keepdims=True)
+    )
+    return dx.reshape(x.shape).astype(x.dtype), dweight, dbias
+
+
+def layernorm_backward(dy, x, mean, invstd, weight):
+    """``(dx, dweight, dbias)`` of layer norm over (R, D) rows with (R,) statistics."""
+    mean = np.asarray(mean, dtype=np.float64)[:, None]
+    invstd = np.asarray(invstd, dtype=np.float64)[:, None]
+    return groupnorm_backward(dy, x, mean, invstd, weight)

@@ -282,7 +282,7 @@ def test_batchnorm_checks_its_inputs():
         _ops.batchnorm_forward_train(x, None, None, np.ones(4), np.ones(3))
     with pytest.raises(TypeError, match="running_var must be a numpy array"):
         _ops.batchnorm_forward_train(x, None, None, np.ones(3), [1.0, 1.0, 1.0])
-    with pytest.raises(ValueError, match="with 2 or 3 or 4 dims, got shape"):
+    with pytest.raises(ValueError, match="with 2 or 3 or 4 or 5 dims, got shape"):
         _ops.batchnorm_forward_train(np.ones(4), None, None, None, None)
     with pytest.raises(ValueError, match="dy has shape"):
         _ops.batchnorm_backward(np.ones((4, 2)), x, np.zeros(3), np.ones(3), None)
@@ -411,7 +411,7 @@ def test_refuses_other_dtypes_with_a_message(name, dtype):
 @pytest.mark.parametrize("name", sorted(CALLS))
 def test_refuses_the_wrong_rank_with_a_message(name):
     with pytest.raises(ValueError, match=rf"{name}: expected .* dims, got shape"):
-        CALLS[name](np.ones((2,) * 5))
+        CALLS[name](np.ones((2,) * 6))
 
 
 def _all_kernels(dtype):

@@ -67,7 +67,7 @@ CASES = {
     ],
     "batchnorm_forward_train": [
         lambda: _ops.batchnorm_forward_train(np.ones(4), None, None, None, None),
-        lambda: _ops.batchnorm_forward_train(np.ones((2,) * 5), None, None, None, None),
+        lambda: _ops.batchnorm_forward_train(np.ones((2,) * 6), None, None, None, None),
         lambda: _ops.batchnorm_forward_train(x_bn.astype(int), None, None, None, None),
         lambda: _ops.batchnorm_forward_train(x_bn, np.ones(2), None, None, None),
         lambda: _ops.batchnorm_forward_train(x_bn, None, np.ones(4), None, None),
@@ -99,6 +99,67 @@ CASES = {
         lambda: _ops.batchnorm_backward(x_bn, x_bn, np.zeros(3), np.ones(3), np.ones(2)),
         lambda: _ops.batchnorm_backward(x_bn, x_bn, None, np.ones(3), None),
         lambda: _ops.batchnorm_backward("junk", x_bn, np.zeros(3), np.ones(3), None),
+    ],
+    "groupnorm_forward": [
+        lambda: _ops.groupnorm_forward(x4, 2, None, None),
+        lambda: _ops.groupnorm_forward(x4, 0, None, None),
+        lambda: _ops.groupnorm_forward(x4, 1.5, None, None),
+        lambda: _ops.groupnorm_forward(np.ones(4), 1, None, None),
+        lambda: _ops.groupnorm_forward(x4.astype(np.int32), 3, None, None),
+        lambda: _ops.groupnorm_forward(x4, 3, np.ones(4), None),
+        lambda: _ops.groupnorm_forward(x4, 3, None, np.ones((3, 1))),
+        lambda: _ops.groupnorm_forward(x4, 3, np.ones(3, int), None),
+        lambda: _ops.groupnorm_forward(x4, 3, None, None, eps="junk"),
+        lambda: _ops.groupnorm_forward("junk", 3, None, None),
+    ],
+    "instancenorm_forward": [
+        lambda: _ops.instancenorm_forward(x_bn, None, None, None, None),
+        lambda: _ops.instancenorm_forward(x4, np.ones(4), None, None, None),
+        lambda: _ops.instancenorm_forward(x4, None, None, np.zeros(3), None),
+        lambda: _ops.instancenorm_forward(x4, None, None, np.zeros(4), np.ones(4)),
+        lambda: _ops.instancenorm_forward(x4, None, None, np.zeros(3), read_only),
+        lambda: _ops.instancenorm_forward(x4, None, None, np.zeros(6)[::2], np.ones(3)),
+        lambda: _ops.instancenorm_forward(x4, None, None, [0.0] * 3, np.ones(3)),
+        lambda: _ops.instancenorm_forward(
+            np.ones((2, 3, 1)), None, None, np.zeros(3), np.ones(3)
+        ),
+        lambda: _ops.instancenorm_forward(
+            np.ones((0, 3, 4)), None, None, np.zeros(3), np.ones(3)
+        ),
+        lambda: _ops.instancenorm_forward(x4, None, None, np.zeros(3), np.ones(3), "junk"),
+        lambda: _ops.instancenorm_forward(x4.astype(bool), None, None, None, None),
+    ],
+    "layernorm_forward": [
+        lambda: _ops.layernorm_forward(x4, None, None),
+        lambda: _ops.layernorm_forward(np.ones(3), None, None),
+        lambda: _ops.layernorm_forward(x_bn, np.ones(4), None),
+        lambda: _ops.layernorm_forward(x_bn, None, np.ones(2)),
+        lambda: _ops.layernorm_forward(x_bn.astype(np.float16), None, None),
+        lambda: _ops.layernorm_forward(x_bn, None, None, eps=None),
+    ],
+    "groupnorm_backward": [
+        lambda: _ops.groupnorm_backward(x4, x4, np.zeros((2, 2)), np.ones((2, 2)), None),
+        lambda: _ops.groupnorm_backward(x4, x4, np.zeros((2, 0)), np.ones((2, 0)), None),
+        lambda: _ops.groupnorm_backward(x4, x4, np.zeros((3, 3)), np.ones((3, 3)), None),
+        lambda: _ops.groupnorm_backward(x4, x4, np.zeros((2, 3)), np.ones((2, 1)), None),
+        lambda: _ops.groupnorm_backward(x4, x4, np.zeros(2), np.ones(2), None),
+        lambda: _ops.groupnorm_backward(x4, x4, None, np.ones((2, 3)), None),
+        lambda: _ops.groupnorm_backward(x4, x4, np.zeros((2, 3), int), np.ones((2, 3)), None),
+        lambda: _ops.groupnorm_backward(x4, x4, np.zeros((2, 3)), np.ones((2, 3)), np.ones(4)),
+        lambda: _ops.groupnorm_backward(x4[0], x4, np.zeros((2, 3)), np.ones((2, 3)), None),
+        lambda: _ops.groupnorm_backward(
+            x4.astype(np.float32), x4, np.zeros((2, 3)), np.ones((2, 3)), None
+        ),
+        lambda: _ops.groupnorm_backward(x4, np.ones(3), np.zeros((2, 3)), np.ones((2, 3)), None),
+    ],
+    "layernorm_backward": [
+        lambda: _ops.layernorm_backward(x_bn, x_bn, np.zeros(3), np.ones(4), None),
+        lambda: _ops.layernorm_backward(x_bn, x_bn, np.zeros(4), np.ones(3), None),
+        lambda: _ops.layernorm_backward(x_bn, x_bn, np.zeros(4), np.ones(4), np.ones(4)),
+        lambda: _ops.layernorm_backward(x_bn, x_bn, None, np.ones(4), None),
+        lambda: _ops.layernorm_backward(np.ones((4, 2)), x_bn, np.zeros(4), np.ones(4), None),
+        lambda: _ops.layernorm_backward(x_bn, x4, np.zeros(2), np.ones(2), None),
+        lambda: _ops.layernorm_backward("junk", x_bn, np.zeros(4), np.ones(4), None),
     ],
     "im2col": [
         lambda: _ops.im2col(np.ones((1, 1, 3, 3)), 5),

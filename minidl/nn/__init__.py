@@ -63,6 +63,14 @@ from .losses import (
     SmoothL1Loss,
 )
 from .module import Module, ModuleDict, ModuleList, Parameter, ParameterList
+from .normalization import (
+    BatchNorm3D,
+    BatchNorm3d,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    LayerNorm,
+)
 
 __all__ = [
     "ELU",
@@ -77,6 +85,8 @@ __all__ = [
     "BatchNorm1d",
     "BatchNorm2D",
     "BatchNorm2d",
+    "BatchNorm3D",
+    "BatchNorm3d",
     "Conv1d",
     "Conv2D",
     "Conv2d",
@@ -87,11 +97,15 @@ __all__ = [
     "Dropout2d",
     "Embedding",
     "Flatten",
+    "GroupNorm",
     "Hardtanh",
     "HuberLoss",
     "Identity",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
     "KLDivLoss",
     "L1Loss",
+    "LayerNorm",
     "LeakyReLU",
     "Linear",
     "LogSoftmax",

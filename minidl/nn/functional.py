@@ -519,7 +519,7 @@ def batch_norm(
 ):
     """Batch normalization with statistics per channel (axis 1) over every other axis.
 
-    x (N, C), (N, C, L) or (N, C, H, W); ``running_mean``/``running_var`` (C,)
+    x (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W); ``running_mean``/``running_var`` (C,)
     arrays or Tensors (updated in place when ``training``), or None; ``weight`` and
     ``bias`` (C,) or None. ``training=True`` normalizes with the batch statistics;
     otherwise with the running ones. Argument order and semantics are
@@ -531,8 +531,8 @@ def batch_norm(
     tensor([[-1., -1.],
             [ 1.,  1.]])
     """
-    if x.ndim not in (2, 3, 4):
-        raise ValueError(f"batch_norm: expected a 2-d, 3-d or 4-d input, got shape {x.shape}")
+    if x.ndim not in (2, 3, 4, 5):
+        raise ValueError(f"batch_norm: expected a 2-d to 5-d input, got shape {x.shape}")
     if training:
         _checks.values_per_channel(x.shape, "batch_norm")
     elif running_mean is None or running_var is None:
@@ -559,6 +559,197 @@ def _batch_norm(
         eps=eps,
         num_batches_tracked=num_batches_tracked,
     )
+
+
+class _GroupNormFn(Function):
+    """Group and instance norm: statistics per (sample, group), one fused backward."""
+
+    @staticmethod
+    def forward(
+        ctx,
+        x,
+        weight,
+        bias,
+        num_groups=1,
+        running_mean=None,
+        running_var=None,
+        momentum=0.1,
+        eps=1e-5,
+        instance=False,
+    ):
+        if instance:
+            y, mean, invstd = _ops.instancenorm_forward(
+                x, weight, bias, running_mean, running_var, momentum, eps
+            )
+        else:
+            y, mean, invstd = _ops.groupnorm_forward(x, num_groups, weight, bias, eps)
+        ctx.save_for_backward(x, weight, bias, mean, invstd)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, bias, mean, invstd = ctx.saved_tensors
+        # instance norm's (N, C) statistics are group norm's with G = C
+        dx, dweight, dbias = _ops.groupnorm_backward(grad, x, mean, invstd, weight)
+        need_weight, need_bias = ctx.needs_input_grad[1:3]
+        return (
+            dx,
+            dweight.astype(weight.dtype) if need_weight else None,
+            dbias.astype(bias.dtype) if need_bias else None,
+        )
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    """Group normalization (Wu & He, 2018): statistics per sample over groups of channels.
+
+    x (N, C, *); the C channels are split into ``num_groups`` groups of C / G
+    consecutive channels, each normalized over its channels and every trailing axis
+    of the sample (biased variance); ``weight`` and ``bias`` are per channel, (C,),
+    or None. As ``torch.nn.functional.group_norm``.
+
+    >>> x = minidl.tensor([[[1.0], [3.0], [5.0], [9.0]]])
+    >>> F.group_norm(x, 2, eps=0.0).flatten()
+    tensor([-1.,  1., -1.,  1.])
+    """
+    if x.ndim < 2:
+        raise ValueError(f"group_norm: expected a (N, C, *) input, got shape {x.shape}")
+    _group_count(num_groups, x.shape[1], "group_norm")
+    _affine_shape(weight, bias, (x.shape[1],), "group_norm")
+    return _GroupNormFn.apply(x, weight, bias, num_groups=int(num_groups), eps=eps)
+
+
+def _group_count(num_groups, channels, where):
+    """Refuse a group count that is not a positive int dividing ``channels``."""
+    _checks.positive_int(num_groups, where, "num_groups")
+    if channels % num_groups:
+        raise ValueError(
+            f"{where}: num_channels ({channels}) must be divisible by num_groups ({num_groups})"
+        )
+
+
+def _affine_shape(weight, bias, shape, where):
+    """Refuse a weight or bias whose shape is not ``shape``."""
+    for name, value in (("weight", weight), ("bias", bias)):
+        if value is not None and tuple(value.shape) != tuple(shape):
+            raise ValueError(
+                f"{where}: expected {name} of shape {tuple(shape)}, got {tuple(value.shape)}"
+            )
+
+
+def instance_norm(
+    x,
+    running_mean=None,
+    running_var=None,
+    weight=None,
+    bias=None,
+    use_input_stats=True,
+    momentum=0.1,
+    eps=1e-5,
+):
+    """Instance normalization: statistics per sample and channel over the trailing axes.
+
+    x (N, C, *) with at least one trailing axis; ``weight``/``bias`` (C,) or None.
+    With ``use_input_stats`` each (sample, channel) is normalized by its own
+    statistics, and ``running_mean``/``running_var`` ((C,), or None) move toward
+    their mean over the samples (the unbiased variance), updated in place;
+    otherwise the running statistics normalize, as in batch norm's evaluation. As
+    ``torch.nn.functional.instance_norm``.
+
+    >>> x = minidl.tensor([[[1.0, 3.0], [0.0, 4.0]]])
+    >>> F.instance_norm(x, eps=0.0)
+    tensor([[[-1.,  1.],
+             [-1.,  1.]]])
+    """
+    if x.ndim < 3:
+        raise ValueError(
+            f"instance_norm: expected a (N, C, *) input with a trailing dim, got shape {x.shape}"
+        )
+    _affine_shape(weight, bias, (x.shape[1],), "instance_norm")
+    if use_input_stats:
+        _checks.spatial_elements(x.shape, "instance_norm")
+    elif running_mean is None or running_var is None:
+        raise ValueError("instance_norm: use_input_stats=False needs running_mean and running_var")
+    return _instance_norm(
+        x, running_mean, running_var, weight, bias, use_input_stats, momentum, eps
+    )
+
+
+def _instance_norm(x, running_mean, running_var, weight, bias, use_input_stats, momentum, eps):
+    """:func:`instance_norm` for checked arguments (the InstanceNorm layers check their own)."""
+    running = [r.numpy() if isinstance(r, Tensor) else r for r in (running_mean, running_var)]
+    if not use_input_stats:
+        # normalized by the running statistics: batch norm's evaluation, per channel
+        return _BatchNormFn.apply(x, weight, bias, *running, training=False, eps=eps)
+    return _GroupNormFn.apply(
+        x,
+        weight,
+        bias,
+        running_mean=running[0],
+        running_var=running[1],
+        momentum=momentum,
+        eps=eps,
+        instance=True,
+    )
+
+
+class _LayerNormFn(Function):
+    """Layer norm: the trailing ``normalized_ndim`` dims flattened to rows of D values."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, normalized_ndim=1, eps=1e-5):
+        split = x.ndim - normalized_ndim
+        rows = x.reshape(int(np.prod(x.shape[:split])), int(np.prod(x.shape[split:])))
+        flat = [None if v is None else v.reshape(-1) for v in (weight, bias)]
+        y, mean, invstd = _ops.layernorm_forward(rows, *flat, eps)
+        ctx.save_for_backward(rows, weight, bias, mean, invstd)
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        rows, weight, bias, mean, invstd = ctx.saved_tensors
+        flat_weight = None if weight is None else weight.reshape(-1)
+        dx, dweight, dbias = _ops.layernorm_backward(
+            grad.reshape(rows.shape), rows, mean, invstd, flat_weight
+        )
+        need_weight, need_bias = ctx.needs_input_grad[1:3]
+        return (
+            dx.reshape(grad.shape),
+            dweight.reshape(weight.shape).astype(weight.dtype) if need_weight else None,
+            dbias.reshape(bias.shape).astype(bias.dtype) if need_bias else None,
+        )
+
+
+def _normalized_shape(normalized_shape, where):
+    """``normalized_shape`` (an int or a sequence of them) as a tuple of positive ints."""
+    items = (normalized_shape,) if _checks.is_int(normalized_shape) else tuple(normalized_shape)
+    if not items or not all(_checks.is_int(size) and size >= 1 for size in items):
+        raise ValueError(
+            f"{where}: normalized_shape must be a positive int or a non-empty sequence of "
+            f"them, got {normalized_shape!r}"
+        )
+    return tuple(int(size) for size in items)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalization (Ba et al., 2016) over the trailing ``normalized_shape`` dims.
+
+    x (*, *normalized_shape): each sample is normalized by the mean and biased
+    variance of its last ``len(normalized_shape)`` dims; ``weight``/``bias`` have
+    shape ``normalized_shape`` (an element-wise affine) or are None. As
+    ``torch.nn.functional.layer_norm``.
+
+    >>> F.layer_norm(minidl.tensor([[1.0, 3.0], [2.0, 6.0]]), (2,), eps=0.0)
+    tensor([[-1.,  1.],
+            [-1.,  1.]])
+    """
+    shape = _normalized_shape(normalized_shape, "layer_norm")
+    if x.shape[x.ndim - len(shape) :] != shape or x.ndim < len(shape):
+        raise ValueError(
+            f"layer_norm: expected input of shape (*, {', '.join(map(str, shape))}) for "
+            f"normalized_shape={shape}, got {x.shape}"
+        )
+    _affine_shape(weight, bias, shape, "layer_norm")
+    return _LayerNormFn.apply(x, weight, bias, normalized_ndim=len(shape), eps=eps)
 
 
 # ---------------------------------------------------------------- pooling
@@ -2065,11 +2256,14 @@ __all__ = [
     "elu",
     "embedding",
     "gelu",
+    "group_norm",
     "hardtanh",
     "huber_loss",
+    "instance_norm",
     "interpolate",
     "kl_div",
     "l1_loss",
+    "layer_norm",
     "leaky_relu",
     "linear",
     "log_softmax",

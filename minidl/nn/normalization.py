@@ -1,0 +1,273 @@
+"""Normalization layers beyond BatchNorm: LayerNorm, GroupNorm, InstanceNorm1d/2d, BatchNorm3d.
+
+Each has PyTorch's arguments, defaults, parameter and buffer names and state-dict
+layout, and runs on the compiled kernels through ``nn.functional``: group and
+instance norm share one kernel (statistics per sample and group of channels),
+layer norm is that kernel with one group per row, and BatchNorm3d is
+:class:`~minidl.nn.layers.BatchNorm` for 5-d inputs. All of them compute their
+statistics with the same core as batch norm (two passes, accumulated in double).
+"""
+
+import numpy as np
+
+from .. import _checks
+from . import functional as F
+from . import init
+from .layers import BatchNorm, _check_input
+from .module import Module, Parameter
+
+
+class LayerNorm(Module):
+    """Layer normalization over the trailing ``normalized_shape`` dims (PyTorch's ``nn.LayerNorm``).
+
+    Input (*, *normalized_shape), output the same shape: each sample is normalized
+    by the mean and biased variance of its last ``len(normalized_shape)`` dims.
+    With ``elementwise_affine`` the result is scaled by ``weight`` (ones) and
+    shifted by ``bias`` (zeros, absent with ``bias=False``), both of shape
+    ``normalized_shape``: one value per normalized element.
+
+    >>> ln = minidl.nn.LayerNorm(768)
+    >>> ln(minidl.randn(4, 196, 768)).shape
+    (4, 196, 768)
+    >>> sorted(ln.state_dict())
+    ['bias', 'weight']
+    """
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
+        super().__init__()
+        self.normalized_shape = F._normalized_shape(normalized_shape, "LayerNorm")
+        self.eps = float(eps)
+        self.elementwise_affine = bool(elementwise_affine)
+        if self.elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, np.float32))
+            if bias:
+                self.bias = Parameter(np.zeros(self.normalized_shape, np.float32))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self):
+        """Weight 1 and bias 0."""
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, x):
+        shape = self.normalized_shape
+        _check_input(
+            self,
+            x,
+            x.ndim >= len(shape) and x.shape[x.ndim - len(shape) :] == shape,
+            f"(*, {', '.join(map(str, shape))})",
+        )
+        return F._LayerNormFn.apply(
+            x, self.weight, self.bias, normalized_ndim=len(shape), eps=self.eps
+        )
+
+    def extra_repr(self):
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, "
+            f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
+        )
+
+
+class GroupNorm(Module):
+    """Group normalization (PyTorch's ``nn.GroupNorm``): statistics per sample and group.
+
+    Input (N, C, *), output the same shape. The ``num_channels`` channels are split
+    into ``num_groups`` groups of consecutive channels (``num_groups`` must divide
+    ``num_channels``); each sample's group is normalized by its own mean and
+    biased variance over its channels and every trailing axis. With ``affine``,
+    a per-channel ``weight`` (ones) and ``bias`` (zeros, absent with ``bias=False``),
+    of shape (C,). No running statistics: training and evaluation agree.
+
+    >>> gn = minidl.nn.GroupNorm(32, 64)
+    >>> gn(minidl.randn(2, 64, 7, 7)).shape
+    (2, 64, 7, 7)
+    """
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *, bias=True):
+        super().__init__()
+        self.num_groups = _checks.positive_int(num_groups, "GroupNorm", "num_groups")
+        self.num_channels = _checks.positive_int(num_channels, "GroupNorm", "num_channels")
+        F._group_count(self.num_groups, self.num_channels, "GroupNorm")
+        self.eps = float(eps)
+        self.affine = bool(affine)
+        if self.affine:
+            self.weight = Parameter(np.ones(self.num_channels, np.float32))
+            if bias:
+                self.bias = Parameter(np.zeros(self.num_channels, np.float32))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self):
+        """Weight 1 and bias 0."""
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, x):
+        _check_input(
+            self, x, x.ndim >= 2 and x.shape[1] == self.num_channels, f"(N, {self.num_channels}, *)"
+        )
+        return F._GroupNormFn.apply(
+            x, self.weight, self.bias, num_groups=self.num_groups, eps=self.eps
+        )
+
+    def extra_repr(self):
+        return (
+            f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+            f"bias={self.bias is not None}"
+        )
+
+
+class _InstanceNorm(Module):
+    """What InstanceNorm1d and 2d share: parameters, buffers and forward (PyTorch's
+    ``_InstanceNorm``); subclasses give the rank of a batched input."""
+
+    _batched_rank = 3
+    _shape_text = "(N, {0}, L) or ({0}, L)"
+
+    def __init__(
+        self,
+        num_features,
+        eps=1e-5,
+        momentum=0.1,
+        affine=False,
+        track_running_stats=False,
+        *,
+        bias=True,
+    ):
+        super().__init__()
+        where = type(self).__name__
+        self.num_features = _checks.positive_int(num_features, where, "num_features")
+        self.eps = float(eps)
+        self.momentum = None if momentum is None else float(momentum)
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        if self.affine:
+            self.weight = Parameter(np.ones(self.num_features, np.float32))
+            if bias:
+                self.bias = Parameter(np.zeros(self.num_features, np.float32))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if self.track_running_stats:
+            self.register_buffer("running_mean", np.zeros(self.num_features, np.float32))
+            self.register_buffer("running_var", np.ones(self.num_features, np.float32))
+            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        else:
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(name, None)
+
+    def reset_running_stats(self):
+        """Running mean 0, running variance 1, no batches tracked."""
+        if self.track_running_stats:
+            self.running_mean.numpy()[...] = 0
+            self.running_var.numpy()[...] = 1
+            self.num_batches_tracked.data = np.array(0, dtype=np.int64)
+
+    def reset_parameters(self):
+        """Running statistics reset; weight 1 and bias 0."""
+        self.reset_running_stats()
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, x):
+        batched = self._batched_rank
+        channel_dim = 1 if x.ndim == batched else 0
+        _check_input(
+            self,
+            x,
+            x.ndim in (batched - 1, batched) and x.shape[channel_dim] == self.num_features,
+            self._shape_text.format(self.num_features),
+        )
+        unbatched = x.ndim == batched - 1
+        if unbatched:
+            x = x.unsqueeze(0)
+        use_input_stats = self.training or not self.track_running_stats
+        if use_input_stats:
+            _checks.spatial_elements(x.shape, type(self).__name__)
+        # PyTorch leaves num_batches_tracked at 0 and takes momentum=None as 0
+        y = F._instance_norm(
+            x,
+            self.running_mean,  # None without track_running_stats
+            self.running_var,
+            self.weight,
+            self.bias,
+            use_input_stats,
+            0.0 if self.momentum is None else self.momentum,
+            self.eps,
+        )
+        return y.squeeze(0) if unbatched else y
+
+    def extra_repr(self):
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, bias={self.bias is not None}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalization of (N, C, L) or unbatched (C, L) inputs (``nn.InstanceNorm1d``).
+
+    Each (sample, channel) is normalized by the mean and biased variance of its L
+    values. PyTorch's defaults: ``affine=False`` (no ``weight``/``bias``) and
+    ``track_running_stats=False`` (the input's statistics always). With
+    ``track_running_stats`` the buffers ``running_mean``, ``running_var`` move in
+    training toward the samples' mean statistics (unbiased variance) and normalize
+    in evaluation; ``num_batches_tracked`` stays 0, as in PyTorch.
+
+    >>> norm = minidl.nn.InstanceNorm1d(3)
+    >>> y = norm(minidl.randn(4, 3, 10))
+    >>> [round(v, 6) + 0.0 for v in y.mean(dim=2)[0].tolist()]
+    [0.0, 0.0, 0.0]
+    """
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalization of (N, C, H, W) or unbatched (C, H, W) inputs (``nn.InstanceNorm2d``).
+
+    Each (sample, channel) plane is normalized by its own mean and biased variance;
+    otherwise as :class:`InstanceNorm1d` (``affine=False``, ``track_running_stats=False``
+    by default).
+
+    >>> norm = minidl.nn.InstanceNorm2d(3, affine=True, track_running_stats=True)
+    >>> norm(minidl.randn(2, 3, 8, 8)).shape
+    (2, 3, 8, 8)
+    >>> sorted(norm.state_dict())
+    ['bias', 'num_batches_tracked', 'running_mean', 'running_var', 'weight']
+    """
+
+    _batched_rank = 4
+    _shape_text = "(N, {0}, H, W) or ({0}, H, W)"
+
+
+class BatchNorm3D(BatchNorm):
+    """:class:`~minidl.nn.BatchNorm` for (N, C, D, H, W) inputs only (PyTorch's ``BatchNorm3d``).
+
+    Statistics per channel over the batch and the three trailing axes; the same
+    parameters, buffers, momentum rule and state dict as BatchNorm. ``BatchNorm3d``
+    is the same class under PyTorch's spelling.
+
+    >>> minidl.nn.BatchNorm3D(4)(minidl.randn(2, 4, 3, 5, 5)).shape
+    (2, 4, 3, 5, 5)
+    """
+
+    _ranks = (5,)
+    _shape_text = "(N, {0}, D, H, W)"
+
+
+BatchNorm3d = BatchNorm3D
