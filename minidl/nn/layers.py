@@ -294,7 +294,48 @@ class ConvTranspose2d(_ConvNd):
         )
 
 
-class BatchNorm(Module):
+class _NormBase(Module):
+    """What the normalization layers share (PyTorch's ``_NormBase``): an optional affine
+    ``weight`` (ones) and ``bias`` (zeros) of a given shape, optional running statistics
+    per feature, and resetting both."""
+
+    def _create_affine(self, shape, affine, bias=True):
+        if affine:
+            self.weight = Parameter(np.ones(shape, np.float32))
+            if bias:
+                self.bias = Parameter(np.zeros(shape, np.float32))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def _create_running_stats(self, features, track_running_stats):
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(features, np.float32))
+            self.register_buffer("running_var", np.ones(features, np.float32))
+            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        else:
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(name, None)
+
+    def reset_running_stats(self):
+        """Running mean 0, running variance 1, no batches tracked (when there are any)."""
+        if getattr(self, "track_running_stats", False):
+            self.running_mean.numpy()[...] = 0
+            self.running_var.numpy()[...] = 1
+            self.num_batches_tracked.data = np.array(0, dtype=np.int64)
+
+    def reset_parameters(self):
+        """Running statistics reset; weight 1 and bias 0."""
+        self.reset_running_stats()
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+
+class BatchNorm(_NormBase):
     """Batch normalization (Ioffe & Szegedy, 2015) over axis 1, with PyTorch's semantics.
 
     Accepts (N, C), (N, C, L) and (N, C, H, W); statistics per channel over every
@@ -326,33 +367,8 @@ class BatchNorm(Module):
         self.momentum = None if momentum is None else float(momentum)
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
-        if self.affine:
-            self.weight = Parameter(np.ones(self.num_features, np.float32))
-            self.bias = Parameter(np.zeros(self.num_features, np.float32))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if self.track_running_stats:
-            self.register_buffer("running_mean", np.zeros(self.num_features, np.float32))
-            self.register_buffer("running_var", np.ones(self.num_features, np.float32))
-            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
-        else:
-            for name in ("running_mean", "running_var", "num_batches_tracked"):
-                self.register_buffer(name, None)
-
-    def reset_running_stats(self):
-        """Running mean 0, running variance 1, no batches tracked."""
-        if self.track_running_stats:
-            self.running_mean.numpy()[...] = 0
-            self.running_var.numpy()[...] = 1
-            self.num_batches_tracked.data = np.array(0, dtype=np.int64)
-
-    def reset_parameters(self):
-        """Running statistics reset; weight 1 and bias 0."""
-        self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            init.zeros_(self.bias)
+        self._create_affine(self.num_features, self.affine)
+        self._create_running_stats(self.num_features, self.track_running_stats)
 
     def forward(self, x):
         _check_input(

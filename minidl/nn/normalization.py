@@ -8,16 +8,12 @@ layer norm is that kernel with one group per row, and BatchNorm3d is
 statistics with the same core as batch norm (two passes, accumulated in double).
 """
 
-import numpy as np
-
 from .. import _checks
 from . import functional as F
-from . import init
-from .layers import BatchNorm, _check_input
-from .module import Module, Parameter
+from .layers import BatchNorm, _check_input, _NormBase
 
 
-class LayerNorm(Module):
+class LayerNorm(_NormBase):
     """Layer normalization over the trailing ``normalized_shape`` dims (PyTorch's ``nn.LayerNorm``).
 
     Input (*, *normalized_shape), output the same shape: each sample is normalized
@@ -38,22 +34,7 @@ class LayerNorm(Module):
         self.normalized_shape = F._normalized_shape(normalized_shape, "LayerNorm")
         self.eps = float(eps)
         self.elementwise_affine = bool(elementwise_affine)
-        if self.elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, np.float32))
-            if bias:
-                self.bias = Parameter(np.zeros(self.normalized_shape, np.float32))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-
-    def reset_parameters(self):
-        """Weight 1 and bias 0."""
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
+        self._create_affine(self.normalized_shape, self.elementwise_affine, bias)
 
     def forward(self, x):
         shape = self.normalized_shape
@@ -74,7 +55,7 @@ class LayerNorm(Module):
         )
 
 
-class GroupNorm(Module):
+class GroupNorm(_NormBase):
     """Group normalization (PyTorch's ``nn.GroupNorm``): statistics per sample and group.
 
     Input (N, C, *), output the same shape. The ``num_channels`` channels are split
@@ -96,22 +77,7 @@ class GroupNorm(Module):
         F._group_count(self.num_groups, self.num_channels, "GroupNorm")
         self.eps = float(eps)
         self.affine = bool(affine)
-        if self.affine:
-            self.weight = Parameter(np.ones(self.num_channels, np.float32))
-            if bias:
-                self.bias = Parameter(np.zeros(self.num_channels, np.float32))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-
-    def reset_parameters(self):
-        """Weight 1 and bias 0."""
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
+        self._create_affine(self.num_channels, self.affine, bias)
 
     def forward(self, x):
         _check_input(
@@ -128,7 +94,7 @@ class GroupNorm(Module):
         )
 
 
-class _InstanceNorm(Module):
+class _InstanceNorm(_NormBase):
     """What InstanceNorm1d and 2d share: parameters, buffers and forward (PyTorch's
     ``_InstanceNorm``); subclasses give the rank of a batched input."""
 
@@ -152,37 +118,8 @@ class _InstanceNorm(Module):
         self.momentum = None if momentum is None else float(momentum)
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
-        if self.affine:
-            self.weight = Parameter(np.ones(self.num_features, np.float32))
-            if bias:
-                self.bias = Parameter(np.zeros(self.num_features, np.float32))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if self.track_running_stats:
-            self.register_buffer("running_mean", np.zeros(self.num_features, np.float32))
-            self.register_buffer("running_var", np.ones(self.num_features, np.float32))
-            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
-        else:
-            for name in ("running_mean", "running_var", "num_batches_tracked"):
-                self.register_buffer(name, None)
-
-    def reset_running_stats(self):
-        """Running mean 0, running variance 1, no batches tracked."""
-        if self.track_running_stats:
-            self.running_mean.numpy()[...] = 0
-            self.running_var.numpy()[...] = 1
-            self.num_batches_tracked.data = np.array(0, dtype=np.int64)
-
-    def reset_parameters(self):
-        """Running statistics reset; weight 1 and bias 0."""
-        self.reset_running_stats()
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
+        self._create_affine(self.num_features, self.affine, bias)
+        self._create_running_stats(self.num_features, self.track_running_stats)
 
     def forward(self, x):
         batched = self._batched_rank
