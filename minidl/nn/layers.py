@@ -6,6 +6,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import _checks
+from .._dtypes import get_default_dtype
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -25,10 +26,10 @@ class _WeightAndBias(Module):
     as PyTorch initializes Linear and Conv2d."""
 
     def _create(self, weight_shape, bias, bias_size=None):
-        self.weight = Parameter(np.empty(weight_shape, np.float32))
+        self.weight = Parameter(np.empty(weight_shape, get_default_dtype()))
         if bias:
             size = weight_shape[0] if bias_size is None else bias_size
-            self.bias = Parameter(np.empty(size, np.float32))
+            self.bias = Parameter(np.empty(size, get_default_dtype()))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
@@ -286,12 +287,44 @@ class ConvTranspose2d(_ConvNd):
         )
         self._create_kernel(bias, transposed=True)
 
-    def forward(self, x):
+    def _output_padding_for(self, x, output_size):
+        return _transpose_output_padding(self, x, output_size)
+
+    def forward(self, x, output_size=None):
+        """``x`` (N, in_channels, H, W) -> (N, out_channels, OH, OW); ``output_size`` picks
+        the output padding that gives that (OH, OW), as torch's."""
         self._check_channels(x)
-        geometry = (self.stride, self.padding, self.output_padding, self.dilation)
+        output_padding = self.output_padding
+        if output_size is not None:
+            output_padding = self._output_padding_for(x, output_size)
+        geometry = (self.stride, self.padding, output_padding, self.dilation)
         return F._conv_transpose2d(
             x, self.weight, self.bias, geometry, self.groups, "ConvTranspose2d"
         )
+
+
+def _transpose_output_padding(layer, x, output_size):
+    """The output padding that makes a transposed convolution of ``x`` (OH, OW) big."""
+    size = tuple(output_size)[-2:]
+    if len(size) != 2 or not all(_checks.is_int(n) for n in size):
+        raise ValueError(f"ConvTranspose2d: output_size must end in two ints, got {output_size!r}")
+    padding = []
+    for axis in range(2):
+        smallest = (
+            (x.shape[2 + axis] - 1) * layer.stride[axis]
+            - 2 * layer.padding[axis]
+            + layer.dilation[axis] * (layer.kernel_size[axis] - 1)
+            + 1
+        )
+        extra = int(size[axis]) - smallest
+        limit = max(layer.stride[axis], layer.dilation[axis])
+        if not 0 <= extra < limit:
+            raise ValueError(
+                f"ConvTranspose2d: requested an output size of {tuple(size)}, but valid sizes "
+                f"along dim {2 + axis} range from {smallest} to {smallest + limit - 1}"
+            )
+        padding.append(extra)
+    return tuple(padding)
 
 
 class _NormBase(Module):
@@ -301,9 +334,9 @@ class _NormBase(Module):
 
     def _create_affine(self, shape, affine, bias=True):
         if affine:
-            self.weight = Parameter(np.ones(shape, np.float32))
+            self.weight = Parameter(np.ones(shape, get_default_dtype()))
             if bias:
-                self.bias = Parameter(np.zeros(shape, np.float32))
+                self.bias = Parameter(np.zeros(shape, get_default_dtype()))
             else:
                 self.register_parameter("bias", None)
         else:
@@ -312,8 +345,8 @@ class _NormBase(Module):
 
     def _create_running_stats(self, features, track_running_stats):
         if track_running_stats:
-            self.register_buffer("running_mean", np.zeros(features, np.float32))
-            self.register_buffer("running_var", np.ones(features, np.float32))
+            self.register_buffer("running_mean", np.zeros(features, get_default_dtype()))
+            self.register_buffer("running_var", np.ones(features, get_default_dtype()))
             self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
         else:
             for name in ("running_mean", "running_var", "num_batches_tracked"):
@@ -360,14 +393,24 @@ class BatchNorm(_NormBase):
     _ranks = (2, 3, 4)
     _shape_text = "(N, {0}), (N, {0}, L) or (N, {0}, H, W)"
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+    def __init__(
+        self,
+        num_features,
+        eps=1e-5,
+        momentum=0.1,
+        affine=True,
+        track_running_stats=True,
+        *,
+        bias=True,
+    ):
         super().__init__()
         self.num_features = _checks.positive_int(num_features, type(self).__name__, "num_features")
         self.eps = float(eps)
         self.momentum = None if momentum is None else float(momentum)
         self.affine = bool(affine)
+        self.bias_enabled = bool(bias)
         self.track_running_stats = bool(track_running_stats)
-        self._create_affine(self.num_features, self.affine)
+        self._create_affine(self.num_features, self.affine, bias)
         self._create_running_stats(self.num_features, self.track_running_stats)
 
     def forward(self, x):
@@ -399,7 +442,8 @@ class BatchNorm(_NormBase):
     def extra_repr(self):
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+            f"affine={self.affine}, bias={self.bias_enabled}, "
+            f"track_running_stats={self.track_running_stats}"
         )
 
 
@@ -746,7 +790,7 @@ class Embedding(Module):
         self.scale_grad_by_freq, self.sparse = False, False
         shape = (self.num_embeddings, self.embedding_dim)
         if _weight is None:
-            self.weight = Parameter(np.empty(shape, np.float32))
+            self.weight = Parameter(np.empty(shape, get_default_dtype()))
             self.reset_parameters()
         else:
             array = _weight.numpy() if isinstance(_weight, Tensor) else np.asarray(_weight)

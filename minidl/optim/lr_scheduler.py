@@ -221,6 +221,32 @@ class LinearLR(LRScheduler):
         return base_lr * (self.start_factor + (self.end_factor - self.start_factor) * progress)
 
 
+class ConstantLR(LRScheduler):
+    """Scale the lr by ``factor`` for the first ``total_iters`` steps, then restore it.
+
+    >>> opt = minidl.optim.SGD(minidl.nn.Dense(2, 2).parameters(), lr=1.0)
+    >>> minidl.optim.lr_scheduler.ConstantLR(opt, factor=0.5, total_iters=2).get_last_lr()
+    [0.5]
+    """
+
+    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
+        if factor > 1.0 or factor <= 0:
+            # torch accepts 0 and then divides by it when the lr is restored
+            raise ValueError(
+                f"ConstantLR: Constant multiplicative factor expected to be in (0, 1], got {factor}"
+            )
+        self.factor, self.total_iters = float(factor), int(total_iters)
+        super().__init__(optimizer, last_epoch)
+
+    def _lr_at(self, base_lr, step):
+        lr = base_lr * self.factor
+        # torch's chained rule: scaled back (not reset) at total_iters; with total_iters=0
+        # that moment is the first step itself, so the factor stays
+        if step >= self.total_iters > 0:
+            lr = lr * (1.0 / self.factor)
+        return lr
+
+
 class OneCycleLR(LRScheduler):
     """The 1cycle policy (Smith & Topin), stepped once per batch, as ``torch``'s OneCycleLR.
 
