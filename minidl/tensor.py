@@ -2065,7 +2065,8 @@ class Tensor:
         return _F.Clip.apply(x, min=min, max=max)
 
     def _as_float(self):
-        return self if self._data.dtype.kind == "f" else self.astype(get_default_dtype())
+        dtype = _dtypes.float_dtype_of(self._data.dtype)
+        return self if dtype == self._data.dtype else self.astype(dtype)
 
     # ------------------------------------------------------------------ dtype
     def astype(self, dtype):

@@ -343,6 +343,18 @@ class _NormBase(Module):
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
 
+    def _per_feature_state(self, num_features, eps, momentum, affine, track_running_stats, bias):
+        """What batch and instance norm set up alike: one weight, bias and running mean and
+        variance per feature (channel), each optional."""
+        self.num_features = _checks.positive_int(num_features, type(self).__name__, "num_features")
+        self.eps = float(eps)
+        self.momentum = None if momentum is None else float(momentum)
+        self.affine = bool(affine)
+        self.bias_enabled = bool(bias)
+        self.track_running_stats = bool(track_running_stats)
+        self._create_affine(self.num_features, self.affine, bias)
+        self._create_running_stats(self.num_features, self.track_running_stats)
+
     def _create_running_stats(self, features, track_running_stats):
         if track_running_stats:
             self.register_buffer("running_mean", np.zeros(features, get_default_dtype()))
@@ -404,14 +416,7 @@ class BatchNorm(_NormBase):
         bias=True,
     ):
         super().__init__()
-        self.num_features = _checks.positive_int(num_features, type(self).__name__, "num_features")
-        self.eps = float(eps)
-        self.momentum = None if momentum is None else float(momentum)
-        self.affine = bool(affine)
-        self.bias_enabled = bool(bias)
-        self.track_running_stats = bool(track_running_stats)
-        self._create_affine(self.num_features, self.affine, bias)
-        self._create_running_stats(self.num_features, self.track_running_stats)
+        self._per_feature_state(num_features, eps, momentum, affine, track_running_stats, bias)
 
     def forward(self, x):
         _check_input(

@@ -112,14 +112,7 @@ class _InstanceNorm(_NormBase):
         bias=True,
     ):
         super().__init__()
-        where = type(self).__name__
-        self.num_features = _checks.positive_int(num_features, where, "num_features")
-        self.eps = float(eps)
-        self.momentum = None if momentum is None else float(momentum)
-        self.affine = bool(affine)
-        self.track_running_stats = bool(track_running_stats)
-        self._create_affine(self.num_features, self.affine, bias)
-        self._create_running_stats(self.num_features, self.track_running_stats)
+        self._per_feature_state(num_features, eps, momentum, affine, track_running_stats, bias)
 
     def forward(self, x):
         batched = self._batched_rank
