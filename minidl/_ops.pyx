@@ -245,6 +245,19 @@ cdef Window _pool_geometry(shape, kernel_size, stride, padding, str name) except
 
 # ---------------------------------------------------------------- contiguous sums
 
+cdef enum:
+    # sum_leading and sum_channels split their work into pieces of about SUM_CHUNK
+    # values: each piece is summed by one thread into a double partial sum, and the
+    # partial sums are added in a fixed order afterwards. The pieces follow from the
+    # shape alone, so the bits never depend on the thread count; threads share them
+    # from two pieces' worth of values on. 32768 float32 values (128 KiB) took about
+    # 4 us on one thread (8 values per ns), a few times what waking a thread costs.
+    SUM_CHUNK = 32768
+    # sum_channels sums a (sample, channel) segment of at least this many contiguous
+    # values on its own; shorter segments it sums as the columns of an (A, C * B)
+    # array (see sum_channels).
+    SEGMENT_MIN = 256
+
 cdef inline double _sum(const floating* p, Py_ssize_t n) noexcept nogil:
     # sum(p[:n]) in double with LANES accumulators
     cdef double acc[LANES]
@@ -260,6 +273,28 @@ cdef inline double _sum(const floating* p, Py_ssize_t n) noexcept nogil:
         total += p[i]
     for k in range(LANES):
         total += acc[k]
+    return total
+
+
+cdef inline double _sum_segments(const floating* p, Py_ssize_t segments, Py_ssize_t length,
+                                 Py_ssize_t stride) noexcept nogil:
+    # the sum of p[i * stride + j] (i < segments, j < length), segment after segment
+    cdef double total = 0.0
+    cdef Py_ssize_t i
+    for i in range(segments):
+        total = total + _sum(p + i * stride, length)
+    return total
+
+
+cdef inline double _sum_in_order(const double* p, Py_ssize_t segments, Py_ssize_t length,
+                                 Py_ssize_t stride) noexcept nogil:
+    # the same sum of partial sums, one value after another: a few values per
+    # segment at most, where _sum's lanes would cost more than they save
+    cdef double total = 0.0
+    cdef Py_ssize_t i, j
+    for i in range(segments):
+        for j in range(length):
+            total = total + p[i * stride + j]
     return total
 
 
@@ -301,13 +336,28 @@ cdef inline void _sum_grad_and_product(const floating* dy, const floating* x, Py
     sum_dy_xmu[0] += total_prod
 
 
+cdef void _channel_totals(const double* sums, Py_ssize_t samples, Py_ssize_t channels,
+                          Py_ssize_t length, floating[::1] out) noexcept nogil:
+    # out[c] = sums.reshape(samples, channels, length)[:, c, :].sum() for every c, adding
+    # the partial sums in order; these additions are not vectorized (about 1 value per
+    # ns), so threads share the channels from 2 * SUM_CHUNK / 8 partial sums on
+    cdef int threads = _threads_for(min(channels, samples * channels * length * 8 // SUM_CHUNK))
+    cdef Py_ssize_t c
+    for c in prange(channels, num_threads=threads, schedule="static",
+                    use_threads_if=threads > 1):
+        out[c] = <floating>_sum_in_order(sums + c * length, samples, length, channels * length)
+
+
 # ---------------------------------------------------------------- sum over the leading axis
 
 def sum_leading(x):
     """Sum a (A, B) array over its leading axis: ``x.sum(axis=0)``, shape (B,).
 
     The reduction behind bias gradients and ``Tensor.sum`` over the batch axis.
-    Accumulates in double; the result has the input's dtype.
+    Accumulates in double; the result has the input's dtype. The rows are split
+    into chunks of about 32768 values (and long rows into blocks of columns) that
+    threads sum in parallel; the chunks' sums are then added in order, so the bits
+    depend on the shape alone.
 
     >>> sum_leading(np.ones((4, 3), np.float32))
     array([4., 4., 4.], dtype=float32)
@@ -323,33 +373,130 @@ def sum_leading(x):
     return out
 
 
+cdef struct ColumnPlan:
+    # How _column_sums splits a (rows, cols) array, from its shape alone. A task sums
+    # a chunk of chunk_rows rows over a block of at most COLUMN_BLOCK columns into
+    # the chunk's row of partial sums, one double per column. Rows of at most
+    # COLUMN_BLOCK / 2 values are taken fold at a time: fold consecutive rows are one
+    # contiguous line of fold * cols values, summed as columns and folded back to
+    # cols sums at the end of the task, so the loop along a line stays long enough
+    # to vectorize (a (60000, 10) bias gradient sums lines of 250 values).
+    Py_ssize_t rows, cols
+    Py_ssize_t fold        # rows per line
+    Py_ssize_t width       # values per line: fold * cols, or a block's COLUMN_BLOCK
+    Py_ssize_t blocks      # column blocks per chunk (1 when folding)
+    Py_ssize_t chunk_rows  # rows per chunk: about SUM_CHUNK values, a multiple of fold
+    Py_ssize_t chunks
+
+
+cdef ColumnPlan _column_plan(Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    # rows, cols > 0
+    cdef ColumnPlan plan
+    plan.rows = rows
+    plan.cols = cols
+    if cols <= COLUMN_BLOCK // 2:
+        plan.fold = COLUMN_BLOCK // cols
+        plan.width = plan.fold * cols
+        plan.blocks = 1
+    else:
+        plan.fold = 1
+        plan.width = COLUMN_BLOCK
+        plan.blocks = (cols + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    plan.chunk_rows = plan.fold * max(1, SUM_CHUNK // plan.width)
+    plan.chunks = (rows + plan.chunk_rows - 1) // plan.chunk_rows
+    return plan
+
+
 cdef void _sum_leading(const floating[:, ::1] x, floating[::1] out) noexcept:
-    cdef Py_ssize_t blocks = (x.shape[1] + COLUMN_BLOCK - 1) // COLUMN_BLOCK
-    cdef int threads = _threads_for(blocks)
-    cdef Py_ssize_t block
+    cdef ColumnPlan plan = _column_plan(x.shape[0], x.shape[1])
+    partial_array = np.empty((plan.chunks, plan.cols))
+    cdef double[:, ::1] partial = partial_array
     with nogil:
-        for block in prange(blocks, num_threads=threads, schedule="static",
-                            use_threads_if=threads > 1):
-            _sum_leading_block(x, out, block)
+        _column_sums(&x[0, 0], plan, &partial[0, 0])
+        _channel_totals(&partial[0, 0], 1, plan.cols, 1, out)
 
 
-cdef void _sum_leading_block(const floating[:, ::1] x, floating[::1] out,
-                             Py_ssize_t block) noexcept nogil:
-    # out[start:stop] = x[:, start:stop].sum(axis=0) for the block's columns,
-    # one double per column
+cdef void _column_sums(const floating* x, ColumnPlan plan, double* partial) noexcept nogil:
+    # partial[:cols] = x.reshape(rows, cols).sum(axis=0), through partial's chunks rows:
+    # each task fills its chunk's row (its block of it), then the rows are added in
+    # chunk order into the first
+    cdef int threads = _threads_for(plan.rows * plan.cols // SUM_CHUNK)
+    cdef Py_ssize_t col_blocks = (plan.cols + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    cdef int add_threads = _threads_for(min(col_blocks, plan.chunks * plan.cols // SUM_CHUNK))
+    cdef Py_ssize_t task, block
+    for task in prange(plan.chunks * plan.blocks, num_threads=threads, schedule="static",
+                       use_threads_if=threads > 1):
+        _column_task(x, plan, task, partial)
+    if plan.chunks > 1:
+        for block in prange(col_blocks, num_threads=add_threads, schedule="static",
+                            use_threads_if=add_threads > 1):
+            _add_chunk_rows(plan, block, partial)
+
+
+cdef void _column_task(const floating* x, ColumnPlan plan, Py_ssize_t task,
+                       double* partial) noexcept nogil:
+    # partial[chunk, start:start + width] = x[rows of the chunk, start:start + width].sum(axis=0)
+    # (all cols when folding), with x seen as lines of plan.width values, plan.fold rows
+    # apart; four lines are added together before they meet the accumulators, which
+    # saves three of every four loads and stores of them
     cdef double acc[COLUMN_BLOCK]
-    cdef Py_ssize_t start = block * COLUMN_BLOCK
-    cdef Py_ssize_t width = min(start + COLUMN_BLOCK, x.shape[1]) - start
-    cdef Py_ssize_t i, j
-    cdef const floating* row
+    cdef Py_ssize_t chunk = task // plan.blocks
+    cdef Py_ssize_t start = (task % plan.blocks) * COLUMN_BLOCK
+    cdef Py_ssize_t first = chunk * plan.chunk_rows
+    cdef Py_ssize_t rows = min(first + plan.chunk_rows, plan.rows) - first
+    cdef Py_ssize_t lines = rows // plan.fold
+    cdef Py_ssize_t quads = lines - lines % 4
+    cdef Py_ssize_t step = plan.fold * plan.cols
+    cdef Py_ssize_t width = plan.width
+    cdef const floating* base = x + first * plan.cols + start
+    cdef const floating* r0
+    cdef const floating* r1
+    cdef const floating* r2
+    cdef const floating* r3
+    cdef double* sums = partial + chunk * plan.cols + start
+    cdef double total
+    cdef Py_ssize_t i, j, k
+    if plan.fold == 1:
+        width = min(start + COLUMN_BLOCK, plan.cols) - start
     for j in range(width):
         acc[j] = 0.0
-    for i in range(x.shape[0]):
-        row = &x[i, start]
+    for i in range(0, quads, 4):
+        r0 = base + i * step
+        r1 = r0 + step
+        r2 = r1 + step
+        r3 = r2 + step
         for j in range(width):
-            acc[j] += row[j]
-    for j in range(width):
-        out[start + j] = <floating>acc[j]
+            acc[j] += (<double>r0[j] + r1[j]) + (<double>r2[j] + r3[j])
+    for i in range(quads, lines):
+        r0 = base + i * step
+        for j in range(width):
+            acc[j] += r0[j]
+    # the chunk's last rows that do not fill a line (the array's last chunk only)
+    for i in range(lines * plan.fold, rows):
+        r0 = base + i * plan.cols
+        for j in range(plan.cols):
+            acc[j] += r0[j]
+    if plan.fold == 1:
+        for j in range(width):
+            sums[j] = acc[j]
+    else:
+        for j in range(plan.cols):
+            total = acc[j]
+            for k in range(1, plan.fold):
+                total = total + acc[k * plan.cols + j]
+            sums[j] = total
+
+
+cdef void _add_chunk_rows(ColumnPlan plan, Py_ssize_t block, double* partial) noexcept nogil:
+    # partial[0, cols of the block] += partial[k, same cols] for k = 1, 2, ... in order
+    cdef Py_ssize_t start = block * COLUMN_BLOCK
+    cdef Py_ssize_t stop = min(start + COLUMN_BLOCK, plan.cols)
+    cdef const double* row
+    cdef Py_ssize_t k, j
+    for k in range(1, plan.chunks):
+        row = partial + k * plan.cols
+        for j in range(start, stop):
+            partial[j] += row[j]
 
 
 cdef inline void _moments(const floating* p, Py_ssize_t segments, Py_ssize_t length,
@@ -358,12 +505,10 @@ cdef inline void _moments(const floating* p, Py_ssize_t segments, Py_ssize_t len
     # in two passes with double accumulators: the statistics core of every normalization
     # (a batch-norm channel is N segments of S values, a group one segment of K * S)
     cdef double count = <double>(segments * length)
-    cdef double total = 0.0
+    cdef double total
     cdef double m
     cdef Py_ssize_t i
-    for i in range(segments):
-        total = total + _sum(p + i * stride, length)
-    m = total / count
+    m = _sum_segments(p, segments, length, stride) / count
     total = 0.0
     for i in range(segments):
         total = total + _sum_squared_deviation(p + i * stride, length, m)
@@ -378,7 +523,12 @@ def sum_channels(x):
 
     With A = N and B = H * W this is the per-channel sum of an (N, C, H, W) tensor
     (a convolution's bias gradient); any reduction over a prefix and a suffix of
-    axes folds to this shape. Accumulates in double, one thread per channel.
+    axes folds to this shape, a full sum to (1, 1, size). Accumulates in double.
+    Long segments x[a, c, :] (B >= 256, or B >= 16 A) are summed one by one, in
+    pieces of at most 32768 values, by threads taking consecutive pieces; shorter
+    ones are summed as the columns of the (A, C * B) array, as ``sum_leading``
+    does. The partial sums are then added in order, so the bits depend on the
+    shape alone.
 
     >>> sum_channels(np.ones((2, 3, 5)))
     array([10., 10., 10.])
@@ -395,23 +545,54 @@ def sum_channels(x):
 
 
 cdef void _sum_channels(const floating[:, :, ::1] x, floating[::1] out) noexcept:
+    # A segment summed on its own costs a few additions of its lanes; summed as
+    # columns, every row of the chunk's partial sums costs a pass over C * B
+    # doubles: segments win from B >= 16 A (measured on (A, C, B) float32 arrays of
+    # 5e5 values: (1, C, 16) and (2, C, 64) as segments, (4, C, 16) as columns)
+    # and from B >= SEGMENT_MIN at any A.
+    cdef Py_ssize_t samples = x.shape[0]
     cdef Py_ssize_t channels = x.shape[1]
-    cdef int threads = _threads_for(channels)
-    cdef Py_ssize_t c
+    cdef Py_ssize_t length = x.shape[2]
+    if length >= SEGMENT_MIN or length >= 16 * samples:
+        _sum_channel_segments(x, out)
+        return
+    cdef ColumnPlan plan = _column_plan(samples, channels * length)
+    partial_array = np.empty((plan.chunks, plan.cols))
+    cdef double[:, ::1] partial = partial_array
     with nogil:
-        for c in prange(channels, num_threads=threads, schedule="static",
-                        use_threads_if=threads > 1):
-            _sum_channel(x, out, c)
+        _column_sums(&x[0, 0, 0], plan, &partial[0, 0])
+        _channel_totals(&partial[0, 0], 1, channels, length, out)
 
 
-cdef void _sum_channel(const floating[:, :, ::1] x, floating[::1] out,
-                       Py_ssize_t c) noexcept nogil:
-    # out[c] = x[:, c, :].sum()
-    cdef double total = 0.0
-    cdef Py_ssize_t a
-    for a in range(x.shape[0]):
-        total = total + _sum(&x[a, c, 0], x.shape[2])
-    out[c] = <floating>total
+cdef void _sum_channel_segments(const floating[:, :, ::1] x, floating[::1] out) noexcept:
+    # pieces[(a * C + c) * per_segment + k] = x[a, c, k * SUM_CHUNK:(k + 1) * SUM_CHUNK].sum():
+    # the pieces in memory order, per_task of them (about SUM_CHUNK values) per task;
+    # then out[c] adds channel c's pieces in order
+    cdef Py_ssize_t channels = x.shape[1]
+    cdef Py_ssize_t length = x.shape[2]
+    cdef Py_ssize_t per_segment = (length + SUM_CHUNK - 1) // SUM_CHUNK
+    cdef Py_ssize_t per_task = max(1, SUM_CHUNK // length)
+    cdef Py_ssize_t count = x.shape[0] * channels * per_segment
+    cdef int threads = _threads_for(x.shape[0] * channels * length // SUM_CHUNK)
+    cdef Py_ssize_t task
+    pieces_array = np.empty(count)
+    cdef double[::1] pieces = pieces_array
+    with nogil:
+        for task in prange((count + per_task - 1) // per_task, num_threads=threads,
+                           schedule="static", use_threads_if=threads > 1):
+            _sum_pieces(&x[0, 0, 0], length, per_segment, task * per_task,
+                        min(task * per_task + per_task, count), &pieces[0])
+        _channel_totals(&pieces[0], x.shape[0], channels, per_segment, out)
+
+
+cdef void _sum_pieces(const floating* x, Py_ssize_t length, Py_ssize_t per_segment,
+                      Py_ssize_t first, Py_ssize_t stop, double* pieces) noexcept nogil:
+    # pieces[first:stop] of consecutive segments of length values, per_segment pieces each
+    cdef Py_ssize_t q, offset
+    for q in range(first, stop):
+        offset = (q % per_segment) * SUM_CHUNK
+        pieces[q] = _sum(x + (q // per_segment) * length + offset,
+                         min(offset + SUM_CHUNK, length) - offset)
 
 
 # ---------------------------------------------------------------- row-wise log-sum-exp
