@@ -24,19 +24,34 @@ def sum_axes(x, axes):
     """
     if not axes:
         return x
-    shape = x.shape
-    out_shape = tuple(n for i, n in enumerate(shape) if i not in axes)
-    if x.dtype not in _KERNEL_DTYPES or x.size == 0 or not x.flags.c_contiguous:
+    if x.dtype not in _KERNEL_DTYPES or x.size == 0:
         return x.sum(axis=axes)
-    kept = [i for i, n in enumerate(shape) if i not in axes and n != 1]
-    if not kept:
-        return _ops.sum_channels(x.reshape(1, 1, x.size)).reshape(out_shape)
-    low, high = kept[0], kept[-1] + 1
-    if any(low < i < high and shape[i] != 1 for i in axes):
-        return x.sum(axis=axes)
-    outer = int(np.prod(shape[:low], dtype=np.int64))
-    middle = int(np.prod(shape[low:high], dtype=np.int64))
-    inner = int(np.prod(shape[high:], dtype=np.int64))
+    if not x.flags.c_contiguous:
+        if not x.flags.f_contiguous:
+            return x.sum(axis=axes)
+        # x.T is C-contiguous; its sum keeps the other axes in reverse order
+        last = x.ndim - 1
+        return sum_axes(x.T, tuple(sorted(last - a for a in axes))).T
+    # One pass over the shape (size-1 axes change nothing wherever they are): the
+    # reduced axes before the first kept one multiply into outer, the kept ones into
+    # middle, the reduced ones after them into inner; a reduced axis between kept
+    # ones leaves it to numpy. Plain Python: np.prod of a tuple costs more than a
+    # small kernel call.
+    outer = middle = inner = 1
+    out_shape = []
+    for i, n in enumerate(x.shape):
+        if i not in axes:
+            out_shape.append(n)
+            if n != 1:
+                if inner != 1:
+                    return x.sum(axis=axes)
+                middle *= n
+        elif middle == 1:
+            outer *= n
+        else:
+            inner *= n
+    if middle == 1:
+        return _ops.sum_channels(x.reshape(1, 1, outer)).reshape(out_shape)
     if inner == 1:
         return _ops.sum_leading(x.reshape(outer, middle)).reshape(out_shape)
     return _ops.sum_channels(x.reshape(outer, middle, inner)).reshape(out_shape)
