@@ -3,8 +3,9 @@
 Any sum whose reduced axes are a prefix and a suffix of a C-contiguous array's
 axes (the batch axis of a (N, F) gradient, the N, H, W axes of a (N, C, H, W)
 one, every axis at once) folds to a (A, C, B) array summed over A and B, which
-``_ops.sum_leading`` and ``_ops.sum_channels`` do with float64 accumulators.
-Other sums go to numpy.
+``_ops.sum_leading`` and ``_ops.sum_channels`` do with float64 accumulators; a
+Fortran-ordered array is summed as its C-ordered transpose. Other sums go to
+numpy, also accumulating in float64.
 """
 
 import numpy as np
@@ -28,7 +29,7 @@ def sum_axes(x, axes):
         return x.sum(axis=axes)
     if not x.flags.c_contiguous:
         if not x.flags.f_contiguous:
-            return x.sum(axis=axes)
+            return _numpy_sum(x, axes)
         # x.T is C-contiguous; its sum keeps the other axes in reverse order
         last = x.ndim - 1
         return sum_axes(x.T, tuple(sorted(last - a for a in axes))).T
@@ -44,7 +45,7 @@ def sum_axes(x, axes):
             out_shape.append(n)
             if n != 1:
                 if inner != 1:
-                    return x.sum(axis=axes)
+                    return _numpy_sum(x, axes)
                 middle *= n
         elif middle == 1:
             outer *= n
@@ -55,6 +56,12 @@ def sum_axes(x, axes):
     if inner == 1:
         return _ops.sum_leading(x.reshape(outer, middle)).reshape(out_shape)
     return _ops.sum_channels(x.reshape(outer, middle, inner)).reshape(out_shape)
+
+
+def _numpy_sum(x, axes):
+    # numpy's float32 sum accumulates in float32 along a strided axis; in float64,
+    # as the kernels do, the result does not depend on the layout's precision
+    return x.sum(axis=axes, dtype=np.float64).astype(x.dtype, copy=False)
 
 
 def unbroadcast(grad, shape):
