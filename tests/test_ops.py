@@ -81,24 +81,75 @@ seeds = st.integers(0, 2**16)
 
 # ---------------------------------------------------------------- reductions
 
+# sum_leading and sum_channels split their work by the shape alone (see the sums in
+# _ops.pyx): rows into chunks of about SUM_CHUNK values, long rows into blocks of
+# COLUMN_BLOCK columns, rows of at most COLUMN_BLOCK // 2 values folded into lines of
+# up to COLUMN_BLOCK; segments x[a, c, :] of B >= SEGMENT_MIN or B >= 16 A values are
+# summed on their own, in pieces of at most SUM_CHUNK. The constants are repeated
+# here so that the shapes below land on those boundaries.
+SUM_CHUNK = 32768
+COLUMN_BLOCK = 256
+SEGMENT_MIN = 256
+
+
+def _column_chunks(cols):
+    """(rows per chunk, rows per line) of the kernels' column sums of (rows, cols)."""
+    fold = COLUMN_BLOCK // cols if cols <= COLUMN_BLOCK // 2 else 1
+    width = fold * cols if fold > 1 else COLUMN_BLOCK
+    return fold * max(1, SUM_CHUNK // width), fold
+
+
+@st.composite
+def leading_shapes(draw):
+    """(rows, cols): small, or one to three row chunks give or take a line or a row."""
+    if draw(st.booleans()):
+        return draw(st.tuples(st.integers(0, 40), st.integers(0, 300)))
+    cols = draw(st.one_of(st.integers(1, 300), st.sampled_from([127, 128, 129, 255, 256, 257])))
+    chunk_rows, fold = _column_chunks(cols)
+    rows = draw(st.integers(1, 2)) * chunk_rows
+    rows += draw(st.sampled_from([-1, 0, 1, -fold, fold - 1, 3 * fold + 1, chunk_rows // 2]))
+    return rows, cols
+
+
+@st.composite
+def channel_shapes(draw):
+    """(A, C, B) for each of sum_channels' ways: columns, segments, segments in pieces."""
+    way = draw(st.sampled_from(["small", "columns", "segments", "pieces"]))
+    if way == "small":
+        return draw(st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(0, 70)))
+    if way == "columns":
+        samples = draw(st.integers(2, 300))
+        length = draw(st.integers(1, min(SEGMENT_MIN, 16 * samples) - 1))
+        return samples, draw(st.integers(1, max(1, 4 * SUM_CHUNK // (samples * length)))), length
+    if way == "segments":
+        samples = draw(st.integers(1, 8))
+        length = draw(
+            st.one_of(
+                st.integers(16 * samples, 16 * samples + 40),
+                st.sampled_from([SEGMENT_MIN - 1, SEGMENT_MIN, SEGMENT_MIN + 1, 784, 3000]),
+            )
+        )
+        return samples, draw(st.integers(1, 4 * SUM_CHUNK // (samples * length) + 1)), length
+    length = draw(st.integers(1, 2)) * SUM_CHUNK + draw(st.sampled_from([-1, 0, 1, 17]))
+    return draw(st.integers(1, 2)), draw(st.integers(1, 2)), length
+
 
 @given(
-    rows=st.integers(0, 40),
-    cols=st.integers(0, 300),
+    shape=leading_shapes(),
     dtype=dtypes,
     layout=layouts,
     seed=seeds,
     offset=st.sampled_from([0.0, 1e4]),
 )
-def test_sum_leading(rows, cols, dtype, layout, seed, offset):
-    x = _layout(_random((rows, cols), dtype, seed, offset), layout)
+def test_sum_leading(shape, dtype, layout, seed, offset):
+    x = _layout(_random(shape, dtype, seed, offset), layout)
     ours = _ops.sum_leading(x)
-    assert ours.dtype == dtype and ours.shape == (cols,)
+    assert ours.dtype == dtype and ours.shape == (shape[1],)
     _close(ours, _reference.sum_leading(x), dtype, "sum_leading")
 
 
 @given(
-    shape=st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(0, 70)),
+    shape=channel_shapes(),
     dtype=dtypes,
     layout=layouts,
     seed=seeds,
@@ -111,11 +162,79 @@ def test_sum_channels(shape, dtype, layout, seed, offset):
     _close(ours, _reference.sum_channels(x), dtype, "sum_channels")
 
 
+def _with_threads(threads, fn, *args):
+    before = _ops.get_num_threads()
+    try:
+        _ops.set_num_threads(threads)
+        return fn(*args)
+    finally:
+        _ops.set_num_threads(before)
+
+
+@given(data=st.data(), dtype=dtypes, seed=seeds)
+def test_sums_same_bits_with_one_and_two_threads(data, dtype, seed):
+    # the chunks, and the order their sums are added in, follow from the shape alone
+    kernel = data.draw(st.sampled_from(["sum_leading", "sum_channels"]))
+    shape = data.draw(leading_shapes() if kernel == "sum_leading" else channel_shapes())
+    x = _random(shape, dtype, seed, offset=3.0)
+    single = _with_threads(1, getattr(_ops, kernel), x)
+    double = _with_threads(2, getattr(_ops, kernel), x)
+    assert single.tobytes() == double.tobytes(), f"{kernel}{shape}: 1 and 2 threads differ"
+
+
 def test_float32_sums_accumulate_in_double():
     # 2**24 + 1 is not a float32: a float32 accumulator would stall at 2**24.
     ones = np.ones((2**24 + 2, 1), dtype=np.float32)
     assert _ops.sum_leading(ones)[0] == np.float32(2**24 + 2)
     assert _ops.sum_channels(ones.reshape(1, 1, -1))[0] == np.float32(2**24 + 2)
+
+
+@pytest.mark.parametrize(
+    "kernel, shape",
+    [
+        ("sum_leading", (40000, 3)),  # folded lines, two chunks
+        ("sum_leading", (300, 600)),  # column blocks, three chunks
+        ("sum_channels", (1, 2, 70000)),  # pieces of a segment
+        ("sum_channels", (5, 3, 400)),  # segments
+        ("sum_channels", (300, 4, 9)),  # columns
+    ],
+)
+def test_float32_sums_have_no_float32_partial_sum(kernel, shape):
+    # Each sum is 2**25, then ones, then -2**25: a float32 addition of 2**25 and 1 is
+    # 2**25, so any partial sum kept in float32 (a lane, rows added before they meet
+    # the accumulators, a chunk, a piece) loses ones; in double the sum is exact.
+    x = np.ones(shape, dtype=np.float32)
+    first, last = ((0,), (-1,)) if len(shape) == 2 else ((0, slice(None), 0), (-1, slice(None), -1))
+    x[first] = 2.0**25
+    x[last] = -(2.0**25)
+    expected = np.full(shape[1], x.size // shape[1] - 2, dtype=np.float32)
+    np.testing.assert_array_equal(getattr(_ops, kernel)(x), expected, err_msg=kernel)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sums_propagate_nan_and_inf(dtype):
+    x = np.ones((700, 300), dtype=dtype)
+    x[650, 5] = np.nan
+    x[3, 7] = x[600, 8] = np.inf
+    x[601, 8] = x[10, 9] = -np.inf
+    with np.errstate(invalid="ignore"):  # inf - inf
+        expected = x.sum(axis=0, dtype=np.float64).astype(dtype)
+    np.testing.assert_array_equal(_ops.sum_leading(x), expected)
+    for shape in [(700, 300, 1), (1, 700, 300), (70, 10, 300), (1, 1, x.size)]:
+        folded = x.reshape(shape)
+        with np.errstate(invalid="ignore"):
+            expected = folded.sum(axis=(0, 2), dtype=np.float64).astype(dtype)
+        np.testing.assert_array_equal(_ops.sum_channels(folded), expected, err_msg=str(shape))
+
+
+@pytest.mark.parametrize("shape", [(300, 600), (40000, 3), (5, 3, 400), (300, 4, 9), (1, 1, 70001)])
+def test_float64_sums_match_torch(torch, shape):
+    x = _random(shape, np.float64, 0, offset=1.0)
+    if len(shape) == 2:
+        ours, theirs = _ops.sum_leading(x), torch.from_numpy(x).sum(dim=0)
+    else:
+        ours, theirs = _ops.sum_channels(x), torch.from_numpy(x).sum(dim=(0, 2))
+    _close(ours, theirs.numpy(), np.float64, f"sum of {shape}")
 
 
 @given(
