@@ -250,9 +250,11 @@ cdef enum:
     # values: each piece is summed by one thread into a double partial sum, and the
     # partial sums are added in a fixed order afterwards. The pieces follow from the
     # shape alone, so the bits never depend on the thread count; threads share them
-    # from two pieces' worth of values on. 32768 float32 values (128 KiB) took about
-    # 4 us on one thread (8 values per ns), a few times what waking a thread costs.
-    SUM_CHUNK = 32768
+    # from two pieces' worth of values on. 16384 float32 values (64 KiB) took about
+    # 2 us on one thread (8 to 10 values per ns: the conversions to double set the
+    # pace), about what waking a spinning thread costs; pieces this small also
+    # share a full sum evenly (62 pieces of a million values).
+    SUM_CHUNK = 16384
     # sum_channels sums a (sample, channel) segment of at least this many contiguous
     # values on its own; shorter segments it sums as the columns of an (A, C * B)
     # array (see sum_channels).
@@ -283,18 +285,6 @@ cdef inline double _sum_segments(const floating* p, Py_ssize_t segments, Py_ssiz
     cdef Py_ssize_t i
     for i in range(segments):
         total = total + _sum(p + i * stride, length)
-    return total
-
-
-cdef inline double _sum_in_order(const double* p, Py_ssize_t segments, Py_ssize_t length,
-                                 Py_ssize_t stride) noexcept nogil:
-    # the same sum of partial sums, one value after another: a few values per
-    # segment at most, where _sum's lanes would cost more than they save
-    cdef double total = 0.0
-    cdef Py_ssize_t i, j
-    for i in range(segments):
-        for j in range(length):
-            total = total + p[i * stride + j]
     return total
 
 
@@ -336,16 +326,44 @@ cdef inline void _sum_grad_and_product(const floating* dy, const floating* x, Py
     sum_dy_xmu[0] += total_prod
 
 
-cdef void _channel_totals(const double* sums, Py_ssize_t samples, Py_ssize_t channels,
+cdef void _channel_totals(double* sums, Py_ssize_t samples, Py_ssize_t channels,
                           Py_ssize_t length, floating[::1] out) noexcept nogil:
-    # out[c] = sums.reshape(samples, channels, length)[:, c, :].sum() for every c, adding
-    # the partial sums in order; these additions are not vectorized (about 1 value per
-    # ns), so threads share the channels from 2 * SUM_CHUNK / 8 partial sums on
-    cdef int threads = _threads_for(min(channels, samples * channels * length * 8 // SUM_CHUNK))
-    cdef Py_ssize_t c
-    for c in prange(channels, num_threads=threads, schedule="static",
-                    use_threads_if=threads > 1):
-        out[c] = <floating>_sum_in_order(sums + c * length, samples, length, channels * length)
+    # out[c] = sums.reshape(samples, channels, length)[:, c, :].sum() for every c, the
+    # partial sums of channel c added in order (by sample, then position); threads
+    # take blocks of channels
+    cdef Py_ssize_t blocks = (channels + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    cdef int threads = _threads_for(min(blocks, samples * channels * length // SUM_CHUNK))
+    cdef Py_ssize_t block
+    for block in prange(blocks, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
+        _channel_block_totals(sums, samples, channels, length, block, out)
+
+
+cdef void _channel_block_totals(double* sums, Py_ssize_t samples, Py_ssize_t channels,
+                                Py_ssize_t length, Py_ssize_t block,
+                                floating[::1] out) noexcept nogil:
+    cdef Py_ssize_t start = block * COLUMN_BLOCK
+    cdef Py_ssize_t stop = min(start + COLUMN_BLOCK, channels)
+    cdef const double* row
+    cdef double total
+    cdef Py_ssize_t a, c, k
+    if length == 1:
+        # one partial sum per (sample, channel): added sample after sample into the
+        # first sample's, a loop over the block's channels that vectorizes
+        for a in range(1, samples):
+            row = sums + a * channels
+            for c in range(start, stop):
+                sums[c] += row[c]
+        for c in range(start, stop):
+            out[c] = <floating>sums[c]
+        return
+    for c in range(start, stop):
+        total = 0.0
+        for a in range(samples):
+            row = sums + (a * channels + c) * length
+            for k in range(length):
+                total = total + row[k]
+        out[c] = <floating>total
 
 
 # ---------------------------------------------------------------- sum over the leading axis
@@ -355,7 +373,7 @@ def sum_leading(x):
 
     The reduction behind bias gradients and ``Tensor.sum`` over the batch axis.
     Accumulates in double; the result has the input's dtype. The rows are split
-    into chunks of about 32768 values (and long rows into blocks of columns) that
+    into chunks of about 16384 values (and long rows into blocks of columns) that
     threads sum in parallel; the chunks' sums are then added in order, so the bits
     depend on the shape alone.
 
@@ -525,7 +543,7 @@ def sum_channels(x):
     (a convolution's bias gradient); any reduction over a prefix and a suffix of
     axes folds to this shape, a full sum to (1, 1, size). Accumulates in double.
     Long segments x[a, c, :] (B >= 256, or B >= 16 A) are summed one by one, in
-    pieces of at most 32768 values, by threads taking consecutive pieces; shorter
+    pieces of at most 16384 values, by threads taking consecutive pieces; shorter
     ones are summed as the columns of the (A, C * B) array, as ``sum_leading``
     does. The partial sums are then added in order, so the bits depend on the
     shape alone.
@@ -565,12 +583,14 @@ cdef void _sum_channels(const floating[:, :, ::1] x, floating[::1] out) noexcept
 
 
 cdef void _sum_channel_segments(const floating[:, :, ::1] x, floating[::1] out) noexcept:
-    # pieces[(a * C + c) * per_segment + k] = x[a, c, k * SUM_CHUNK:(k + 1) * SUM_CHUNK].sum():
-    # the pieces in memory order, per_task of them (about SUM_CHUNK values) per task;
-    # then out[c] adds channel c's pieces in order
+    # pieces[(a * C + c) * per_segment + k] = x[a, c, k * piece:(k + 1) * piece].sum(),
+    # a segment cut into per_segment pieces of equal length (give or take one value) of
+    # at most SUM_CHUNK values; the pieces in memory order, per_task of them (about
+    # SUM_CHUNK values) per task; then out[c] adds channel c's pieces in order
     cdef Py_ssize_t channels = x.shape[1]
     cdef Py_ssize_t length = x.shape[2]
     cdef Py_ssize_t per_segment = (length + SUM_CHUNK - 1) // SUM_CHUNK
+    cdef Py_ssize_t piece = (length + per_segment - 1) // per_segment
     cdef Py_ssize_t per_task = max(1, SUM_CHUNK // length)
     cdef Py_ssize_t count = x.shape[0] * channels * per_segment
     cdef int threads = _threads_for(x.shape[0] * channels * length // SUM_CHUNK)
@@ -580,19 +600,21 @@ cdef void _sum_channel_segments(const floating[:, :, ::1] x, floating[::1] out) 
     with nogil:
         for task in prange((count + per_task - 1) // per_task, num_threads=threads,
                            schedule="static", use_threads_if=threads > 1):
-            _sum_pieces(&x[0, 0, 0], length, per_segment, task * per_task,
+            _sum_pieces(&x[0, 0, 0], length, per_segment, piece, task * per_task,
                         min(task * per_task + per_task, count), &pieces[0])
         _channel_totals(&pieces[0], x.shape[0], channels, per_segment, out)
 
 
 cdef void _sum_pieces(const floating* x, Py_ssize_t length, Py_ssize_t per_segment,
-                      Py_ssize_t first, Py_ssize_t stop, double* pieces) noexcept nogil:
-    # pieces[first:stop] of consecutive segments of length values, per_segment pieces each
+                      Py_ssize_t piece, Py_ssize_t first, Py_ssize_t stop,
+                      double* pieces) noexcept nogil:
+    # pieces[first:stop] of consecutive segments of length values, cut into per_segment
+    # pieces of piece values (the last one shorter)
     cdef Py_ssize_t q, offset
     for q in range(first, stop):
-        offset = (q % per_segment) * SUM_CHUNK
+        offset = (q % per_segment) * piece
         pieces[q] = _sum(x + (q // per_segment) * length + offset,
-                         min(offset + SUM_CHUNK, length) - offset)
+                         min(offset + piece, length) - offset)
 
 
 # ---------------------------------------------------------------- row-wise log-sum-exp

@@ -87,7 +87,7 @@ seeds = st.integers(0, 2**16)
 # up to COLUMN_BLOCK; segments x[a, c, :] of B >= SEGMENT_MIN or B >= 16 A values are
 # summed on their own, in pieces of at most SUM_CHUNK. The constants are repeated
 # here so that the shapes below land on those boundaries.
-SUM_CHUNK = 32768
+SUM_CHUNK = 16384
 COLUMN_BLOCK = 256
 SEGMENT_MIN = 256
 
