@@ -861,64 +861,90 @@ cdef void _update_slabs(_Rule rule, list rows, list addresses, int max_threads) 
 cdef void _run_slabs(_Rule rule, const _Slab* slabs, Py_ssize_t count, int threads,
                      floating dtype_marker) noexcept:
     # the hyper-parameters rounded to the parameters' dtype once, as torch rounds a
-    # Scalar argument to the tensor's type; then every slab, split over ``threads``
+    # Scalar argument to the tensor's type; then every slab, split over ``threads``.
+    # Options that are not a choice of arithmetic become factors that change nothing
+    # when off (a sign of 1, a decay of 1, Nesterov's 0 + 1 * buf), so the loops have
+    # no branches and vectorize.
+    cdef floating sign = -1 if rule.maximize else 1
     cdef floating neg_lr = <floating>(-rule.lr)
     cdef floating momentum = <floating>rule.momentum
     cdef floating dampening_complement = <floating>(1.0 - rule.dampening)
     cdef floating weight_decay = <floating>rule.weight_decay
-    cdef floating decay = <floating>(1.0 - rule.lr * rule.weight_decay)
+    cdef floating decay = 1
     cdef floating lerp_weight = <floating>(1.0 - rule.beta1)
     cdef floating beta2 = <floating>rule.beta2
     cdef floating beta2_complement = <floating>(1.0 - rule.beta2)
     cdef floating eps = <floating>rule.eps
+    cdef bint coupled = rule.weight_decay != 0 and not rule.decoupled
     cdef Py_ssize_t s
+    if rule.decoupled and rule.weight_decay != 0:
+        decay = <floating>(1.0 - rule.lr * rule.weight_decay)
     with nogil:
         if rule.kind == SGD_RULE:
             for s in prange(count, num_threads=threads, schedule="static",
                             use_threads_if=threads > 1):
-                _sgd_slab(&slabs[s], neg_lr, momentum, dampening_complement, weight_decay,
-                          rule.nesterov, rule.maximize)
+                _sgd_slab(&slabs[s], sign, neg_lr, momentum, dampening_complement,
+                          weight_decay, coupled, rule.nesterov)
         else:
             for s in prange(count, num_threads=threads, schedule="static",
                             use_threads_if=threads > 1):
-                _adam_slab(&slabs[s], lerp_weight, beta2, beta2_complement, eps,
-                           weight_decay, decay, rule.decoupled, rule.amsgrad, rule.maximize)
+                _adam_slab(&slabs[s], sign, lerp_weight, beta2, beta2_complement, eps,
+                           weight_decay, decay, coupled, rule.amsgrad)
 
 
-cdef void _sgd_slab(const _Slab* slab, floating neg_lr, floating momentum,
-                    floating dampening_complement, floating weight_decay, bint nesterov,
-                    bint maximize) noexcept nogil:
-    # torch.optim.SGD per element: g = -grad if maximize; g += weight_decay * p;
-    # with momentum: buf = g (first step) or buf * momentum + (1 - dampening) * g, and
-    # g = g + momentum * buf (Nesterov) or buf; p += -lr * g
+cdef void _sgd_slab(const _Slab* slab, floating sign, floating neg_lr, floating momentum,
+                    floating dampening_complement, floating weight_decay, bint coupled,
+                    bint nesterov) noexcept nogil:
+    # one slab of torch.optim.SGD; the loop comes in a variant per (weight decay,
+    # momentum) so that each compiles without branches
     cdef floating* p = <floating*>slab.param
     cdef const floating* g = <const floating*>slab.grad
     cdef floating* buf = <floating*>slab.state[0]
-    cdef bint fresh = slab.fresh
+    # a new buffer (zeros) becomes the gradient: 0 * 0 + 1 * g, exactly g
+    cdef floating keep = 0 if slab.fresh else momentum
+    cdef floating scale = 1 if slab.fresh else dampening_complement
+    # Nesterov: g + momentum * buf; otherwise buf, as 0 + 1 * buf
+    cdef floating nesterov_coefficient = momentum if nesterov else 1
+    cdef Py_ssize_t n = slab.count
+    if buf == NULL:
+        if coupled:
+            _sgd_elements(p, g, buf, n, sign, neg_lr, weight_decay, 0, 0, False, 0, True, False)
+        else:
+            _sgd_elements(p, g, buf, n, sign, neg_lr, weight_decay, 0, 0, False, 0, False, False)
+    elif coupled:
+        _sgd_elements(p, g, buf, n, sign, neg_lr, weight_decay, keep, scale, nesterov,
+                      nesterov_coefficient, True, True)
+    else:
+        _sgd_elements(p, g, buf, n, sign, neg_lr, weight_decay, keep, scale, nesterov,
+                      nesterov_coefficient, False, True)
+
+
+cdef inline void _sgd_elements(floating* p, const floating* g, floating* buf, Py_ssize_t n,
+                               floating sign, floating neg_lr, floating weight_decay,
+                               floating keep, floating scale, bint nesterov,
+                               floating nesterov_coefficient, bint coupled,
+                               bint with_momentum) noexcept nogil:
+    # torch.optim.SGD per element: g = -grad if maximize; g = g + weight_decay * p;
+    # with momentum buf = buf * momentum + (1 - dampening) * g (the first step: buf = g),
+    # then g = g + momentum * buf (Nesterov) or buf; p = p + (-lr) * g
     cdef floating grad, velocity
     cdef Py_ssize_t i
-    for i in range(slab.count):
-        grad = -g[i] if maximize else g[i]
-        if weight_decay != 0:
+    for i in range(n):
+        grad = sign * g[i]
+        if coupled:
             grad = grad + weight_decay * p[i]
-        if buf != NULL:
-            if fresh:
-                velocity = grad
-            else:
-                velocity = buf[i] * momentum + dampening_complement * grad
+        if with_momentum:
+            velocity = buf[i] * keep + scale * grad
             buf[i] = velocity
-            grad = grad + momentum * velocity if nesterov else velocity
+            grad = (grad if nesterov else 0) + nesterov_coefficient * velocity
         p[i] = p[i] + neg_lr * grad
 
 
-cdef void _adam_slab(const _Slab* slab, floating lerp_weight, floating beta2,
+cdef void _adam_slab(const _Slab* slab, floating sign, floating lerp_weight, floating beta2,
                      floating beta2_complement, floating eps, floating weight_decay,
-                     floating decay, bint decoupled, bint amsgrad,
-                     bint maximize) noexcept nogil:
-    # torch.optim.Adam(W) per element: g = -grad if maximize; p *= 1 - lr * wd
-    # (decoupled) or g += wd * p; m = lerp(m, g, 1 - beta1); v = v * beta2 + (1 - beta2) * g * g;
-    # vmax = maximum(vmax, v) (AMSGrad, NaN-propagating);
-    # p += -step_size * m / (sqrt(v or vmax) / sqrt(1 - beta2^t) + eps)
+                     floating decay, bint coupled, bint amsgrad) noexcept nogil:
+    # one slab of torch.optim.Adam(W); the loop comes in a variant per (AMSGrad, L2
+    # weight decay) so that each compiles without branches
     cdef floating* p = <floating*>slab.param
     cdef const floating* g = <const floating*>slab.grad
     cdef floating* exp_avg = <floating*>slab.state[0]
@@ -926,32 +952,58 @@ cdef void _adam_slab(const _Slab* slab, floating lerp_weight, floating beta2,
     cdef floating* max_exp_avg_sq = <floating*>slab.state[2]
     cdef floating neg_step_size = <floating>(-slab.step_size)
     cdef floating bias_correction2_sqrt = <floating>slab.bias_correction2_sqrt
-    # torch's lerp: start + w * (end - start) for |w| < 0.5, else end - (end - start) * (1 - w)
-    cdef bint small_weight = (lerp_weight if lerp_weight >= 0 else -lerp_weight) < 0.5
-    cdef floating weight_complement = <floating>1 - lerp_weight
+    # torch's lerp, as its vectorized kernel computes it: for |w| < 0.5
+    # m + w * (g - m), otherwise g + (w - 1) * (g - m)
+    cdef bint small = (lerp_weight if lerp_weight >= 0 else -lerp_weight) < 0.5
+    cdef floating lerp_coefficient = lerp_weight if small else lerp_weight - 1
+    cdef Py_ssize_t n = slab.count
+    if amsgrad:
+        if coupled:
+            _adam_elements(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, n, sign, small,
+                           lerp_coefficient, beta2, beta2_complement, eps, weight_decay, decay,
+                           neg_step_size, bias_correction2_sqrt, True, True)
+        else:
+            _adam_elements(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, n, sign, small,
+                           lerp_coefficient, beta2, beta2_complement, eps, weight_decay, decay,
+                           neg_step_size, bias_correction2_sqrt, False, True)
+    elif coupled:
+        _adam_elements(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, n, sign, small,
+                       lerp_coefficient, beta2, beta2_complement, eps, weight_decay, decay,
+                       neg_step_size, bias_correction2_sqrt, True, False)
+    else:
+        _adam_elements(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, n, sign, small,
+                       lerp_coefficient, beta2, beta2_complement, eps, weight_decay, decay,
+                       neg_step_size, bias_correction2_sqrt, False, False)
+
+
+cdef inline void _adam_elements(floating* p, const floating* g, floating* exp_avg,
+                                floating* exp_avg_sq, floating* max_exp_avg_sq, Py_ssize_t n,
+                                floating sign, bint small, floating lerp_coefficient,
+                                floating beta2, floating beta2_complement, floating eps,
+                                floating weight_decay, floating decay,
+                                floating neg_step_size, floating bias_correction2_sqrt,
+                                bint coupled, bint amsgrad) noexcept nogil:
+    # torch.optim.Adam(W) per element: g = -grad if maximize; p = p * (1 - lr * wd)
+    # (decoupled; a decay of 1 otherwise) or g = g + wd * p; m = lerp(m, g, 1 - beta1);
+    # v = v * beta2 + (1 - beta2) * g * g; vmax = maximum(vmax, v) (AMSGrad, NaN
+    # propagating as torch.maximum); p = p + (-step_size) * m / (sqrt(v or vmax) /
+    # sqrt(1 - beta2^t) + eps)
     cdef floating grad, param, avg, avg_sq, second
     cdef Py_ssize_t i
-    for i in range(slab.count):
-        grad = -g[i] if maximize else g[i]
-        param = p[i]
-        if weight_decay != 0:
-            if decoupled:
-                param = param * decay
-            else:
-                grad = grad + weight_decay * param
+    for i in range(n):
+        grad = sign * g[i]
+        param = p[i] * decay
+        if coupled:
+            grad = grad + weight_decay * param
         avg = exp_avg[i]
-        if small_weight:
-            avg = avg + lerp_weight * (grad - avg)
-        else:
-            avg = grad - (grad - avg) * weight_complement
+        avg = (avg if small else grad) + lerp_coefficient * (grad - avg)
         avg_sq = exp_avg_sq[i] * beta2 + beta2_complement * grad * grad
         exp_avg[i] = avg
         exp_avg_sq[i] = avg_sq
         second = avg_sq
         if amsgrad:
             second = max_exp_avg_sq[i]
-            if avg_sq > second or avg_sq != avg_sq:
-                second = avg_sq
+            second = avg_sq if (avg_sq > second or avg_sq != avg_sq) else second
             max_exp_avg_sq[i] = second
         p[i] = param + neg_step_size * avg / (<floating>sqrt(second) / bias_correction2_sqrt + eps)
 
@@ -1002,7 +1054,8 @@ def sgd_update(params, grads, momentum_buffers, lr, momentum=0.0, dampening=0.0,
         buf = None
         if use_momentum:
             if buffers[i] is None:
-                buffers[i] = buf = np.empty(p.shape, dtype=p.dtype)
+                # zeros, so that the first step's 0 * 0 + 1 * g is exactly g
+                buffers[i] = buf = np.zeros(p.shape, dtype=p.dtype)
                 fresh = True
             else:
                 buf = _update_operand(buffers[i], p, name, "momentum_buffers", i, True)
