@@ -789,6 +789,556 @@ cdef void _xent_backward_row(const floating[:, ::1] x, const int64_t[::1] labels
     out[i, labels[i]] = <floating>(out[i, labels[i]] - (1.0 - smoothing) * row_scale)
 
 
+# ---------------------------------------------------------------- optimizer updates
+
+# An optimizer updates every parameter of a group in one call. Each parameter is cut
+# into slabs of at most VALUES_PER_THREAD consecutive elements (fixed by its size
+# alone, so the bits never depend on the thread count); the threads share the slabs
+# of all the parameters, and each element is read and written once, with no
+# temporaries. A group's parameters have any shapes, so the kernels take raw pointers
+# that the wrappers check (dtype, shape, C-contiguity, writability) instead of typed
+# memoryviews. The arithmetic, its order and its rounding (every scalar rounded to the
+# parameter's dtype) are torch.optim's single-tensor SGD and Adam steps.
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport uintptr_t
+from libc.stdlib cimport qsort
+
+cdef enum:
+    SGD_RULE = 0
+    ADAM_RULE = 1
+
+
+cdef struct _Rule:
+    # one optimizer step's hyper-parameters (as Python floats: each kernel rounds them
+    # to the parameter's dtype, as torch does with its Scalar arguments)
+    int kind
+    double lr, momentum, dampening, weight_decay, beta1, beta2, eps
+    bint nesterov, maximize, decoupled, amsgrad
+
+
+cdef struct _Slab:
+    # ``count`` consecutive elements of one parameter, its gradient and its state arrays
+    # (``state`` entries NULL where the rule keeps no such state), of the kernel's dtype
+    void* param
+    const void* grad
+    void* state[3]  # SGD: momentum buffer; Adam: exp_avg, exp_avg_sq, max_exp_avg_sq
+    Py_ssize_t count
+    double step_size  # Adam: lr / (1 - beta1^t), t this parameter's step
+    double bias_correction2_sqrt  # Adam: (1 - beta2^t) ** 0.5
+    bint fresh  # SGD: the momentum buffer starts at this step (buf = g)
+
+
+cdef struct _Span:
+    # the bytes [start, stop) of one array an update reads or writes
+    uintptr_t start, stop
+    bint written
+    Py_ssize_t row
+
+
+cdef list _operand_list(values, str name, str what, Py_ssize_t count):
+    """``values`` (a list or tuple, one entry per parameter) as a list."""
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(
+            f"{name}: expected {what} as a list or tuple of arrays, got {type(values).__name__}"
+        )
+    if len(values) != count:
+        raise ValueError(f"{name}: expected {count} {what}, one per parameter, got {len(values)}")
+    return list(values)
+
+
+cdef object _update_param(p, str name, Py_ssize_t i):
+    """params[i]: a float32 or float64 numpy array that can be written."""
+    if not isinstance(p, np.ndarray):
+        raise TypeError(
+            f"{name}: params[{i}] must be a numpy array (it is updated in place), "
+            f"got {type(p).__name__}"
+        )
+    if p.dtype != np.float32 and p.dtype != np.float64:
+        raise TypeError(f"{name}: params[{i}] must be float32 or float64, got dtype {p.dtype}")
+    if not p.flags.writeable:
+        raise ValueError(f"{name}: params[{i}] is read-only but is updated in place")
+    return p
+
+
+cdef object _update_operand(a, p, str name, str what, Py_ssize_t i, bint written):
+    """Parameter i's gradient (read) or state array (``written``): its shape and dtype."""
+    if written and not isinstance(a, np.ndarray):
+        raise TypeError(
+            f"{name}: {what}[{i}] must be a numpy array (it is updated in place), "
+            f"got {type(a).__name__}"
+        )
+    arr = np.asarray(a)
+    if arr.dtype != p.dtype:
+        raise TypeError(f"{name}: {what}[{i}] has dtype {arr.dtype}, params[{i}] {p.dtype}")
+    if arr.shape != p.shape:
+        raise ValueError(f"{name}: {what}[{i}] has shape {arr.shape}, params[{i}] {p.shape}")
+    if written and not arr.flags.writeable:
+        raise ValueError(f"{name}: {what}[{i}] is read-only but is updated in place")
+    return arr
+
+
+cdef object _staged(arr, list writebacks, bint written):
+    """``arr`` as a C-contiguous array: itself, or a copy (written back afterwards)."""
+    if arr is None or arr.flags.c_contiguous:
+        return arr
+    work = np.ascontiguousarray(arr)
+    if written:
+        writebacks.append((arr, work))
+    return work
+
+
+cdef object _staged_operand(values, Py_ssize_t i, p, str name, str what, bint written,
+                            list writebacks):
+    """``values[i]``, checked against parameter ``p`` and staged (see _staged)."""
+    return _staged(_update_operand(values[i], p, name, what, i, written), writebacks, written)
+
+
+cdef double _step_count(step, str name, Py_ssize_t i) except? -1:
+    """steps[i]: a real number >= 1 (a parameter's step count, this step included)."""
+    real = isinstance(step, (int, float, np.integer, np.floating))
+    if isinstance(step, (bool, np.bool_)) or not real or not step >= 1:
+        raise ValueError(f"{name}: steps[{i}] must be a number >= 1, got {step!r}")
+    return float(step)
+
+
+cdef uintptr_t _address(arr, bint written) except? 0:
+    # the data pointer of a checked C-contiguous array (our references keep it alive)
+    cdef Py_buffer view
+    PyObject_GetBuffer(arr, &view, PyBUF_WRITABLE if written else PyBUF_SIMPLE)
+    cdef uintptr_t address = <uintptr_t>view.buf
+    PyBuffer_Release(&view)
+    return address
+
+
+cdef int _span_order(const void* a, const void* b) noexcept nogil:
+    cdef uintptr_t left = (<const _Span*>a).start
+    cdef uintptr_t right = (<const _Span*>b).start
+    return (left > right) - (left < right)
+
+
+cdef bint _any_overlap(_Span* spans, Py_ssize_t count) noexcept:
+    # whether a written span shares a byte with any other span (sorts ``spans``)
+    cdef uintptr_t any_stop = 0
+    cdef uintptr_t written_stop = 0
+    cdef Py_ssize_t k
+    qsort(spans, count, sizeof(_Span), _span_order)
+    for k in range(count):
+        if spans[k].start < (any_stop if spans[k].written else written_stop):
+            return True
+        any_stop = max(any_stop, spans[k].stop)
+        if spans[k].written:
+            written_stop = max(written_stop, spans[k].stop)
+    return False
+
+
+cdef bint _overlaps_written(const _Span* spans, Py_ssize_t count, uintptr_t start,
+                            uintptr_t stop) noexcept:
+    # whether the bytes [start, stop) share one with a written span
+    cdef Py_ssize_t k
+    for k in range(count):
+        if spans[k].written and spans[k].start < stop and start < spans[k].stop:
+            return True
+    return False
+
+
+cdef bint _row_overlaps_itself(const _Span* spans, Py_ssize_t count, Py_ssize_t row) noexcept:
+    # whether two of the arrays parameter ``row``'s update writes share a byte
+    cdef Py_ssize_t j, k
+    for j in range(count):
+        if spans[j].row != row or not spans[j].written:
+            continue
+        for k in range(j + 1, count):
+            if (spans[k].row == row and spans[k].written and spans[k].start < spans[j].stop
+                    and spans[j].start < spans[k].stop):
+                return True
+    return False
+
+
+cdef void _run_update(_Rule rule, list rows, str name) except *:
+    """Apply ``rule`` to ``rows``: per parameter, a tuple (param, grad, state0, state1,
+    state2, step_size, bias_correction2_sqrt, fresh) of checked C-contiguous arrays
+    (None for the states the rule keeps none of).
+
+    When no array the call writes shares memory with another array, every slab is
+    updated in one parallel pass. Otherwise the parameters are updated one after the
+    other, in order, each reading a copy of its gradient (taken just before) if the
+    gradient shares memory with an array the call writes: what a loop of numpy updates
+    does. A parameter whose own written arrays overlap each other is refused.
+    """
+    cdef Py_ssize_t n = len(rows)
+    cdef Py_ssize_t used = 0
+    cdef Py_ssize_t i, k
+    cdef uintptr_t start
+    rows = [row for row in rows if row[0].size]
+    addresses = [
+        [None if arr is None else _address(arr, k != 1) for k, arr in enumerate(row[:5])]
+        for row in rows
+    ]
+    n = len(rows)
+    cdef _Span* spans = <_Span*>PyMem_Malloc(max(n, 1) * 5 * sizeof(_Span))
+    if spans == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            for k in range(5):
+                if addresses[i][k] is None:
+                    continue
+                spans[used].start = addresses[i][k]
+                spans[used].stop = spans[used].start + rows[i][k].nbytes
+                spans[used].written = k != 1
+                spans[used].row = i
+                used += 1
+        if not _any_overlap(spans, used):
+            _update_slabs(rule, rows, addresses, _num_threads)
+            return
+        for i in range(n):
+            if _row_overlaps_itself(spans, used, i):
+                raise ValueError(
+                    f"{name}: a parameter and its state arrays share memory; each array the "
+                    "update writes needs memory of its own"
+                )
+            row, address = rows[i], addresses[i]
+            start = address[1]
+            if _overlaps_written(spans, used, start, start + row[1].nbytes):
+                copy = np.array(row[1])
+                row = (row[0], copy, *row[2:])
+                address = [address[0], _address(copy, False), *address[2:]]
+            _update_slabs(rule, [row], [address], 1)
+    finally:
+        PyMem_Free(spans)
+
+
+cdef void _update_slabs(_Rule rule, list rows, list addresses, int max_threads) except *:
+    """Cut ``rows`` (non-empty, with the data ``addresses`` of their arrays) into slabs
+    and run the rule's kernel over them, float32 and float64 parameters apart, with up
+    to ``max_threads`` threads."""
+    cdef Py_ssize_t counts[2]
+    cdef Py_ssize_t values[2]
+    cdef Py_ssize_t used[2]
+    cdef _Slab* tables[2]
+    cdef Py_ssize_t size, start, item, j, kind, i
+    cdef _Slab* slab
+    counts[0] = counts[1] = values[0] = values[1] = used[0] = used[1] = 0
+    for row in rows:
+        kind = 1 if row[0].dtype == np.float64 else 0
+        counts[kind] += (row[0].size + VALUES_PER_THREAD - 1) // VALUES_PER_THREAD
+        values[kind] += row[0].size
+    tables[0] = <_Slab*>PyMem_Malloc(max(counts[0], 1) * sizeof(_Slab))
+    tables[1] = <_Slab*>PyMem_Malloc(max(counts[1], 1) * sizeof(_Slab))
+    try:
+        if tables[0] == NULL or tables[1] == NULL:
+            raise MemoryError()
+        for i in range(len(rows)):
+            row, address = rows[i], addresses[i]
+            size = row[0].size
+            item = row[0].itemsize
+            kind = 1 if row[0].dtype == np.float64 else 0
+            for start in range(0, size, VALUES_PER_THREAD):
+                slab = &tables[kind][used[kind]]
+                used[kind] += 1
+                slab.count = min(size - start, VALUES_PER_THREAD)
+                slab.param = <void*>(<uintptr_t>address[0] + start * item)
+                slab.grad = <const void*>(<uintptr_t>address[1] + start * item)
+                for j in range(3):
+                    if address[2 + j] is None:
+                        slab.state[j] = NULL
+                    else:
+                        slab.state[j] = <void*>(<uintptr_t>address[2 + j] + start * item)
+                slab.step_size = row[5]
+                slab.bias_correction2_sqrt = row[6]
+                slab.fresh = row[7]
+        # threads only where each has a full slab's worth of work
+        if counts[0]:
+            _run_slabs[float](rule, tables[0], counts[0],
+                              min(max_threads, _threads_for(values[0] // VALUES_PER_THREAD)), 0)
+        if counts[1]:
+            _run_slabs[double](rule, tables[1], counts[1],
+                               min(max_threads, _threads_for(values[1] // VALUES_PER_THREAD)), 0)
+    finally:
+        PyMem_Free(tables[0])
+        PyMem_Free(tables[1])
+
+
+cdef void _run_slabs(_Rule rule, const _Slab* slabs, Py_ssize_t count, int threads,
+                     floating dtype_marker) noexcept:
+    # the hyper-parameters rounded to the parameters' dtype once, as torch rounds a
+    # Scalar argument to the tensor's type; then every slab, split over ``threads``.
+    # Options that are not a choice of arithmetic become factors that change nothing
+    # when off (a sign of 1, a decay of 1, Nesterov's 0 + 1 * buf), so the loops have
+    # no branches and vectorize.
+    cdef floating sign = -1 if rule.maximize else 1
+    cdef floating neg_lr = <floating>(-rule.lr)
+    cdef floating momentum = <floating>rule.momentum
+    cdef floating dampening_complement = <floating>(1.0 - rule.dampening)
+    cdef floating weight_decay = <floating>rule.weight_decay
+    cdef floating decay = 1
+    cdef floating lerp_weight = <floating>(1.0 - rule.beta1)
+    cdef floating beta2 = <floating>rule.beta2
+    cdef floating beta2_complement = <floating>(1.0 - rule.beta2)
+    cdef floating eps = <floating>rule.eps
+    cdef bint coupled = rule.weight_decay != 0 and not rule.decoupled
+    cdef Py_ssize_t s
+    if rule.decoupled and rule.weight_decay != 0:
+        decay = <floating>(1.0 - rule.lr * rule.weight_decay)
+    with nogil:
+        if rule.kind == SGD_RULE:
+            for s in prange(count, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
+                _sgd_slab(&slabs[s], sign, neg_lr, momentum, dampening_complement,
+                          weight_decay, coupled, rule.nesterov)
+        else:
+            for s in prange(count, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
+                _adam_slab(&slabs[s], sign, lerp_weight, beta2, beta2_complement, eps,
+                           weight_decay, decay, coupled, rule.amsgrad)
+
+
+cdef void _sgd_slab(const _Slab* slab, floating sign, floating neg_lr, floating momentum,
+                    floating dampening_complement, floating weight_decay, bint coupled,
+                    bint nesterov) noexcept nogil:
+    # one slab of torch.optim.SGD; the loop comes in a variant per (weight decay,
+    # momentum) so that each compiles without branches
+    cdef floating* p = <floating*>slab.param
+    cdef const floating* g = <const floating*>slab.grad
+    cdef floating* buf = <floating*>slab.state[0]
+    # a new buffer (zeros) becomes the gradient: 0 * 0 + 1 * g, exactly g
+    cdef floating keep = 0 if slab.fresh else momentum
+    cdef floating scale = 1 if slab.fresh else dampening_complement
+    # Nesterov: g + momentum * buf; otherwise buf, as 0 + 1 * buf
+    cdef floating nesterov_coefficient = momentum if nesterov else 1
+    cdef Py_ssize_t n = slab.count
+    if buf == NULL:
+        if coupled:
+            _sgd_elements(p, g, buf, n, sign, neg_lr, weight_decay, 0, 0, False, 0, True, False)
+        else:
+            _sgd_elements(p, g, buf, n, sign, neg_lr, weight_decay, 0, 0, False, 0, False, False)
+    elif coupled:
+        _sgd_elements(p, g, buf, n, sign, neg_lr, weight_decay, keep, scale, nesterov,
+                      nesterov_coefficient, True, True)
+    else:
+        _sgd_elements(p, g, buf, n, sign, neg_lr, weight_decay, keep, scale, nesterov,
+                      nesterov_coefficient, False, True)
+
+
+cdef inline void _sgd_elements(floating* p, const floating* g, floating* buf, Py_ssize_t n,
+                               floating sign, floating neg_lr, floating weight_decay,
+                               floating keep, floating scale, bint nesterov,
+                               floating nesterov_coefficient, bint coupled,
+                               bint with_momentum) noexcept nogil:
+    # torch.optim.SGD per element: g = -grad if maximize; g = g + weight_decay * p;
+    # with momentum buf = buf * momentum + (1 - dampening) * g (the first step: buf = g),
+    # then g = g + momentum * buf (Nesterov) or buf; p = p + (-lr) * g
+    cdef floating grad, velocity
+    cdef Py_ssize_t i
+    for i in range(n):
+        grad = sign * g[i]
+        if coupled:
+            grad = grad + weight_decay * p[i]
+        if with_momentum:
+            velocity = buf[i] * keep + scale * grad
+            buf[i] = velocity
+            grad = (grad if nesterov else 0) + nesterov_coefficient * velocity
+        p[i] = p[i] + neg_lr * grad
+
+
+cdef void _adam_slab(const _Slab* slab, floating sign, floating lerp_weight, floating beta2,
+                     floating beta2_complement, floating eps, floating weight_decay,
+                     floating decay, bint coupled, bint amsgrad) noexcept nogil:
+    # one slab of torch.optim.Adam(W); the loop comes in a variant per (AMSGrad, L2
+    # weight decay) so that each compiles without branches
+    cdef floating* p = <floating*>slab.param
+    cdef const floating* g = <const floating*>slab.grad
+    cdef floating* exp_avg = <floating*>slab.state[0]
+    cdef floating* exp_avg_sq = <floating*>slab.state[1]
+    cdef floating* max_exp_avg_sq = <floating*>slab.state[2]
+    cdef floating neg_step_size = <floating>(-slab.step_size)
+    cdef floating bias_correction2_sqrt = <floating>slab.bias_correction2_sqrt
+    # torch's lerp, as its vectorized kernel computes it: for |w| < 0.5
+    # m + w * (g - m), otherwise g + (w - 1) * (g - m)
+    cdef bint small = (lerp_weight if lerp_weight >= 0 else -lerp_weight) < 0.5
+    cdef floating lerp_coefficient = lerp_weight if small else lerp_weight - 1
+    cdef Py_ssize_t n = slab.count
+    if amsgrad:
+        if coupled:
+            _adam_elements(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, n, sign, small,
+                           lerp_coefficient, beta2, beta2_complement, eps, weight_decay, decay,
+                           neg_step_size, bias_correction2_sqrt, True, True)
+        else:
+            _adam_elements(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, n, sign, small,
+                           lerp_coefficient, beta2, beta2_complement, eps, weight_decay, decay,
+                           neg_step_size, bias_correction2_sqrt, False, True)
+    elif coupled:
+        _adam_elements(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, n, sign, small,
+                       lerp_coefficient, beta2, beta2_complement, eps, weight_decay, decay,
+                       neg_step_size, bias_correction2_sqrt, True, False)
+    else:
+        _adam_elements(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, n, sign, small,
+                       lerp_coefficient, beta2, beta2_complement, eps, weight_decay, decay,
+                       neg_step_size, bias_correction2_sqrt, False, False)
+
+
+cdef inline void _adam_elements(floating* p, const floating* g, floating* exp_avg,
+                                floating* exp_avg_sq, floating* max_exp_avg_sq, Py_ssize_t n,
+                                floating sign, bint small, floating lerp_coefficient,
+                                floating beta2, floating beta2_complement, floating eps,
+                                floating weight_decay, floating decay,
+                                floating neg_step_size, floating bias_correction2_sqrt,
+                                bint coupled, bint amsgrad) noexcept nogil:
+    # torch.optim.Adam(W) per element: g = -grad if maximize; p = p * (1 - lr * wd)
+    # (decoupled; a decay of 1 otherwise) or g = g + wd * p; m = lerp(m, g, 1 - beta1);
+    # v = v * beta2 + (1 - beta2) * g * g; vmax = maximum(vmax, v) (AMSGrad, NaN
+    # propagating as torch.maximum); p = p + (-step_size) * m / (sqrt(v or vmax) /
+    # sqrt(1 - beta2^t) + eps)
+    cdef floating grad, param, avg, avg_sq, second
+    cdef Py_ssize_t i
+    for i in range(n):
+        grad = sign * g[i]
+        param = p[i] * decay
+        if coupled:
+            grad = grad + weight_decay * param
+        avg = exp_avg[i]
+        avg = (avg if small else grad) + lerp_coefficient * (grad - avg)
+        avg_sq = exp_avg_sq[i] * beta2 + beta2_complement * grad * grad
+        exp_avg[i] = avg
+        exp_avg_sq[i] = avg_sq
+        second = avg_sq
+        if amsgrad:
+            second = max_exp_avg_sq[i]
+            second = avg_sq if (avg_sq > second or avg_sq != avg_sq) else second
+            max_exp_avg_sq[i] = second
+        p[i] = param + neg_step_size * avg / (<floating>sqrt(second) / bias_correction2_sqrt + eps)
+
+
+def sgd_update(params, grads, momentum_buffers, lr, momentum=0.0, dampening=0.0,
+               weight_decay=0.0, nesterov=False, maximize=False):
+    """One ``torch.optim.SGD`` step over a group of parameters, in place, one pass each.
+
+    ``params`` and ``grads`` are lists of float32/float64 arrays, each gradient of its
+    parameter's shape and dtype; ``momentum_buffers`` a list with an array or None
+    per parameter (or None when ``momentum`` is 0, which uses no buffer). Per element,
+    in torch's order: ``g = -grad`` if ``maximize``; ``g = g + weight_decay * p``;
+    with momentum ``buf = g`` on the first step (a None buffer, created here), else
+    ``buf = buf * momentum + (1 - dampening) * g``, then ``g = g + momentum * buf``
+    (``nesterov``) or ``g = buf``; ``p = p + (-lr) * g``. Every scalar is rounded to
+    the parameter's dtype first. Parameters and buffers need not be contiguous.
+    Returns the list of momentum buffers (the given ones, and the new ones).
+
+    >>> p = np.ones(3); buffers = sgd_update([p], [np.ones(3)], [None], lr=0.1, momentum=0.9)
+    >>> p, buffers[0]
+    (array([0.9, 0.9, 0.9]), array([1., 1., 1.]))
+    """
+    name = "sgd_update"
+    cdef _Rule rule
+    rule.kind = SGD_RULE
+    rule.lr, rule.momentum, rule.dampening = float(lr), float(momentum), float(dampening)
+    rule.weight_decay = float(weight_decay)
+    rule.nesterov, rule.maximize = bool(nesterov), bool(maximize)
+    rule.beta1 = rule.beta2 = rule.eps = 0.0
+    rule.decoupled = rule.amsgrad = False
+    if not isinstance(params, (list, tuple)):
+        raise TypeError(
+            f"{name}: expected params as a list or tuple of arrays, got {type(params).__name__}"
+        )
+    count = len(params)
+    grads = _operand_list(grads, name, "grads", count)
+    use_momentum = rule.momentum != 0
+    if momentum_buffers is None and not use_momentum:
+        buffers = [None] * count
+    else:
+        buffers = _operand_list(momentum_buffers, name, "momentum_buffers", count)
+    rows = []
+    writebacks = []
+    for i in range(count):
+        p = _update_param(params[i], name, i)
+        g = _update_operand(grads[i], p, name, "grads", i, False)
+        fresh = False
+        buf = None
+        if use_momentum:
+            if buffers[i] is None:
+                # zeros, so that the first step's 0 * 0 + 1 * g is exactly g
+                buffers[i] = buf = np.zeros(p.shape, dtype=p.dtype)
+                fresh = True
+            else:
+                buf = _update_operand(buffers[i], p, name, "momentum_buffers", i, True)
+        rows.append((
+            _staged(p, writebacks, True), _staged(g, writebacks, False),
+            _staged(buf, writebacks, True), None, None, 0.0, 0.0, fresh,
+        ))
+    _run_update(rule, rows, name)
+    for target, work in writebacks:
+        target[...] = work
+    return buffers
+
+
+def adam_update(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, lr, beta1,
+                beta2, eps, weight_decay=0.0, decoupled_weight_decay=False, amsgrad=False,
+                maximize=False):
+    """One ``torch.optim.Adam`` (or, decoupled, ``AdamW``) step over a group, in place.
+
+    ``params``, ``grads``, ``exp_avgs`` and ``exp_avg_sqs`` (and with ``amsgrad``
+    ``max_exp_avg_sqs``; otherwise it may be None) are lists of float32/float64 arrays
+    of each parameter's shape and dtype; ``steps`` the step count of each parameter,
+    this step included (t >= 1). Per element, in torch's order: ``g = -grad`` if
+    ``maximize``; ``p = p * (1 - lr * weight_decay)`` (decoupled) or
+    ``g = g + weight_decay * p``; ``m = lerp(m, g, 1 - beta1)``;
+    ``v = v * beta2 + (1 - beta2) * g * g``; with AMSGrad ``vmax = maximum(vmax, v)``;
+    ``p = p + (-lr / (1 - beta1^t)) * m / (sqrt(v or vmax) / (1 - beta2^t) ** 0.5 + eps)``.
+    Every scalar is rounded to the parameter's dtype first. Arrays need not be
+    contiguous. Returns None.
+
+    >>> p, m, v = np.ones(2), np.zeros(2), np.zeros(2)
+    >>> adam_update([p], [np.ones(2)], [m], [v], None, [1], 0.1, 0.9, 0.999, 1e-8)
+    >>> p.round(6), m.round(6)
+    (array([0.9, 0.9]), array([0.1, 0.1]))
+    """
+    name = "adam_update"
+    cdef _Rule rule
+    rule.kind = ADAM_RULE
+    # Python floats, so that the bias corrections below are computed as torch computes them
+    lr, beta1, beta2 = float(lr), float(beta1), float(beta2)
+    rule.lr, rule.beta1, rule.beta2 = lr, beta1, beta2
+    rule.eps, rule.weight_decay = float(eps), float(weight_decay)
+    rule.decoupled, rule.amsgrad = bool(decoupled_weight_decay), bool(amsgrad)
+    rule.maximize = bool(maximize)
+    rule.momentum = rule.dampening = 0.0
+    rule.nesterov = False
+    if not isinstance(params, (list, tuple)):
+        raise TypeError(
+            f"{name}: expected params as a list or tuple of arrays, got {type(params).__name__}"
+        )
+    count = len(params)
+    grads = _operand_list(grads, name, "grads", count)
+    exp_avgs = _operand_list(exp_avgs, name, "exp_avgs", count)
+    exp_avg_sqs = _operand_list(exp_avg_sqs, name, "exp_avg_sqs", count)
+    maxima = None
+    if rule.amsgrad:
+        maxima = _operand_list(max_exp_avg_sqs, name, "max_exp_avg_sqs", count)
+    steps = _operand_list(steps, name, "steps", count)
+    rows = []
+    writebacks = []
+    for i in range(count):
+        p = _update_param(params[i], name, i)
+        step = float(_step_count(steps[i], name, i))
+        rows.append((
+            _staged(p, writebacks, True),
+            _staged_operand(grads, i, p, name, "grads", False, writebacks),
+            _staged_operand(exp_avgs, i, p, name, "exp_avgs", True, writebacks),
+            _staged_operand(exp_avg_sqs, i, p, name, "exp_avg_sqs", True, writebacks),
+            None if maxima is None else _staged_operand(
+                maxima, i, p, name, "max_exp_avg_sqs", True, writebacks
+            ),
+            # torch's bias corrections: step size, sqrt(1 - beta2^t)
+            lr / (1 - beta1 ** step),
+            (1 - beta2 ** step) ** 0.5,
+            False,
+        ))
+    _run_update(rule, rows, name)
+    for target, work in writebacks:
+        target[...] = work
+
+
 # ---------------------------------------------------------------- batch normalization
 
 cdef tuple _bn_input(x, str name):

@@ -74,6 +74,85 @@ def softmax_xent_backward(logits, labels, lse, grad_scale, label_smoothing=0.0):
     return ((softmax - target) * scale[:, None]).astype(logits.dtype)
 
 
+# ---------------------------------------------------------------- optimizer updates
+
+
+def sgd_update(
+    params,
+    grads,
+    momentum_buffers,
+    lr,
+    momentum=0.0,
+    dampening=0.0,
+    weight_decay=0.0,
+    nesterov=False,
+    maximize=False,
+):
+    """``torch.optim.SGD``'s step, parameter by parameter, in place; returns the buffers."""
+    buffers = [None] * len(params) if momentum_buffers is None else list(momentum_buffers)
+    for i, param in enumerate(params):
+        grad = -grads[i] if maximize else grads[i]
+        if weight_decay != 0:
+            grad = grad + weight_decay * param
+        if momentum != 0:
+            if buffers[i] is None:
+                buffers[i] = np.array(grad, dtype=param.dtype, order="C")
+            else:
+                buffers[i] *= momentum
+                buffers[i] += (1 - dampening) * grad
+            grad = grad + momentum * buffers[i] if nesterov else buffers[i]
+        param -= lr * grad
+    return buffers
+
+
+def _lerp_(start, end, weight):
+    """``start.lerp_(end, weight)`` as torch computes it, in ``start``'s dtype."""
+    weight = start.dtype.type(weight)
+    if abs(weight) < 0.5:
+        start += weight * (end - start)
+    else:
+        start[...] = end - (end - start) * (start.dtype.type(1) - weight)
+
+
+def adam_update(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    max_exp_avg_sqs,
+    steps,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    amsgrad=False,
+    maximize=False,
+):
+    """``torch.optim.Adam``'s (``AdamW``'s, decoupled) step, parameter by parameter, in place."""
+    for i, param in enumerate(params):
+        grad = -grads[i] if maximize else grads[i]
+        if weight_decay != 0:
+            if decoupled_weight_decay:
+                param *= 1 - lr * weight_decay
+            else:
+                grad = grad + weight_decay * param
+        exp_avg, exp_avg_sq = exp_avgs[i], exp_avg_sqs[i]
+        _lerp_(exp_avg, grad, 1 - beta1)
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1 - beta2) * grad * grad
+        step_size = lr / (1 - beta1 ** steps[i])
+        bias_correction2_sqrt = (1 - beta2 ** steps[i]) ** 0.5
+        if amsgrad:
+            np.maximum(max_exp_avg_sqs[i], exp_avg_sq, out=max_exp_avg_sqs[i])
+            second = max_exp_avg_sqs[i]
+        else:
+            second = exp_avg_sq
+        denom = np.sqrt(second) / bias_correction2_sqrt + eps
+        param += -step_size * exp_avg / denom
+
+
 # ---------------------------------------------------------------- batch normalization
 
 

@@ -12,6 +12,7 @@ one saved once it has been used, unless asked to retain the graph.
 
 import functools
 import inspect
+import sys
 import threading
 
 import numpy as np
@@ -25,9 +26,14 @@ Tensor = None
 
 
 def result_type(cls):
-    """Class decorator naming the tensor class whose instances Functions take and return."""
+    """Class decorator naming the tensor class whose instances Functions take and return.
+
+    With the class known, the backward walk measures once how many references it
+    holds itself to a gradient it hands to a leaf (see :func:`_calibrate_ownership`).
+    """
     global Tensor
     Tensor = cls
+    _calibrate_ownership()
     return cls
 
 
@@ -184,16 +190,19 @@ class Context:
     gradient.
     """
 
+    # Defaults shared by every context (an instance sets only what differs): a context
+    # is made for every operation, recorded or not, so its construction is kept short.
+    inputs = ()
+    edges = ()
+    released = False
+    _saved = ()
+    _versions = ()
+    _retained = None
+    _hooks = None
+
     def __init__(self, function, needs_input_grad):
         self.function = function
         self.needs_input_grad = needs_input_grad
-        self.inputs = ()
-        self.edges = ()
-        self.released = False
-        self._saved = ()
-        self._versions = ()
-        self._retained = None
-        self._hooks = None
 
     def save_for_backward(self, *arrays):
         """Keep ``arrays`` for backward; read them back as ``ctx.saved_tensors``."""
@@ -224,9 +233,13 @@ class Context:
         """Drop the inputs and everything saved, so their memory can be reused."""
         function, retained, hooks = self.function, self._retained, self._hooks
         self.__dict__.clear()
-        self.__init__(function, ())
+        self.function = function
+        self.needs_input_grad = ()
         self.released = True
-        self._retained, self._hooks = retained, hooks
+        if retained is not None:
+            self._retained = retained
+        if hooks is not None:
+            self._hooks = hooks
 
 
 _SECOND_BACKWARD = (
@@ -280,43 +293,44 @@ class Function:
         basic indexing) shares that input's version counter, so an in-place change
         through either is seen by both.
         """
-        arrays = []
+        arrays = list(args)
         needs = []
         tensors = []
-        for arg in args:
+        edges = []
+        needed = False
+        for index, arg in enumerate(args):
             if isinstance(arg, Tensor):
-                arrays.append(arg._data)
-                needs.append(arg._requires_grad)
+                arrays[index] = arg._data
                 tensors.append(arg)
+                requires = arg._requires_grad
+                needs.append(requires)
+                needed = needed or requires
+                # the edge is the input's producer as it is now: an input later changed
+                # in place gets a new producer, which this call must not see
+                producer = arg._ctx
+                edges.append(arg if producer is None else producer)
             else:
-                arrays.append(arg)
                 needs.append(False)
-        record = any(needs) and is_grad_enabled()
+                edges.append(None)
         ctx = Context(cls, tuple(needs))
         result = cls.forward(ctx, *arrays, **kwargs)
-        if isinstance(result, Tensor):
-            result = result._data
-        result = np.asarray(result)
+        if type(result) is not np.ndarray:
+            result = np.asarray(result._data if isinstance(result, Tensor) else result)
         out = Tensor._wrap(result)
-        if result.base is not None or any(result is t._data for t in tensors):
+        if result.base is not None or _is_data_of(result, tensors):
             for tensor in tensors:
                 if np.may_share_memory(result, tensor._data):
                     out._version_box = tensor._version_box
                     out._base = tensor if tensor._base is None else tensor._base
                     break
-        if record:
-            if out.dtype.kind != "f":
+        if needed and is_grad_enabled():
+            if result.dtype.kind != "f":
                 raise TypeError(
-                    f"{cls.__name__}.forward returned dtype {out.dtype}; differentiable "
+                    f"{cls.__name__}.forward returned dtype {result.dtype}; differentiable "
                     "operations must return a floating-point array"
                 )
             ctx.inputs = args
-            # the edges are the producers of the inputs as they are now: an input later
-            # changed in place gets a new producer, which this call must not see
-            ctx.edges = tuple(
-                (arg._ctx if arg._ctx is not None else arg) if isinstance(arg, Tensor) else None
-                for arg in args
-            )
+            ctx.edges = tuple(edges)
             if ctx._saved:
                 ctx._record_versions([*tensors, out])
             out._ctx = ctx
@@ -324,29 +338,41 @@ class Function:
         return out
 
 
+def _is_data_of(array, tensors):
+    """Whether ``array`` is the very data array of one of ``tensors``."""
+    for tensor in tensors:
+        if tensor._data is array:
+            return True
+    return False
+
+
 def _topological_order(root_ctxs):
     """Contexts reachable from ``root_ctxs``, each before every context that feeds it.
 
     An iterative depth-first post-order: a context is placed once all of its
-    inputs' contexts are, so reversing the list puts every consumer first.
+    inputs' contexts are, so reversing the list puts every consumer first. On the
+    stack a context is to be visited; a None above a context means its inputs are
+    all placed (the context was expanded), so it is placed next.
     """
     order = []
     visited = set()
-    stack = [(ctx, False) for ctx in reversed(root_ctxs)]
+    stack = root_ctxs[::-1]
+    push, pop = stack.append, stack.pop
     while stack:
-        ctx, expanded = stack.pop()
-        if expanded:
-            order.append(ctx)
+        ctx = pop()
+        if ctx is None:
+            order.append(pop())
             continue
-        if id(ctx) in visited:
+        if ctx in visited:
             continue
         if ctx.released:
             raise RuntimeError(_SECOND_BACKWARD.format(ctx.function.__name__))
-        visited.add(id(ctx))
-        stack.append((ctx, True))
+        visited.add(ctx)
+        push(ctx)
+        push(None)
         for edge in ctx.edges:
-            if isinstance(edge, Context) and id(edge) not in visited:
-                stack.append((edge, False))
+            if isinstance(edge, Context) and edge not in visited:
+                push(edge)
     order.reverse()
     return order
 
@@ -377,17 +403,93 @@ def _run_hooks(hooks, grad):
     return grad
 
 
-def _accumulate_leaf(tensor, grad):
+def _accumulate_leaf(tensor, grad, may_own=False):
     """Add ``grad`` (the leaf's whole gradient from this backward) into its ``.grad``.
 
-    The leaf's hooks see that whole gradient once, as in PyTorch.
+    The leaf's hooks see that whole gradient once, as in PyTorch. A later gradient
+    is added in place. The first one becomes ``.grad`` itself, without a copy, when
+    ``may_own`` (the walk made or was handed ``grad`` and holds only its own
+    references to it) and :func:`_ownable` finds nobody else can see it: as
+    torch's AccumulateGrad steals a gradient no other tensor refers to. A gradient
+    a hook replaced is copied.
     """
     if tensor._hooks:
-        grad = _run_hooks(tensor._hooks, grad)
-    if tensor._grad is None:
-        tensor._grad = Tensor._wrap(np.array(grad, dtype=tensor.dtype, copy=True))
+        hooked = _run_hooks(tensor._hooks, grad)
+        if hooked is not grad:
+            grad, may_own = hooked, False
+        hooked = None  # no reference of ours may outlive the check below
+    current = tensor._grad
+    if current is not None:
+        np.add(current._data, grad, out=current._data, casting="unsafe")
+    elif may_own and sys.getrefcount(grad) == _WALK_REFERENCES and _ownable(grad, tensor):
+        tensor._grad = Tensor._wrap(grad)
     else:
-        np.add(tensor._grad._data, grad, out=tensor._grad._data, casting="unsafe")
+        tensor._grad = Tensor._wrap(np.array(grad, dtype=tensor.dtype, copy=True))
+
+
+def _ownable(grad, tensor):
+    """Whether ``grad``, which only the walk refers to, can be ``tensor``'s ``.grad`` as it
+    is: a plain array that owns its memory (no view of another array, no borrowed
+    buffer), C-contiguous, writeable, of the tensor's shape and dtype."""
+    if type(grad) is not np.ndarray or grad.base is not None:
+        return False
+    flags = grad.flags
+    data = tensor._data
+    return (
+        flags.owndata
+        and flags.c_contiguous
+        and flags.writeable
+        and grad.dtype == data.dtype
+        and grad.shape == data.shape
+    )
+
+
+# How many references to a leaf's gradient the walk itself holds when it calls
+# sys.getrefcount in _accumulate_leaf (the walk's local variable, the argument,
+# getrefcount's own): a count above it means someone else holds the array too (a
+# tensor, a hook, a saved context, another leaf's pending gradient, the caller).
+# The number depends on the interpreter, so it is measured once
+# (_calibrate_ownership) by walking a graph whose backward returns a fresh array;
+# 0, never a real count, makes every first gradient a copy.
+_WALK_REFERENCES = 0
+_FRESH_IDS = []  # the ids of the arrays _FreshGradient.backward made
+
+
+class _FreshGradient(Function):
+    """The calibration graph's operation: its backward returns a new array nobody else
+    holds, and notes the array's id (not the array: that would be a reference)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.array(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        fresh = np.ones(grad.shape, dtype=grad.dtype)
+        _FRESH_IDS.append(id(fresh))
+        return fresh
+
+
+def _calibrate_ownership():
+    """Find the walk's own reference count (``_WALK_REFERENCES``).
+
+    Tries counts from 1 up: the first at which a leaf's ``.grad`` is the very array
+    backward returned (rather than a copy) is the number of references the walk
+    holds itself; with any smaller count the leaf copies. Leaves it 0 (always copy)
+    if no count up to 32 works.
+    """
+    global _WALK_REFERENCES
+    for count in range(1, 33):
+        _WALK_REFERENCES = count
+        leaf = Tensor._wrap(np.zeros(2))
+        leaf._requires_grad = True
+        with enable_grad():
+            out = _FreshGradient.apply(leaf)
+        _walk([(out, np.ones(2))], retain_graph=False)
+        owned = id(leaf._grad._data) == _FRESH_IDS.pop()
+        if owned:
+            return
+    _WALK_REFERENCES = 0
 
 
 def _initial_grad(tensor, grad, where):
@@ -431,71 +533,101 @@ def _walk(roots, retain_graph, capture=None):
     instead (before their hooks, as torch.autograd.grad does), and no leaf's
     ``.grad`` changes.
     """
-    pending = {}
-    leaves = {}
+    pending = {}  # id(context) -> the sum of the gradients of its output so far
+    leaves = {}  # id(leaf tensor) -> the sum of its gradients so far
+    leaf_tensors = {}  # id(leaf tensor) -> the tensor
+    sums = set()  # the keys whose sum is an array this walk made (so it adds in place)
     root_ctxs = []
     for tensor, grad in roots:
-        if tensor._ctx is None:
-            _add(leaves, tensor, grad, keep=True)
+        ctx = tensor._ctx
+        if ctx is None:
+            leaf_tensors[id(tensor)] = tensor
+            _add(leaves, sums, id(tensor), grad)
         else:
-            _add(pending, tensor._ctx, grad)
-            root_ctxs.append(tensor._ctx)
+            _add(pending, sums, id(ctx), grad)
+            root_ctxs.append(ctx)
     with no_grad():
         for ctx in _topological_order(root_ctxs):
             out_grad = pending.pop(id(ctx), None)
             if out_grad is None:
                 continue
-            if capture is not None and id(ctx) in capture:
-                capture[id(ctx)].append(out_grad)
-            if ctx._hooks:
-                out_grad = _run_hooks(ctx._hooks, out_grad)
-            if ctx._retained is not None:
-                kept = ctx._retained()
-                if kept is not None:
-                    _accumulate_leaf(kept, out_grad)
-            input_grads = ctx.function.backward(ctx, out_grad)
-            inputs = ctx.inputs
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
-            if len(input_grads) != len(inputs):
-                raise RuntimeError(
-                    f"{ctx.function.__name__}.backward returned {len(input_grads)} gradients "
-                    f"but forward took {len(inputs)} inputs"
-                )
-            for parent, edge, parent_grad in zip(inputs, ctx.edges, input_grads):
-                if parent_grad is None or edge is None or not parent._requires_grad:
-                    continue
-                if isinstance(parent_grad, Tensor):
-                    parent_grad = parent_grad._data
-                parent_grad = np.asarray(parent_grad)
-                if parent_grad.shape != parent.shape:
-                    raise RuntimeError(
-                        f"{ctx.function.__name__}.backward returned a gradient of shape "
-                        f"{parent_grad.shape} for an input of shape {parent.shape}"
-                    )
-                if parent_grad.dtype != parent.dtype:
-                    parent_grad = parent_grad.astype(parent.dtype)
-                if isinstance(edge, Context):
-                    _add(pending, edge, parent_grad)
-                else:
-                    _add(leaves, edge, parent_grad, keep=True)
+            _backward_node(ctx, out_grad, pending, leaves, leaf_tensors, sums, capture)
             if not retain_graph:
                 ctx._release()
-    for tensor, grad in leaves.values():
+    out_grad = None  # keep no reference to a gradient a leaf may take over
+    for key, tensor in leaf_tensors.items():
+        # popped, so that from here the walk's only references to the gradient are
+        # ``grad`` and the argument: what _calibrate_ownership measures
+        grad = leaves.pop(key)
         if capture is None:
-            _accumulate_leaf(tensor, grad)
-        elif id(tensor) in capture:
-            capture[id(tensor)].append(grad)
+            _accumulate_leaf(tensor, grad, may_own=True)
+        elif key in capture:
+            capture[key].append(grad)
 
 
-def _add(pending, node, grad, keep=False):
-    """Sum ``grad`` into ``pending[id(node)]`` (with ``keep``, as a (node, sum) pair)."""
-    key = id(node)
+def _backward_node(ctx, out_grad, pending, leaves, leaf_tensors, sums, capture):
+    """Run one context's backward on ``out_grad`` and add what it returns into the
+    pending sums of its inputs' producers (``pending``) or leaves (``leaves``).
+
+    A function of its own so that no reference to a returned gradient outlives it.
+    """
+    if capture is not None and id(ctx) in capture:
+        capture[id(ctx)].append(out_grad)
+    if ctx._hooks:
+        out_grad = _run_hooks(ctx._hooks, out_grad)
+    if ctx._retained is not None:
+        kept = ctx._retained()
+        if kept is not None:
+            _accumulate_leaf(kept, out_grad)
+    function = ctx.function
+    input_grads = function.backward(ctx, out_grad)
+    inputs = ctx.inputs
+    if not isinstance(input_grads, tuple):
+        input_grads = (input_grads,)
+    if len(input_grads) != len(inputs):
+        raise RuntimeError(
+            f"{function.__name__}.backward returned {len(input_grads)} gradients "
+            f"but forward took {len(inputs)} inputs"
+        )
+    for parent, edge, grad in zip(inputs, ctx.edges, input_grads):
+        if grad is None or edge is None or not parent._requires_grad:
+            continue
+        if type(grad) is not np.ndarray:
+            grad = np.asarray(grad._data if isinstance(grad, Tensor) else grad)
+        data = parent._data
+        if grad.shape != data.shape:
+            raise RuntimeError(
+                f"{function.__name__}.backward returned a gradient of shape "
+                f"{grad.shape} for an input of shape {data.shape}"
+            )
+        if grad.dtype != data.dtype:
+            grad = grad.astype(data.dtype)
+        if isinstance(edge, Context):
+            _add(pending, sums, id(edge), grad)
+        else:
+            key = id(edge)
+            if key not in leaf_tensors:
+                leaf_tensors[key] = edge
+            _add(leaves, sums, key, grad)
+
+
+def _add(pending, sums, key, grad):
+    """Sum ``grad`` into ``pending[key]``.
+
+    The first gradient is kept as it is (it may be shared: several inputs of an
+    addition get the same array). The second makes a new array, the sum, recorded
+    in ``sums``; later ones add into that array in place.
+    """
     previous = pending.get(key)
-    if keep:
-        pending[key] = (node, grad if previous is None else previous[1] + grad)
+    if previous is None:
+        pending[key] = grad
+    elif key in sums:
+        np.add(previous, grad, out=previous)
     else:
-        pending[key] = grad if previous is None else previous + grad
+        total = previous + grad
+        # 0-d arrays add up to a numpy scalar; keep an array, so later sums add in place
+        pending[key] = total if type(total) is np.ndarray else np.asarray(total)
+        sums.add(key)
 
 
 def grad(

@@ -282,3 +282,220 @@ def test_a_node_reached_by_paths_of_different_lengths_gets_all_its_gradient(torc
             out.sum().backward()
             results.append(t.grad.data if t is x else t.grad.numpy())
         np.testing.assert_allclose(results[0], results[1], rtol=1e-12, err_msg=order)
+
+
+# ---------------------------------------------------------------- gradients a leaf takes over
+# A leaf's first gradient becomes its .grad without a copy when nobody else holds the
+# array backward produced; otherwise .grad is a copy. Each test below makes one array
+# reachable from two places, changes one, and checks the other did not move.
+
+
+def _address(array):
+    return array.__array_interface__["data"][0]
+
+
+def test_a_batch_norm_input_takes_the_gradient_the_kernel_made(monkeypatch):
+    from minidl import _ops
+
+    made = {}
+    kernel = _ops.batchnorm_backward
+
+    def recording(*args, **kwargs):
+        dx, dweight, dbias = kernel(*args, **kwargs)
+        made["dx"] = _address(dx)  # the address only: a reference would force a copy
+        return dx, dweight, dbias
+
+    monkeypatch.setattr(_ops, "batchnorm_backward", recording)
+    layer = minidl.nn.BatchNorm2D(4)
+    x = minidl.randn(8, 4, 5, 5, requires_grad=True)
+    layer(x).backward(minidl.randn(8, 4, 5, 5))
+    assert _address(x.grad.numpy()) == made["dx"]
+    assert x.grad.numpy().flags.c_contiguous and x.grad.numpy().flags.writeable
+    for parameter in layer.parameters():
+        assert parameter.grad.numpy().flags.owndata
+
+
+_FRESH_ADDRESSES = []  # where the arrays _Fresh.backward made live
+
+
+class _Fresh(Function):
+    """y = 2x, whose backward returns a new array and records where it lives."""
+
+    keep = None  # a list to keep the arrays backward makes in, or None
+
+    @staticmethod
+    def forward(ctx, x):
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        fresh = 2 * grad
+        _FRESH_ADDRESSES.append(_address(fresh))
+        if _Fresh.keep is not None:
+            _Fresh.keep.append(fresh)
+        return fresh
+
+
+def test_a_gradient_nobody_else_holds_is_not_copied_and_one_held_elsewhere_is():
+    x = minidl.ones(5, requires_grad=True)
+    _Fresh.apply(x).sum().backward()
+    assert _address(x.grad.numpy()) == _FRESH_ADDRESSES[-1]
+    x.grad = None
+    _Fresh.keep = kept = []
+    try:
+        _Fresh.apply(x).sum().backward()
+    finally:
+        _Fresh.keep = None
+    assert not np.shares_memory(x.grad.numpy(), kept[0])
+    x.grad.numpy()[...] = 7.0
+    np.testing.assert_array_equal(kept[0], 2.0)
+
+
+def test_later_gradients_accumulate_in_place():
+    x = minidl.ones(5, requires_grad=True)
+    _Fresh.apply(x).sum().backward()
+    grad = x.grad.numpy()
+    _Fresh.apply(x).sum().backward()
+    assert x.grad.numpy() is grad
+    np.testing.assert_array_equal(grad, 4.0)
+
+
+def test_the_gradient_passed_to_backward_is_never_taken():
+    for make in (lambda x: x, lambda x: x + 0.0, lambda x: x * 1.0):
+        x = minidl.ones(3, requires_grad=True)
+        gradient = np.full(3, 2.0, np.float32)
+        make(x).backward(gradient)
+        x.grad.numpy()[...] = -1.0
+        np.testing.assert_array_equal(gradient, 2.0)
+        tensor_gradient = minidl.full((3,), 2.0)
+        x.grad = None
+        make(x).backward(tensor_gradient)
+        x.grad.numpy()[...] = -1.0
+        np.testing.assert_array_equal(tensor_gradient.numpy(), 2.0)
+
+
+def test_a_gradient_a_hook_kept_is_never_taken():
+    x = minidl.ones(3, requires_grad=True)
+    seen = []
+    x.register_hook(seen.append)
+    _Fresh.apply(x).sum().backward()
+    assert not np.shares_memory(x.grad.numpy(), seen[0].numpy())
+    x.grad.numpy()[...] = 9.0
+    np.testing.assert_array_equal(seen[0].numpy(), 2.0)
+
+
+def test_a_gradient_a_hook_returned_and_kept_is_never_taken():
+    x = minidl.ones(3, requires_grad=True)
+    replaced = []
+
+    def scale(grad):
+        replaced.append(grad * 10)
+        return replaced[-1]
+
+    x.register_hook(scale)
+    _Fresh.apply(x).sum().backward()
+    assert not np.shares_memory(x.grad.numpy(), replaced[0].numpy())
+    x.grad.numpy()[...] = 9.0
+    np.testing.assert_array_equal(replaced[0].numpy(), 20.0)
+
+
+def test_one_gradient_array_routed_to_two_leaves_or_to_a_leaf_and_a_node():
+    a = minidl.ones(3, requires_grad=True)
+    b = minidl.ones(3, requires_grad=True)
+    c = minidl.ones(3, requires_grad=True)
+    # _Fresh makes a new array that Add's backward hands to both its inputs: a leaf (c)
+    # and a pending node (a + b), then two leaves (a, b)
+    _Fresh.apply((a + b) + c).sum().backward()
+    grads = [a.grad.numpy(), b.grad.numpy(), c.grad.numpy()]
+    for i, grad in enumerate(grads):
+        others = [g for j, g in enumerate(grads) if j != i]
+        assert not any(np.shares_memory(grad, other) for other in others)
+        grad[...] = 5.0 + i
+        for other in others:
+            assert (other != 5.0 + i).all()
+
+
+def test_a_leaf_used_twice_gets_a_sum_that_leaves_the_parts_alone():
+    x = minidl.ones(3, requires_grad=True)
+    gradient = np.ones(3, np.float32)
+    (x + x + x).backward(gradient)  # parts: the caller's array itself, three times
+    np.testing.assert_array_equal(x.grad.numpy(), 3.0)
+    np.testing.assert_array_equal(gradient, 1.0)
+    h = x * 2.0
+    x.grad = None
+    (h + h + h + h).backward(gradient)  # a node's sum: made once, then added into
+    np.testing.assert_array_equal(x.grad.numpy(), 8.0)
+    np.testing.assert_array_equal(gradient, 1.0)
+
+
+class _ReturnsSaved(Function):
+    """y = 2x; backward returns the very array it saved (a constant derivative)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(np.full_like(x, 2.0))
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        (derivative,) = ctx.saved_tensors
+        return derivative
+
+
+def test_a_saved_array_returned_as_a_gradient_is_never_taken_while_the_graph_lives():
+    x = minidl.ones(3, requires_grad=True)
+    y = _ReturnsSaved.apply(x)
+    y.backward(np.ones(3, np.float32), retain_graph=True)
+    assert not np.shares_memory(x.grad.numpy(), y._ctx._saved[0])
+    x.grad.numpy()[...] = 100.0
+    x.grad = None
+    y.backward(np.ones(3, np.float32))  # the re-run reads the saved array again
+    np.testing.assert_array_equal(x.grad.numpy(), 2.0)
+
+
+def test_a_tensor_data_returned_as_a_gradient_is_never_taken():
+    class ReturnsInput(Function):
+        @staticmethod
+        def forward(ctx, x, other):
+            ctx.save_for_backward(other)
+            return x * 1.0
+
+        @staticmethod
+        def backward(ctx, grad):
+            return ctx.saved_tensors[0], None
+
+    x = minidl.ones(3, requires_grad=True)
+    other = minidl.full((3,), 4.0)
+    ReturnsInput.apply(x, other).backward(np.ones(3, np.float32))
+    x.grad.numpy()[...] = 0.0
+    np.testing.assert_array_equal(other.numpy(), 4.0)
+
+
+def test_a_retained_gradient_and_a_leaf_gradient_are_separate():
+    x = minidl.ones(3, requires_grad=True)
+    h = (x + 0.0).retain_grad()
+    _Fresh.apply(h).sum().backward()  # h's gradient, a new array, goes on to x
+    h.grad.numpy()[...] = 3.0
+    np.testing.assert_array_equal(x.grad.numpy(), 2.0)
+    x.grad.numpy()[...] = 4.0
+    np.testing.assert_array_equal(h.grad.numpy(), 3.0)
+
+
+def test_autograd_grad_results_are_separate_from_grad_and_from_each_other():
+    a = minidl.ones(3, requires_grad=True)
+    b = minidl.ones(3, requires_grad=True)
+    y = (a + b).sum()
+    ga, gb = minidl.autograd.grad(y, [a, b], retain_graph=True)
+    assert not np.shares_memory(ga.numpy(), gb.numpy())
+    y.backward()
+    for result in (ga, gb):
+        for grad in (a.grad, b.grad):
+            assert not np.shares_memory(result.numpy(), grad.numpy())
+
+
+def test_the_walk_reference_count_was_measured():
+    from minidl import autograd
+
+    # the walk's own references: its local variable, the argument, getrefcount's own
+    # (3 on CPython 3.11; another interpreter may count differently, never 0)
+    assert autograd._WALK_REFERENCES > 0

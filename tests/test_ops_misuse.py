@@ -65,6 +65,61 @@ CASES = {
         lambda: _ops.softmax_xent_backward(logits, labels, lse, np.ones(3)),
         lambda: _ops.softmax_xent_backward(logits.astype(np.int32), labels, lse, 1.0),
     ],
+    "sgd_update": [
+        lambda: _ops.sgd_update(np.ones(3), [np.ones(3)], None, 0.1),
+        lambda: _ops.sgd_update([np.ones(3)], [np.ones(2)], None, 0.1),
+        lambda: _ops.sgd_update([np.ones(3)], [np.ones(3), np.ones(3)], None, 0.1),
+        lambda: _ops.sgd_update([np.ones(3)], [np.ones(3, np.float32)], None, 0.1),
+        lambda: _ops.sgd_update([np.ones(3, int)], [np.ones(3, int)], None, 0.1),
+        lambda: _ops.sgd_update([[1.0, 2.0]], [np.ones(2)], None, 0.1),
+        lambda: _ops.sgd_update([np.ones(3)], [np.ones(3)], None, 0.1, momentum=0.9),
+        lambda: _ops.sgd_update([np.ones(3)], [np.ones(3)], [np.ones(4)], 0.1, momentum=0.9),
+        lambda: _ops.sgd_update([np.ones(3)], [np.ones(3)], [[0.0] * 3], 0.1, momentum=0.9),
+        lambda: _ops.sgd_update([np.ones(3)], [np.ones(3)], [None], "junk"),
+        lambda: _ops.sgd_update([np.ones(3)], ["junk"], None, 0.1),
+        lambda: _ops.sgd_update([np.ones(3)], [np.ones(3)], [read_only], 0.1, momentum=0.9),
+        lambda: _ops.sgd_update([read_only], [np.ones(3)], None, 0.1),
+        lambda: _ops.sgd_update([np.ones((2, 3), object)], [np.ones((2, 3))], None, 0.1),
+    ],
+    "adam_update": [
+        lambda: _ops.adam_update(
+            [np.ones(3)], [np.ones(3)], [np.zeros(3)], [np.zeros(2)], None, [1], 0.1, 0.9, 0.9, 0.0
+        ),
+        lambda: _ops.adam_update(
+            [np.ones(3)], [np.ones(3)], [np.zeros(3)], [np.zeros(3)], None, [0], 0.1, 0.9, 0.9, 0.0
+        ),
+        lambda: _ops.adam_update(
+            [np.ones(3)], [np.ones(3)], [np.zeros(3)], [np.zeros(3)], None, [], 0.1, 0.9, 0.9, 0.0
+        ),
+        lambda: _ops.adam_update(
+            [np.ones(3)], [np.ones(3)], [np.zeros(3)], [np.zeros(3)], None, ["1"], 0.1, 0.9, 0.9, 0
+        ),
+        lambda: _ops.adam_update(
+            [np.ones(3)], [np.ones(3)], [np.zeros(3)], None, None, [1], 0.1, 0.9, 0.9, 0.0
+        ),
+        lambda: _ops.adam_update(
+            [np.ones(3)], [np.ones(3)], [[0.0] * 3], [np.zeros(3)], None, [1], 0.1, 0.9, 0.9, 0.0
+        ),
+        lambda: _ops.adam_update(
+            [np.ones(3)], [np.ones(3)], [np.zeros(3, np.float32)], [np.zeros(3)], None, [1],
+            0.1, 0.9, 0.9, 0.0,
+        ),
+        lambda: _ops.adam_update(
+            [np.ones(3)], [np.ones(3)], [np.zeros(3)], [np.zeros(3)], None, [1], 0.1, 0.9, 0.9,
+            0.0, amsgrad=True,
+        ),
+        lambda: _ops.adam_update(
+            [np.ones(3)], [np.ones(3)], [np.zeros(3)], [np.zeros(3)], [read_only], [1], 0.1, 0.9,
+            0.9, 0.0, amsgrad=True,
+        ),
+        lambda: _ops.adam_update(
+            [np.ones(3)], [np.ones(3)], [np.zeros(3)], [np.zeros(3)], None, [1], None, 0.9, 0.9, 0
+        ),
+        lambda: _ops.adam_update(
+            [np.ones((2, 2))], [np.ones((2, 2))], [np.zeros((2, 2)).T[:, :1]], [np.zeros((2, 2))],
+            None, [1], 0.1, 0.9, 0.9, 0.0,
+        ),
+    ],
     "batchnorm_forward_train": [
         lambda: _ops.batchnorm_forward_train(np.ones(4), None, None, None, None),
         lambda: _ops.batchnorm_forward_train(np.ones((2,) * 6), None, None, None, None),

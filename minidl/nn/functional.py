@@ -499,11 +499,14 @@ class _BatchNormFn(Function):
         x, weight, mean, invstd = ctx.saved_tensors
         dx, dweight, dbias = _ops.batchnorm_backward(grad, x, mean, invstd, weight, ctx.training)
         need_weight, need_bias = ctx.needs_input_grad[1:3]
+        # the kernel sums dweight and dbias in float64; a float64 weight takes them as they are
         return (
             dx,
-            dweight.astype(weight.dtype) if need_weight else None,
-            dbias.astype(weight.dtype) if need_bias else None,
-        ) + (None,) * 2
+            dweight.astype(weight.dtype, copy=False) if need_weight else None,
+            dbias.astype(weight.dtype, copy=False) if need_bias else None,
+            None,
+            None,
+        )
 
 
 def batch_norm(
@@ -548,12 +551,12 @@ def _batch_norm(
     x, running_mean, running_var, weight, bias, training, momentum, eps, num_batches_tracked
 ):
     """:func:`batch_norm` for checked arguments (the BatchNorm layers check their own)."""
-    running = [r.numpy() if isinstance(r, Tensor) else r for r in (running_mean, running_var)]
     return _BatchNormFn.apply(
         x,
         weight,
         bias,
-        *running,
+        running_mean._data if isinstance(running_mean, Tensor) else running_mean,
+        running_var._data if isinstance(running_var, Tensor) else running_var,
         training=training,
         momentum=momentum,
         eps=eps,

@@ -419,19 +419,18 @@ class BatchNorm(_NormBase):
         self._per_feature_state(num_features, eps, momentum, affine, track_running_stats, bias)
 
     def forward(self, x):
-        _check_input(
-            self,
-            x,
-            x.ndim in self._ranks and x.shape[1] == self.num_features,
-            self._shape_text.format(self.num_features),
-        )
+        if not (
+            isinstance(x, Tensor) and x.ndim in self._ranks and x.shape[1] == self.num_features
+        ):  # the message is only formatted for a wrong input
+            _check_input(self, x, False, self._shape_text.format(self.num_features))
         use_batch_stats = self.training or not self.track_running_stats
         if use_batch_stats:
             _checks.values_per_channel(x.shape, type(self).__name__)
         tracked = None
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.numpy()[...] += 1  # in place
-            tracked = int(self.num_batches_tracked.numpy())
+            count = self.num_batches_tracked.numpy()
+            count += 1  # in place: the buffer's 0-d array
+            tracked = int(count)
         return F._batch_norm(
             x,
             self.running_mean,  # None without track_running_stats

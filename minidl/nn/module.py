@@ -231,6 +231,10 @@ def evaluating(module):
             object.__setattr__(sub_module, "training", mode)
 
 
+# Where Module.__getattr__ looks for a name, in order.
+_REGISTRIES = ("_parameters", "_buffers", "_modules")
+
+
 class Module:
     """Base class of layers and models.
 
@@ -306,8 +310,9 @@ class Module:
 
     def __getattr__(self, name):
         # only called when normal lookup fails: parameters, buffers and sub-modules
-        for registry in ("_parameters", "_buffers", "_modules"):
-            values = self.__dict__.get(registry)
+        state = self.__dict__
+        for registry in _REGISTRIES:
+            values = state.get(registry)
             if values is not None and name in values:
                 return values[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
@@ -644,6 +649,8 @@ class Module:
         return handle
 
     def __call__(self, *args, **kwargs):
+        if not (self._forward_pre_hooks or self._backward_hooks or self._forward_hooks):
+            return self.forward(*args, **kwargs)  # the common case, kept short
         for hook in list(self._forward_pre_hooks.values()):
             replaced = hook(self, args)
             if replaced is not None:

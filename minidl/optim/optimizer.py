@@ -1,15 +1,18 @@
 """Optimizers with PyTorch's update rules, parameter groups and state dicts.
 
-Updates are in-place numpy operations on ``param.numpy()`` (no graph is recorded)
-in the parameter's own dtype: float32 parameters stay float32, and so does
-their optimizer state.
+Updates are in place on ``param.numpy()`` (no graph is recorded), in the
+parameter's own dtype: float32 parameters stay float32, and so does their
+optimizer state. SGD and Adam/AdamW update a whole parameter group in one call of
+a compiled kernel (``_ops.sgd_update``, ``_ops.adam_update``: one pass per element,
+no temporaries, threads over all the group's parameters); the other optimizers
+run numpy operations parameter by parameter.
 """
 
 import math
 
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _ops
 from ..autograd import enable_grad
 from ..tensor import Tensor
 
@@ -42,7 +45,8 @@ class Optimizer:
     >>> [group["lr"] for group in opt.param_groups]
     [0.1, 0.01]
 
-    Subclasses implement ``_update(group, param, grad, state)`` for one parameter.
+    Subclasses implement ``_update(group, param, grad, state)`` for one parameter,
+    or ``_update_group(group, params)`` for all of a group's parameters at once.
     """
 
     def __init__(self, params, defaults):
@@ -117,14 +121,19 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                grad = param.grad.numpy()
-                if group.get("maximize", False):
-                    grad = -grad
-                self._update(group, param, grad, self.state.setdefault(param, {}))
+            params = [param for param in group["params"] if param.grad is not None]
+            if params:
+                self._update_group(group, params)
         return loss
+
+    def _update_group(self, group, params):
+        """Update ``params`` (those of ``group`` that have a gradient): one at a time."""
+        maximize = group.get("maximize", False)
+        for param in params:
+            grad = param.grad.numpy()
+            if maximize:
+                grad = -grad
+            self._update(group, param, grad, self.state.setdefault(param, {}))
 
     def _update(self, group, param, grad, state):
         raise NotImplementedError
@@ -239,18 +248,23 @@ class SGD(Optimizer):
         )
         super().__init__(params, defaults)
 
-    def _update(self, group, param, grad, state):
+    def _update_group(self, group, params):
+        states = [self.state.setdefault(param, {}) for param in params]
         momentum = group["momentum"]
-        grad = _apply_weight_decay(group, param, grad)
+        buffers = _ops.sgd_update(
+            [param.numpy() for param in params],
+            [param.grad.numpy() for param in params],
+            [state.get("momentum_buffer") for state in states] if momentum else None,
+            group["lr"],
+            momentum,
+            group["dampening"],
+            group["weight_decay"],
+            group["nesterov"],
+            group.get("maximize", False),
+        )
         if momentum:
-            buffer = state.get("momentum_buffer")
-            if buffer is None:
-                buffer = state["momentum_buffer"] = np.array(grad, dtype=param.dtype, copy=True)
-            else:
-                buffer *= momentum
-                buffer += (1 - group["dampening"]) * grad
-            grad = grad + momentum * buffer if group["nesterov"] else buffer
-        param.numpy()[...] -= group["lr"] * grad
+            for state, buffer in zip(states, buffers):
+                state["momentum_buffer"] = buffer
 
 
 class _AdamFamily(Optimizer):
@@ -312,19 +326,30 @@ class Adam(_AdamFamily):
 
     _decoupled = False
 
-    def _update(self, group, param, grad, state):
-        amsgrad = ("max_exp_avg_sq",) if group["amsgrad"] else ()
-        _, _, exp_avg, exp_avg_sq, bias_correction1, bias_correction2 = self._moments(
-            group, param, grad, state, self._decoupled, *amsgrad
+    def _update_group(self, group, params):
+        amsgrad = group["amsgrad"]
+        zeros = (
+            ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if amsgrad else ("exp_avg", "exp_avg_sq")
         )
-        bias_correction2_sqrt = math.sqrt(bias_correction2)
-        if group["amsgrad"]:
-            np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-            second = state["max_exp_avg_sq"]
-        else:
-            second = exp_avg_sq
-        denom = np.sqrt(second) / bias_correction2_sqrt + group["eps"]
-        param.numpy()[...] -= (group["lr"] / bias_correction1) * exp_avg / denom
+        states = [self.state.setdefault(param, {}) for param in params]
+        steps = [_next_step(state, param, *zeros) for state, param in zip(states, params)]
+        beta1, beta2 = group["betas"]
+        _ops.adam_update(
+            [param.numpy() for param in params],
+            [param.grad.numpy() for param in params],
+            [state["exp_avg"] for state in states],
+            [state["exp_avg_sq"] for state in states],
+            [state["max_exp_avg_sq"] for state in states] if amsgrad else None,
+            steps,
+            group["lr"],
+            beta1,
+            beta2,
+            group["eps"],
+            group["weight_decay"],
+            self._decoupled,
+            amsgrad,
+            group.get("maximize", False),
+        )
 
 
 class AdamW(Adam):
