@@ -95,6 +95,42 @@ def _keep_freed_memory():
 
 KEEP_FREED_MEMORY = _switched_on("MINIDL_KEEP_FREED_MEMORY") and _keep_freed_memory()
 
+# ---------------------------------------------------------------- numpy's large blocks
+from . import _alloc  # noqa: E402
+
+BLOCK_CACHE_THRESHOLD = 32 * 1024 * 1024
+BLOCK_CACHE_LIMIT_MB = 1024
+
+
+def _block_cache_limit():
+    """``MINIDL_BLOCK_CACHE_MB`` in bytes, else the default :data:`BLOCK_CACHE_LIMIT_MB`."""
+    value = os.environ.get("MINIDL_BLOCK_CACHE_MB", "").strip()
+    megabytes = int(value) if value.isdigit() else BLOCK_CACHE_LIMIT_MB
+    return megabytes * 1024 * 1024
+
+
+def _cache_large_blocks():
+    """Make the block cache numpy's memory handler here, unless another one is installed."""
+    _alloc.configure(threshold=BLOCK_CACHE_THRESHOLD, limit=_block_cache_limit())
+    return _alloc.install()
+
+
+CACHE_LARGE_BLOCKS = _switched_on("MINIDL_CACHE_LARGE_BLOCKS") and _cache_large_blocks()
+
+
+def empty_cache():
+    """Free the large blocks minidl's memory handler keeps for reuse; returns the bytes freed.
+
+    As ``torch.cuda.empty_cache()``: arrays in use are untouched, and the cache
+    fills again as arrays are freed. ``minidl.runtime.config()["heap"]`` shows
+    what it holds.
+
+    >>> minidl.runtime.empty_cache() >= 0
+    True
+    """
+    return _alloc.empty_cache()
+
+
 # ---------------------------------------------------------------- threads
 _blas_limits = None
 
@@ -172,6 +208,15 @@ def _blas_info():
     return lines or ["(no BLAS library loaded)"]
 
 
+def _handler_name():
+    """The name of numpy's memory handler in the calling thread's context."""
+    try:
+        from numpy._core.multiarray import get_handler_name  # numpy 2
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import get_handler_name
+    return get_handler_name()
+
+
 def config():
     """What :func:`show_config` prints, as a dict of plain values.
 
@@ -202,6 +247,9 @@ def config():
             "keep freed memory": KEEP_FREED_MEMORY,
             "mmap threshold": MMAP_THRESHOLD if KEEP_FREED_MEMORY else "the C library's",
             "trim threshold": TRIM_THRESHOLD if KEEP_FREED_MEMORY else "the C library's",
+            "cache large blocks": CACHE_LARGE_BLOCKS,
+            "numpy's handler": _handler_name(),
+            "block cache": _alloc.stats(),
         },
         "environment": {
             name: os.environ.get(name)
@@ -213,6 +261,8 @@ def config():
                 "MINIDL_NUM_THREADS",
                 "MINIDL_SHORT_SPIN",
                 "MINIDL_KEEP_FREED_MEMORY",
+                "MINIDL_CACHE_LARGE_BLOCKS",
+                "MINIDL_BLOCK_CACHE_MB",
                 "MINIDL_FORK_SINGLE_THREAD",
             )
         },
