@@ -65,8 +65,13 @@ cdef extern from *:
     }
     #endif
 
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    #endif
+
     #define MDL_ALIGN 64
     #define MDL_PAGE 4096
+    #define MDL_HUGEPAGE_MIN ((size_t)1 << 22)
     /* Tags written right before the data: which header a block carries. */
     #define MDL_SMALL_TAG ((uint64_t)0x6d646c536d616c6cULL)
     #define MDL_LARGE_TAG ((uint64_t)0x6d646c4c61726765ULL)
@@ -94,6 +99,24 @@ cdef extern from *:
     /* The cache: a list of freed large blocks, the most recently freed first. */
     static mdl_large *mdl_head = NULL, *mdl_tail = NULL;
     static mdl_stats mdl_state = {(size_t)32 << 20, (size_t)1 << 30, 0, 0, 0, 0, 0};
+
+    /* As numpy's default handler does (numpy._core.multiarray._set_madvise_hugepage):
+       ask Linux for transparent huge pages on blocks of 4 MiB and more, which then
+       fault in 2 MiB at a time and take fewer TLB entries. Set from numpy's switch. */
+    static int mdl_hugepages = 1;
+
+    static void mdl_advise_hugepages(void *data, size_t size) {
+    #if defined(__linux__) && defined(MADV_HUGEPAGE)
+        if (mdl_hugepages && size >= MDL_HUGEPAGE_MIN) {
+            uintptr_t start = ((uintptr_t)data + MDL_PAGE - 1) & ~(uintptr_t)(MDL_PAGE - 1);
+            uintptr_t end = ((uintptr_t)data + size) & ~(uintptr_t)(MDL_PAGE - 1);
+            if (end > start) madvise((void *)start, end - start, MADV_HUGEPAGE);
+        }
+    #else
+        (void)data;
+        (void)size;
+    #endif
+    }
 
     static void mdl_corrupt(void *ptr) {
         fprintf(stderr, "minidl._alloc: %p was not allocated by minidl's memory handler "
@@ -173,6 +196,7 @@ cdef extern from *:
             block->prev = block->next = NULL;
             block->capacity = capacity;
             block->tag = MDL_LARGE_TAG;
+            mdl_advise_hugepages((void *)(block + 1), capacity);
         } else if (zero) {
             memset((char *)(block + 1), 0, size);
         }
@@ -205,6 +229,7 @@ cdef extern from *:
         if (!header) return NULL;
         header->size = size;
         header->tag = MDL_SMALL_TAG;
+        mdl_advise_hugepages((void *)(header + 1), size);
         return (void *)(header + 1);
     }
 
@@ -310,9 +335,10 @@ cdef extern from *:
         return freed;
     }
 
-    static void mdl_configure(size_t threshold, size_t limit) {
+    static void mdl_configure(size_t threshold, size_t limit, int hugepages) {
         mdl_large *dropped;
         MDL_LOCK();
+        mdl_hugepages = hugepages;
         mdl_state.threshold = threshold;
         mdl_state.limit = limit;
         dropped = mdl_evict_to(limit);
@@ -342,7 +368,8 @@ cdef extern from *:
     bint mdl_is_default(object handler)
     object mdl_default_handler()
     size_t mdl_empty() nogil
-    void mdl_configure(size_t threshold, size_t limit) nogil
+    void mdl_configure(size_t threshold, size_t limit, int hugepages) nogil
+    int mdl_hugepages
     mdl_stats mdl_get_stats() nogil
     object PyDataMem_GetHandler()
     object PyDataMem_SetHandler(object handler)
@@ -396,18 +423,21 @@ def install():
     return True
 
 
-def configure(threshold=None, limit=None):
-    """Set the size from which blocks are cached and the most bytes kept cached.
+def configure(threshold=None, limit=None, hugepages=None):
+    """Set the size from which blocks are cached, the most bytes kept cached, huge pages.
 
     ``limit=0`` disables caching (blocks are freed at once); lowering the limit
-    evicts the least recently freed blocks until the cache fits.
+    evicts the least recently freed blocks until the cache fits. ``hugepages``:
+    whether new blocks of 4 MiB and more are marked for transparent huge pages
+    (Linux ``madvise``), as numpy's ``_set_madvise_hugepage`` does for its handler.
     """
     state = mdl_get_stats()
     new_threshold = state.threshold if threshold is None else _byte_count(threshold, "threshold")
     new_limit = state.limit if limit is None else _byte_count(limit, "limit")
     if new_threshold < 1:
         raise ValueError("configure: threshold must be at least 1 byte")
-    mdl_configure(new_threshold, new_limit)
+    new_hugepages = mdl_hugepages if hugepages is None else bool(hugepages)
+    mdl_configure(new_threshold, new_limit, new_hugepages)
 
 
 def _byte_count(value, name):
@@ -422,7 +452,7 @@ def empty_cache():
 
 
 def stats():
-    """The cache's settings and counters, as a dict of integers.
+    """The cache's settings and counters, as a dict.
 
     ``hits``/``misses`` count large requests served from the cache or not,
     ``evictions`` blocks dropped to stay within ``limit``.
@@ -436,4 +466,5 @@ def stats():
         "hits": state.hits,
         "misses": state.misses,
         "evictions": state.evictions,
+        "huge pages": bool(mdl_hugepages),
     }

@@ -20,6 +20,13 @@ glibc heap             freed blocks up to 32 MiB stay in the heap  ``MINIDL_KEEP
 (``mallopt``)          (mmap threshold 32 MiB, trim threshold
                        512 MiB), so fresh outputs do not
                        page-fault on every step (BN: 18 -> 9 ms)
+numpy's memory         freed blocks of 32 MiB and more (the ones   ``MINIDL_CACHE_LARGE_BLOCKS=0``;
+handler (NEP 49,       glibc mmaps; from 1 MiB without the         a handler installed before
+``minidl._alloc``)     setting above) stay in an LRU cache of at   minidl is kept; limit:
+                       most 1 GiB and serve later arrays of the    ``MINIDL_BLOCK_CACHE_MB``;
+                       same size (within 12.5%), so large outputs  :func:`empty_cache` frees it
+                       stop page-faulting (BN fwd+bwd at 98 MiB:
+                       FIXME)
 kernel threads         the cores this process may run on           ``MINIDL_NUM_THREADS`` or
                        (``os.sched_getaffinity``)                  ``OMP_NUM_THREADS``, or
                                                                    :func:`set_num_threads`
@@ -34,6 +41,13 @@ after ``os.fork``      the child's kernels run single-threaded:    ``MINIDL_FORK
 The two environment variables must be set before the OpenMP runtime and
 OpenBLAS load, which is why this module runs first when minidl is imported.
 :func:`show_config` prints all of it with the build facts.
+
+numpy keeps its memory handler in a context variable, so the block cache applies
+to the thread (and context) that imported minidl, and to tasks and contexts copied
+from it. A thread started with ``threading.Thread`` begins from an empty context and
+allocates with numpy's default handler; ``minidl._alloc.install()`` called in that
+thread gives it the cache. Every array is freed by the handler that allocated it,
+whichever thread frees it, so mixing the two is safe.
 """
 
 import ctypes
@@ -98,8 +112,11 @@ KEEP_FREED_MEMORY = _switched_on("MINIDL_KEEP_FREED_MEMORY") and _keep_freed_mem
 # ---------------------------------------------------------------- numpy's large blocks
 from . import _alloc  # noqa: E402
 
-BLOCK_CACHE_THRESHOLD = 32 * 1024 * 1024
-BLOCK_CACHE_LIMIT_MB = 1024
+# glibc's heap keeps freed blocks below its mmap threshold once raised above; the
+# cache takes the blocks glibc would still mmap (and page-fault). Without that
+# setting (opted out, or another C library), it takes them from 1 MiB.
+BLOCK_CACHE_THRESHOLD = MMAP_THRESHOLD if KEEP_FREED_MEMORY else 1024 * 1024
+BLOCK_CACHE_LIMIT_MB = 1024  # the most the cache holds; MINIDL_BLOCK_CACHE_MB changes it
 
 
 def _block_cache_limit():
@@ -109,9 +126,28 @@ def _block_cache_limit():
     return megabytes * 1024 * 1024
 
 
+def _numpy_multiarray():
+    """numpy's multiarray module, where its memory-handler functions live."""
+    try:
+        from numpy._core import multiarray  # numpy 2
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray
+    return multiarray
+
+
+def _numpy_uses_hugepages():
+    """numpy's switch for marking blocks of 4 MiB and more for huge pages (on by default)."""
+    getter = getattr(_numpy_multiarray(), "_get_madvise_hugepage", None)
+    return True if getter is None else bool(getter())
+
+
 def _cache_large_blocks():
     """Make the block cache numpy's memory handler here, unless another one is installed."""
-    _alloc.configure(threshold=BLOCK_CACHE_THRESHOLD, limit=_block_cache_limit())
+    _alloc.configure(
+        threshold=BLOCK_CACHE_THRESHOLD,
+        limit=_block_cache_limit(),
+        hugepages=_numpy_uses_hugepages(),
+    )
     return _alloc.install()
 
 
@@ -210,11 +246,7 @@ def _blas_info():
 
 def _handler_name():
     """The name of numpy's memory handler in the calling thread's context."""
-    try:
-        from numpy._core.multiarray import get_handler_name  # numpy 2
-    except ImportError:  # numpy 1.x
-        from numpy.core.multiarray import get_handler_name
-    return get_handler_name()
+    return _numpy_multiarray().get_handler_name()
 
 
 def config():

@@ -37,7 +37,9 @@ def cache():
     try:
         yield _alloc
     finally:
-        _alloc.configure(threshold=before["threshold"], limit=before["limit"])
+        _alloc.configure(
+            threshold=before["threshold"], limit=before["limit"], hugepages=before["huge pages"]
+        )
         _alloc.empty_cache()
         _alloc.set_handler(previous)
 
@@ -129,6 +131,38 @@ def test_realloc_through_resize_keeps_the_contents(cache):
     array.resize(20, refcheck=False)
     assert np.array_equal(array[:10], np.arange(10.0))
     assert get_handler_name(array) == "minidl_block_cache"
+
+
+def _vm_flags(address):
+    """The VmFlags of the mapping that holds ``address``, from /proc/self/smaps."""
+    flags, inside = None, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and ":" not in head:
+                start, end = (int(part, 16) for part in head.split("-"))
+                inside = start <= address < end
+            elif inside and head == "VmFlags:":
+                flags = line.split()[1:]
+    return flags
+
+
+@pytest.mark.skipif(
+    not os.path.isdir("/sys/kernel/mm/transparent_hugepage"), reason="Linux huge pages"
+)
+@pytest.mark.parametrize("hugepages", [True, False])
+def test_blocks_of_4_mib_are_marked_for_huge_pages_as_numpy_does(cache, hugepages):
+    _alloc.configure(hugepages=hugepages, threshold=32 * MiB, limit=64 * MiB)
+    # a large (cached) block, fresh from mmap, and a small one from malloc (whose heap
+    # may carry the mark from an earlier block, so only its presence is checked)
+    for size in (40 * MiB, 8 * MiB) if hugepages else (40 * MiB,):
+        block = np.empty(size, np.uint8)
+        inside = (_address(block) + 4096 - 1) // 4096 * 4096 + 4096
+        flags = _vm_flags(inside)
+        assert flags is not None
+        assert ("hg" in flags) == hugepages, (size, flags)
+        del block
+    assert _alloc.stats()["huge pages"] is hugepages
 
 
 def test_many_sizes_never_overlap(cache):
