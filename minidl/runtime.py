@@ -21,12 +21,13 @@ glibc heap             freed blocks up to 32 MiB stay in the heap  ``MINIDL_KEEP
                        512 MiB), so fresh outputs do not
                        page-fault on every step (BN: 18 -> 9 ms)
 numpy's memory         freed blocks of 32 MiB and more (the ones   ``MINIDL_CACHE_LARGE_BLOCKS=0``;
-handler (NEP 49,       glibc mmaps; from 1 MiB without the         a handler installed before
-``minidl._alloc``)     setting above) stay in an LRU cache of at   minidl is kept; limit:
-                       most 1 GiB and serve later arrays of the    ``MINIDL_BLOCK_CACHE_MB``;
+handler (NEP 49,       glibc mmaps whatever its settings) stay     a handler installed before
+``minidl._alloc``)     in an LRU cache of at most 1 GiB and        minidl is kept; limit:
+                       serve later arrays of the                   ``MINIDL_BLOCK_CACHE_MB``;
                        same size (within 12.5%), so large outputs  :func:`empty_cache` frees it
-                       stop page-faulting (BN fwd+bwd at 98 MiB:
-                       FIXME)
+                       stop page-faulting (BN fwd+bwd at 49 MiB:
+                       63 -> 43 ms; CNN step at batch 256:
+                       358 -> 303 ms; one thread, CPU time)
 kernel threads         the cores this process may run on           ``MINIDL_NUM_THREADS`` or
                        (``os.sched_getaffinity``)                  ``OMP_NUM_THREADS``, or
                                                                    :func:`set_num_threads`
@@ -45,7 +46,7 @@ OpenBLAS load, which is why this module runs first when minidl is imported.
 numpy keeps its memory handler in a context variable, so the block cache applies
 to the thread (and context) that imported minidl, and to tasks and contexts copied
 from it. A thread started with ``threading.Thread`` begins from an empty context and
-allocates with numpy's default handler; ``minidl._alloc.install()`` called in that
+allocates with numpy's default handler; :func:`use_block_cache` called in that
 thread gives it the cache. Every array is freed by the handler that allocated it,
 whichever thread frees it, so mixing the two is safe.
 """
@@ -112,10 +113,13 @@ KEEP_FREED_MEMORY = _switched_on("MINIDL_KEEP_FREED_MEMORY") and _keep_freed_mem
 # ---------------------------------------------------------------- numpy's large blocks
 from . import _alloc  # noqa: E402
 
-# glibc's heap keeps freed blocks below its mmap threshold once raised above; the
-# cache takes the blocks glibc would still mmap (and page-fault). Without that
-# setting (opted out, or another C library), it takes them from 1 MiB.
-BLOCK_CACHE_THRESHOLD = MMAP_THRESHOLD if KEEP_FREED_MEMORY else 1024 * 1024
+# The blocks glibc mmaps (and page-faults) even with the heap setting above: its
+# largest mmap threshold. Below it the heap keeps freed blocks as fast (BN kernel
+# at 16 and 24.5 MiB: the same time with the cache taking them from 1 MiB). With
+# MINIDL_KEEP_FREED_MEMORY=0 a 1 MiB threshold removed the faults at 16-24.5 MiB
+# but hid the large frees from glibc's adaptive mmap threshold, and blocks just
+# under 1 MiB then faulted on every call (0.5 -> 2.1 ms), so it stays at 32 MiB.
+BLOCK_CACHE_THRESHOLD = 32 * 1024 * 1024
 BLOCK_CACHE_LIMIT_MB = 1024  # the most the cache holds; MINIDL_BLOCK_CACHE_MB changes it
 
 
@@ -152,6 +156,22 @@ def _cache_large_blocks():
 
 
 CACHE_LARGE_BLOCKS = _switched_on("MINIDL_CACHE_LARGE_BLOCKS") and _cache_large_blocks()
+
+
+def use_block_cache():
+    """Make the block cache numpy's memory handler in the calling thread's context.
+
+    Importing minidl does this for the importing thread; numpy starts every new
+    thread with its default handler. Returns whether the cache is the handler now:
+    False when it was opted out (``MINIDL_CACHE_LARGE_BLOCKS=0``) or another handler
+    is installed in this context, which is kept.
+
+    >>> import threading
+    >>> thread = threading.Thread(target=minidl.runtime.use_block_cache)
+    >>> thread.start()
+    >>> thread.join()
+    """
+    return CACHE_LARGE_BLOCKS and _alloc.install()
 
 
 def empty_cache():

@@ -293,13 +293,19 @@ def test_install_leaves_a_handler_someone_else_installed():
     assert _alloc.install() is True
 
 
-def test_new_threads_start_with_numpys_default_handler(cache):
+def test_new_threads_start_with_numpys_default_handler_until_they_ask(cache):
     # numpy keeps the handler in a context variable; a new thread has a fresh context
     names = []
-    thread = threading.Thread(target=lambda: names.append(get_handler_name()))
+
+    def report():
+        names.append(get_handler_name())
+        names.append(minidl.runtime.use_block_cache())
+        names.append(get_handler_name())
+
+    thread = threading.Thread(target=report)
     thread.start()
     thread.join()
-    assert names == ["default_allocator"]
+    assert names == ["default_allocator", True, "minidl_block_cache"]
 
 
 def test_threads_allocate_and_free_concurrently(cache):
