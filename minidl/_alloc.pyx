@@ -24,11 +24,15 @@ allocate and free from several threads, with or without the GIL. On POSIX system
 ``pthread_atfork`` holds the mutex across ``fork`` so that a forked child (which has
 a copy of the cache) never inherits it locked.
 
+New blocks of 4 MiB and more are marked for transparent huge pages (Linux
+``madvise``), as numpy's default handler marks its own; ``configure(hugepages=...)``
+follows numpy's switch.
+
 numpy keeps the current handler in a context variable: :func:`install` sets it for
 the calling context, which for the main thread at import is the one every later
 call in that thread sees. A new thread starts from the default context and
 allocates with numpy's default handler (its arrays are then freed by that handler,
-whichever thread frees them).
+whichever thread frees them) until it calls ``minidl.runtime.use_block_cache()``.
 
 ``minidl.runtime`` installs the handler at import (opt-out
 ``MINIDL_CACHE_LARGE_BLOCKS=0``) and reports :func:`stats`.
@@ -387,11 +391,6 @@ _HANDLER = mdl_new_capsule()
 def handler():
     """This module's handler: a ``PyCapsule`` named ``"mem_handler"``, as numpy expects."""
     return _HANDLER
-
-
-def current_handler():
-    """numpy's handler in the calling context (``PyDataMem_GetHandler``)."""
-    return PyDataMem_GetHandler()
 
 
 def set_handler(capsule):
