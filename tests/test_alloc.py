@@ -343,6 +343,10 @@ def test_threads_allocate_and_free_concurrently(cache):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_child_forked_while_threads_allocate_can_allocate(cache):
+    # pthread_atfork holds the cache's mutex across fork and releases it in parent and
+    # child; a child left with it locked would wait forever on its first large block.
+    # (numpy calls the handler with the GIL held, so today another thread cannot be
+    # inside the cache at the fork; the handlers cover callers without the GIL too.)
     stop = threading.Event()
 
     def churn():
@@ -357,15 +361,15 @@ def test_a_child_forked_while_threads_allocate_can_allocate(cache):
         thread.start()
     children = []
     try:
-        for _ in range(5):
-            time.sleep(0.01)
+        for _ in range(10):
+            time.sleep(0.005)
             with warnings.catch_warnings():  # Python 3.12+ warns about fork with threads
                 warnings.simplefilter("ignore", DeprecationWarning)
                 pid = os.fork()
             if pid == 0:  # the child: allocate from the (copied) cache, then leave at once
                 status = 1
                 try:
-                    blocks = [np.zeros(2 * MiB, np.uint8) for _ in range(4)]
+                    blocks = [np.zeros(MiB, np.uint8) for _ in range(4)]
                     del blocks
                     _alloc.empty_cache()
                     status = 0 if _alloc.stats()["cached bytes"] == 0 else 2
@@ -376,18 +380,21 @@ def test_a_child_forked_while_threads_allocate_can_allocate(cache):
         stop.set()
         for thread in threads:
             thread.join()
+    hung = 0
+    deadline = time.monotonic() + 20
     for pid in children:
-        deadline = time.monotonic() + 30
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
+                assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
                 break
             if time.monotonic() > deadline:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-                pytest.fail("a forked child hung in the allocator")
+                hung += 1
+                break
             time.sleep(0.01)
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    assert hung == 0, f"{hung} of {len(children)} forked children hung in the allocator"
 
 
 def _in_subprocess(code, **settings):
