@@ -1,4 +1,7 @@
-"""Build script for minidl's compiled kernels (``minidl/_ops.pyx``).
+"""Build script for minidl's compiled modules.
+
+``minidl/_ops.pyx`` holds the kernels; ``minidl/_alloc.pyx`` numpy's memory handler
+that caches large blocks (it needs numpy's headers, not OpenMP).
 
 Metadata lives in ``pyproject.toml``; this file only describes the extension.
 
@@ -16,6 +19,7 @@ import os
 import sys
 import tempfile
 
+import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -91,20 +95,31 @@ class BuildExt(build_ext):
             sys.stderr.write("minidl: building without OpenMP; kernels run single-threaded\n")
             openmp_flags = []
         for ext in self.extensions:
-            ext.extra_compile_args = [*compile_flags, *openmp_flags]
+            threads = openmp_flags if ext.name in OPENMP_EXTENSIONS else []
+            ext.extra_compile_args = [*compile_flags, *threads]
             # minidl.show_config() reports the flags the kernels were built with
             flags = " ".join(ext.extra_compile_args).replace('"', "")
             ext.define_macros.append(("MINIDL_BUILD_FLAGS", f'"{flags}"'))
-            ext.extra_link_args = [] if msvc else list(openmp_flags)
+            ext.extra_link_args = [] if msvc else list(threads)
         super().build_extensions()
 
+
+# The memory handler takes no OpenMP: it must not load the OpenMP runtime before
+# minidl.runtime has set the environment that runtime reads.
+OPENMP_EXTENSIONS = {"minidl._ops"}
 
 extensions = [
     Extension(
         "minidl._ops",
         ["minidl/_ops.pyx"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    )
+    ),
+    Extension(
+        "minidl._alloc",
+        ["minidl/_alloc.pyx"],
+        include_dirs=[numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    ),
 ]
 
 setup(

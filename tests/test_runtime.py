@@ -70,8 +70,8 @@ def test_minidl_num_threads_comes_before_omp_num_threads():
 # ---------------------------------------------------------------- no surprises at import
 
 # Run in a fresh interpreter: records the environment, every mallopt call minidl
-# makes through ctypes, and matplotlib's backend, around importing every module and
-# public name of minidl and drawing a History plot. Prints a JSON report.
+# makes through ctypes, numpy's memory handler and matplotlib's backend, around importing
+# every module and public name of minidl and drawing a History plot. Prints a JSON report.
 _IMPORT_EVERYTHING = r"""
 import ctypes, importlib, json, os, pkgutil, sys, tempfile
 
@@ -116,8 +116,13 @@ if have_matplotlib:
     history = minidl.train.History([{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 0.5}])
     history.plot(os.path.join(tempfile.mkdtemp(), "curves.png"))
 changed = sorted(k for k in set(before) | set(after_import) if before.get(k) != after_import.get(k))
+try:
+    from numpy._core.multiarray import get_handler_name
+except ImportError:
+    from numpy.core.multiarray import get_handler_name
 print(json.dumps({
     "changed": {k: after_import.get(k) for k in changed},
+    "handler": get_handler_name(),
     "mallopt": calls,
     "backend": matplotlib.get_backend() if have_matplotlib else "svg",
     "final_environ_equal": dict(os.environ) == after_import,
@@ -142,16 +147,21 @@ def test_importing_everything_changes_only_what_runtime_documents():
     report = _import_everything()
     assert report["changed"] == {"GOMP_SPINCOUNT": "10000", "OPENBLAS_THREAD_TIMEOUT": "16"}
     assert report["mallopt"] == [[-3, 32 * 1024 * 1024], [-1, 512 * 1024 * 1024]]
+    assert report["handler"] == "minidl_block_cache"
     assert report["backend"] == "svg", "History.plot switched matplotlib's backend"
     assert report["final_environ_equal"], "plotting changed the environment"
 
 
 def test_each_setting_has_its_opt_out():
     report = _import_everything(
-        MINIDL_SHORT_SPIN="0", MINIDL_KEEP_FREED_MEMORY="0", MINIDL_FORK_SINGLE_THREAD="0"
+        MINIDL_SHORT_SPIN="0",
+        MINIDL_KEEP_FREED_MEMORY="0",
+        MINIDL_CACHE_LARGE_BLOCKS="0",
+        MINIDL_FORK_SINGLE_THREAD="0",
     )
     assert report["changed"] == {}
     assert report["mallopt"] == []
+    assert report["handler"] == "default_allocator"
     assert report["backend"] == "svg"
 
 
