@@ -79,6 +79,9 @@ cdef enum:
     # a thread for) and the unit of the weight-gradient partial sums, fixed by the
     # shape alone so that the bits never depend on the thread count.
     VALUES_PER_CHUNK = 32768
+    # Positions (output pixels) the direct weight gradient sums in separate lanes
+    # (4 AVX2 registers of float32); its scratch rows are padded to a multiple of it.
+    DIRECT_BLOCK = 32
 
 
 cdef struct Window:
@@ -1434,9 +1437,11 @@ cdef void _im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
 
 cdef void _im2col_plane(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols, Window g,
                         Py_ssize_t plane) noexcept nogil:
-    # cols[(c * kh + i) * kw + j, n, :] = plane (n, c) unfolded at offset (i, j)
-    cdef Py_ssize_t n = plane // x.shape[1]
-    cdef Py_ssize_t c = plane % x.shape[1]
+    # cols[(c * kh + i) * kw + j, n, :] = plane (n, c) unfolded at offset (i, j); planes
+    # run channel-major, so consecutive ones write the same kh * kw rows of cols one
+    # after the other: a few long streams instead of C * kh * kw short ones
+    cdef Py_ssize_t n = plane % x.shape[0]
+    cdef Py_ssize_t c = plane // x.shape[0]
     _unfold_plane(&x[n, c, 0, 0], x.shape[2], x.shape[3], &cols[c * g.kh * g.kw, n, 0],
                   cols.shape[1] * cols.shape[2], g)
 
@@ -1483,8 +1488,9 @@ cdef void _col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] out,
 
 cdef void _col2im_plane(const floating[:, :, ::1] cols, floating[:, :, :, ::1] out, Window g,
                         Py_ssize_t plane) noexcept nogil:
-    cdef Py_ssize_t n = plane // out.shape[1]
-    cdef Py_ssize_t c = plane % out.shape[1]
+    # channel-major, as _im2col_plane: consecutive planes read the same rows of cols
+    cdef Py_ssize_t n = plane % out.shape[0]
+    cdef Py_ssize_t c = plane // out.shape[0]
     _fold_plane(&cols[c * g.kh * g.kw, n, 0], cols.shape[1] * cols.shape[2], &out[n, c, 0, 0],
                 out.shape[2], out.shape[3], g)
 
@@ -1554,11 +1560,11 @@ def conv2d_direct_forward(x, weight, bias=None, stride=1, padding=0, dilation=1)
     x (N, C, H, W), weight (O, C, kh, kw) (PyTorch's layout, one group), bias (O,)
     or None; zero padding, OH as for :func:`im2col`. Each sample's windows are
     unfolded into a (C * kh * kw, OH * OW) block that stays in cache, and each
-    output value is its weighted sum over that block's rows, in double, plus the
-    bias, rounded once. The work per output value grows with K = C * kh * kw and
-    nothing is blocked for cache: this is for small K (a first layer, K = 9 or 27),
-    where the product over the batch is bound by memory; above a few dozen, im2col
-    and one matrix product are faster.
+    output value is its weighted sum over that block's rows (in x's dtype, as a
+    matrix product sums), plus the bias. The work per output value grows with
+    K = C * kh * kw and nothing is blocked over K: this is for small K (a first
+    layer, K = 9 or 27), where the product over the batch is bound by memory;
+    above a few dozen, im2col and one matrix product are faster.
 
     >>> out = conv2d_direct_forward(np.ones((1, 1, 3, 3)), np.ones((2, 1, 2, 2)), np.ones(2))
     >>> out.shape, out[0, :, 0, 0]
@@ -1587,60 +1593,70 @@ def conv2d_direct_forward(x, weight, bias=None, stride=1, padding=0, dilation=1)
         out[...] = (zero + shift if has_bias else zero)[:, None, None]
         return out
     cdef int threads = _threads_for(batch)
-    scratch = np.empty((threads, arr.shape[1] * g.kh * g.kw, g.oh * g.ow), dtype=arr.dtype)
-    totals = np.empty((threads, g.oh * g.ow), dtype=np.float64)
+    scratch = _direct_scratch(threads, arr.shape[1] * g.kh * g.kw, g, arr.dtype)
     out3 = out.reshape(batch, out_channels, g.oh * g.ow)
     w2 = w.reshape(out_channels, -1)
     if arr.dtype == np.float32:
-        _conv_direct[float](arr, w2, shift, has_bias, out3, scratch, totals, g, threads)
+        _conv_direct[float](arr, w2, shift, has_bias, out3, scratch, g, threads)
     else:
-        _conv_direct[double](arr, w2, shift, has_bias, out3, scratch, totals, g, threads)
+        _conv_direct[double](arr, w2, shift, has_bias, out3, scratch, g, threads)
     return out
+
+
+cdef object _direct_scratch(int threads, Py_ssize_t rows, Window g, dtype):
+    # Per thread, (rows + 1) zeroed rows of OH * OW values rounded up to DIRECT_BLOCK:
+    # the unfolded sample and one more row (the direct weight gradient's copy of a dy
+    # row); the zero tails let the weight gradient's inner loops run whole blocks of
+    # a fixed length, which the compiler vectorizes without a remainder.
+    cdef Py_ssize_t length = (g.oh * g.ow + DIRECT_BLOCK - 1) // DIRECT_BLOCK * DIRECT_BLOCK
+    return np.zeros((threads, rows + 1, length), dtype=dtype)
 
 
 cdef void _conv_direct(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
                        const double[::1] bias, bint has_bias, floating[:, :, ::1] out,
-                       floating[:, :, ::1] scratch, double[:, ::1] totals, Window g,
-                       int threads) noexcept:
+                       floating[:, :, ::1] scratch, Window g, int threads) noexcept:
     # one sample per iteration, in the scratch rows of the thread that runs it
     cdef Py_ssize_t n
     with nogil:
         for n in prange(x.shape[0], num_threads=threads, schedule="static",
                         use_threads_if=threads > 1):
-            _conv_direct_sample(x, weight, bias, has_bias, out, &scratch[threadid(), 0, 0],
-                                &totals[threadid(), 0], g, n)
+            _conv_direct_sample(x, weight, bias, has_bias, out, scratch, threadid(), g, n)
 
 
 cdef void _conv_direct_sample(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
                               const double[::1] bias, bint has_bias, floating[:, :, ::1] out,
-                              floating* cols, double* total, Window g,
+                              floating[:, :, ::1] scratch, int thread, Window g,
                               Py_ssize_t n) noexcept nogil:
-    # out[n] = weight @ cols + bias[:, None], cols the (K, L) unfolded sample n
+    # out[n] = weight @ cols + bias[:, None], cols the (K, L) unfolded sample n. Each
+    # output row (L values, in L1) is built in K passes over whole rows: the passes'
+    # iterations are independent, so they run at load/store throughput (sums kept in
+    # a block of registers across K instead waited on each other).
     cdef Py_ssize_t positions = out.shape[2]
+    cdef Py_ssize_t stride = scratch.shape[2]
     cdef Py_ssize_t taps = g.kh * g.kw
     cdef Py_ssize_t c, o, k, p
-    cdef double scale, shift
+    cdef floating scale
+    cdef double shift
+    cdef floating* cols = &scratch[thread, 0, 0]
     cdef const floating* col
     cdef floating* dst
     for c in range(x.shape[1]):
-        _unfold_plane(&x[n, c, 0, 0], x.shape[2], x.shape[3], cols + c * taps * positions,
-                      positions, g)
+        _unfold_plane(&x[n, c, 0, 0], x.shape[2], x.shape[3], cols + c * taps * stride,
+                      stride, g)
     for o in range(out.shape[1]):
-        for p in range(positions):
-            total[p] = 0.0
-        for k in range(weight.shape[1]):
-            scale = weight[o, k]
-            col = cols + k * positions
-            for p in range(positions):
-                total[p] += scale * col[p]
         dst = &out[n, o, 0]
-        shift = bias[o] if has_bias else 0.0
+        scale = weight[o, 0]
+        for p in range(positions):
+            dst[p] = scale * cols[p]
+        for k in range(1, weight.shape[1]):
+            scale = weight[o, k]
+            col = cols + k * stride
+            for p in range(positions):
+                dst[p] += scale * col[p]
         if has_bias:
+            shift = bias[o]
             for p in range(positions):
-                dst[p] = <floating>(total[p] + shift)
-        else:
-            for p in range(positions):
-                dst[p] = <floating>total[p]
+                dst[p] = <floating>(dst[p] + shift)
 
 
 def conv2d_direct_weight_grad(dy, x, kernel_size, stride=1, padding=0, dilation=1):
@@ -1649,9 +1665,9 @@ def conv2d_direct_weight_grad(dy, x, kernel_size, stride=1, padding=0, dilation=
     dy (N, O, OH, OW) the output gradient, x (N, C, H, W) the input, one group:
     ``dweight[o, c, i, j] = sum over n, out_y, out_x of dy * the window value``.
     Each sample's windows are unfolded into a cached (C * kh * kw, OH * OW) block
-    and its share is a dot product per (o, k) in double; the shares are then summed
-    over the samples in order. For small K = C * kh * kw, like
-    :func:`conv2d_direct_forward`.
+    and its share is a dot product per (o, k), summed in x's dtype over
+    DIRECT_BLOCK lanes and then in double; the shares are summed over the samples,
+    in order, in double. For small K = C * kh * kw, like :func:`conv2d_direct_forward`.
 
     >>> conv2d_direct_weight_grad(np.ones((1, 1, 2, 2)), np.ones((1, 1, 3, 3)), 2)[0, 0]
     array([[4., 4.],
@@ -1679,48 +1695,66 @@ def conv2d_direct_weight_grad(dy, x, kernel_size, stride=1, padding=0, dilation=
             zero = (grad3 * 0).sum(axis=(0, 2))
         return np.broadcast_to(zero[:, None], (out_channels, taps)).reshape(shape).copy()
     cdef int threads = _threads_for(batch)
-    scratch = np.empty((threads, taps, g.oh * g.ow), dtype=arr.dtype)
+    scratch = _direct_scratch(threads, taps, g, arr.dtype)
+    lanes = np.empty((threads, taps, DIRECT_BLOCK), dtype=arr.dtype)
     shares = np.empty((batch, out_channels, taps), dtype=np.float64)
     if arr.dtype == np.float32:
-        _conv_direct_weight_grad[float](grad3, arr, shares, scratch, g, threads)
+        _conv_direct_weight_grad[float](grad3, arr, shares, scratch, lanes, g, threads)
     else:
-        _conv_direct_weight_grad[double](grad3, arr, shares, scratch, g, threads)
+        _conv_direct_weight_grad[double](grad3, arr, shares, scratch, lanes, g, threads)
     # numpy adds the (O, K) shares in sample order: the same bits for any thread count
     return shares.sum(axis=0).astype(arr.dtype).reshape(shape)
 
 
 cdef void _conv_direct_weight_grad(const floating[:, :, ::1] dy,
                                    const floating[:, :, :, ::1] x, double[:, :, ::1] shares,
-                                   floating[:, :, ::1] scratch, Window g,
-                                   int threads) noexcept:
+                                   floating[:, :, ::1] scratch, floating[:, :, ::1] lanes,
+                                   Window g, int threads) noexcept:
     cdef Py_ssize_t n
     with nogil:
         for n in prange(x.shape[0], num_threads=threads, schedule="static",
                         use_threads_if=threads > 1):
-            _conv_direct_weight_share(dy, x, shares, &scratch[threadid(), 0, 0], g, n)
+            _conv_direct_weight_share(dy, x, shares, scratch, lanes, threadid(), g, n)
 
 
 cdef void _conv_direct_weight_share(const floating[:, :, ::1] dy,
                                     const floating[:, :, :, ::1] x, double[:, :, ::1] shares,
-                                    floating* cols, Window g, Py_ssize_t n) noexcept nogil:
-    # shares[n, o, k] = dy[n, o] . cols[k], cols the (K, L) unfolded sample n
+                                    floating[:, :, ::1] scratch, floating[:, :, ::1] lanes,
+                                    int thread, Window g, Py_ssize_t n) noexcept nogil:
+    # shares[n, o, k] = dy[n, o] . cols[k], cols the (K, L) unfolded sample n. The dy
+    # row is copied into the scratch's last row, whose zero tail pads it to whole
+    # blocks; each block adds into DIRECT_BLOCK lanes per k (independent of each
+    # other, so the additions pipeline), which are summed in double at the end.
     cdef Py_ssize_t positions = dy.shape[2]
+    cdef Py_ssize_t stride = scratch.shape[2]
     cdef Py_ssize_t taps = g.kh * g.kw
-    cdef Py_ssize_t c, o, k, p
+    cdef Py_ssize_t rows = shares.shape[2]
+    cdef Py_ssize_t c, o, k, p, block, start
     cdef double total
-    cdef const floating* grad
+    cdef floating* cols = &scratch[thread, 0, 0]
+    cdef floating* grad = &scratch[thread, rows, 0]
+    cdef floating* acc = &lanes[thread, 0, 0]
+    cdef floating* lane
     cdef const floating* col
     for c in range(x.shape[1]):
-        _unfold_plane(&x[n, c, 0, 0], x.shape[2], x.shape[3], cols + c * taps * positions,
-                      positions, g)
+        _unfold_plane(&x[n, c, 0, 0], x.shape[2], x.shape[3], cols + c * taps * stride,
+                      stride, g)
     for o in range(dy.shape[1]):
-        grad = &dy[n, o, 0]
-        for k in range(shares.shape[2]):
-            col = cols + k * positions
-            # one plain accumulator: the reduction flags let gcc vectorize it
+        for p in range(positions):
+            grad[p] = dy[n, o, p]
+        for p in range(rows * DIRECT_BLOCK):
+            acc[p] = 0
+        for block in range(stride // DIRECT_BLOCK):
+            start = block * DIRECT_BLOCK
+            for k in range(rows):
+                col = cols + k * stride + start
+                lane = acc + k * DIRECT_BLOCK
+                for p in range(DIRECT_BLOCK):
+                    lane[p] += grad[start + p] * col[p]
+        for k in range(rows):
             total = 0.0
-            for p in range(positions):
-                total += <double>grad[p] * col[p]
+            for p in range(DIRECT_BLOCK):
+                total += acc[k * DIRECT_BLOCK + p]
             shares[n, o, k] = total
 
 
