@@ -173,7 +173,12 @@ class _Conv2dFn(Function):
         batch, out_channels = x.shape[0], weight.shape[0]
         kh, kw = weight.shape[2], weight.shape[3]
         ctx.geometry = (x.shape, (kh, kw), stride, padding, dilation, extra, weight.shape)
-        ctx.direct = groups == 1 and weight.shape[1] * kh * kw <= _DIRECT_MAX_TAPS
+        # (the direct kernels take one dtype; mixed ones go through numpy's promotion)
+        ctx.direct = (
+            groups == 1
+            and weight.shape[1] * kh * kw <= _DIRECT_MAX_TAPS
+            and x.dtype == weight.dtype
+        )
         if ctx.direct:
             ctx.save_for_backward(x, weight.reshape(1, out_channels, -1))
             return _ops.conv2d_direct_forward(x, weight, bias, stride, padding, dilation)
