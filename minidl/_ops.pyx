@@ -37,7 +37,7 @@ import numpy as np
 from minidl import _checks
 
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.math cimport exp, log, sqrt, INFINITY
 from libc.stdint cimport int64_t
 
@@ -79,6 +79,9 @@ cdef enum:
     # a thread for) and the unit of the weight-gradient partial sums, fixed by the
     # shape alone so that the bits never depend on the thread count.
     VALUES_PER_CHUNK = 32768
+    # Positions (output pixels) the direct weight gradient sums in separate lanes
+    # (4 AVX2 registers of float32); its scratch rows are padded to a multiple of it.
+    DIRECT_BLOCK = 32
 
 
 cdef struct Window:
@@ -2058,6 +2061,18 @@ cdef void _norm_chunk_backward(const floating[:, :, ::1] dy, const floating[:, :
 
 
 # ---------------------------------------------------------------- im2col / col2im
+#
+# A convolution's layouts. ``im2col`` unfolds (N, C, H, W) into columns
+# (C * kh * kw, N, L), L = OH * OW, so the whole batch is one matrix product with
+# the (O, C * kh * kw) weight, giving (O, N, L), and the weight gradient one product
+# over the batch too. ``swap_leading_axes`` turns that product into the (N, O, L)
+# output (adding the bias on the way) and the (N, O, L) output gradient into the
+# (O, N, L) operand of the backward products, with threads (numpy copies a
+# transpose on one). When K = C * kh * kw is small (a first layer: 9 for one
+# channel and a 3x3 kernel) that product is memory-bound and those copies cost more
+# than its arithmetic: ``conv2d_direct_forward`` and ``conv2d_direct_weight_grad``
+# unfold one sample at a time into a scratch block that stays in cache and write the
+# (N, O, OH, OW) output, or the sample's share of the weight gradient, directly.
 
 cdef inline Py_ssize_t _first_column(Py_ssize_t offset, int stride,
                                      Py_ssize_t out_width) noexcept nogil:
@@ -2071,6 +2086,69 @@ cdef inline Py_ssize_t _end_column(Py_ssize_t offset, int stride, Py_ssize_t wid
     # one past the last out_x with out_x * stride + offset < width (at least ``first``)
     cdef Py_ssize_t end = 0 if width - 1 - offset < 0 else (width - 1 - offset) // stride + 1
     return max(min(end, out_width), first)
+
+
+cdef void _unfold_plane(const floating* plane, Py_ssize_t height, Py_ssize_t width,
+                        floating* dst, Py_ssize_t row_stride, Window g) noexcept nogil:
+    # The kh * kw column rows of one (H, W) input plane:
+    # dst[(i * kw + j) * row_stride + out_y * OW + out_x] = the zero-padded plane at
+    # (out_y * sh - ph + i * dh, out_x * sw - pw + j * dw). Each output row is a zero
+    # head, a copy and a zero tail whose bounds are computed once per (i, j); at
+    # stride 1 the copy is contiguous and vectorizes (a strided read does not).
+    cdef Py_ssize_t i, j, out_y, out_x, in_y, offset, low, high
+    cdef floating* out
+    cdef const floating* row
+    for i in range(g.kh):
+        for j in range(g.kw):
+            offset = j * g.dw - g.pw
+            low = _first_column(offset, g.sw, g.ow)
+            high = _end_column(offset, g.sw, width, g.ow, low)
+            for out_y in range(g.oh):
+                out = dst + (i * g.kw + j) * row_stride + out_y * g.ow
+                in_y = out_y * g.sh - g.ph + i * g.dh
+                if in_y < 0 or in_y >= height:
+                    for out_x in range(g.ow):
+                        out[out_x] = 0
+                    continue
+                row = plane + in_y * width
+                for out_x in range(low):
+                    out[out_x] = 0
+                if g.sw == 1:
+                    for out_x in range(low, high):
+                        out[out_x] = row[out_x + offset]
+                else:
+                    for out_x in range(low, high):
+                        out[out_x] = row[out_x * g.sw + offset]
+                for out_x in range(high, g.ow):
+                    out[out_x] = 0
+
+
+cdef void _fold_plane(const floating* src, Py_ssize_t row_stride, floating* plane,
+                      Py_ssize_t height, Py_ssize_t width, Window g) noexcept nogil:
+    # The adjoint of _unfold_plane: zero the (H, W) plane, then add each column value
+    # where it was read, in the order (i, j, out_y, out_x)
+    cdef Py_ssize_t i, j, out_y, out_x, in_y, offset, low, high
+    cdef const floating* col
+    cdef floating* row
+    for out_x in range(height * width):
+        plane[out_x] = 0
+    for i in range(g.kh):
+        for j in range(g.kw):
+            offset = j * g.dw - g.pw
+            low = _first_column(offset, g.sw, g.ow)
+            high = _end_column(offset, g.sw, width, g.ow, low)
+            for out_y in range(g.oh):
+                in_y = out_y * g.sh - g.ph + i * g.dh
+                if in_y < 0 or in_y >= height:
+                    continue
+                col = src + (i * g.kw + j) * row_stride + out_y * g.ow
+                row = plane + in_y * width
+                if g.sw == 1:
+                    for out_x in range(low, high):
+                        row[out_x + offset] += col[out_x]
+                else:
+                    for out_x in range(low, high):
+                        row[out_x * g.sw + offset] += col[out_x]
 
 
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
@@ -2112,34 +2190,13 @@ cdef void _im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols,
 
 cdef void _im2col_plane(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols, Window g,
                         Py_ssize_t plane) noexcept nogil:
-    # cols[(c * kh + i) * kw + j, n, out_y * OW + out_x] = the padded input at
-    # (out_y * sh - ph + i * dh, out_x * sw - pw + j * dw) in plane (n, c)
-    cdef Py_ssize_t n = plane // x.shape[1]
-    cdef Py_ssize_t c = plane % x.shape[1]
-    cdef Py_ssize_t height = x.shape[2]
-    cdef Py_ssize_t i, j, r, out_y, out_x, in_y, offset, low, high
-    cdef floating* dst
-    cdef const floating* row
-    for i in range(g.kh):
-        for j in range(g.kw):
-            r = (c * g.kh + i) * g.kw + j
-            offset = j * g.dw - g.pw
-            low = _first_column(offset, g.sw, g.ow)
-            high = _end_column(offset, g.sw, x.shape[3], g.ow, low)
-            for out_y in range(g.oh):
-                dst = &cols[r, n, out_y * g.ow]
-                in_y = out_y * g.sh - g.ph + i * g.dh
-                if in_y < 0 or in_y >= height:
-                    for out_x in range(g.ow):
-                        dst[out_x] = 0
-                    continue
-                row = &x[n, c, in_y, 0]
-                for out_x in range(low):
-                    dst[out_x] = 0
-                for out_x in range(low, high):
-                    dst[out_x] = row[out_x * g.sw + offset]
-                for out_x in range(high, g.ow):
-                    dst[out_x] = 0
+    # cols[(c * kh + i) * kw + j, n, :] = plane (n, c) unfolded at offset (i, j); planes
+    # run channel-major, so consecutive ones write the same kh * kw rows of cols one
+    # after the other: a few long streams instead of C * kh * kw short ones
+    cdef Py_ssize_t n = plane % x.shape[0]
+    cdef Py_ssize_t c = plane // x.shape[0]
+    _unfold_plane(&x[n, c, 0, 0], x.shape[2], x.shape[3], &cols[c * g.kh * g.kw, n, 0],
+                  cols.shape[1] * cols.shape[2], g)
 
 
 def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
@@ -2159,7 +2216,8 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
     expected = (shape[1] * g.kh * g.kw, shape[0], g.oh * g.ow)
     if arr.shape != expected:
         raise ValueError(f"{name}: expected cols of shape {expected}, got {arr.shape}")
-    out = np.zeros(shape, dtype=arr.dtype)
+    # every plane is zeroed by the thread that fills it: one pass over fresh memory
+    out = np.empty(shape, dtype=arr.dtype)
     if out.size == 0:
         return out  # every column is padding
     if arr.dtype == np.float32:
@@ -2183,27 +2241,274 @@ cdef void _col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] out,
 
 cdef void _col2im_plane(const floating[:, :, ::1] cols, floating[:, :, :, ::1] out, Window g,
                         Py_ssize_t plane) noexcept nogil:
-    # the transpose of _im2col_plane: each column value is added where it was read
-    cdef Py_ssize_t n = plane // out.shape[1]
-    cdef Py_ssize_t c = plane % out.shape[1]
-    cdef Py_ssize_t height = out.shape[2]
-    cdef Py_ssize_t i, j, r, out_y, out_x, in_y, offset, low, high
-    cdef const floating* src
-    cdef floating* row
-    for i in range(g.kh):
-        for j in range(g.kw):
-            r = (c * g.kh + i) * g.kw + j
-            offset = j * g.dw - g.pw
-            low = _first_column(offset, g.sw, g.ow)
-            high = _end_column(offset, g.sw, out.shape[3], g.ow, low)
-            for out_y in range(g.oh):
-                in_y = out_y * g.sh - g.ph + i * g.dh
-                if in_y < 0 or in_y >= height:
-                    continue
-                src = &cols[r, n, out_y * g.ow]
-                row = &out[n, c, in_y, 0]
-                for out_x in range(low, high):
-                    row[out_x * g.sw + offset] += src[out_x]
+    # channel-major, as _im2col_plane: consecutive planes read the same rows of cols
+    cdef Py_ssize_t n = plane % out.shape[0]
+    cdef Py_ssize_t c = plane // out.shape[0]
+    _fold_plane(&cols[c * g.kh * g.kw, n, 0], cols.shape[1] * cols.shape[2], &out[n, c, 0, 0],
+                out.shape[2], out.shape[3], g)
+
+
+def swap_leading_axes(x, bias=None):
+    """Swap the two leading axes of a (A, B, L) array, adding ``bias[a]``: (B, A, L).
+
+    ``out[b, a, :] = x[a, b, :] + bias[a]`` (``bias`` (A,) or None), C-contiguous,
+    copied with threads: a convolution's (O, N, L) matrix product becomes its
+    (N, O, L) output with the bias added, and its (N, O, L) output gradient the
+    (O, N, L) operand of the backward products. Without a bias the values are
+    copied unchanged (a -0.0 stays -0.0); with one, each sum is rounded once to
+    x's dtype, as numpy's ``x.transpose(1, 0, 2) + bias[None, :, None]`` does.
+
+    >>> swap_leading_axes(np.arange(6.0).reshape(2, 3, 1), np.array([10.0, 20.0]))[..., 0]
+    array([[10., 23.],
+           [11., 24.],
+           [12., 25.]])
+    """
+    name = "swap_leading_axes"
+    arr = _float_array(x, name, "x", (3,))
+    has_bias = bias is not None
+    shift = _channel_vector(bias, name, "bias", arr.shape[0], 0.0)
+    out = np.empty((arr.shape[1], arr.shape[0], arr.shape[2]), dtype=arr.dtype)
+    if out.size == 0:
+        return out
+    if arr.dtype == np.float32:
+        _swap_leading[float](arr, shift, has_bias, out)
+    else:
+        _swap_leading[double](arr, shift, has_bias, out)
+    return out
+
+
+cdef void _swap_leading(const floating[:, :, ::1] x, const double[::1] bias, bint has_bias,
+                        floating[:, :, ::1] out) noexcept:
+    # one output row (b, a) per iteration; threads only for a few blocks' worth of copying
+    cdef Py_ssize_t rows = out.shape[0] * out.shape[1]
+    cdef int threads = _threads_for(rows * out.shape[2] // VALUES_PER_THREAD)
+    cdef Py_ssize_t row
+    with nogil:
+        for row in prange(rows, num_threads=threads, schedule="static",
+                          use_threads_if=threads > 1):
+            _swap_row(x, bias, has_bias, out, row)
+
+
+cdef void _swap_row(const floating[:, :, ::1] x, const double[::1] bias, bint has_bias,
+                    floating[:, :, ::1] out, Py_ssize_t row) noexcept nogil:
+    cdef Py_ssize_t b = row // out.shape[1]
+    cdef Py_ssize_t a = row % out.shape[1]
+    cdef Py_ssize_t length = out.shape[2]
+    cdef Py_ssize_t p
+    cdef const floating* src = &x[a, b, 0]
+    cdef floating* dst = &out[b, a, 0]
+    cdef double shift = bias[a]
+    if has_bias:
+        # a sum of two floats rounded once from double is the float sum's bits
+        for p in range(length):
+            dst[p] = <floating>(src[p] + shift)
+    else:
+        for p in range(length):
+            dst[p] = src[p]
+
+
+def conv2d_direct_forward(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    """A convolution computed sample by sample without im2col: (N, O, OH, OW).
+
+    x (N, C, H, W), weight (O, C, kh, kw) (PyTorch's layout, one group), bias (O,)
+    or None; zero padding, OH as for :func:`im2col`. Each sample's windows are
+    unfolded into a (C * kh * kw, OH * OW) block that stays in cache, and each
+    output value is its weighted sum over that block's rows (in x's dtype, as a
+    matrix product sums), plus the bias. The work per output value grows with
+    K = C * kh * kw and nothing is blocked over K: this is for small K (a first
+    layer, K = 9 or 27), where the product over the batch is bound by memory;
+    above a few dozen, im2col and one matrix product are faster.
+
+    >>> out = conv2d_direct_forward(np.ones((1, 1, 3, 3)), np.ones((2, 1, 2, 2)), np.ones(2))
+    >>> out.shape, out[0, :, 0, 0]
+    ((1, 2, 2, 2), array([5., 5.]))
+    """
+    name = "conv2d_direct_forward"
+    arr = _float_array(x, name, "x", (4,))
+    w = _float_array(weight, name, "weight", (4,), arr.dtype)
+    if w.shape[1] != arr.shape[1]:
+        raise ValueError(
+            f"{name}: expected a weight of shape (O, {arr.shape[1]}, kh, kw) for an input "
+            f"of shape {arr.shape}, got {w.shape}"
+        )
+    cdef Window g = _window(arr.shape, w.shape[2:], stride, padding, dilation, name)
+    batch, out_channels = arr.shape[0], w.shape[0]
+    has_bias = bias is not None
+    shift = _channel_vector(bias, name, "bias", out_channels, 0.0)
+    out = np.empty((batch, out_channels, g.oh, g.ow), dtype=arr.dtype)
+    if out.size == 0:
+        return out
+    if arr.size == 0:
+        # every window is padding: each output is the weight's sum times zero (NaN for
+        # an infinite or NaN weight, as the product with zero columns gives), plus the bias
+        with np.errstate(invalid="ignore"):
+            zero = (w.reshape(out_channels, -1) * 0).sum(axis=1)
+        out[...] = (zero + shift if has_bias else zero)[:, None, None]
+        return out
+    cdef int threads = _threads_for(batch)
+    scratch = _direct_scratch(threads, arr.shape[1] * g.kh * g.kw, g, arr.dtype)
+    out3 = out.reshape(batch, out_channels, g.oh * g.ow)
+    w2 = w.reshape(out_channels, -1)
+    if arr.dtype == np.float32:
+        _conv_direct[float](arr, w2, shift, has_bias, out3, scratch, g, threads)
+    else:
+        _conv_direct[double](arr, w2, shift, has_bias, out3, scratch, g, threads)
+    return out
+
+
+cdef object _direct_scratch(int threads, Py_ssize_t rows, Window g, dtype):
+    # Per thread, (rows + 1) zeroed rows of OH * OW values rounded up to DIRECT_BLOCK:
+    # the unfolded sample and one more row (the direct weight gradient's copy of a dy
+    # row); the zero tails let the weight gradient's inner loops run whole blocks of
+    # a fixed length, which the compiler vectorizes without a remainder.
+    cdef Py_ssize_t length = (g.oh * g.ow + DIRECT_BLOCK - 1) // DIRECT_BLOCK * DIRECT_BLOCK
+    return np.zeros((threads, rows + 1, length), dtype=dtype)
+
+
+cdef void _conv_direct(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
+                       const double[::1] bias, bint has_bias, floating[:, :, ::1] out,
+                       floating[:, :, ::1] scratch, Window g, int threads) noexcept:
+    # one sample per iteration, in the scratch rows of the thread that runs it
+    cdef Py_ssize_t n
+    with nogil:
+        for n in prange(x.shape[0], num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
+            _conv_direct_sample(x, weight, bias, has_bias, out, scratch, threadid(), g, n)
+
+
+cdef void _conv_direct_sample(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
+                              const double[::1] bias, bint has_bias, floating[:, :, ::1] out,
+                              floating[:, :, ::1] scratch, int thread, Window g,
+                              Py_ssize_t n) noexcept nogil:
+    # out[n] = weight @ cols + bias[:, None], cols the (K, L) unfolded sample n. Each
+    # output row (L values, in L1) is built in K passes over whole rows: the passes'
+    # iterations are independent, so they run at load/store throughput (sums kept in
+    # a block of registers across K instead waited on each other).
+    cdef Py_ssize_t positions = out.shape[2]
+    cdef Py_ssize_t stride = scratch.shape[2]
+    cdef Py_ssize_t taps = g.kh * g.kw
+    cdef Py_ssize_t c, o, k, p
+    cdef floating scale
+    cdef double shift
+    cdef floating* cols = &scratch[thread, 0, 0]
+    cdef const floating* col
+    cdef floating* dst
+    for c in range(x.shape[1]):
+        _unfold_plane(&x[n, c, 0, 0], x.shape[2], x.shape[3], cols + c * taps * stride,
+                      stride, g)
+    for o in range(out.shape[1]):
+        dst = &out[n, o, 0]
+        scale = weight[o, 0]
+        for p in range(positions):
+            dst[p] = scale * cols[p]
+        for k in range(1, weight.shape[1]):
+            scale = weight[o, k]
+            col = cols + k * stride
+            for p in range(positions):
+                dst[p] += scale * col[p]
+        if has_bias:
+            shift = bias[o]
+            for p in range(positions):
+                dst[p] = <floating>(dst[p] + shift)
+
+
+def conv2d_direct_weight_grad(dy, x, kernel_size, stride=1, padding=0, dilation=1):
+    """The weight gradient of a convolution, sample by sample: (O, C, kh, kw).
+
+    dy (N, O, OH, OW) the output gradient, x (N, C, H, W) the input, one group:
+    ``dweight[o, c, i, j] = sum over n, out_y, out_x of dy * the window value``.
+    Each sample's windows are unfolded into a cached (C * kh * kw, OH * OW) block
+    and its share is a dot product per (o, k), summed in x's dtype over
+    DIRECT_BLOCK lanes and then in double; the shares are summed over the samples,
+    in order, in double. For small K = C * kh * kw, like :func:`conv2d_direct_forward`.
+
+    >>> conv2d_direct_weight_grad(np.ones((1, 1, 2, 2)), np.ones((1, 1, 3, 3)), 2)[0, 0]
+    array([[4., 4.],
+           [4., 4.]])
+    """
+    name = "conv2d_direct_weight_grad"
+    arr = _float_array(x, name, "x", (4,))
+    grad = _float_array(dy, name, "dy", (4,), arr.dtype)
+    cdef Window g = _window(arr.shape, kernel_size, stride, padding, dilation, name)
+    batch, channels = arr.shape[0], arr.shape[1]
+    expected = (batch, grad.shape[1], g.oh, g.ow)
+    if grad.shape != expected:
+        raise ValueError(
+            f"{name}: expected dy of shape (N, O, OH, OW) = {expected[:1]} + (O,) + "
+            f"{expected[2:]} for x of shape {arr.shape}, got {grad.shape}"
+        )
+    out_channels, taps = grad.shape[1], channels * g.kh * g.kw
+    shape = (out_channels, channels, g.kh, g.kw)
+    if grad.size == 0 or taps == 0:
+        return np.zeros(shape, dtype=arr.dtype)
+    grad3 = grad.reshape(batch, out_channels, g.oh * g.ow)
+    if arr.size == 0:
+        # every window is padding: dy times zero, NaN where dy is not finite
+        with np.errstate(invalid="ignore"):
+            zero = (grad3 * 0).sum(axis=(0, 2))
+        return np.broadcast_to(zero[:, None], (out_channels, taps)).reshape(shape).copy()
+    cdef int threads = _threads_for(batch)
+    scratch = _direct_scratch(threads, taps, g, arr.dtype)
+    lanes = np.empty((threads, taps, DIRECT_BLOCK), dtype=arr.dtype)
+    shares = np.empty((batch, out_channels, taps), dtype=np.float64)
+    if arr.dtype == np.float32:
+        _conv_direct_weight_grad[float](grad3, arr, shares, scratch, lanes, g, threads)
+    else:
+        _conv_direct_weight_grad[double](grad3, arr, shares, scratch, lanes, g, threads)
+    # numpy adds the (O, K) shares in sample order: the same bits for any thread count
+    return shares.sum(axis=0).astype(arr.dtype).reshape(shape)
+
+
+cdef void _conv_direct_weight_grad(const floating[:, :, ::1] dy,
+                                   const floating[:, :, :, ::1] x, double[:, :, ::1] shares,
+                                   floating[:, :, ::1] scratch, floating[:, :, ::1] lanes,
+                                   Window g, int threads) noexcept:
+    cdef Py_ssize_t n
+    with nogil:
+        for n in prange(x.shape[0], num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
+            _conv_direct_weight_share(dy, x, shares, scratch, lanes, threadid(), g, n)
+
+
+cdef void _conv_direct_weight_share(const floating[:, :, ::1] dy,
+                                    const floating[:, :, :, ::1] x, double[:, :, ::1] shares,
+                                    floating[:, :, ::1] scratch, floating[:, :, ::1] lanes,
+                                    int thread, Window g, Py_ssize_t n) noexcept nogil:
+    # shares[n, o, k] = dy[n, o] . cols[k], cols the (K, L) unfolded sample n. The dy
+    # row is copied into the scratch's last row, whose zero tail pads it to whole
+    # blocks; each block adds into DIRECT_BLOCK lanes per k (independent of each
+    # other, so the additions pipeline), which are summed in double at the end.
+    cdef Py_ssize_t positions = dy.shape[2]
+    cdef Py_ssize_t stride = scratch.shape[2]
+    cdef Py_ssize_t taps = g.kh * g.kw
+    cdef Py_ssize_t rows = shares.shape[2]
+    cdef Py_ssize_t c, o, k, p, block, start
+    cdef double total
+    cdef floating* cols = &scratch[thread, 0, 0]
+    cdef floating* grad = &scratch[thread, rows, 0]
+    cdef floating* acc = &lanes[thread, 0, 0]
+    cdef floating* lane
+    cdef const floating* col
+    for c in range(x.shape[1]):
+        _unfold_plane(&x[n, c, 0, 0], x.shape[2], x.shape[3], cols + c * taps * stride,
+                      stride, g)
+    for o in range(dy.shape[1]):
+        for p in range(positions):
+            grad[p] = dy[n, o, p]
+        for p in range(rows * DIRECT_BLOCK):
+            acc[p] = 0
+        for block in range(stride // DIRECT_BLOCK):
+            start = block * DIRECT_BLOCK
+            for k in range(rows):
+                col = cols + k * stride + start
+                lane = acc + k * DIRECT_BLOCK
+                for p in range(DIRECT_BLOCK):
+                    lane[p] += grad[start + p] * col[p]
+        for k in range(rows):
+            total = 0.0
+            for p in range(DIRECT_BLOCK):
+                total += acc[k * DIRECT_BLOCK + p]
+            shares[n, o, k] = total
 
 
 # ---------------------------------------------------------------- pooling

@@ -256,6 +256,39 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
     return padded[:, :, ph : ph + h, pw : pw + w]
 
 
+def swap_leading_axes(x, bias=None):
+    """(A, B, L) -> (B, A, L), plus ``bias[a]`` (A,) when given."""
+    x = np.asarray(x)
+    out = np.ascontiguousarray(x.transpose(1, 0, 2))
+    if bias is not None:
+        out = (out + np.asarray(bias, dtype=np.float64)[None, :, None]).astype(x.dtype)
+    return out
+
+
+def conv2d_direct_forward(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    """Convolution of (N, C, H, W) by a (O, C, kh, kw) weight through im2col: (N, O, OH, OW)."""
+    x, weight = np.asarray(x), np.asarray(weight)
+    out_channels = weight.shape[0]
+    _, _, _, _, _, _, _, _, oh, ow = _geometry(
+        x.shape, weight.shape[2:], stride, padding, dilation, "conv2d_direct_forward"
+    )
+    cols = im2col(x, weight.shape[2:], stride, padding, dilation).astype(np.float64)
+    out = np.einsum("ok,knl->nol", weight.reshape(out_channels, -1).astype(np.float64), cols)
+    if bias is not None:
+        out = out + np.asarray(bias, dtype=np.float64)[None, :, None]
+    return out.astype(x.dtype).reshape(x.shape[0], out_channels, oh, ow)
+
+
+def conv2d_direct_weight_grad(dy, x, kernel_size, stride=1, padding=0, dilation=1):
+    """Weight gradient (O, C, kh, kw) of a convolution from dy (N, O, OH, OW) and x (N, C, H, W)."""
+    dy, x = np.asarray(dy), np.asarray(x)
+    kh, kw = _checks.pair(kernel_size, "conv2d_direct_weight_grad", "kernel_size")
+    cols = im2col(x, (kh, kw), stride, padding, dilation).astype(np.float64)
+    grad = dy.reshape(dy.shape[0], dy.shape[1], -1).astype(np.float64)
+    dweight = np.einsum("nol,knl->ok", grad, cols)
+    return dweight.astype(x.dtype).reshape(dy.shape[1], x.shape[1], kh, kw)
+
+
 # ---------------------------------------------------------------- pooling
 
 

@@ -240,6 +240,51 @@ CASES = {
         lambda: _ops.col2im(np.ones((4, 4)), (1, 1, 3, 3), 2),
         lambda: _ops.col2im(np.ones((4, 1, 4), np.int32), (1, 1, 3, 3), 2),
     ],
+    "swap_leading_axes": [
+        lambda: _ops.swap_leading_axes(np.ones((2, 3))),
+        lambda: _ops.swap_leading_axes(np.ones((2, 3, 4, 5))),
+        lambda: _ops.swap_leading_axes(np.ones((2, 3, 4), np.int32)),
+        lambda: _ops.swap_leading_axes(np.ones((2, 3, 4)), np.ones(3)),
+        lambda: _ops.swap_leading_axes(np.ones((2, 3, 4)), np.ones((2, 1))),
+        lambda: _ops.swap_leading_axes(np.ones((2, 3, 4)), np.array(["a", "b"])),
+        lambda: _ops.swap_leading_axes("junk"),
+    ],
+    "conv2d_direct_forward": [
+        lambda: _ops.conv2d_direct_forward(np.ones((1, 2, 5, 5)), np.ones((3, 1, 3, 3))),
+        lambda: _ops.conv2d_direct_forward(np.ones((1, 2, 5, 5)), np.ones((3, 2, 3))),
+        lambda: _ops.conv2d_direct_forward(np.ones((2, 5, 5)), np.ones((3, 2, 3, 3))),
+        lambda: _ops.conv2d_direct_forward(np.ones((1, 2, 5, 5)), np.ones((3, 2, 7, 7))),
+        lambda: _ops.conv2d_direct_forward(np.ones((1, 2, 5, 5)), np.ones((3, 2, 0, 3))),
+        lambda: _ops.conv2d_direct_forward(
+            np.ones((1, 2, 5, 5), np.float32), np.ones((3, 2, 3, 3))
+        ),
+        lambda: _ops.conv2d_direct_forward(
+            np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), np.ones(2)
+        ),
+        lambda: _ops.conv2d_direct_forward(np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), stride=0),
+        lambda: _ops.conv2d_direct_forward(
+            np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), padding=-1
+        ),
+        lambda: _ops.conv2d_direct_forward(
+            np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), dilation=(1,)
+        ),
+        lambda: _ops.conv2d_direct_forward(np.ones((1, 2, 5, 5), int), np.ones((3, 2, 3, 3), int)),
+    ],
+    "conv2d_direct_weight_grad": [
+        lambda: _ops.conv2d_direct_weight_grad(np.ones((1, 3, 3, 3)), np.ones((1, 2, 5, 5)), 2),
+        lambda: _ops.conv2d_direct_weight_grad(np.ones((2, 3, 3, 3)), np.ones((1, 2, 5, 5)), 3),
+        lambda: _ops.conv2d_direct_weight_grad(np.ones((3, 3, 3)), np.ones((1, 2, 5, 5)), 3),
+        lambda: _ops.conv2d_direct_weight_grad(
+            np.ones((1, 3, 3, 3), np.float32), np.ones((1, 2, 5, 5)), 3
+        ),
+        lambda: _ops.conv2d_direct_weight_grad(np.ones((1, 3, 3, 3)), np.ones((1, 2, 5, 5)), 6),
+        lambda: _ops.conv2d_direct_weight_grad(np.ones((1, 3, 3, 3)), np.ones((1, 2, 5, 5)), 3, 0),
+        lambda: _ops.conv2d_direct_weight_grad(np.ones((1, 3, 3, 3)), np.ones((1, 2, 5, 5)), "3"),
+        lambda: _ops.conv2d_direct_weight_grad(
+            np.ones((1, 3, 3, 3)), np.ones((1, 2, 5, 5), bool), 3
+        ),
+        lambda: _ops.conv2d_direct_weight_grad(None, np.ones((1, 2, 5, 5)), 3),
+    ],
     "max_pool2d_forward": [
         lambda: _ops.max_pool2d_forward(x4, 2, padding=2),
         lambda: _ops.max_pool2d_forward(x4, 5),

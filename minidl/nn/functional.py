@@ -145,12 +145,24 @@ def _same_padding(kernel, dilation):
     return total // 2, total - total // 2
 
 
+# The largest K = C * kh * kw (one group) convolved sample by sample
+# (_ops.conv2d_direct_*): up to here the product over the batch is bound by memory
+# (conv1 of the example CNN, K = 9, ran at 51 GFLOP/s) and the direct kernels, which
+# write the (N, O, OH, OW) output and the weight gradient straight from cached
+# blocks, are faster; above it the matrix product's arithmetic dominates.
+_DIRECT_MAX_TAPS = 27
+
+
 class _Conv2dFn(Function):
-    """Convolution as one matrix product over the whole batch.
+    """Convolution as matrix products over the whole batch, or sample by sample when small.
 
     im2col lays the windows out as (C * kh * kw, N * L) (L = OH * OW), so the
     forward is a single (O, C*kh*kw) @ (C*kh*kw, N*L) product, and the backward
-    two more of the same size (weight gradient and column gradient).
+    two more of the same size (weight gradient and column gradient); the
+    (O, N, L) <-> (N, O, L) layout changes around them are threaded kernels
+    (``_ops.swap_leading_axes``, which adds the bias too). With one group and a
+    small C * kh * kw the forward and the weight gradient run sample by sample
+    instead (``_ops.conv2d_direct_forward`` / ``conv2d_direct_weight_grad``).
     """
 
     @staticmethod
@@ -160,41 +172,52 @@ class _Conv2dFn(Function):
             x = np.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
         batch, out_channels = x.shape[0], weight.shape[0]
         kh, kw = weight.shape[2], weight.shape[3]
+        ctx.geometry = (x.shape, (kh, kw), stride, padding, dilation, extra, weight.shape)
+        # (the direct kernels take one dtype; mixed ones go through numpy's promotion)
+        ctx.direct = (
+            groups == 1
+            and weight.shape[1] * kh * kw <= _DIRECT_MAX_TAPS
+            and x.dtype == weight.dtype
+        )
+        if ctx.direct:
+            ctx.save_for_backward(x, weight.reshape(1, out_channels, -1))
+            return _ops.conv2d_direct_forward(x, weight, bias, stride, padding, dilation)
         cols = _ops.im2col(x, (kh, kw), stride, padding, dilation)
         positions = cols.shape[2]
         # groups: the rows of cols and of the weight split into G blocks, one product each
         weight_matrix = weight.reshape(groups, out_channels // groups, -1)
         product = np.matmul(weight_matrix, cols.reshape(groups, -1, batch * positions))
-        out = np.empty((batch, out_channels, positions), dtype=product.dtype)
-        channels_first = product.reshape(out_channels, batch, positions).transpose(1, 0, 2)
-        if bias is not None:
-            np.add(channels_first, bias[:, None], out=out)
-        else:
-            np.copyto(out, channels_first)
+        out = _ops.swap_leading_axes(product.reshape(out_channels, batch, positions), bias)
         ctx.save_for_backward(cols, weight_matrix)
-        ctx.geometry = (x.shape, (kh, kw), stride, padding, dilation, extra, weight.shape)
         height = (x.shape[2] + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
         return out.reshape(batch, out_channels, height, positions // height)
 
     @staticmethod
     def backward(ctx, grad):
-        cols, weight_matrix = ctx.saved_tensors
+        # saved: (cols, weight_matrix), or (x, weight_matrix) when direct
+        inputs, weight_matrix = ctx.saved_tensors
         x_shape, kernel, stride, padding, dilation, extra, weight_shape = ctx.geometry
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
         grad3 = grad.reshape(grad.shape[0], grad.shape[1], -1)  # (N, O, L)
         groups = weight_matrix.shape[0]
-        # (G, O / G, N * L), the layout of the forward's product
-        grad_matrix = np.ascontiguousarray(grad3.transpose(1, 0, 2)).reshape(
-            groups, grad3.shape[1] // groups, -1
-        )
         dx = dweight = dbias = None
+        if need_x or (need_weight and not ctx.direct):
+            # (G, O / G, N * L), the layout of the forward's product
+            grad_matrix = _ops.swap_leading_axes(grad3).reshape(
+                groups, grad3.shape[1] // groups, -1
+            )
         if need_x:
-            dcols = np.matmul(weight_matrix.transpose(0, 2, 1), grad_matrix).reshape(cols.shape)
+            dcols = np.matmul(weight_matrix.transpose(0, 2, 1), grad_matrix)
+            dcols = dcols.reshape(-1, grad3.shape[0], grad3.shape[2])
             dx = _ops.col2im(dcols, x_shape, kernel, stride, padding, dilation)
             if extra != (0, 0):
                 dx = dx[:, :, : x_shape[2] - extra[0], : x_shape[3] - extra[1]]
-        if need_weight:
-            group_cols = cols.reshape(groups, -1, grad_matrix.shape[2])
+        if need_weight and ctx.direct:
+            dweight = _ops.conv2d_direct_weight_grad(
+                grad, inputs, kernel, stride, padding, dilation
+            )
+        elif need_weight:
+            group_cols = inputs.reshape(groups, -1, grad_matrix.shape[2])
             dweight = np.matmul(grad_matrix, group_cols.transpose(0, 2, 1)).reshape(weight_shape)
         if need_bias:
             dbias = _ops.sum_channels(grad3)
@@ -336,7 +359,7 @@ class _ConvTranspose2dFn(Function):
             for size, s, d, k in zip((height, width), stride, dilation, (kh, kw))
         )
         out_size = tuple(f - 2 * p + o for f, p, o in zip(full, padding, output_padding))
-        x_groups = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(
+        x_groups = _ops.swap_leading_axes(x.reshape(batch, in_channels, -1)).reshape(
             groups, in_channels // groups, -1
         )
         weight_groups = weight.reshape(groups, in_channels // groups, -1)
@@ -368,10 +391,8 @@ class _ConvTranspose2dFn(Function):
         dcols = dcols.reshape(groups, -1, dcols.shape[1] * dcols.shape[2])
         dx = dweight = dbias = None
         if need_x:
-            dx = np.matmul(weight_groups, dcols).reshape(
-                x_shape[1], x_shape[0], x_shape[2], x_shape[3]
-            )
-            dx = np.ascontiguousarray(dx.transpose(1, 0, 2, 3))
+            dx = np.matmul(weight_groups, dcols).reshape(x_shape[1], x_shape[0], -1)
+            dx = _ops.swap_leading_axes(dx).reshape(x_shape)
         if need_weight:
             dweight = np.matmul(x_groups, dcols.transpose(0, 2, 1)).reshape(weight_shape)
         if need_bias:
