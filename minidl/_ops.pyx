@@ -1719,10 +1719,57 @@ cdef Py_ssize_t _max_pool_backward_disjoint(const floating[:, :, :, ::1] dy,
     cdef Py_ssize_t plane
     cdef Py_ssize_t matched = 0
     cdef floating zero = <floating>_plus_zero
+    cdef bint two_by_two = _is_pooling_2x2(g)
     with nogil:
         for plane in prange(planes, num_threads=threads, schedule="static",
                             use_threads_if=threads > 1):
-            matched += _max_pool_backward_disjoint_plane(dy, indices, dx, g, zero, plane)
+            if two_by_two:
+                matched += _max_pool_backward_plane_2x2(dy, indices, dx, g, zero, plane)
+            else:
+                matched += _max_pool_backward_disjoint_plane(dy, indices, dx, g, zero, plane)
+    return matched
+
+
+cdef Py_ssize_t _max_pool_backward_plane_2x2(const floating[:, :, :, ::1] dy,
+                                             const int64_t[:, :, :, ::1] indices,
+                                             floating[:, :, :, ::1] dx, Window g,
+                                             floating zero, Py_ssize_t plane) noexcept nogil:
+    # _max_pool_backward_disjoint_plane for 2x2 windows with stride 2: the four cells of
+    # each window written together (planes of 14x14 or 28x28 give rows of 7 or 14
+    # windows, too short for a vector loop over one row to pay), with selects, no branch
+    cdef Py_ssize_t n = plane // dy.shape[1]
+    cdef Py_ssize_t c = plane % dy.shape[1]
+    cdef Py_ssize_t height = dx.shape[2]
+    cdef Py_ssize_t width = dx.shape[3]
+    cdef Py_ssize_t out_y, out_x, in_y
+    cdef Py_ssize_t matched = 0
+    cdef floating* top
+    cdef floating* bottom
+    cdef const floating* grad
+    cdef const int64_t* where
+    cdef int64_t offset, inside
+    cdef floating blank = 0
+    for out_y in range(g.oh):
+        top = &dx[n, c, 2 * out_y, 0]
+        bottom = top + width
+        grad = &dy[n, c, out_y, 0]
+        where = &indices[n, c, out_y, 0]
+        # the two rows are cleared while they are in L1, then each window's maximum set
+        for out_x in range(2 * width):
+            top[out_x] = blank
+        for out_x in range(g.ow):
+            # the maximum's offset from the window's top-left cell: 0, 1, W or W + 1
+            offset = where[out_x] - (2 * out_y * width + 2 * out_x)
+            inside = (offset == 0) | (offset == 1) | (offset == width) | (offset == width + 1)
+            matched += inside
+            # stored unconditionally (a branch on which cell won mispredicts half the
+            # time): an index outside its window writes the window's first cell instead,
+            # in bounds, and the wrapper raises
+            top[2 * out_x + offset * inside] = grad[out_x] + zero
+    for in_y in range(2 * g.oh, height):  # an odd height: the last row is in no window
+        top = &dx[n, c, in_y, 0]
+        for out_x in range(width):
+            top[out_x] = blank
     return matched
 
 
@@ -1739,7 +1786,7 @@ cdef Py_ssize_t _max_pool_backward_disjoint_plane(const floating[:, :, :, ::1] d
     cdef Py_ssize_t c = plane % dy.shape[1]
     cdef Py_ssize_t height = dx.shape[2]
     cdef Py_ssize_t width = dx.shape[3]
-    cdef Py_ssize_t in_y, in_x, out_y, out_x, i, j, position
+    cdef Py_ssize_t in_y, in_x, out_y, out_x, i, j
     cdef Py_ssize_t matched = 0
     cdef floating* row
     cdef const floating* grad
@@ -1755,23 +1802,13 @@ cdef Py_ssize_t _max_pool_backward_disjoint_plane(const floating[:, :, :, ::1] d
             continue
         grad = &dy[n, c, out_y, 0]
         where = &indices[n, c, out_y, 0]
-        if g.sw == 2 and g.kw == 2:
-            for out_x in range(g.ow):
-                position = in_y * width + 2 * out_x
-                hit = where[out_x] == position
-                row[2 * out_x] = grad[out_x] + zero if hit else 0
+        for out_x in range(g.ow):
+            # the last window's stride may reach past the plane
+            for j in range(min(g.sw, width - out_x * g.sw)):
+                in_x = out_x * g.sw + j
+                hit = (j < g.kw) & (where[out_x] == in_y * width + in_x)
+                row[in_x] = grad[out_x] + zero if hit else 0
                 matched += hit
-                hit = where[out_x] == position + 1
-                row[2 * out_x + 1] = grad[out_x] + zero if hit else 0
-                matched += hit
-        else:
-            for out_x in range(g.ow):
-                # the last window's stride may reach past the plane
-                for j in range(min(g.sw, width - out_x * g.sw)):
-                    in_x = out_x * g.sw + j
-                    hit = (j < g.kw) & (where[out_x] == in_y * width + in_x)
-                    row[in_x] = grad[out_x] + zero if hit else 0
-                    matched += hit
         for in_x in range(g.ow * g.sw, width):
             row[in_x] = 0
     return matched
