@@ -1734,9 +1734,10 @@ cdef Py_ssize_t _max_pool_backward_plane_2x2(const floating[:, :, :, ::1] dy,
                                              const int64_t[:, :, :, ::1] indices,
                                              floating[:, :, :, ::1] dx, Window g,
                                              floating zero, Py_ssize_t plane) noexcept nogil:
-    # _max_pool_backward_disjoint_plane for 2x2 windows with stride 2: the four cells of
-    # each window written together (planes of 14x14 or 28x28 give rows of 7 or 14
-    # windows, too short for a vector loop over one row to pay), with selects, no branch
+    # _max_pool_backward_disjoint_plane for 2x2 windows with stride 2, a pair of rows
+    # at a time: both rows cleared while they are in L1 (so dx goes to memory once, with
+    # no separate zero-fill pass), then each window's maximum stored. Planes of 14x14 or
+    # 28x28 give rows of 7 or 14 windows, too short for a vector loop over one row.
     cdef Py_ssize_t n = plane // dy.shape[1]
     cdef Py_ssize_t c = plane % dy.shape[1]
     cdef Py_ssize_t height = dx.shape[2]
@@ -1744,14 +1745,12 @@ cdef Py_ssize_t _max_pool_backward_plane_2x2(const floating[:, :, :, ::1] dy,
     cdef Py_ssize_t out_y, out_x, in_y
     cdef Py_ssize_t matched = 0
     cdef floating* top
-    cdef floating* bottom
     cdef const floating* grad
     cdef const int64_t* where
     cdef int64_t offset, inside
     cdef floating blank = 0
     for out_y in range(g.oh):
         top = &dx[n, c, 2 * out_y, 0]
-        bottom = top + width
         grad = &dy[n, c, out_y, 0]
         where = &indices[n, c, out_y, 0]
         # the two rows are cleared while they are in L1, then each window's maximum set

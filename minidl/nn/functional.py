@@ -854,6 +854,8 @@ def _max_pool2d_arrays(x, kernel, stride, padding, dilation, out_size):
     chosen = np.where(nan.any(axis=1), last_nan, first_best)  # (C, N, L)
     positions = np.broadcast_to(np.arange(flat.shape[1]), chosen.shape)
     indices = flat[chosen, positions]
+    # the value of the chosen cell, not max()'s: a window of -0.0 and 0.0 keeps its first
+    out = np.take_along_axis(cols, chosen[:, None], axis=1)[:, 0]
     shape = (batch, channels, *out_size)
     out = np.ascontiguousarray(out.transpose(1, 0, 2)).reshape(shape)
     indices = np.ascontiguousarray(indices.transpose(1, 0, 2)).reshape(shape)
