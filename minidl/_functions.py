@@ -476,6 +476,22 @@ def _elementwise(name, compute, input_grad, saves_output=True):
     )
 
 
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _kernel_or(kernel, fallback):
+    """``kernel`` when its arrays are all float32 or all float64 (the kernels' dtypes), else
+    ``fallback`` (numpy): integer relu keeps its dtype, mixed dtypes promote as numpy does."""
+
+    def run(*arrays):
+        dtype = arrays[0].dtype
+        if dtype in _KERNEL_DTYPES and all(a.dtype == dtype for a in arrays[1:]):
+            return kernel(*arrays)
+        return fallback(*arrays)
+
+    return run
+
+
 def _stable_sigmoid(x):
     """1 / (1 + exp(-x)) without overflow: exp is only taken of -|x|."""
     e = np.exp(-np.abs(x))
@@ -504,9 +520,23 @@ Sqrt = _elementwise("Sqrt", np.sqrt, lambda grad, out: grad / (2 * out))
 Rsqrt = _elementwise(
     "Rsqrt", lambda x: 1 / np.sqrt(x), lambda grad, out: grad * (-0.5 * out * out * out)
 )
-Tanh = _elementwise("Tanh", np.tanh, lambda grad, out: grad * (1 - out * out))
-Sigmoid = _elementwise("Sigmoid", _stable_sigmoid, lambda grad, out: grad * out * (1 - out))
-ReLU = _elementwise("ReLU", lambda x: np.maximum(x, 0), lambda grad, out: grad * (out > 0))
+Tanh = _elementwise(
+    "Tanh",
+    _kernel_or(_ops.tanh_forward, np.tanh),
+    _kernel_or(_ops.tanh_backward, lambda grad, out: grad * (1 - out * out)),
+)
+Sigmoid = _elementwise(
+    "Sigmoid",
+    _kernel_or(_ops.sigmoid_forward, _stable_sigmoid),
+    _kernel_or(_ops.sigmoid_backward, lambda grad, out: grad * (1 - out) * out),
+)
+# torch's relu keeps NaN and -0.0 (x < 0 ? 0 : x); its backward is threshold_backward,
+# a select: 0 where the output is <= 0, even for an inf or NaN gradient
+ReLU = _elementwise(
+    "ReLU",
+    _kernel_or(_ops.relu_forward, lambda x: np.where(x < 0, x.dtype.type(0), x)),
+    _kernel_or(_ops.relu_backward, lambda grad, out: np.where(out <= 0, grad.dtype.type(0), grad)),
+)
 Log = _elementwise("Log", np.log, lambda grad, x: grad / x, saves_output=False)
 Log2 = _elementwise(
     "Log2", np.log2, lambda grad, x: grad / (x * x.dtype.type(_LN2)), saves_output=False

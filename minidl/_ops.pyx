@@ -38,7 +38,7 @@ from minidl import _checks
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.math cimport exp, log, sqrt, INFINITY
+from libc.math cimport exp, fabs, log, sqrt, tanh, INFINITY
 from libc.stdint cimport int64_t
 
 cdef extern from *:
@@ -2513,12 +2513,21 @@ cdef void _conv_direct_weight_share(const floating[:, :, ::1] dy,
 
 # ---------------------------------------------------------------- pooling
 
-def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0, relu=False):
     """2-D max pooling of a (N, C, H, W) input: ``(out, indices)``, both (N, C, OH, OW).
 
     ``stride`` defaults to ``kernel_size``; padding counts as -inf. ``indices`` are
-    int64 positions ``h * W + w`` in each input plane (the first maximum of a
-    window, as in PyTorch), which :func:`max_pool2d_backward` takes.
+    int64 positions ``h * W + w`` in each input plane, which
+    :func:`max_pool2d_backward` takes. As PyTorch's CPU kernel, a window keeps its
+    first maximum, and a NaN beats every number: the last NaN of a window wins
+    (row-major window order).
+
+    With ``relu``, ``out`` is exactly ``max_pool(relu(x))`` (equal to
+    ``relu(max_pool(x))`` up to the sign of zero: where a window's maximum is not
+    positive, the result is ``relu`` of the window's first cell, -0.0 only if that
+    cell is -0.0, as pooling the ReLU's zeros would give). ``indices`` stay those of
+    ``x``'s maxima; they differ from ``max_pool(relu(x))``'s only where ReLU blocks
+    the gradient anyway.
 
     >>> out, idx = max_pool2d_forward(np.arange(16.0).reshape(1, 1, 4, 4), 2)
     >>> out[0, 0], idx[0, 0]
@@ -2535,30 +2544,94 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
         return out, indices
     # an input with empty planes (H or W is 0) is never read: every window is padding
     if arr.dtype == np.float32:
-        _max_pool_forward[float](arr, out, indices, g)
+        _max_pool_forward[float](arr, out, indices, g, bool(relu))
     else:
-        _max_pool_forward[double](arr, out, indices, g)
+        _max_pool_forward[double](arr, out, indices, g, bool(relu))
     return out, indices
 
 
+cdef inline bint _is_pooling_2x2(Window g) noexcept nogil:
+    # the common 2x2 window with stride 2 and no padding, which has its own kernel
+    return g.kh == 2 and g.kw == 2 and g.sh == 2 and g.sw == 2 and g.ph == 0 and g.pw == 0
+
+
 cdef void _max_pool_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
-                            int64_t[:, :, :, ::1] indices, Window g) noexcept:
+                            int64_t[:, :, :, ::1] indices, Window g, bint relu) noexcept:
     cdef Py_ssize_t planes = x.shape[0] * x.shape[1]
     cdef int threads = _threads_for(planes)
     cdef Py_ssize_t plane
+    cdef bint two_by_two = _is_pooling_2x2(g)
     with nogil:
         for plane in prange(planes, num_threads=threads, schedule="static",
                             use_threads_if=threads > 1):
-            _max_pool_plane(x, out, indices, g, plane)
+            if two_by_two:
+                _max_pool_plane_2x2(x, out, indices, g, relu, plane)
+            else:
+                _max_pool_plane(x, out, indices, g, relu, plane)
+
+
+cdef inline floating _relu_of_first(floating best, floating first) noexcept nogil:
+    # max_pool(relu(x)) from the window's max ``best`` and first cell ``first``: the max
+    # when it passes ReLU (positive or NaN); otherwise every cell's ReLU is a zero, all
+    # tied, and the first wins: relu(first), which is -0.0 only for a -0.0 first cell
+    cdef floating zero = 0
+    cdef floating first_relu = zero if first < 0 else first
+    return best if (best > 0) | (best != best) else first_relu
+
+
+cdef void _max_pool_plane_2x2(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+                              int64_t[:, :, :, ::1] indices, Window g, bint relu,
+                              Py_ssize_t plane) noexcept nogil:
+    # The 2x2 stride-2 window, one output row at a time: the four cells of each window
+    # are compared in row-major order with selects rather than branches (a branch on
+    # random data mispredicts about once per comparison), so the loop over the row
+    # vectorizes. Same rule as _max_pool_plane: the first maximum, the last NaN.
+    cdef Py_ssize_t n = plane // x.shape[1]
+    cdef Py_ssize_t c = plane % x.shape[1]
+    cdef Py_ssize_t width = x.shape[3]
+    cdef Py_ssize_t out_y, out_x
+    cdef const floating* top
+    cdef const floating* bottom
+    cdef floating* best
+    cdef int64_t* where
+    cdef floating m, b, v, d
+    cdef int64_t k, base
+    cdef bint take
+    for out_y in range(g.oh):
+        top = &x[n, c, 2 * out_y, 0]
+        bottom = top + width
+        best = &out[n, c, out_y, 0]
+        where = &indices[n, c, out_y, 0]
+        base = 2 * out_y * width
+        for out_x in range(g.ow):
+            m = top[2 * out_x]
+            b = top[2 * out_x + 1]
+            v = bottom[2 * out_x]
+            d = bottom[2 * out_x + 1]
+            k = 0
+            take = (b > m) | (b != b)
+            m = b if take else m
+            k = 1 if take else k
+            take = (v > m) | (v != v)
+            m = v if take else m
+            k = width if take else k
+            take = (d > m) | (d != d)
+            m = d if take else m
+            k = width + 1 if take else k
+            if relu:
+                m = _relu_of_first(m, top[2 * out_x])
+            best[out_x] = m
+            where[out_x] = base + 2 * out_x + k
 
 
 cdef void _max_pool_plane(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
-                          int64_t[:, :, :, ::1] indices, Window g,
+                          int64_t[:, :, :, ::1] indices, Window g, bint relu,
                           Py_ssize_t plane) noexcept nogil:
-    # out[y, x] = max of the window, indices[y, x] = the flat position of its first maximum.
-    # A whole output row at a time: each window offset (i, j) is compared across the row,
-    # so the inner loop runs over outputs (long, vectorizable) rather than over the few
-    # values of one window; visiting offsets in row-major order keeps the first maximum.
+    # out[y, x] = max of the window, indices[y, x] = the flat position of its first maximum
+    # (or last NaN). A whole output row at a time: each window offset (i, j) is compared
+    # across the row, so the inner loop runs over outputs (long, vectorizable) rather than
+    # over the few values of one window; visiting offsets in row-major order keeps the
+    # first maximum, and a NaN always takes the place (the last NaN wins, as in torch).
     cdef Py_ssize_t n = plane // x.shape[1]
     cdef Py_ssize_t c = plane % x.shape[1]
     cdef Py_ssize_t height = x.shape[2]
@@ -2588,18 +2661,35 @@ cdef void _max_pool_plane(const floating[:, :, :, ::1] x, floating[:, :, :, ::1]
                 for out_x in range(low, high):
                     in_x = out_x * g.sw + offset
                     value = row[in_x]
-                    # strictly greater keeps the first maximum; the first NaN wins
-                    take = (value > best[out_x]) | (
-                        (value != value) & (best[out_x] == best[out_x]))
+                    take = (value > best[out_x]) | (value != value)
                     best[out_x] = value if take else best[out_x]
                     where[out_x] = in_y * width + in_x if take else where[out_x]
+        if relu:
+            # where still holds each window's first cell only if nothing beat -inf;
+            # the first cell itself is read from its position
+            row = &x[n, c, max(y0, 0), 0]
+            for out_x in range(g.ow):
+                best[out_x] = _relu_of_first(best[out_x], row[max(out_x * g.sw - g.pw, 0)])
 
 
-def max_pool2d_backward(dy, indices, x_shape):
+# +0.0, read from memory: the write-once backward adds it to each gradient it passes, as
+# the zero-filled one does (0 + -0.0 is +0.0, as in torch); a literal 0.0 would be folded
+# away under -fno-signed-zeros
+cdef double _plus_zero = 0.0
+
+
+def max_pool2d_backward(dy, indices, x_shape, kernel_size=None, stride=None):
     """Gradient of max pooling: each output gradient goes to its window's maximum.
 
     ``dy`` and ``indices`` are (N, C, OH, OW); the result has ``x_shape``. Each index
-    must be a position in its (H, W) plane, ``0 <= index < H * W``.
+    must be a position in its (H, W) plane, ``0 <= index < H * W``. Cells that are
+    the maximum of several windows get the sum of their gradients (in window order).
+
+    With ``kernel_size`` (and ``stride``, which defaults to it) of a pooling without
+    padding whose windows do not overlap (stride >= kernel on both axes), every cell
+    of dx is written once, with no zero fill: ``dy`` at its window's maximum, 0
+    elsewhere. ``indices`` must then be those :func:`max_pool2d_forward` returned for
+    that geometry, each inside its own window (checked).
 
     >>> max_pool2d_backward(np.ones((1, 1, 1, 1)), np.array([[[[3]]]]), (1, 1, 2, 2))[0, 0]
     array([[0., 0.],
@@ -2615,6 +2705,31 @@ def max_pool2d_backward(dy, indices, x_shape):
         raise ValueError(f"{name}: indices have shape {idx.shape} but dy has {grad.shape}")
     if shape[:2] != grad.shape[:2]:
         raise ValueError(f"{name}: x_shape {shape} does not match dy of shape {grad.shape}")
+    cdef Window g
+    cdef Py_ssize_t matched
+    if kernel_size is not None:
+        g = _pool_geometry(shape, kernel_size, stride, 0, name)
+        if grad.shape[2:] != (g.oh, g.ow):
+            raise ValueError(
+                f"{name}: expected dy of shape {(shape[0], shape[1], g.oh, g.ow)} for "
+                f"kernel_size={(g.kh, g.kw)}, stride={(g.sh, g.sw)}, got {grad.shape}"
+            )
+        if g.sh >= g.kh and g.sw >= g.kw:
+            idx = np.ascontiguousarray(idx, dtype=np.int64)
+            dx = np.empty(shape, dtype=grad.dtype)
+            if dx.size == 0:
+                return dx
+            if grad.dtype == np.float32:
+                matched = _max_pool_backward_disjoint[float](grad, idx, dx, g)
+            else:
+                matched = _max_pool_backward_disjoint[double](grad, idx, dx, g)
+            # each window's index was compared with each of its cells: exactly one matches
+            if matched != grad.size:
+                raise ValueError(
+                    f"{name}: {grad.size - matched} of {grad.size} indices are not in "
+                    "their own window; pass the indices max_pool2d_forward returned"
+                )
+            return dx
     # the kernel writes dx at each index: a position outside the plane would corrupt memory
     if idx.size and (idx.min() < 0 or idx.max() >= shape[2] * shape[3]):
         raise ValueError(f"{name}: indices out of range for planes of {shape[2:]}")
@@ -2651,6 +2766,109 @@ cdef void _max_pool_backward_plane(const floating[:, :, :, ::1] dy,
     for out_y in range(dy.shape[2]):
         for out_x in range(dy.shape[3]):
             dx[n, c, indices[n, c, out_y, out_x]] += dy[n, c, out_y, out_x]
+
+
+cdef Py_ssize_t _max_pool_backward_disjoint(const floating[:, :, :, ::1] dy,
+                                            const int64_t[:, :, :, ::1] indices,
+                                            floating[:, :, :, ::1] dx, Window g) noexcept:
+    # the windows do not overlap: returns how many windows found their index
+    cdef Py_ssize_t planes = dy.shape[0] * dy.shape[1]
+    cdef int threads = _threads_for(planes)
+    cdef Py_ssize_t plane
+    cdef Py_ssize_t matched = 0
+    cdef floating zero = <floating>_plus_zero
+    cdef bint two_by_two = _is_pooling_2x2(g)
+    with nogil:
+        for plane in prange(planes, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
+            if two_by_two:
+                matched += _max_pool_backward_plane_2x2(dy, indices, dx, g, zero, plane)
+            else:
+                matched += _max_pool_backward_disjoint_plane(dy, indices, dx, g, zero, plane)
+    return matched
+
+
+cdef Py_ssize_t _max_pool_backward_plane_2x2(const floating[:, :, :, ::1] dy,
+                                             const int64_t[:, :, :, ::1] indices,
+                                             floating[:, :, :, ::1] dx, Window g,
+                                             floating zero, Py_ssize_t plane) noexcept nogil:
+    # _max_pool_backward_disjoint_plane for 2x2 windows with stride 2, a pair of rows
+    # at a time: both rows cleared while they are in L1 (so dx goes to memory once, with
+    # no separate zero-fill pass), then each window's maximum stored. Planes of 14x14 or
+    # 28x28 give rows of 7 or 14 windows, too short for a vector loop over one row.
+    cdef Py_ssize_t n = plane // dy.shape[1]
+    cdef Py_ssize_t c = plane % dy.shape[1]
+    cdef Py_ssize_t height = dx.shape[2]
+    cdef Py_ssize_t width = dx.shape[3]
+    cdef Py_ssize_t out_y, out_x, in_y
+    cdef Py_ssize_t matched = 0
+    cdef floating* top
+    cdef const floating* grad
+    cdef const int64_t* where
+    cdef int64_t offset, inside
+    cdef floating blank = 0
+    for out_y in range(g.oh):
+        top = &dx[n, c, 2 * out_y, 0]
+        grad = &dy[n, c, out_y, 0]
+        where = &indices[n, c, out_y, 0]
+        # the two rows are cleared while they are in L1, then each window's maximum set
+        for out_x in range(2 * width):
+            top[out_x] = blank
+        for out_x in range(g.ow):
+            # the maximum's offset from the window's top-left cell: 0, 1, W or W + 1
+            offset = where[out_x] - (2 * out_y * width + 2 * out_x)
+            inside = (offset == 0) | (offset == 1) | (offset == width) | (offset == width + 1)
+            matched += inside
+            # stored unconditionally (a branch on which cell won mispredicts half the
+            # time): an index outside its window writes the window's first cell instead,
+            # in bounds, and the wrapper raises
+            top[2 * out_x + offset * inside] = grad[out_x] + zero
+    for in_y in range(2 * g.oh, height):  # an odd height: the last row is in no window
+        top = &dx[n, c, in_y, 0]
+        for out_x in range(width):
+            top[out_x] = blank
+    return matched
+
+
+cdef Py_ssize_t _max_pool_backward_disjoint_plane(const floating[:, :, :, ::1] dy,
+                                                  const int64_t[:, :, :, ::1] indices,
+                                                  floating[:, :, :, ::1] dx, Window g,
+                                                  floating zero,
+                                                  Py_ssize_t plane) noexcept nogil:
+    # Every cell written once, row by row: a cell of window (y, x) gets
+    # 0 + dy[y, x] if it is the window's maximum, else 0; cells no window covers
+    # (the gaps of a stride larger than the kernel, the rows and columns past the last
+    # window) get 0. Returns the number of cells that matched their window's index.
+    cdef Py_ssize_t n = plane // dy.shape[1]
+    cdef Py_ssize_t c = plane % dy.shape[1]
+    cdef Py_ssize_t height = dx.shape[2]
+    cdef Py_ssize_t width = dx.shape[3]
+    cdef Py_ssize_t in_y, in_x, out_y, out_x, i, j
+    cdef Py_ssize_t matched = 0
+    cdef floating* row
+    cdef const floating* grad
+    cdef const int64_t* where
+    cdef bint hit
+    for in_y in range(height):
+        row = &dx[n, c, in_y, 0]
+        out_y = in_y // g.sh
+        i = in_y - out_y * g.sh
+        if out_y >= g.oh or i >= g.kh:
+            for in_x in range(width):
+                row[in_x] = 0
+            continue
+        grad = &dy[n, c, out_y, 0]
+        where = &indices[n, c, out_y, 0]
+        for out_x in range(g.ow):
+            # the last window's stride may reach past the plane
+            for j in range(min(g.sw, width - out_x * g.sw)):
+                in_x = out_x * g.sw + j
+                hit = (j < g.kw) & (where[out_x] == in_y * width + in_x)
+                row[in_x] = grad[out_x] + zero if hit else 0
+                matched += hit
+        for in_x in range(g.ow * g.sw, width):
+            row[in_x] = 0
+    return matched
 
 
 cdef struct Cell:
@@ -2786,3 +3004,180 @@ cdef void _avg_pool_backward_plane(const floating[:, :, :, ::1] dy, floating[:, 
             for in_y in range(cell.top, cell.bottom):
                 for in_x in range(cell.left, cell.right):
                     dx[n, c, in_y, in_x] += <floating>share
+
+
+# ---------------------------------------------------------------- elementwise activations
+#
+# ReLU, sigmoid and tanh of any shape, one pass each way. The array is seen flat (a
+# copy first if it is not C-contiguous) and cut into chunks of VALUES_PER_THREAD
+# values, fixed by the size alone: each chunk is one thread's piece of work, so the
+# bits never depend on the thread count. The backward kernels take the forward's
+# output, as torch's do, so the input can be freed after the forward.
+
+cdef enum:
+    ACTIVATION_RELU = 0
+    ACTIVATION_SIGMOID = 1
+    ACTIVATION_TANH = 2
+
+
+cdef object _activation_input(x, str name, str what):
+    """``x`` as a C-contiguous float32/float64 array of any shape."""
+    arr = np.asarray(x)
+    # reshaped back: np.ascontiguousarray makes a 0-d array 1-d
+    return _float_array(arr, name, what, None).reshape(arr.shape)
+
+
+cdef object _activation_forward(x, str name, int kind):
+    arr = _activation_input(x, name, "x")
+    out = np.empty(arr.shape, dtype=arr.dtype)
+    if arr.size == 0:
+        return out
+    if arr.dtype == np.float32:
+        _activation_forward_flat[float](arr.reshape(-1), out.reshape(-1), kind)
+    else:
+        _activation_forward_flat[double](arr.reshape(-1), out.reshape(-1), kind)
+    return out
+
+
+cdef object _activation_backward(dy, y, str name, int kind):
+    out = _activation_input(y, name, "y")
+    grad = _activation_input(dy, name, "dy")
+    if grad.dtype != out.dtype:
+        raise TypeError(f"{name}: dy has dtype {grad.dtype} but y has {out.dtype}")
+    if grad.shape != out.shape:
+        raise ValueError(f"{name}: dy has shape {grad.shape} but y has {out.shape}")
+    dx = np.empty(out.shape, dtype=out.dtype)
+    if out.size == 0:
+        return dx
+    if out.dtype == np.float32:
+        _activation_backward_flat[float](grad.reshape(-1), out.reshape(-1), dx.reshape(-1), kind)
+    else:
+        _activation_backward_flat[double](grad.reshape(-1), out.reshape(-1), dx.reshape(-1),
+                                          kind)
+    return dx
+
+
+def relu_forward(x):
+    """``max(x, 0)`` element-wise, any shape, as torch's ``relu``: NaN stays NaN, -0.0 stays -0.0.
+
+    >>> relu_forward(np.array([-1.0, -0.0, 2.0, np.nan]))
+    array([ 0., -0.,  2., nan])
+    """
+    return _activation_forward(x, "relu_forward", ACTIVATION_RELU)
+
+
+def relu_backward(dy, y):
+    """Gradient of ReLU from its output ``y``: ``0 if y <= 0 else dy`` (a select, not a product).
+
+    As torch's ``threshold_backward(dy, y, 0)``: the gradient passes where the output is
+    positive or NaN, and is 0 elsewhere even when ``dy`` is inf or NaN. ``dy`` and ``y``
+    have the same shape and dtype.
+
+    >>> relu_backward(np.array([5.0, np.nan, 5.0]), np.array([0.0, 0.0, np.nan]))
+    array([0., 0., 5.])
+    """
+    return _activation_backward(dy, y, "relu_backward", ACTIVATION_RELU)
+
+
+def sigmoid_forward(x):
+    """``1 / (1 + exp(-x))`` element-wise, any shape; exp is only taken of ``-|x|`` (no overflow).
+
+    Float32 is computed in double and rounded once.
+
+    >>> sigmoid_forward(np.array([0.0, 1000.0, -1000.0]))
+    array([0.5, 1. , 0. ])
+    """
+    return _activation_forward(x, "sigmoid_forward", ACTIVATION_SIGMOID)
+
+
+def sigmoid_backward(dy, y):
+    """Gradient of sigmoid from its output ``y``: ``dy * (1 - y) * y``, torch's order, in y's dtype.
+
+    >>> sigmoid_backward(np.array([1.0]), np.array([0.5]))
+    array([0.25])
+    """
+    return _activation_backward(dy, y, "sigmoid_backward", ACTIVATION_SIGMOID)
+
+
+def tanh_forward(x):
+    """Hyperbolic tangent element-wise, any shape; float32 is computed in double and rounded once.
+
+    >>> tanh_forward(np.array([0.0, 1000.0]))
+    array([0., 1.])
+    """
+    return _activation_forward(x, "tanh_forward", ACTIVATION_TANH)
+
+
+def tanh_backward(dy, y):
+    """Gradient of tanh from its output ``y``: ``dy * (1 - y * y)``, torch's order, in y's dtype.
+
+    >>> tanh_backward(np.array([2.0]), np.array([0.5]))
+    array([1.5])
+    """
+    return _activation_backward(dy, y, "tanh_backward", ACTIVATION_TANH)
+
+
+cdef void _activation_forward_flat(const floating[::1] x, floating[::1] out,
+                                   int kind) noexcept:
+    cdef Py_ssize_t size = x.shape[0]
+    cdef Py_ssize_t chunks = (size + VALUES_PER_THREAD - 1) // VALUES_PER_THREAD
+    cdef int threads = _threads_for(chunks)
+    cdef Py_ssize_t chunk, start
+    with nogil:
+        for chunk in prange(chunks, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
+            start = chunk * VALUES_PER_THREAD
+            _activation_forward_chunk(&x[start], &out[start],
+                                      min(<Py_ssize_t>VALUES_PER_THREAD, size - start), kind)
+
+
+cdef void _activation_forward_chunk(const floating* x, floating* out, Py_ssize_t size,
+                                    int kind) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating zero = 0
+    cdef double value, e
+    if kind == ACTIVATION_RELU:
+        # x < 0 ? 0 : x keeps NaN (the comparison is false) and -0.0, as torch's relu
+        for i in range(size):
+            out[i] = zero if x[i] < 0 else x[i]
+    elif kind == ACTIVATION_SIGMOID:
+        # exp(-|x|) never overflows: 1 / (1 + e) for x >= 0, e / (1 + e) below; NaN stays
+        for i in range(size):
+            value = x[i]
+            e = exp(-fabs(value))
+            out[i] = <floating>(1.0 / (1.0 + e) if value >= 0 else e / (1.0 + e))
+    else:
+        for i in range(size):
+            out[i] = <floating>tanh(<double>x[i])
+
+
+cdef void _activation_backward_flat(const floating[::1] dy, const floating[::1] y,
+                                    floating[::1] dx, int kind) noexcept:
+    cdef Py_ssize_t size = y.shape[0]
+    cdef Py_ssize_t chunks = (size + VALUES_PER_THREAD - 1) // VALUES_PER_THREAD
+    cdef int threads = _threads_for(chunks)
+    cdef Py_ssize_t chunk, start
+    with nogil:
+        for chunk in prange(chunks, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
+            start = chunk * VALUES_PER_THREAD
+            _activation_backward_chunk(&dy[start], &y[start], &dx[start],
+                                       min(<Py_ssize_t>VALUES_PER_THREAD, size - start), kind)
+
+
+cdef void _activation_backward_chunk(const floating* dy, const floating* y, floating* dx,
+                                     Py_ssize_t size, int kind) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating zero = 0
+    cdef floating one = 1
+    if kind == ACTIVATION_RELU:
+        # torch's threshold_backward(dy, y, 0): a select, so an inf or NaN dy gives 0 where
+        # y <= 0; a NaN y lets dy through
+        for i in range(size):
+            dx[i] = zero if y[i] <= 0 else dy[i]
+    elif kind == ACTIVATION_SIGMOID:
+        for i in range(size):
+            dx[i] = dy[i] * (one - y[i]) * y[i]
+    else:
+        for i in range(size):
+            dx[i] = dy[i] * (one - y[i] * y[i])

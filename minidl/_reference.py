@@ -312,21 +312,43 @@ def _windows(x, kernel_size, stride, padding, fill):
     return np.stack(values), np.stack(positions)
 
 
-def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
-    """Max over each window (padding is -inf) and the flat position of its first maximum."""
+def _max_pool_choice(values, inside):
+    """The cell each window takes: its first maximum, or its last NaN (torch's CPU rule).
+
+    ``inside`` marks the cells in the input: padding (-inf) never wins, not even a tie
+    with an all -inf window, which takes its first cell inside the input.
+    """
+    nan = np.isnan(values)
+    numbers = np.where(nan, -np.inf, values)
+    best = numbers.max(axis=0, keepdims=True)
+    first_max = np.argmax((numbers == best) & inside, axis=0)  # argmax: the first True
+    last_nan = values.shape[0] - 1 - np.argmax(nan[::-1], axis=0)
+    return np.where(nan.any(axis=0), last_nan, first_max)
+
+
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0, relu=False):
+    """Max over each window (padding is -inf) and the flat position of the cell taken.
+
+    A window takes its first maximum, or its last NaN. With ``relu`` the values are
+    ``max_pool(relu(x))`` computed as written, the indices still those of ``x``.
+    """
     x = np.asarray(x)
     values, positions = _windows(x, kernel_size, stride, padding, -np.inf)
-    # the first maximum in row-major window order, with NaN taken as the largest
-    first = np.argmax(np.where(np.isnan(values), np.inf, values), axis=0)
-    out = np.take_along_axis(values, first[None], axis=0)[0]
-    indices = np.take_along_axis(
-        np.broadcast_to(positions[:, None, None], values.shape), first[None], 0
-    )
-    return out, indices[0].astype(np.int64)
+    positions = np.broadcast_to(positions[:, None, None], values.shape)
+    chosen = _max_pool_choice(values, positions >= 0)[None]
+    indices = np.take_along_axis(positions, chosen, 0)[0].astype(np.int64)
+    if relu:
+        values, _ = _windows(relu_forward(x), kernel_size, stride, padding, -np.inf)
+        chosen = _max_pool_choice(values, positions >= 0)[None]
+    return np.take_along_axis(values, chosen, axis=0)[0], indices
 
 
-def max_pool2d_backward(dy, indices, x_shape):
-    """Each output gradient added at the position of its window's maximum."""
+def max_pool2d_backward(dy, indices, x_shape, kernel_size=None, stride=None):
+    """Each output gradient added at the position of its window's maximum, onto zeros.
+
+    ``kernel_size``/``stride`` only let the compiled kernel skip its zero fill; the
+    result is the same.
+    """
     dy = np.asarray(dy)
     n, c, h, w = x_shape
     dx = np.zeros((n * c, h * w), dtype=dy.dtype)
@@ -445,3 +467,44 @@ def layernorm_backward(dy, x, mean, invstd, weight):
     mean = np.asarray(mean, dtype=np.float64)[:, None]
     invstd = np.asarray(invstd, dtype=np.float64)[:, None]
     return groupnorm_backward(dy, x, mean, invstd, weight)
+
+
+# ---------------------------------------------------------------- elementwise activations
+
+
+def relu_forward(x):
+    """``x < 0 ? 0 : x``: NaN and -0.0 pass through, as torch's relu."""
+    x = np.asarray(x)
+    return np.where(x < 0, x.dtype.type(0), x)
+
+
+def relu_backward(dy, y):
+    """``y <= 0 ? 0 : dy``, torch's threshold_backward: a select, not a product."""
+    dy = np.asarray(dy)
+    return np.where(np.asarray(y) <= 0, dy.dtype.type(0), dy)
+
+
+def sigmoid_forward(x):
+    """``1 / (1 + exp(-x))`` in float64 from ``exp(-|x|)``, rounded to x's dtype."""
+    x = np.asarray(x)
+    wide = x.astype(np.float64)
+    e = np.exp(-np.abs(wide))
+    return np.where(wide >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+
+
+def sigmoid_backward(dy, y):
+    """``dy * (1 - y) * y`` in y's dtype, in torch's order."""
+    y = np.asarray(y)
+    return np.asarray(dy) * (1 - y) * y
+
+
+def tanh_forward(x):
+    """``tanh(x)`` in float64, rounded to x's dtype."""
+    x = np.asarray(x)
+    return np.tanh(x.astype(np.float64)).astype(x.dtype)
+
+
+def tanh_backward(dy, y):
+    """``dy * (1 - y * y)`` in y's dtype, in torch's order."""
+    y = np.asarray(y)
+    return np.asarray(dy) * (1 - y * y)

@@ -468,23 +468,92 @@ def test_window_errors():
 # ---------------------------------------------------------------- pooling
 
 
-@given(case=window_cases(dilation=False, pool=True), stride_none=st.booleans())
-def test_max_pool(case, stride_none):
+def _with_specials(x, seed):
+    """``x`` rounded to a few integers (many ties) with NaN, -0.0, +-inf sprinkled in."""
+    rng = np.random.default_rng(seed)
+    out = np.round(x)
+    draw = rng.random(x.shape)
+    out[draw < 0.06] = np.nan
+    out[(draw >= 0.06) & (draw < 0.16)] = -0.0
+    out[(draw >= 0.16) & (draw < 0.19)] = np.inf
+    out[(draw >= 0.19) & (draw < 0.22)] = -np.inf
+    return out
+
+
+def _assert_same_bits(ours, expected, what):
+    """Equal values, NaN where NaN, and the same sign of every zero."""
+    np.testing.assert_array_equal(ours, expected, err_msg=what)
+    assert np.array_equal(np.signbit(ours), np.signbit(expected)), f"{what}: sign of zero differs"
+
+
+@given(
+    case=window_cases(dilation=False, pool=True),
+    stride_none=st.booleans(),
+    specials=st.booleans(),
+    relu=st.booleans(),
+)
+def test_max_pool(case, stride_none, specials, relu):
     x, kernel, stride, padding, _ = case
+    if specials:
+        x = _with_specials(x, 5)
     stride = None if stride_none else stride
-    out, indices = _ops.max_pool2d_forward(x, kernel, stride, padding)
-    expected_out, expected_indices = _reference.max_pool2d_forward(x, kernel, stride, padding)
-    np.testing.assert_array_equal(out, expected_out)
+    out, indices = _ops.max_pool2d_forward(x, kernel, stride, padding, relu=relu)
+    expected_out, expected_indices = _reference.max_pool2d_forward(
+        x, kernel, stride, padding, relu=relu
+    )
+    _assert_same_bits(out, expected_out, "max_pool2d_forward")
     np.testing.assert_array_equal(indices, expected_indices)
     grad = _random(out.shape, x.dtype, 4)
-    ours = _ops.max_pool2d_backward(grad, indices, x.shape)
-    _close(ours, _reference.max_pool2d_backward(grad, indices, x.shape), x.dtype, "max_pool2d")
+    grad[::2] = -0.0  # +0.0 at the maximum (0 + -0.0), as the zero-filled scatter gives
+    expected = _reference.max_pool2d_backward(grad, indices, x.shape)
+    _assert_same_bits(_ops.max_pool2d_backward(grad, indices, x.shape), expected, "scatter")
+    if padding == (0, 0):
+        # the geometry given: written once per cell where the windows are disjoint
+        ours = _ops.max_pool2d_backward(grad, indices, x.shape, kernel, stride)
+        _assert_same_bits(ours, expected, "max_pool2d_backward with the geometry")
 
 
-def test_max_pool_keeps_the_first_maximum_of_a_tie():
+@pytest.mark.parametrize("kernel", [2, 3])
+def test_max_pool_2x2_and_general_kernels_agree(kernel):
+    # 2x2 stride 2 has its own kernel: the same rule as the general one (first maximum,
+    # last NaN), checked on windows full of ties and NaNs
+    x = _with_specials(_random((3, 5, 12, 13), np.float64, 7), 8)
+    out, indices = _ops.max_pool2d_forward(x, kernel)
+    expected_out, expected_indices = _reference.max_pool2d_forward(x, kernel)
+    _assert_same_bits(out, expected_out, "max_pool2d_forward")
+    np.testing.assert_array_equal(indices, expected_indices)
+
+
+def test_max_pool_keeps_the_first_maximum_of_a_tie_and_the_last_nan():
     x = np.ones((1, 1, 2, 2))
     out, indices = _ops.max_pool2d_forward(x, 2)
     assert indices.item() == 0 and out.item() == 1.0
+    for window, last_nan in [([np.nan, 1, np.nan, 2], 2), ([1, np.nan, 3, np.nan], 3)]:
+        x = np.array(window).reshape(1, 1, 2, 2)
+        for kernel, stride, padding in [(2, 2, 0), (2, 1, 0), (3, 2, 1)]:
+            out, indices = _ops.max_pool2d_forward(x, kernel, stride, padding)
+            assert np.isnan(out[0, 0, 0, 0]) and indices[0, 0, 0, 0] == last_nan, (window, kernel)
+
+
+def test_max_pool_relu_flag_is_pool_of_relu():
+    # max_pool(relu(x)) where the maximum is not positive: relu of the window's first cell
+    x = np.array([-1.0, -0.0, -2.0, -3.0, -0.0, -1.0, 0.0, -0.0]).reshape(1, 2, 2, 2)
+    out, _ = _ops.max_pool2d_forward(x, 2, relu=True)
+    assert out.ravel().tolist() == [0.0, 0.0]
+    assert np.signbit(out.ravel()).tolist() == [False, True]
+
+
+def test_max_pool_backward_without_zero_fill_checks_the_indices():
+    x = _random((2, 3, 7, 9), np.float32, 1)
+    out, indices = _ops.max_pool2d_forward(x, 2, 3)
+    moved = indices.copy()
+    moved[1, 2, 0, 1] += 1  # the window (0, 1) covers columns 3 and 4: now column 5
+    with pytest.raises(ValueError, match="1 of 36 indices are not in their own window"):
+        _ops.max_pool2d_backward(out, moved, x.shape, 2, 3)
+    dx = _ops.max_pool2d_backward(out, indices, x.shape, 2, 3)
+    # the gaps between windows (columns 2, 5, 8; rows 2, 5) and row 6 past them are zeros
+    assert not dx[:, :, :, 2::3].any() and not dx[:, :, 2::3].any() and not dx[:, :, 6].any()
+    _assert_same_bits(dx, _reference.max_pool2d_backward(out, indices, x.shape), "gaps")
 
 
 @given(case=window_cases(dilation=False, pool=True), count_include_pad=st.booleans())
@@ -557,6 +626,9 @@ def _all_kernels(dtype):
     results += [cols, _ops.col2im(cols, big.shape, 3, 2, 1, 2)]
     out, indices = _ops.max_pool2d_forward(big, 3, 2, 1)
     results += [out, indices, _ops.max_pool2d_backward(out, indices, big.shape)]
+    for relu in (False, True):
+        out, indices = _ops.max_pool2d_forward(big, 2, relu=relu)
+        results += [out, indices, _ops.max_pool2d_backward(out, indices, big.shape, 2)]
     avg = _ops.avg_pool2d_forward(big, 3, 2, 1)
     results += [avg, _ops.avg_pool2d_backward(avg, big.shape, 3, 2, 1)]
     return results
@@ -719,14 +791,21 @@ def test_conv2d_through_im2col_matches_torch(torch, kernel, stride, padding, dil
 def test_pooling_matches_torch(torch, kernel, stride, padding):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 3, 7, 8))
-    tx = torch.tensor(x, requires_grad=True)
-    ty, t_indices = torch.nn.functional.max_pool2d(tx, kernel, stride, padding, return_indices=True)
-    out, indices = _ops.max_pool2d_forward(x, kernel, stride, padding)
-    np.testing.assert_array_equal(out, ty.detach().numpy())
-    np.testing.assert_array_equal(indices, t_indices.numpy())
-    dy = rng.standard_normal(out.shape)
-    ty.backward(torch.tensor(dy))
-    np.testing.assert_allclose(_ops.max_pool2d_backward(dy, indices, x.shape), tx.grad.numpy())
+    for data in (x, _with_specials(x, 9)):  # ties, several NaNs per window, -0.0, +-inf
+        tx = torch.tensor(data, requires_grad=True)
+        ty, t_indices = torch.nn.functional.max_pool2d(
+            tx, kernel, stride, padding, return_indices=True
+        )
+        out, indices = _ops.max_pool2d_forward(data, kernel, stride, padding)
+        _assert_same_bits(out, ty.detach().numpy(), "max_pool2d_forward")
+        np.testing.assert_array_equal(indices, t_indices.numpy())
+        dy = rng.standard_normal(out.shape)
+        ty.backward(torch.tensor(dy))
+        dx = _ops.max_pool2d_backward(dy, indices, x.shape)
+        np.testing.assert_array_equal(dx, tx.grad.numpy())
+        if padding == 0 and (stride or kernel) >= kernel:
+            dx = _ops.max_pool2d_backward(dy, indices, x.shape, kernel, stride)
+            np.testing.assert_array_equal(dx, tx.grad.numpy())
     for include in (True, False):
         tx = torch.tensor(x, requires_grad=True)
         ty = torch.nn.functional.avg_pool2d(tx, kernel, stride, padding, count_include_pad=include)

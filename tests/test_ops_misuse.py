@@ -308,6 +308,47 @@ CASES = {
         lambda: _ops.max_pool2d_backward(pooled, indices, "junk"),
         lambda: _ops.max_pool2d_backward(pooled[0], indices[0], x4.shape),
         lambda: _ops.max_pool2d_backward(pooled.astype(int), indices, x4.shape),
+        # the write-once path (disjoint windows): geometry and indices checked too
+        lambda: _ops.max_pool2d_backward(pooled, indices, x4.shape, 3),
+        lambda: _ops.max_pool2d_backward(pooled, indices, x4.shape, 0),
+        lambda: _ops.max_pool2d_backward(pooled, indices, x4.shape, 2, -2),
+        lambda: _ops.max_pool2d_backward(pooled, indices, x4.shape, 5),
+        lambda: _ops.max_pool2d_backward(pooled, indices, x4.shape, "junk"),
+        lambda: _ops.max_pool2d_backward(pooled, np.zeros(indices.shape, int), x4.shape, 2),
+        lambda: _ops.max_pool2d_backward(pooled, np.full(indices.shape, 99), x4.shape, 2),
+        lambda: _ops.max_pool2d_backward(pooled, np.full(indices.shape, -9), x4.shape, 2),
+    ],
+    "relu_forward": [
+        lambda: _ops.relu_forward(np.ones(3, np.int64)),
+        lambda: _ops.relu_forward(np.ones(3, np.float16)),
+        lambda: _ops.relu_forward("junk"),
+        lambda: _ops.relu_forward(None),
+    ],
+    "relu_backward": [
+        lambda: _ops.relu_backward(np.ones(3), np.ones(4)),
+        lambda: _ops.relu_backward(np.ones((3, 1)), np.ones((1, 3))),
+        lambda: _ops.relu_backward(np.ones(3, np.float32), np.ones(3)),
+        lambda: _ops.relu_backward(np.ones(3), np.ones(3, int)),
+        lambda: _ops.relu_backward(None, np.ones(3)),
+    ],
+    "sigmoid_forward": [
+        lambda: _ops.sigmoid_forward(np.ones(3, np.complex128)),
+        lambda: _ops.sigmoid_forward([["a"]]),
+        lambda: _ops.sigmoid_forward(object()),
+    ],
+    "sigmoid_backward": [
+        lambda: _ops.sigmoid_backward(np.ones(2), np.ones(5)),
+        lambda: _ops.sigmoid_backward(np.ones(3), np.ones(3, np.float32)),
+        lambda: _ops.sigmoid_backward(np.ones(3, int), np.ones(3, int)),
+    ],
+    "tanh_forward": [
+        lambda: _ops.tanh_forward(np.ones(3, bool)),
+        lambda: _ops.tanh_forward("junk"),
+    ],
+    "tanh_backward": [
+        lambda: _ops.tanh_backward(np.ones((2, 2)), np.ones(4)),
+        lambda: _ops.tanh_backward(np.ones(3), np.ones(3, np.float32)),
+        lambda: _ops.tanh_backward("junk", np.ones(3)),
     ],
     "avg_pool2d_forward": [
         lambda: _ops.avg_pool2d_forward(x4, 2, padding=2),

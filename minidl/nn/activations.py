@@ -13,17 +13,6 @@ def _inplace_repr(inplace):
     return ", inplace=True" if inplace else ""
 
 
-class ReLU(Module):
-    """max(x, 0).
-
-    >>> minidl.nn.ReLU()(minidl.tensor([-1.0, 2.0]))
-    tensor([0., 2.])
-    """
-
-    def forward(self, x):
-        return F.relu(x)
-
-
 class LeakyReLU(Module):
     """x where x > 0, else ``negative_slope * x``; any shape.
 
@@ -130,6 +119,17 @@ class _InplaceActivation(Module):
 
     def extra_repr(self):
         return "inplace=True" if self.inplace else ""
+
+
+class ReLU(_InplaceActivation):
+    """max(x, 0), as torch's (NaN and -0.0 pass through); ``inplace`` writes into the input.
+
+    >>> minidl.nn.ReLU()(minidl.tensor([-1.0, 2.0]))
+    tensor([0., 2.])
+    """
+
+    def forward(self, x):
+        return F.relu(x, self.inplace)
 
 
 class SiLU(_InplaceActivation):

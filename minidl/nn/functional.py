@@ -818,6 +818,22 @@ def _max_pool_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode,
     return kernel, stride, padding, dilation, out
 
 
+def _compiled_max_pool(shape, kernel, stride, padding, dilation, out_size):
+    """Whether the compiled kernel computes this pooling (no dilation, floor-mode size)."""
+    plain = tuple(
+        _pool_size(n, k, s, p, d, False)
+        for n, k, s, p, d in zip(shape[2:], kernel, stride, padding, dilation)
+    )
+    return dilation == (1, 1) and plain == out_size
+
+
+def _disjoint_windows(geometry):
+    """Whether the compiled pooling's windows tile without overlap (stride >= kernel, no
+    padding): its backward then writes each cell of dx once instead of zero-fill + scatter."""
+    kernel, stride, padding, _, _ = geometry
+    return padding == (0, 0) and stride[0] >= kernel[0] and stride[1] >= kernel[1]
+
+
 def _max_pool2d_arrays(x, kernel, stride, padding, dilation, out_size):
     """(out, indices) of max pooling over a (N, C, H, W) array, indices ``h * W + w`` per plane.
 
@@ -827,11 +843,7 @@ def _max_pool2d_arrays(x, kernel, stride, padding, dilation, out_size):
     does, a window takes its first maximum, or its last NaN.
     """
     batch, channels, height, width = x.shape
-    plain = tuple(
-        _pool_size(n, k, s, p, d, False)
-        for n, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation)
-    )
-    if dilation == (1, 1) and plain == out_size:
+    if _compiled_max_pool(x.shape, kernel, stride, padding, dilation, out_size):
         return _ops.max_pool2d_forward(x, kernel, stride, padding)
     reach = [
         (o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip(out_size, stride, dilation, kernel)
@@ -866,10 +878,22 @@ def _max_pool2d_arrays(x, kernel, stride, padding, dilation, out_size):
     chosen = np.where(nan.any(axis=1), last_nan, first_best)  # (C, N, L)
     positions = np.broadcast_to(np.arange(flat.shape[1]), chosen.shape)
     indices = flat[chosen, positions]
+    # the value of the chosen cell, not max()'s: a window of -0.0 and 0.0 keeps its first
+    out = np.take_along_axis(cols, chosen[:, None], axis=1)[:, 0]
     shape = (batch, channels, *out_size)
     out = np.ascontiguousarray(out.transpose(1, 0, 2)).reshape(shape)
     indices = np.ascontiguousarray(indices.transpose(1, 0, 2)).reshape(shape)
     return out, indices
+
+
+def _max_pool2d_backward_arrays(grad, indices, x_shape, geometry):
+    """dx of max pooling: written once per cell when the windows are disjoint, else scattered."""
+    kernel, stride, padding, dilation, out_size = geometry
+    if _disjoint_windows(geometry) and _compiled_max_pool(
+        x_shape, kernel, stride, padding, dilation, out_size
+    ):
+        return _ops.max_pool2d_backward(grad, indices, x_shape, kernel, stride)
+    return _ops.max_pool2d_backward(grad, indices, x_shape)
 
 
 class _MaxPool2dFn(Function):
@@ -878,7 +902,7 @@ class _MaxPool2dFn(Function):
         kernel, stride, padding, dilation, out_size = geometry
         out, indices = _max_pool2d_arrays(x, kernel, stride, padding, dilation, out_size)
         ctx.save_for_backward(indices)
-        ctx.x_shape = x.shape
+        ctx.x_shape, ctx.geometry = x.shape, geometry
         if found is not None:
             found.append(indices)
         return out
@@ -886,7 +910,43 @@ class _MaxPool2dFn(Function):
     @staticmethod
     def backward(ctx, grad):
         (indices,) = ctx.saved_tensors
-        return _ops.max_pool2d_backward(grad, indices, ctx.x_shape), None
+        return _max_pool2d_backward_arrays(grad, indices, ctx.x_shape, ctx.geometry), None
+
+
+class _ReLUMaxPool2dFn(Function):
+    """``max_pool2d(relu(x))`` in one node, for the ReLU -> MaxPool2d pair of a Sequential.
+
+    Exactly the unfused values and gradients: ReLU is monotone, so the pooled ReLU is
+    the ReLU of the pooled input (the kernel's ``relu`` flag also gets the sign of a
+    zero right), and the gradient reaches a window's maximum only where the pooled
+    value passes ReLU's backward rule (``out <= 0`` blocks it). Only the pooled
+    output and the indices are saved: backward gates the small ``grad`` and writes dx
+    once, with no full-size ReLU pass.
+    """
+
+    @staticmethod
+    def forward(ctx, x, geometry):
+        kernel, stride, padding, dilation, out_size = geometry
+        if _compiled_max_pool(x.shape, kernel, stride, padding, dilation, out_size):
+            out, indices = _ops.max_pool2d_forward(x, kernel, stride, padding, relu=True)
+        else:
+            out, indices = _max_pool2d_arrays(
+                _ops.relu_forward(x), kernel, stride, padding, dilation, out_size
+            )
+        ctx.save_for_backward(out, indices)
+        ctx.x_shape, ctx.geometry = x.shape, geometry
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        out, indices = ctx.saved_tensors
+        passed = _ops.relu_backward(grad.astype(out.dtype, copy=False), out)
+        return _max_pool2d_backward_arrays(passed, indices, ctx.x_shape, ctx.geometry), None
+
+
+def _relu_max_pool2d(x, geometry):
+    """``max_pool2d(relu(x))`` of a float32/float64 (N, C, H, W) tensor, fused (see above)."""
+    return _ReLUMaxPool2dFn.apply(x, geometry)
 
 
 def _max_pool2d(x, geometry, return_indices):
@@ -1214,12 +1274,17 @@ def _dropout(x, p, training, mask_shape=None):
     return _DropoutFn.apply(x, p, mask_shape=mask_shape)
 
 
-def relu(x):
-    """max(x, 0), element-wise.
+def relu(x, inplace=False):
+    """max(x, 0), element-wise, as torch's: NaN stays NaN, -0.0 stays -0.0; the gradient
+    is 0 where the output is <= 0. With ``inplace`` the result is written into ``x``.
 
     >>> F.relu(minidl.tensor([-1.0, 2.0]))
     tensor([0., 2.])
     """
+    if inplace:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"relu: expected a minidl Tensor, got {type(x).__name__}")
+        return x.relu_()
     return x.relu()
 
 

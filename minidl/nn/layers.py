@@ -10,6 +10,7 @@ from .._dtypes import get_default_dtype
 from ..tensor import Tensor
 from . import functional as F
 from . import init
+from .activations import ReLU
 from .module import Module, Parameter
 
 
@@ -515,8 +516,11 @@ class MaxPool2D(_Pool2D):
         self.ceil_mode = bool(ceil_mode)
 
     def forward(self, x):
+        return F._max_pool2d(x, self._geometry(x), self.return_indices)
+
+    def _geometry(self, x):
         _check_input(self, x, x.ndim == 4, "(N, C, H, W)")
-        geometry = F._max_pool_geometry(
+        return F._max_pool_geometry(
             x.shape,
             self.kernel_size,
             self.stride,
@@ -525,7 +529,10 @@ class MaxPool2D(_Pool2D):
             self.ceil_mode,
             type(self).__name__,
         )
-        return F._max_pool2d(x, geometry, self.return_indices)
+
+    def _forward_after_relu(self, x):
+        # this layer applied to relu(x), in one node (Sequential fuses ReLU -> MaxPool2d)
+        return F._relu_max_pool2d(x, self._geometry(x))
 
     def extra_repr(self):
         return (
@@ -905,9 +912,53 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        for module in self._modules.values():
-            x = module(x)
+        modules = list(self._modules.values())
+        index = 0
+        while index < len(modules):
+            module = modules[index]
+            if index + 1 < len(modules) and _fuses_relu_pool(module, modules[index + 1], x):
+                # ReLU -> MaxPool2d as one node: the same values and gradients, without
+                # the full-size ReLU output and its backward pass
+                x = modules[index + 1]._forward_after_relu(x)
+                index += 2
+            else:
+                x = module(x)
+                index += 1
         return x
+
+
+def _plain_call(module):
+    """Whether calling ``module`` runs just its class's forward: no hook, no patched forward."""
+    return not (
+        module._forward_pre_hooks
+        or module._forward_hooks
+        or module._backward_hooks
+        or "forward" in module.__dict__
+    )
+
+
+def _fuses_relu_pool(module, following, x):
+    """Whether ``following(module(x))`` may run as the fused ReLU -> MaxPool2d node.
+
+    Only when nothing could tell the difference: exactly these two classes (a subclass
+    may change forward), an out-of-place ReLU (an in-place one mutates the caller's
+    tensor), no indices returned, no hooks, and a float32/float64 (N, C, H, W) tensor
+    (what the kernels take; anything else runs unfused and raises or promotes as usual).
+    """
+    return (
+        type(module) is ReLU
+        and type(following) is MaxPool2D
+        and not module.inplace
+        and not following.return_indices
+        and isinstance(x, Tensor)
+        and x.ndim == 4
+        and x.dtype in _FUSED_DTYPES
+        and _plain_call(module)
+        and _plain_call(following)
+    )
+
+
+_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 # torch's names: the same classes under a second name. A class object cannot know which of
