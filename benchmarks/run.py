@@ -99,6 +99,11 @@ def _minidl_location():
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def _data_setting():
+    """``MINIDL_DATA=...`` as the command line needs it, if it is set (bench_data reads it)."""
+    return [f"MINIDL_DATA={os.environ['MINIDL_DATA']}"] if "MINIDL_DATA" in os.environ else []
+
+
 def machine_facts(threads):
     """The facts a reader needs to weigh the figures: machine, versions, threads, minidl's path."""
     return {
@@ -207,10 +212,7 @@ def main(argv=None):
         load_before=load_before,
         load_after=harness.load_average(),
         seconds=time.perf_counter() - start,
-        command=" ".join(
-            [f"MINIDL_DATA={os.environ['MINIDL_DATA']}"] * ("MINIDL_DATA" in os.environ)
-            + ["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]
-        ),
+        command=" ".join([*_data_setting(), "python -m benchmarks", *(argv or sys.argv[1:])]),
     )
     rows = summary_rows(results)
     print(
