@@ -144,18 +144,24 @@ def run(names, threads, rounds, repeats, quick):
                 print("no data set found (MINIDL_DATA names the folder holding mnist/): skipped")
             results[name] = {"module": module, "data": measured, "text": text}
         else:
-            result = harness.run_suite(
-                module,
-                threads,
-                rounds,
-                repeats,
-                quick,
-                progress=lambda line: print(line, flush=True),
-            )
-            result["text"] = _captured(harness.report, module, result, False)
-            result["module"] = module
-            result["rows"] = harness.evaluate(getattr(module, "SUMMARY", []), result["rounds"])
-            results[name] = result
+            try:
+                result = harness.run_suite(
+                    module,
+                    threads,
+                    rounds,
+                    repeats,
+                    quick,
+                    progress=lambda line: print(line, flush=True),
+                )
+            except RuntimeError as error:  # a worker failed: report it, run the other scripts
+                print(error, flush=True)
+                rows = [(ratio, None) for ratio in getattr(module, "SUMMARY", [])]
+                results[name] = {"module": module, "error": str(error), "rows": rows}
+            else:
+                result["text"] = _captured(harness.report, module, result, False)
+                result["module"] = module
+                result["rows"] = harness.evaluate(getattr(module, "SUMMARY", []), result["rounds"])
+                results[name] = result
         results[name]["elapsed"] = time.perf_counter() - start
         print(f"({results[name]['elapsed']:.0f} s)", flush=True)
     return results
@@ -171,7 +177,11 @@ def summary_text(rows):
     targets = [harness.status(ratio, stats) for ratio, stats in rows if ratio.limit is not None]
     met = targets.count("met")
     lines.append("")
-    lines.append(f"targets met: {met} of {len(targets)}")
+    unmeasured = targets.count("not measured")
+    lines.append(
+        f"targets met: {met} of {len(targets)}"
+        + (f" ({unmeasured} not measured)" if unmeasured else "")
+    )
     missed = [ratio.label for ratio, stats in rows if harness.status(ratio, stats) in ("NOT met",)]
     if missed:
         lines.append("NOT met: " + "; ".join(missed))
@@ -220,12 +230,15 @@ def main(argv=None):
         f"{facts['load_after']} after) =="
     )
     print(summary_text(rows))
+    failed = [SUITES[name] for name, result in results.items() if "error" in result]
+    if failed:
+        print(f"\nFAILED (a worker stopped with an error, see above): {', '.join(failed)}")
     if args.write_docs:
         import write_docs
 
         written = write_docs.write(docs_dir, results, rows, facts, summary_text(rows))
         print("\nwrote " + ", ".join(written))
-    return 0
+    return 1 if failed else 0  # a missed target is a result; a failed worker is an error
 
 
 if __name__ == "__main__":

@@ -173,6 +173,10 @@ def write(docs_dir, results, rows, facts, summary):
         parts.append(text + "\n")
         if name in NOTES:
             parts.append(NOTES[name] + "\n")
+        if "error" in result:
+            parts.append("Failed in this run:\n")
+            parts.append(_times_block(result["error"]))
+            continue
         if name == "data":
             if result["text"]:
                 parts.append(_times_block(result["text"]))
