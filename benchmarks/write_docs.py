@@ -92,8 +92,10 @@ def _figure_step(result, path):
     axes.set_xticks(measured, [str(size) for size in measured])
     axes.minorticks_off()
     axes.set_xlabel("batch size")
-    axes.set_ylabel("step time (ms): median, range of rounds")
-    axes.set_title("CNN-BN training step, SGD with momentum")
+    axes.set_ylabel("step time (ms)")
+    axes.set_title(
+        "CNN-BN training step, SGD momentum (median, range of rounds)", fontsize="medium"
+    )
     axes.grid(True, alpha=0.3)
     axes.legend()
     figure.tight_layout()
@@ -131,9 +133,11 @@ def _figure_bn_sizes(result, path):
     axes.minorticks_off()
     if max(sizes) > 32:
         axes.axvline(32, color="grey", linewidth=0.8, alpha=0.6)
-        axes.text(32, axes.get_ylim()[0], " 32 MiB: glibc's mmap threshold", fontsize="x-small")
+        axes.text(
+            31, axes.get_ylim()[0] * 1.15, "glibc's mmap threshold ", ha="right", fontsize="x-small"
+        )
     axes.set_xlabel("tensor size (MiB, float32)")
-    axes.set_ylabel("forward + backward time (ms, median of rounds)")
+    axes.set_ylabel("forward + backward (ms, median)")
     axes.set_title("Batch norm, training, against tensor size")
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize="small")
