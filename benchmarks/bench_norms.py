@@ -12,19 +12,23 @@ range, to show the spread):
   ``_ops.groupnorm_forward``/``_backward`` and ``_ops.instancenorm_forward``
   with ``_ops.groupnorm_backward``.
 - minidl+autograd: ``F.layer_norm``, ``F.group_norm``, ``F.instance_norm`` on
-  Tensors and ``backward``, as a minidl user runs them.
+  Tensors and ``backward``, as a minidl user runs them (in the same worker).
 - torch: ``torch.nn.functional.layer_norm``/``group_norm``/``instance_norm`` and
   their backward through autograd, as a torch user runs them.
 - bound: the time to move the bytes the computation must move, at the speed of a
-  numpy copy of the same tensor measured in the same run: the forward reads x
+  numpy copy of the same tensor measured in the minidl worker: the forward reads x
   and writes y, the backward reads dy and x and writes dx, 5 tensor passes; a
   copy is 2.
 """
 
-import statistics
+import sys
 
-import harness
+# isort: off
+import harness  # first: a minidl worker loads minidl before numpy (see harness)
+
 import numpy as np
+
+# isort: on
 
 # name -> (kind, shape, groups): LayerNorm over the last dim; GroupNorm with
 # ``groups`` groups (affine); InstanceNorm2d with PyTorch's defaults (no affine,
@@ -37,8 +41,20 @@ CASES = {
     "GroupNorm(4) (8, 16, 8, 8)": ("group", (8, 16, 8, 8), 4),
     "InstanceNorm2d (8, 16, 8, 8)": ("instance", (8, 16, 8, 8), None),
 }
-LIBRARIES = ["minidl", "minidl+autograd", "torch", "bound"]
+LARGE = list(CASES)[:3]
+SMALL = list(CASES)[3:]
+GROUPS = [SMALL, *([case] for case in LARGE)]  # the small cases share a worker
+QUICK_CASES = SMALL
+LIBRARIES = ["minidl", "torch"]
 PASSES = 5  # tensor passes of forward + backward; a copy makes 2
+SUMMARY = [
+    ratio
+    for case in CASES
+    for ratio in (
+        harness.Ratio(f"{case}: kernels / torch", case, "minidl", "torch"),
+        harness.Ratio(f"{case}: autograd / torch", case, "minidl+autograd", "torch"),
+    )
+] + [harness.Ratio(f"{case}: kernels / bound", case, "minidl", "bound") for case in LARGE]
 
 
 def _data(kind, shape):
@@ -82,15 +98,10 @@ def _functional(module, kind, x, weight, bias, groups):
 def make(library, case, threads):
     kind, shape, groups = CASES[case]
     x, dy, weight, bias = _data(kind, shape)
-    if library == "bound":
-        target = np.empty_like(x)
-        return lambda: np.copyto(target, x)
     if library.startswith("minidl"):
         import minidl
 
         minidl.set_num_threads(threads)
-        if library == "minidl":
-            return _minidl_kernels(kind, x, dy, weight, bias, groups)
         module, as_tensor = minidl, minidl.tensor
     else:
         import torch
@@ -109,75 +120,15 @@ def make(library, case, threads):
             leaf.grad = None
         forward().backward(tdy)
 
-    return step
-
-
-def _median_and_range(values):
-    return statistics.median(values), min(values), max(values)
-
-
-def report(cases, libraries, rounds):
-    """``rounds``: one ``{case: {library: seconds}}`` per round."""
-    shown = [lib for lib in libraries if lib != "bound"]
-    medians = {
-        case: {lib: statistics.median(r[case][lib] for r in rounds) for lib in libraries}
-        for case in cases
+    if library == "torch":
+        return step
+    target = np.empty_like(x)
+    return {
+        "minidl": _minidl_kernels(kind, x, dy, weight, bias, groups),
+        "minidl+autograd": step,
+        "bound": harness.bound(lambda: np.copyto(target, x), PASSES),
     }
-    print(f"{'case (float32)':34s}" + "".join(f"{lib:>17s}" for lib in [*shown, "bound"]))
-    for case in cases:
-        row = dict(medians[case])
-        row["bound"] *= PASSES / 2
-        print(f"{case:34s}" + "".join(f"{row[lib] * 1e3:15.3f}ms" for lib in [*shown, "bound"]))
-    print()
-    print("per-round ratios, median [min, max]:")
-    for case in cases:
-        parts = []
-        if "torch" in libraries:
-            ratios = [r[case]["torch"] / r[case]["minidl"] for r in rounds]
-            parts.append(
-                "{:.2f}x [{:.2f}, {:.2f}] faster than torch".format(*_median_and_range(ratios))
-            )
-        if "minidl+autograd" in libraries and "torch" in libraries:
-            ratios = [r[case]["torch"] / r[case]["minidl+autograd"] for r in rounds]
-            parts.append(
-                "through autograd {:.2f}x [{:.2f}, {:.2f}] faster than torch".format(
-                    *_median_and_range(ratios)
-                )
-            )
-        ratios = [r[case]["minidl"] / (r[case]["bound"] * PASSES / 2) for r in rounds]
-        parts.append(
-            "{:.2f}x [{:.2f}, {:.2f}] the bandwidth bound".format(*_median_and_range(ratios))
-        )
-        print(f"{case}: minidl is " + ", ".join(parts))
-
-
-def _run(cases, libraries, make, report):
-    """harness.main, one harness round at a time so that each round's ratios are kept."""
-    import argparse
-    import os
-    import sys
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--worker", nargs=2)
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=5)
-    args, _ = parser.parse_known_args()
-    if args.worker:
-        harness.main(cases, libraries, make, report)
-        return
-    present = [lib for lib in libraries if harness.available({"bound": "numpy"}.get(lib, lib))]
-    print(f"threads: {args.threads}, rounds: {args.rounds} (per-round best of {args.repeats})")
-    missing = sorted(set(libraries) - set(present))
-    if missing:
-        print(f"not installed, left out: {', '.join(missing)}")
-    script = os.path.abspath(sys.argv[0])
-    rounds = []
-    for index in range(args.rounds):
-        order = present if index % 2 == 0 else list(reversed(present))
-        rounds.append(harness.compare(script, list(cases), order, args.threads, 1, args.repeats))
-    report(list(cases), present, rounds)
 
 
 if __name__ == "__main__":
-    _run(CASES, LIBRARIES, make, report)
+    harness.main(sys.modules[__name__])

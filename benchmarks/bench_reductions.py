@@ -2,9 +2,14 @@
 
     python benchmarks/bench_reductions.py [--threads 2] [--rounds 5]
 
-Prints one row per case with each library's median time (each timed in its own
-worker process) and minidl's speed-up over numpy and over torch.
+float32 data through ``minidl._reduce.sum_axes`` (the compiled kernels,
+accumulating in float64), ``numpy.sum`` and ``torch.sum`` (both accumulating in
+float32). Each library runs in its own worker process (one worker measures all
+cases, in turn), alternating; the table shows each library's median time and the
+summary minidl's per-round ratio to torch.
 """
+
+import sys
 
 # isort: off
 import harness  # first: a minidl worker loads minidl before numpy (see harness)
@@ -19,7 +24,14 @@ CASES = {
     "channel sum (128, 64, 28, 28) axes (0, 2, 3)": ((128, 64, 28, 28), (0, 2, 3)),
     "full sum (1000, 1000)": ((1000, 1000), (0, 1)),
 }
+GROUPS = [list(CASES)]  # small arrays: one worker measures them all
+QUICK_CASES = ["bias grad (128, 4096) axis 0"]
 LIBRARIES = ["minidl", "numpy", "torch"]
+# issue 13: reductions at least as fast as torch
+SUMMARY = [
+    harness.Ratio(f"sum {case}: minidl / torch", case, "minidl", "torch", limit=1.0)
+    for case in CASES
+]
 
 
 def make(library, case, threads):
@@ -40,17 +52,5 @@ def make(library, case, threads):
     return lambda: tensor.sum(dim=axes)
 
 
-def report(cases, libraries, results):
-    header = f"{'case':46s}" + "".join(f"{lib:>12s}" for lib in libraries)
-    print(header + "   minidl vs numpy" + ("   vs torch" if "torch" in libraries else ""))
-    for case in cases:
-        row = results[case]
-        line = f"{case:46s}" + "".join(f"{row[lib] * 1e3:10.3f}ms" for lib in libraries)
-        line += f"   {row['numpy'] / row['minidl']:12.2f}x"
-        if "torch" in libraries:
-            line += f"   {row['torch'] / row['minidl']:7.2f}x"
-        print(line)
-
-
 if __name__ == "__main__":
-    harness.main(CASES, LIBRARIES, make, report)
+    harness.main(sys.modules[__name__])
