@@ -100,8 +100,12 @@ def _minidl_location():
 
 
 def _data_setting():
-    """``MINIDL_DATA=...`` as the command line needs it, if it is set (bench_data reads it)."""
-    return [f"MINIDL_DATA={os.environ['MINIDL_DATA']}"] if "MINIDL_DATA" in os.environ else []
+    """``MINIDL_DATA=...`` for the recorded command, if it is set (bench_data reads it).
+
+    The folder is written as a placeholder: the page speaks of the project, not of the
+    folders of the machine that ran it.
+    """
+    return ["MINIDL_DATA=/path/to/datasets"] if "MINIDL_DATA" in os.environ else []
 
 
 def machine_facts(threads):
