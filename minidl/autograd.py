@@ -479,17 +479,25 @@ def _calibrate_ownership():
     if no count up to 32 works.
     """
     global _WALK_REFERENCES
-    for count in range(1, 33):
-        _WALK_REFERENCES = count
-        leaf = Tensor._wrap(np.zeros(2))
-        leaf._requires_grad = True
-        with enable_grad():
-            out = _FreshGradient.apply(leaf)
-        _walk([(out, np.ones(2))], retain_graph=False)
-        owned = id(leaf._grad._data) == _FRESH_IDS.pop()
-        if owned:
-            return
-    _WALK_REFERENCES = 0
+    # a trace or profile function (a debugger, a profiler) may hold the frames' local
+    # variables, which would count here and not in the walks measured later
+    trace, profile = sys.gettrace(), sys.getprofile()
+    sys.settrace(None)
+    sys.setprofile(None)
+    try:
+        for count in range(1, 33):
+            _WALK_REFERENCES = count
+            leaf = Tensor._wrap(np.zeros(2))
+            leaf._requires_grad = True
+            with enable_grad():
+                out = _FreshGradient.apply(leaf)
+            _walk([(out, np.ones(2))], retain_graph=False)
+            if id(leaf._grad._data) == _FRESH_IDS.pop():
+                return
+        _WALK_REFERENCES = 0
+    finally:
+        sys.settrace(trace)
+        sys.setprofile(profile)
 
 
 def _initial_grad(tensor, grad, where):
