@@ -12,10 +12,13 @@ tensor([2., 4., 6.])
 try:
     from . import runtime
 except ImportError as error:  # pragma: no cover - exercised by a subprocess test
-    if getattr(error, "name", None) != "minidl._ops" and "_ops" not in str(error):
+    compiled = ("minidl._ops", "minidl._alloc")
+    if getattr(error, "name", None) not in compiled and not any(
+        name.split(".")[1] in str(error) for name in compiled
+    ):
         raise
     raise ImportError(
-        "minidl's compiled kernels (minidl._ops) are not built or failed to load "
+        "minidl's compiled modules (minidl._ops, minidl._alloc) are not built or failed to load "
         f"({error}). Build them from the source tree with:\n"
         '    python -m pip install -e ".[test]"\n'
         "or, to build in place without installing: python setup.py build_ext --inplace"

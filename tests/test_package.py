@@ -20,7 +20,8 @@ def test_import_without_the_built_extension_names_the_build_command(tmp_path):
     copy.mkdir()
     for source in PACKAGE.glob("*.py"):
         shutil.copy(source, copy / source.name)
-    shutil.copy(PACKAGE / "_ops.pyx", copy / "_ops.pyx")
+    for source in PACKAGE.glob("*.pyx"):
+        shutil.copy(source, copy / source.name)
     result = subprocess.run(
         [sys.executable, "-c", "import minidl_unbuilt"],
         cwd=tmp_path,
@@ -28,7 +29,7 @@ def test_import_without_the_built_extension_names_the_build_command(tmp_path):
         text=True,
     )
     assert result.returncode != 0
-    assert "compiled kernels (minidl._ops) are not built" in result.stderr
+    assert "compiled modules (minidl._ops, minidl._alloc) are not built" in result.stderr
     assert "python -m pip install -e" in result.stderr
 
 
