@@ -492,10 +492,14 @@ def _kernel_or(kernel, fallback):
     return run
 
 
-def _stable_sigmoid(x):
-    """1 / (1 + exp(-x)) without overflow: exp is only taken of -|x|."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+def _sigmoid(x):
+    """1 / (1 + exp(-x)), torch's formula and order: where exp(-x) overflows to inf the
+    result is exactly 0, as in torch (no NaN can come of it). Three in-place passes."""
+    out = np.negative(x, out=np.empty_like(x))
+    with np.errstate(over="ignore"):
+        np.exp(out, out=out)
+    out += 1
+    return np.reciprocal(out, out=out)
 
 
 def _sign(x):
@@ -531,7 +535,7 @@ Tanh = _elementwise(
 )
 Sigmoid = _elementwise(
     "Sigmoid",
-    _stable_sigmoid,
+    _sigmoid,
     _kernel_or(_ops.sigmoid_backward, lambda grad, out: grad * (1 - out) * out),
 )
 # torch's relu keeps NaN and -0.0 (x < 0 ? 0 : x); its backward is threshold_backward,

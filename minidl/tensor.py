@@ -1843,7 +1843,7 @@ class Tensor:
         end = _F._normalize_axes(end_dim, self.ndim, "flatten")[0]
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-        merged = int(np.prod(self.shape[start : end + 1], dtype=np.int64))
+        merged = math.prod(self.shape[start : end + 1])
         return self.reshape(*self.shape[:start], merged, *self.shape[end + 1 :])
 
     def tril(self, diagonal=0):
@@ -1971,7 +1971,7 @@ class Tensor:
         return _F.Tanh.apply(self._as_float())
 
     def sigmoid(self):
-        """Element-wise logistic function 1 / (1 + exp(-x)), stable for large |x|.
+        """Element-wise logistic function 1 / (1 + exp(-x)) (0 where exp(-x) overflows, as torch).
 
         >>> minidl.zeros(1).sigmoid()
         tensor([0.5])

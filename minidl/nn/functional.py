@@ -1450,11 +1450,11 @@ def gelu(x, approximate="none"):
 class _SiLUFn(_ActivationFn):
     @staticmethod
     def compute(x):
-        return x * _functions._stable_sigmoid(x)
+        return x * _functions._sigmoid(x)
 
     @staticmethod
     def derivative(x):
-        sigmoid = _functions._stable_sigmoid(x)
+        sigmoid = _functions._sigmoid(x)
         return sigmoid * (1 + x * (1 - sigmoid))
 
 
@@ -1563,7 +1563,7 @@ class _MishFn(_ActivationFn):
     @staticmethod
     def derivative(x):
         tanh_softplus = np.tanh(np.logaddexp(0, x))
-        sigmoid = _functions._stable_sigmoid(x)
+        sigmoid = _functions._sigmoid(x)
         return tanh_softplus + x * sigmoid * (1 - tanh_softplus * tanh_softplus)
 
 
