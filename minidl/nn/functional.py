@@ -1912,13 +1912,12 @@ def _class_index_target(x, target, ignore_index, where):
     classes = x.shape[1] if x.ndim > 1 else x.shape[0]
     labels = array.reshape(-1).astype(np.int64)
     ignored = labels == ignore_index
-    bad = (labels < 0) | (labels >= classes)
-    bad &= ~ignored
-    if bad.any():
-        raise IndexError(
-            f"{where}: Target {labels[bad][0]} is out of bounds (there are {classes} classes)."
-        )
-    if ignored.any():
+    some_ignored = ignored.any()
+    kept = labels[~ignored] if some_ignored else labels
+    if kept.size and (kept.min() < 0 or kept.max() >= classes):
+        bad = kept[(kept < 0) | (kept >= classes)][0]
+        raise IndexError(f"{where}: Target {bad} is out of bounds (there are {classes} classes).")
+    if some_ignored:
         labels[ignored] = 0
     return labels, ignored
 
