@@ -29,7 +29,7 @@ Normalization layouts: an input of shape (N, C), (N, C, L), (N, C, H, W) or
 takes statistics per channel over N and S; group norm per (sample, group of C / G
 channels) over those channels and S; instance norm is group norm with G = C; layer
 norm of (R, D) rows is group norm with one group of D channels and S = 1. One core
-(``_moments``: two passes in double; a set larger than L2 in L2-sized pieces whose
+(``_moments``: two passes in double; a large set in pieces that stay in L2, whose
 statistics are merged in a fixed order) computes every one of these statistics.
 """
 
