@@ -58,7 +58,11 @@ cdef extern from *:
 
 cdef extern from *:
     """
+    #if defined(__GNUC__) || defined(__clang__)
     #define MINIDL_PREFETCH(p) __builtin_prefetch((const void*)(p), 0, 3)
+    #else
+    #define MINIDL_PREFETCH(p) ((void)(p))
+    #endif
     """
     void MINIDL_PREFETCH(const void* p) noexcept nogil
 
@@ -587,8 +591,10 @@ cdef inline void _moments(const floating* p, Py_ssize_t segments, Py_ssize_t len
     # Up to MOMENT_DIRECT values, two passes over all of them (they stay in L2 for
     # the second). Beyond, two passes over each piece of at most MOMENT_CHUNK values
     # (whole segments, or pieces of one long segment), the pieces' statistics merged
-    # in order: the data comes from memory once instead of twice, and the pieces
-    # follow from the shape alone, so the bits never depend on the thread count.
+    # in order: a channel too large for L2 is read from L3 or memory once instead of
+    # twice (on this machine its 32 MiB L3 held a 1.6 MB channel, and the pieces
+    # measured no slower and no faster), and the pieces follow from the shape
+    # alone, so the bits never depend on the thread count.
     cdef double count = 0.0
     cdef double m = 0.0
     cdef double m2 = 0.0
@@ -1497,9 +1503,9 @@ def batchnorm_forward_train(x, weight, bias, running_mean, running_var, momentum
 cdef _update_running(running_mean, running_var, mean, var, double factor, double correction):
     # running = running * (1 - factor) + factor * batch statistic (the variance made
     # unbiased by ``correction``), in place; a typed loop, because the same update in
-    # numpy (six array operations) cost about as much as the whole kernel of a small
-    # layer. The multiply is in the buffer's dtype and the add in double, as numpy
-    # computes ``running *= 1 - factor; running += factor * mean``.
+    # numpy (six array operations, ~20 us) cost more than the kernel of a small layer
+    # (4, 64, 2, 2). The multiply is in the buffer's dtype and the add in double, as
+    # numpy computes ``running *= 1 - factor; running += factor * mean``.
     if running_mean.dtype == np.float32 and running_var.dtype == np.float32:
         _running_update[float](running_mean, running_var, mean, var, factor, correction)
     elif running_mean.dtype == np.float64 and running_var.dtype == np.float64:
