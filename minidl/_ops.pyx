@@ -56,16 +56,6 @@ cdef extern from *:
     const int MINIDL_HAVE_OPENMP
     const char* MINIDL_BUILD_FLAGS
 
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define MINIDL_PREFETCH(p) __builtin_prefetch((const void*)(p), 0, 3)
-    #else
-    #define MINIDL_PREFETCH(p) ((void)(p))
-    #endif
-    """
-    void MINIDL_PREFETCH(const void* p) noexcept nogil
-
 cdef enum:
     # Channels handled together by one thread when channels are the last axis:
     # their accumulators stay in L1 and the loop over them vectorizes.
@@ -280,8 +270,6 @@ cdef enum:
     # statistics. A batch-norm channel of (512, 64, 28, 28) is 401408 values (1.6 MB).
     MOMENT_DIRECT = 65536
     MOMENT_CHUNK = 32768
-    # see _prefetch
-    PREFETCH_BYTES = 4096
 
 cdef inline double _sum(const floating* p, Py_ssize_t n) noexcept nogil:
     # sum(p[:n]) in double with LANES accumulators
@@ -307,20 +295,8 @@ cdef inline double _sum_segments(const floating* p, Py_ssize_t segments, Py_ssiz
     cdef double total = 0.0
     cdef Py_ssize_t i
     for i in range(segments):
-        if i + 1 < segments:
-            _prefetch(p + (i + 1) * stride, length * sizeof(floating))
         total = total + _sum(p + i * stride, length)
     return total
-
-
-cdef inline void _prefetch(const void* p, Py_ssize_t nbytes) noexcept nogil:
-    # ask for the first PREFETCH_BYTES of a segment the next loop reads: a channel's
-    # segments are one sample's stride apart, and the hardware prefetcher, which
-    # follows sequential reads within a page, starts over at each of them
-    cdef const char* start = <const char*>p
-    cdef Py_ssize_t k
-    for k in range(0, min(nbytes, <Py_ssize_t>PREFETCH_BYTES), 64):
-        MINIDL_PREFETCH(start + k)
 
 
 cdef inline double _sum_squared_deviation(const floating* p, Py_ssize_t n,
@@ -1745,9 +1721,6 @@ cdef void _bn_channel_backward(const floating[:, :, ::1] dy, const floating[:, :
     cdef const floating* src
     cdef floating* dst
     for n in range(batch):
-        if n + 1 < batch:
-            _prefetch(&dy[n + 1, c, 0], inner * sizeof(floating))
-            _prefetch(&x[n + 1, c, 0], inner * sizeof(floating))
         _sum_grad_and_product(&dy[n, c, 0], &x[n, c, 0], inner, m, &sum_dy, &sum_dy_xmu)
     dbias[c] = sum_dy
     dweight[c] = sum_dy_xmu * inv
