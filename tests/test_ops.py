@@ -393,6 +393,32 @@ def test_batchnorm_momentum_none_is_a_cumulative_average():
         _ops.batchnorm_forward_train(batches[0], None, None, running_mean, running_var, None)
 
 
+@pytest.mark.parametrize("buffer_dtype", [np.float32, np.float64, np.float16, "mixed"])
+@pytest.mark.parametrize("momentum", [0.1, 0.37, None])
+def test_batchnorm_running_update_is_numpys(buffer_dtype, momentum):
+    # the kernel updates the running statistics in a typed loop, as numpy's
+    # ``running *= 1 - factor; running += factor * statistic`` to the last bits
+    # (multiply in the buffer's dtype, add in double). Integers, 32 per channel: the
+    # batch mean and variance are exact whatever the order of sums
+    rng = np.random.default_rng(21)
+    x = rng.integers(-8, 9, (8, 5, 2, 2)).astype(np.float32)
+    dtypes = (np.float32, np.float64) if buffer_dtype == "mixed" else (buffer_dtype,) * 2
+    running = [rng.standard_normal(5).astype(dtypes[0]), rng.uniform(0.5, 2, 5).astype(dtypes[1])]
+    expected = [buffer.copy() for buffer in running]
+    _ops.batchnorm_forward_train(x, None, None, *running, momentum, 1e-5, 3)
+    factor = 1.0 / 3 if momentum is None else momentum
+    exact = x.astype(np.float64)
+    # the unbiased variance as the kernels make it: the biased one times M / (M - 1)
+    statistics = [exact.mean(axis=(0, 2, 3)), exact.var(axis=(0, 2, 3)) * (32 / 31)]
+    for buffer, statistic in zip(expected, statistics):
+        buffer *= 1.0 - factor
+        buffer += factor * statistic
+    for a, b in zip(running, expected):
+        assert a.dtype == b.dtype
+        # float16 buffers are updated through float64 copies: within float16 rounding
+        np.testing.assert_allclose(a, b, rtol=2 * np.finfo(a.dtype).eps, atol=0)
+
+
 def test_batchnorm_checks_its_inputs():
     x = np.ones((4, 3))
     with pytest.raises(ValueError, match=r"expected weight of shape \(3,\), got \(2,\)"):

@@ -162,6 +162,76 @@ def test_batchnorm_kernels_take_five_dim_inputs():
         _close(a, b, np.float64, "5-d backward")
 
 
+# _moments makes two passes over up to MOMENT_DIRECT values; a larger set it splits
+# into pieces of at most MOMENT_CHUNK values (whole segments, or pieces of one long
+# segment) whose statistics it merges. Repeated here so the shapes below land on
+# those boundaries.
+MOMENT_DIRECT = 65536
+MOMENT_CHUNK = 32768
+LARGE_BN_SHAPES = [
+    (MOMENT_DIRECT // 784, 2, 784),  # 83 segments: two passes over all of them
+    (MOMENT_DIRECT // 784 + 1, 2, 784),  # 84: pieces of 41 segments (41, 41, 2)
+    (125, 1, 784),  # 41, 41, 41, 2
+    (MOMENT_DIRECT // MOMENT_CHUNK + 1, 2, MOMENT_CHUNK),  # one segment per piece
+    (2, 2, MOMENT_CHUNK + 1),  # each segment in two pieces, the second of one value
+    (1, 1, 2 * MOMENT_CHUNK + 5),
+]
+
+
+@pytest.mark.parametrize("shape", LARGE_BN_SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offset, spread", [(0.0, 1.0), (1e4, 1e-2)])
+def test_batchnorm_statistics_of_large_channels(shape, dtype, offset, spread):
+    x = _random(shape, dtype, 11, offset, spread)
+    x[0, 0, :5] = offset  # not all pieces alike
+    dy = _random(shape, dtype, 12)
+    ours = _ops.batchnorm_forward_train(x, None, None, None, None, eps=1e-5)
+    expected = _reference.batchnorm_forward_train(x, None, None, None, None, eps=1e-5)
+    exact = np.asarray(x, dtype=np.float64)
+    condition = float(np.abs(exact).max() / np.sqrt(exact.var(axis=(0, 2)).min() + 1e-5))
+    for name, a, b in zip(["y", "mean", "invstd"], ours, expected):
+        _close(a, b, x.dtype if name == "y" else np.float64, name, condition)
+    # the statistics against numpy's in float64, tighter than the reference comparison
+    np.testing.assert_allclose(ours[1], exact.mean(axis=(0, 2)), rtol=1e-13)
+    variance = 1.0 / ours[2] ** 2 - 1e-5
+    np.testing.assert_allclose(variance, exact.var(axis=(0, 2)), rtol=1e-9)
+    back = _ops.batchnorm_backward(dy, x, ours[1], ours[2], None)
+    for name, a, b in zip(
+        ["dx", "dweight", "dbias"],
+        back,
+        _reference.batchnorm_backward(dy, x, ours[1], ours[2], None),
+    ):
+        _close(a, b, x.dtype if name == "dx" else np.float64, name, condition)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offset, spread", [(0.0, 1.0), (1e4, 1e-2)])
+def test_group_and_layer_norm_statistics_of_large_groups(dtype, offset, spread):
+    # one segment longer than MOMENT_DIRECT: pieces of MOMENT_CHUNK values within it
+    x = _random((2, 4, 3 * MOMENT_CHUNK // 4 + 3), dtype, 13, offset, spread)
+    rows = _random((2, 2 * MOMENT_CHUNK + 7), dtype, 14, offset, spread)
+    for groups in (1, 2):
+        ours = _ops.groupnorm_forward(x, groups, None, None)
+        expected = _reference.groupnorm_forward(x, groups, None, None)
+        condition = _group_condition(x, groups, 1e-5)
+        for name, a, b in zip(["y", "mean", "invstd"], ours, expected):
+            _close(a, b, dtype if name == "y" else np.float64, name, condition)
+    ours = _ops.layernorm_forward(rows, None, None)
+    expected = _reference.layernorm_forward(rows, None, None)
+    condition = _group_condition(rows, 1, 1e-5)
+    for name, a, b in zip(["y", "mean", "invstd"], ours, expected):
+        _close(a, b, dtype if name == "y" else np.float64, name, condition)
+
+
+def _large_bn_kernels(dtype):
+    """Both batch-norm kernels on channels of several pieces (see LARGE_BN_SHAPES)."""
+    x = _random((170, 3, 784), dtype, 15, 1e4, 1e-2)
+    dy = _random(x.shape, dtype, 16)
+    running = [np.zeros(3, dtype), np.ones(3, dtype)]
+    y, mean, invstd = _ops.batchnorm_forward_train(x, None, None, *running)
+    return [y, mean, invstd, *running, *_ops.batchnorm_backward(dy, x, mean, invstd, None)]
+
+
 def _all_norm_kernels(dtype):
     """Every norm kernel on inputs large enough to be split across threads."""
     rng = np.random.default_rng(3)
@@ -184,9 +254,9 @@ def test_same_bits_with_one_and_two_threads(dtype):
     before = _ops.get_num_threads()
     try:
         _ops.set_num_threads(1)
-        single = _all_norm_kernels(dtype)
+        single = _all_norm_kernels(dtype) + _large_bn_kernels(dtype)
         _ops.set_num_threads(2)
-        double = _all_norm_kernels(dtype)
+        double = _all_norm_kernels(dtype) + _large_bn_kernels(dtype)
     finally:
         _ops.set_num_threads(before)
     for i, (a, b) in enumerate(zip(single, double)):
