@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from kernel_checks import as_layout
 
 from minidl import _ops, _reference
 
@@ -28,20 +29,6 @@ TOLERANCE = {np.float32: 1e-5, np.float64: 1e-10}
 # dx was 5.5 EPSILON * condition (1.0 for the 1e4-offset data).
 EPSILON = np.finfo(np.float64).eps
 CONDITIONED_FACTOR = 32
-
-
-def _layout(array, layout):
-    """The same values as ``array`` in another memory layout."""
-    if layout == "fortran":
-        return np.asfortranarray(array)
-    if layout == "strided":
-        padded = np.zeros(tuple(2 * n for n in array.shape), dtype=array.dtype)
-        view = padded[tuple(slice(None, None, 2) for _ in array.shape)]
-        view[...] = array
-        return view
-    if layout == "reversed" and array.ndim:
-        return np.ascontiguousarray(array[..., ::-1])[..., ::-1]
-    return array
 
 
 def _close(ours, expected, dtype, what, condition=1.0):
@@ -142,7 +129,7 @@ def channel_shapes(draw):
     offset=st.sampled_from([0.0, 1e4]),
 )
 def test_sum_leading(shape, dtype, layout, seed, offset):
-    x = _layout(_random(shape, dtype, seed, offset), layout)
+    x = as_layout(_random(shape, dtype, seed, offset), layout)
     ours = _ops.sum_leading(x)
     assert ours.dtype == dtype and ours.shape == (shape[1],)
     _close(ours, _reference.sum_leading(x), dtype, "sum_leading")
@@ -156,7 +143,7 @@ def test_sum_leading(shape, dtype, layout, seed, offset):
     offset=st.sampled_from([0.0, 1e4]),
 )
 def test_sum_channels(shape, dtype, layout, seed, offset):
-    x = _layout(_random(shape, dtype, seed, offset), layout)
+    x = as_layout(_random(shape, dtype, seed, offset), layout)
     ours = _ops.sum_channels(x)
     assert ours.dtype == dtype and ours.shape == (shape[1],)
     _close(ours, _reference.sum_channels(x), dtype, "sum_channels")
@@ -246,7 +233,7 @@ def test_float64_sums_match_torch(torch, shape):
     spread=st.sampled_from([1.0, 100.0]),
 )
 def test_logsumexp_rows(rows, cols, dtype, layout, seed, spread):
-    x = _layout(_random((rows, cols), dtype, seed, spread=spread), layout)
+    x = as_layout(_random((rows, cols), dtype, seed, spread=spread), layout)
     _close(_ops.logsumexp_rows(x), _reference.logsumexp_rows(x), dtype, "logsumexp_rows")
 
 
@@ -269,7 +256,7 @@ def test_logsumexp_rows_propagates_nan():
     spread=st.sampled_from([1.0, 30.0]),
 )
 def test_softmax_cross_entropy(rows, classes, dtype, layout, seed, smoothing, spread):
-    logits = _layout(_random((rows, classes), dtype, seed, spread=spread), layout)
+    logits = as_layout(_random((rows, classes), dtype, seed, spread=spread), layout)
     labels = np.random.default_rng(seed).integers(0, classes, rows)
     loss, lse = _ops.softmax_xent_forward(logits, labels, smoothing)
     expected_loss, expected_lse = _reference.softmax_xent_forward(logits, labels, smoothing)
@@ -308,7 +295,7 @@ def bn_inputs(draw):
     dtype = draw(dtypes)
     seed = draw(seeds)
     offset, spread = draw(st.sampled_from([(0.0, 1.0), (3.0, 5.0), (1e4, 1e-2)]))
-    x = _layout(_random(shape, dtype, seed, offset, spread), draw(layouts))
+    x = as_layout(_random(shape, dtype, seed, offset, spread), draw(layouts))
     if draw(st.booleans()):
         x[:, 0] = np.asarray(offset, dtype)  # a constant channel
     affine = draw(st.booleans())
@@ -357,7 +344,7 @@ def test_batchnorm_forward_eval(inputs, eps):
 @given(inputs=bn_inputs(), training=st.booleans(), layout=layouts)
 def test_batchnorm_backward(inputs, training, layout):
     x, weight, _ = inputs
-    dy = _layout(_random(x.shape, x.dtype, 5), layout)
+    dy = as_layout(_random(x.shape, x.dtype, 5), layout)
     _, mean, invstd = _reference.batchnorm_forward_train(x, None, None, None, None)
     ours = _ops.batchnorm_backward(dy, x, mean, invstd, weight, training)
     expected = _reference.batchnorm_backward(dy, x, mean, invstd, weight, training)
@@ -456,7 +443,7 @@ def window_cases(draw, dilation=True, pool=False):
     w = draw(st.integers(min_w, max(min_w, 9)))
     n, c = draw(st.integers(1, 3)), draw(st.integers(1, 4))
     dtype = draw(dtypes)
-    x = _layout(_random((n, c, h, w), dtype, draw(seeds)), draw(layouts))
+    x = as_layout(_random((n, c, h, w), dtype, draw(seeds)), draw(layouts))
     return x, (kh, kw), (sh, sw), (ph, pw), (dh, dw)
 
 

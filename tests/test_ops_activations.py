@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from kernel_checks import as_layout
 
 import minidl
 from minidl import _ops, _reference, nn
@@ -17,20 +18,6 @@ NAMES = ["relu", "sigmoid", "tanh"]
 # SIMD versions and libm), and the compiler may fuse the backward's multiply and
 # subtract: a few units in the last place apart
 RTOL = {np.float32: 4e-7, np.float64: 1e-14}
-
-
-def _layout(array, layout):
-    """The same values as ``array`` in another memory layout."""
-    if layout == "fortran":
-        return np.asfortranarray(array)
-    if layout == "strided" and array.ndim:
-        padded = np.zeros(tuple(2 * n for n in array.shape), dtype=array.dtype)
-        view = padded[tuple(slice(None, None, 2) for _ in array.shape)]
-        view[...] = array
-        return view
-    if layout == "reversed" and array.ndim:
-        return np.ascontiguousarray(array[..., ::-1])[..., ::-1]
-    return array
 
 
 def _values(shape, dtype, seed, specials=True):
@@ -72,12 +59,12 @@ def _assert_same(ours, expected, dtype, exact, what, dy=None, rtol=None):
     seed=st.integers(0, 2**16),
 )
 def test_kernels_match_their_twins(name, shape, dtype, layout, seed):
-    x = _layout(_values(shape, dtype, seed), layout)
+    x = as_layout(_values(shape, dtype, seed), layout)
     exact = name == "relu"
     y = getattr(_ops, f"{name}_forward")(x)
     _assert_same(y, getattr(_reference, f"{name}_forward")(x), dtype, exact, f"{name} forward")
-    dy = _layout(_values(shape, dtype, seed + 1), layout)
-    y_layout = _layout(y, layout)
+    dy = as_layout(_values(shape, dtype, seed + 1), layout)
+    y_layout = as_layout(y, layout)
     dx = getattr(_ops, f"{name}_backward")(dy, y_layout)
     with np.errstate(invalid="ignore"):  # inf * 0 in the twin: NaN, as in the kernel
         expected = getattr(_reference, f"{name}_backward")(dy, y)

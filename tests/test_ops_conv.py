@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_ops import _close, _layout, _random, dtypes, layouts, seeds
+from kernel_checks import as_layout, with_one_and_two_threads
+from test_ops import _close, _random, dtypes, layouts, seeds
 
 import minidl
 import minidl.nn.functional as F
@@ -27,8 +28,8 @@ def conv_cases(draw, max_channels=4):
     n, c, o = draw(st.integers(1, 3)), draw(st.integers(1, max_channels)), draw(st.integers(1, 5))
     dtype = draw(dtypes)
     seed = draw(seeds)
-    x = _layout(_random((n, c, h, w), dtype, seed), draw(layouts))
-    weight = _layout(_random((o, c, kh, kw), dtype, seed + 1), draw(layouts))
+    x = as_layout(_random((n, c, h, w), dtype, seed), draw(layouts))
+    weight = as_layout(_random((o, c, kh, kw), dtype, seed + 1), draw(layouts))
     bias = _random(o, dtype, seed + 2) if draw(st.booleans()) else None
     return x, weight, bias, stride, padding, dilation
 
@@ -46,7 +47,7 @@ def test_conv2d_direct_forward_matches_the_reference(case):
 def test_conv2d_direct_weight_grad_matches_the_reference(case, seed, layout):
     x, weight, _, stride, padding, dilation = case
     out_shape = _reference.conv2d_direct_forward(x, weight, None, stride, padding, dilation).shape
-    dy = _layout(_random(out_shape, x.dtype, seed), layout)
+    dy = as_layout(_random(out_shape, x.dtype, seed), layout)
     kernel = weight.shape[2:]
     ours = _ops.conv2d_direct_weight_grad(dy, x, kernel, stride, padding, dilation)
     expected = _reference.conv2d_direct_weight_grad(dy, x, kernel, stride, padding, dilation)
@@ -72,7 +73,7 @@ def test_swap_leading_axes_is_a_transpose_bit_for_bit(shape, with_bias, dtype, s
         x.flat[::7] = np.nan
         x.flat[3::11] = np.inf
         x.flat[5::13] = -0.0
-    x = _layout(x, layout)
+    x = as_layout(x, layout)
     bias = _random(shape[0], dtype, seed + 1) if with_bias else None
     ours = _ops.swap_leading_axes(x, bias)
     expected = _reference.swap_leading_axes(x, bias)
@@ -146,14 +147,7 @@ def test_convolution_kernels_give_the_same_bits_with_one_and_two_threads(dtype):
             _ops.swap_leading_axes(product, product[:, 0, 0]),
         ]
 
-    before = _ops.get_num_threads()
-    try:
-        _ops.set_num_threads(1)
-        single = run()
-        _ops.set_num_threads(2)
-        double = run()
-    finally:
-        _ops.set_num_threads(before)
+    single, double = with_one_and_two_threads(run)
     for i, (a, b) in enumerate(zip(single, double)):
         assert a.tobytes() == b.tobytes(), f"result {i} differs between 1 and 2 threads"
 

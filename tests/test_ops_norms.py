@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_ops import _close, _layout, _random, dtypes, layouts, seeds
+from kernel_checks import as_layout
+from test_ops import _close, _random, dtypes, layouts, seeds
 
 from minidl import _ops, _reference
 
@@ -32,7 +33,7 @@ def group_inputs(draw, instance=False):
     dtype = draw(dtypes)
     seed = draw(seeds)
     offset, spread = draw(st.sampled_from([(0.0, 1.0), (3.0, 5.0), (1e4, 1e-2)]))
-    x = _layout(_random((batch, channels, *spatial), dtype, seed, offset, spread), draw(layouts))
+    x = as_layout(_random((batch, channels, *spatial), dtype, seed, offset, spread), draw(layouts))
     if batch and draw(st.booleans()):
         x[0] = np.asarray(offset, dtype)  # a constant sample: zero variance
     affine = draw(st.booleans())
@@ -57,7 +58,7 @@ def test_groupnorm_forward(inputs, eps):
 @given(inputs=group_inputs(), layout=layouts)
 def test_groupnorm_backward(inputs, layout):
     x, groups, weight, _ = inputs
-    dy = _layout(_random(x.shape, x.dtype, 5), layout)
+    dy = as_layout(_random(x.shape, x.dtype, 5), layout)
     _, mean, invstd = _reference.groupnorm_forward(x, groups, None, None)
     ours = _ops.groupnorm_backward(dy, x, mean, invstd, weight)
     expected = _reference.groupnorm_backward(dy, x, mean, invstd, weight)
@@ -93,7 +94,7 @@ def row_inputs(draw):
     dtype = draw(dtypes)
     seed = draw(seeds)
     offset, spread = draw(st.sampled_from([(0.0, 1.0), (3.0, 5.0), (1e4, 1e-2)]))
-    x = _layout(_random((rows, width), dtype, seed, offset, spread), draw(layouts))
+    x = as_layout(_random((rows, width), dtype, seed, offset, spread), draw(layouts))
     rng = np.random.default_rng(seed + 3)
     affine = draw(st.booleans())
     weight = rng.uniform(0.5, 1.5, width).astype(dtype) if affine else None
@@ -115,7 +116,7 @@ def test_layernorm_forward(inputs, eps):
 @given(inputs=row_inputs(), layout=layouts)
 def test_layernorm_backward(inputs, layout):
     x, weight, _ = inputs
-    dy = _layout(_random(x.shape, x.dtype, 9), layout)
+    dy = as_layout(_random(x.shape, x.dtype, 9), layout)
     _, mean, invstd = _reference.layernorm_forward(x, None, None)
     ours = _ops.layernorm_backward(dy, x, mean, invstd, weight)
     expected = _reference.layernorm_backward(dy, x, mean, invstd, weight)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from kernel_checks import as_layout, with_one_and_two_threads
 
 from minidl import _ops, _reference
 
@@ -13,22 +14,6 @@ DTYPES = [np.float32, np.float64]
 # compiler may fuse a multiply and an add, which numpy never does: a few ulps apart
 TOLERANCE = {np.float32: 2e-6, np.float64: 1e-12}
 SLAB = 32768  # VALUES_PER_THREAD in _ops.pyx: one slab of a parameter per task
-
-
-def _layout(array, layout):
-    """The same values in another memory layout (the kernels stage and write back)."""
-    if array.ndim == 0:
-        return array
-    if layout == "fortran":
-        return np.asfortranarray(array)
-    if layout == "strided":
-        padded = np.zeros(tuple(2 * n for n in array.shape), dtype=array.dtype)
-        view = padded[tuple(slice(None, None, 2) for _ in array.shape)]
-        view[...] = array
-        return view
-    if layout == "reversed" and array.ndim:
-        return np.ascontiguousarray(array[..., ::-1])[..., ::-1]
-    return array
 
 
 def _close(ours, expected, dtype, what):
@@ -68,7 +53,7 @@ def groups(draw, states):
         def array(scale=1.0, positive=False, shape=shape, kind=kind):
             values = np.asarray(rng.standard_normal(shape) * scale)
             values = np.asarray(np.abs(values)) if positive else values
-            return _layout(values.astype(kind), draw(st.sampled_from(LAYOUTS)))
+            return as_layout(values.astype(kind), draw(st.sampled_from(LAYOUTS)))
 
         params.append(array())
         grad = array(2.0)
@@ -199,14 +184,7 @@ def test_same_bits_with_one_and_two_threads(dtype):
 
     bases = [rng.standard_normal(s) for s in shapes]
     gradients = [rng.standard_normal(s) for s in shapes]
-    before = _ops.get_num_threads()
-    try:
-        _ops.set_num_threads(1)
-        single = run()
-        _ops.set_num_threads(2)
-        double = run()
-    finally:
-        _ops.set_num_threads(before)
+    single, double = with_one_and_two_threads(run)
     assert single == double
 
 

@@ -1,0 +1,34 @@
+"""Checks the kernel tests share: memory layouts, and results under 1 and 2 threads."""
+
+import numpy as np
+
+from minidl import _ops
+
+
+def as_layout(array, kind):
+    """The same values as ``array`` in another memory layout (a 0-d array as it is)."""
+    if array.ndim == 0:
+        return array
+    if kind == "fortran":
+        return np.asfortranarray(array)
+    if kind == "strided":
+        padded = np.zeros(tuple(2 * n for n in array.shape), dtype=array.dtype)
+        view = padded[tuple(slice(None, None, 2) for _ in array.shape)]
+        view[...] = array
+        return view
+    if kind == "reversed":
+        return np.ascontiguousarray(array[..., ::-1])[..., ::-1]
+    return array
+
+
+def with_one_and_two_threads(run):
+    """``(run() with 1 kernel thread, run() with 2)``, restoring the thread count after."""
+    before = _ops.get_num_threads()
+    try:
+        _ops.set_num_threads(1)
+        single = run()
+        _ops.set_num_threads(2)
+        double = run()
+    finally:
+        _ops.set_num_threads(before)
+    return single, double
