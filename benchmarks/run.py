@@ -20,6 +20,7 @@ import contextlib
 import datetime
 import importlib
 import importlib.metadata
+import importlib.util
 import io
 import os
 import platform
@@ -208,6 +209,8 @@ def main(argv=None):
     docs_dir = args.docs_dir or os.path.join(ROOT, "docs")
     if args.write_docs and not args.docs_dir and (args.quick or args.only):
         parser.error("a quick or partial run writes its page elsewhere: add --docs-dir")
+    if args.write_docs and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--write-docs draws its figures with matplotlib: pip install matplotlib")
     rounds = args.rounds or (2 if args.quick else 5)
     repeats = args.repeats or (2 if args.quick else 5)
 

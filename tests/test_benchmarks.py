@@ -95,6 +95,7 @@ def test_a_quick_run_does_not_write_into_the_repository_docs():
 
 @pytest.mark.slow
 def test_entry_point_prints_the_summary_and_writes_the_page(tmp_path):
+    pytest.importorskip("matplotlib", reason="--write-docs draws its figures with matplotlib")
     docs = tmp_path / "docs"
     command = [sys.executable, "-m", "benchmarks", "--quick", "--only", "train_step,bn_sizes"]
     command += ["--rounds", "1", "--repeats", "1", "--write-docs", "--docs-dir", str(docs)]
