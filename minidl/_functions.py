@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from . import _ops
+from ._dtypes import FLOAT_DTYPES
 from ._reduce import sum_axes, unbroadcast
 from .autograd import Function
 
@@ -476,16 +477,13 @@ def _elementwise(name, compute, input_grad, saves_output=True):
     )
 
 
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 def _kernel_or(kernel, fallback):
     """``kernel`` when its arrays are all float32 or all float64 (the kernels' dtypes), else
     ``fallback`` (numpy): integer relu keeps its dtype, mixed dtypes promote as numpy does."""
 
     def run(*arrays):
         dtype = arrays[0].dtype
-        if dtype in _KERNEL_DTYPES and all(a.dtype == dtype for a in arrays[1:]):
+        if dtype in FLOAT_DTYPES and all(a.dtype == dtype for a in arrays[1:]):
             return kernel(*arrays)
         return fallback(*arrays)
 

@@ -11,8 +11,7 @@ numpy, also accumulating in float64.
 import numpy as np
 
 from . import _ops
-
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+from ._dtypes import FLOAT_DTYPES
 
 
 def sum_axes(x, axes):
@@ -25,7 +24,7 @@ def sum_axes(x, axes):
     """
     if not axes:
         return x
-    if x.dtype not in _KERNEL_DTYPES or x.size == 0:
+    if x.dtype not in FLOAT_DTYPES or x.size == 0:
         return x.sum(axis=axes)
     if not x.flags.c_contiguous:
         if not x.flags.f_contiguous:

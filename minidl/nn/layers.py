@@ -6,7 +6,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import _checks
-from .._dtypes import get_default_dtype
+from .._dtypes import FLOAT_DTYPES, get_default_dtype
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -929,12 +929,7 @@ class Sequential(Module):
 
 def _plain_call(module):
     """Whether calling ``module`` runs just its class's forward: no hook, no patched forward."""
-    return not (
-        module._forward_pre_hooks
-        or module._forward_hooks
-        or module._backward_hooks
-        or "forward" in module.__dict__
-    )
+    return not (module._has_call_hooks() or "forward" in module.__dict__)
 
 
 def _fuses_relu_pool(module, following, x):
@@ -952,13 +947,10 @@ def _fuses_relu_pool(module, following, x):
         and not following.return_indices
         and isinstance(x, Tensor)
         and x.ndim == 4
-        and x.dtype in _FUSED_DTYPES
+        and x.dtype in FLOAT_DTYPES
         and _plain_call(module)
         and _plain_call(following)
     )
-
-
-_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 # torch's names: the same classes under a second name. A class object cannot know which of

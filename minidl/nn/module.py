@@ -648,8 +648,12 @@ class Module:
         self._backward_hooks[handle.id] = hook
         return handle
 
+    def _has_call_hooks(self):
+        """Whether a call runs hooks around ``forward`` (forward-pre, forward or backward)."""
+        return bool(self._forward_pre_hooks or self._backward_hooks or self._forward_hooks)
+
     def __call__(self, *args, **kwargs):
-        if not (self._forward_pre_hooks or self._backward_hooks or self._forward_hooks):
+        if not self._has_call_hooks():
             return self.forward(*args, **kwargs)  # the common case, kept short
         for hook in list(self._forward_pre_hooks.values()):
             replaced = hook(self, args)
