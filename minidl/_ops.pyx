@@ -750,7 +750,33 @@ cdef tuple _xent_inputs(logits, labels, str name):
     if arr.shape[1] == 0:
         raise ValueError(f"{name}: logits have no classes (shape {arr.shape})")
     # the kernels index each row with its label: the range check protects memory
-    return arr, _checks.class_labels(labels, arr.shape[0], arr.shape[1], name)
+    return arr, _class_labels(labels, arr.shape[0], arr.shape[1], name)
+
+
+cdef object _class_labels(labels, Py_ssize_t rows, Py_ssize_t classes, str name):
+    """(N,) integer labels in [0, classes) as C-contiguous int64: ``_checks.class_labels``,
+    its range check a typed loop (numpy's min and max cost more than a small kernel)."""
+    array = np.asarray(labels)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected integer class labels, got dtype {array.dtype}")
+    if array.shape != (rows,):
+        raise ValueError(f"{name}: expected labels of shape ({rows},), got {array.shape}")
+    if array.dtype == np.uint64 and rows and array.max() > np.iinfo(np.int64).max:
+        # the cast to int64 below would wrap these around
+        return _checks.class_labels(array, rows, classes, name)
+    lab = np.ascontiguousarray(array, dtype=np.int64)
+    cdef const int64_t[::1] values = lab
+    cdef Py_ssize_t i
+    cdef Py_ssize_t bad = -1
+    with nogil:
+        for i in range(rows):
+            if values[i] < 0 or values[i] >= classes:
+                bad = i
+                break
+    if bad >= 0:
+        raise ValueError(f"{name}: label {array[bad]} is out of range for {classes} classes "
+                         f"(0 to {classes - 1})")
+    return lab
 
 
 def softmax_xent_forward(logits, labels, label_smoothing=0.0):
@@ -820,8 +846,11 @@ def softmax_xent_backward(logits, labels, lse, grad_scale, label_smoothing=0.0):
     lse_arr = np.ascontiguousarray(lse, dtype=np.float64)
     if lse_arr.shape != (arr.shape[0],):
         raise ValueError(f"{name}: expected lse of shape ({arr.shape[0]},), got {lse_arr.shape}")
-    scale = np.ascontiguousarray(np.broadcast_to(np.asarray(grad_scale, dtype=np.float64),
-                                                 (arr.shape[0],)))
+    scale = np.asarray(grad_scale, dtype=np.float64)
+    if scale.ndim == 0:
+        scale = np.full(arr.shape[0], scale)  # (cheaper than broadcast_to + a copy)
+    else:
+        scale = np.ascontiguousarray(np.broadcast_to(scale, (arr.shape[0],)))
     out = np.empty_like(arr)
     if arr.size == 0:
         return out
@@ -1537,7 +1566,8 @@ cdef void _bn_channel_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y
     # statistics of x[:, c, :] in two passes, then y[:, c, :] = (x - mean) * scale + bias
     cdef Py_ssize_t batch = x.shape[0]
     cdef Py_ssize_t inner = x.shape[2]
-    cdef double m, v, inv, scale, shift
+    cdef double m, v, inv
+    cdef floating center, scale, shift
     cdef Py_ssize_t n, s
     cdef const floating* src
     cdef floating* dst
@@ -1546,13 +1576,19 @@ cdef void _bn_channel_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y
     mean[c] = m
     var[c] = v
     invstd[c] = inv
-    scale = weight[c] * inv
-    shift = bias[c]
+    # The element pass in the data's precision (the statistics stay double), as torch's
+    # CPU kernel does: float32 data then takes twice the SIMD lanes of double. The
+    # mean is split into its rounding to the data's type and the remainder, which
+    # joins the shift: x - center is exact near the mean, so data far from zero
+    # (mean >> std) keeps its precision, where x * scale + shift would not.
+    center = <floating>m
+    scale = <floating>(weight[c] * inv)
+    shift = <floating>(bias[c] - (m - <double>center) * weight[c] * inv)
     for n in range(batch):
         src = &x[n, c, 0]
         dst = &y[n, c, 0]
         for s in range(inner):
-            dst[s] = <floating>((src[s] - m) * scale + shift)
+            dst[s] = (src[s] - center) * scale + shift
 
 
 cdef void _bn_rows_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
@@ -1720,7 +1756,8 @@ cdef void _bn_channel_backward(const floating[:, :, ::1] dy, const floating[:, :
     cdef double inv = invstd[c]
     cdef double sum_dy = 0.0
     cdef double sum_dy_xmu = 0.0
-    cdef double scale, centered_coef, mean_dy
+    cdef double centered_coef, mean_dy
+    cdef floating scale, slope, offset, center
     cdef Py_ssize_t n, s
     cdef const floating* g
     cdef const floating* src
@@ -1729,17 +1766,22 @@ cdef void _bn_channel_backward(const floating[:, :, ::1] dy, const floating[:, :
         _sum_grad_and_product(&dy[n, c, 0], &x[n, c, 0], inner, m, &sum_dy, &sum_dy_xmu)
     dbias[c] = sum_dy
     dweight[c] = sum_dy_xmu * inv
-    scale = weight[c] * inv
     # training: dx = scale * (dy - mean(dy) - (x - m) * inv^2 * mean(dy * (x - m)))
     # evaluation (statistics are constants): dx = scale * dy
+    # as dy * scale - (x - center) * slope + offset in the data's precision, the mean
+    # split as in the forward (its remainder and mean(dy) go into the offset)
     mean_dy = sum_dy / count if training else 0.0
     centered_coef = inv * inv * sum_dy_xmu / count if training else 0.0
+    center = <floating>m
+    scale = <floating>(weight[c] * inv)
+    slope = <floating>(weight[c] * inv * centered_coef)
+    offset = <floating>(weight[c] * inv * ((m - <double>center) * centered_coef - mean_dy))
     for n in range(batch):
         g = &dy[n, c, 0]
         src = &x[n, c, 0]
         dst = &dx[n, c, 0]
         for s in range(inner):
-            dst[s] = <floating>(scale * ((g[s] - mean_dy) - (src[s] - m) * centered_coef))
+            dst[s] = (g[s] * scale - (src[s] - center) * slope) + offset
 
 
 cdef void _bn_rows_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
