@@ -324,3 +324,23 @@ def test_assigning_a_name_again_keeps_its_place_as_in_torch():
         model.w = lib.Parameter(torch.zeros(1) if lib is tnn else minidl.zeros(1))
         orders.append(list(model.state_dict()))
     assert orders[0] == orders[1] == ["w", "v", "a.weight", "a.bias", "b.weight", "b.bias"]
+
+
+def test_layers_read_a_weight_replaced_by_a_plain_attribute_as_torch_does():
+    # weight normalization's pattern: the parameter is deleted and ``weight`` becomes a
+    # plain attribute set before each forward; the layers' fast reads of their registered
+    # state must then see the attribute
+    linear = nn.Linear(3, 2)
+    direction = linear.weight.detach().numpy().copy()
+    del linear.weight
+    linear.weight = minidl.tensor(2 * direction)
+    x = minidl.ones(4, 3)
+    expected = x.numpy() @ (2 * direction).T + linear.bias.detach().numpy()
+    np.testing.assert_allclose(linear(x).numpy(), expected, rtol=1e-6)
+
+    norm = nn.BatchNorm1d(3)
+    del norm.weight
+    norm.weight = minidl.tensor(np.array([1.0, 2.0, 3.0], dtype=np.float32))
+    out = norm(minidl.tensor(np.array([[0.0, 0.0, 0.0], [2.0, 2.0, 2.0]], np.float32)))
+    np.testing.assert_allclose(out.numpy()[1], [1.0, 2.0, 3.0], rtol=1e-4)
+    assert norm.num_batches_tracked.item() == 1

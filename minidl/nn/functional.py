@@ -1650,7 +1650,9 @@ class _CrossEntropyFn(Function):
     @staticmethod
     def forward(ctx, logits, labels, ignored, weight, label_smoothing, reduction):
         rows, classes = logits.shape
-        fused = weight is None and not ignored.any()
+        fused = weight is None and ignored is None
+        if ignored is None:
+            ignored = np.zeros(rows, dtype=bool)
         ctx.fused = fused
         ctx.label_smoothing, ctx.reduction = label_smoothing, reduction
         if fused:
@@ -1888,7 +1890,8 @@ def _class_rows(x, where):
 
 
 def _class_index_target(x, target, ignore_index, where):
-    """Checked class indices for scores ``x``: ((M,) int64 with ignored ones at 0, ignored mask).
+    """Checked class indices for scores ``x``: ((M,) int64 with ignored ones at 0, ignored mask,
+    or None when no label is ``ignore_index``).
 
     ``x`` is (C,) with a 0-d target, (N, C) with (N,), or (N, C, d1, ...) with (N, d1, ...);
     indices other than ``ignore_index`` must be in [0, C) (torch's IndexError).
@@ -1911,6 +1914,11 @@ def _class_index_target(x, target, ignore_index, where):
         )
     classes = x.shape[1] if x.ndim > 1 else x.shape[0]
     labels = array.reshape(-1).astype(np.int64)
+    if labels.size:
+        # the common case in two reductions (not four): every label a class, none ignored
+        low, high = labels.min(), labels.max()
+        if 0 <= low and high < classes and not low <= ignore_index <= high:
+            return labels, None
     ignored = labels == ignore_index
     some_ignored = ignored.any()
     kept = labels[~ignored] if some_ignored else labels
@@ -2009,7 +2017,8 @@ class _NLLLossFn(Function):
     def forward(ctx, log_probs, labels, ignored, weight, reduction):
         rows = log_probs.shape[0]
         target_weights = np.ones(rows) if weight is None else weight[labels].astype(np.float64)
-        target_weights[ignored] = 0.0
+        if ignored is not None:
+            target_weights[ignored] = 0.0
         picked = log_probs[np.arange(rows), labels].astype(np.float64)
         ctx.save_for_backward(labels, target_weights)
         ctx.shape, ctx.reduction = log_probs.shape, reduction

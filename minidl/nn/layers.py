@@ -11,7 +11,7 @@ from ..tensor import Tensor
 from . import functional as F
 from . import init
 from .activations import ReLU
-from .module import Module, Parameter
+from .module import Module, Parameter, _registered
 
 
 def _check_input(layer, x, ok, expected):
@@ -67,7 +67,10 @@ class Dense(_WeightAndBias):
         _check_input(
             self, x, x.ndim >= 1 and x.shape[-1] == self.in_features, f"(*, {self.in_features})"
         )
-        return F._LinearFn.apply(x, self.weight, self.bias)
+        params = self._parameters
+        return F._LinearFn.apply(
+            x, _registered(self, params, "weight"), _registered(self, params, "bias")
+        )
 
     def extra_repr(self):
         return (
@@ -427,17 +430,18 @@ class BatchNorm(_NormBase):
         use_batch_stats = self.training or not self.track_running_stats
         if use_batch_stats:
             _checks.values_per_channel(x.shape, type(self).__name__)
+        buffers, params = self._buffers, self._parameters
         tracked = None
         if self.training and self.track_running_stats:
-            count = self.num_batches_tracked.numpy()
-            count += 1  # in place: the buffer's 0-d array
-            tracked = int(count)
+            count = _registered(self, buffers, "num_batches_tracked").numpy()
+            tracked = int(count) + 1
+            count[()] = tracked  # in place: the buffer's 0-d array
         return F._batch_norm(
             x,
-            self.running_mean,  # None without track_running_stats
-            self.running_var,
-            self.weight,
-            self.bias,
+            _registered(self, buffers, "running_mean"),  # None without track_running_stats
+            _registered(self, buffers, "running_var"),
+            _registered(self, params, "weight"),
+            _registered(self, params, "bias"),
             use_batch_stats,
             self.momentum,
             self.eps,
