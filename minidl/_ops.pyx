@@ -3405,6 +3405,15 @@ def batchnorm_update_running(running_mean, running_var, mean, var, momentum, cou
     _update_running(running_mean, running_var, m, v, factor, count / (count - 1.0))
 
 
+cdef tuple _bn_gradient_input(dy, x, mean, str name):
+    """``(x as an array, x as (N, C, S), dy checked against x, mean as (C,) float64)``."""
+    arr, x3 = _bn_input(x, name)
+    grad = _float_array(dy, name, "dy", None, arr.dtype)
+    if grad.shape != arr.shape:
+        raise ValueError(f"{name}: dy has shape {grad.shape} but x has shape {arr.shape}")
+    return arr, x3, grad, _channel_vector(mean, name, "mean", x3.shape[1])
+
+
 def batchnorm_backward_reduce(dy, x, mean):
     """The backward's two per-channel sums: ``(dy.sum, (dy * (x - mean)).sum)`` over all but axis 1.
 
@@ -3417,13 +3426,8 @@ def batchnorm_backward_reduce(dy, x, mean):
     ...                           np.array([2.0]))
     (array([1.]), array([-1.]))
     """
-    name = "batchnorm_backward_reduce"
-    arr, x3 = _bn_input(x, name)
-    grad = _float_array(dy, name, "dy", None, arr.dtype)
-    if grad.shape != arr.shape:
-        raise ValueError(f"{name}: dy has shape {grad.shape} but x has shape {arr.shape}")
+    arr, x3, grad, m = _bn_gradient_input(dy, x, mean, "batchnorm_backward_reduce")
     channels = x3.shape[1]
-    m = _channel_vector(mean, name, "mean", channels)
     sum_dy = np.zeros(channels, dtype=np.float64)
     sum_dy_xmu = np.zeros(channels, dtype=np.float64)
     if arr.size == 0:
@@ -3465,12 +3469,8 @@ def batchnorm_backward_elemt(dy, x, mean, invstd, weight, sum_dy, sum_dy_xmu, co
     array([0., 0.])
     """
     name = "batchnorm_backward_elemt"
-    arr, x3 = _bn_input(x, name)
-    grad = _float_array(dy, name, "dy", None, arr.dtype)
-    if grad.shape != arr.shape:
-        raise ValueError(f"{name}: dy has shape {grad.shape} but x has shape {arr.shape}")
+    arr, x3, grad, m = _bn_gradient_input(dy, x, mean, name)
     channels = x3.shape[1]
-    m = _channel_vector(mean, name, "mean", channels)
     inv = _channel_vector(invstd, name, "invstd", channels)
     w = _channel_vector(weight, name, "weight", channels, 1.0)
     total_dy = _channel_vector(sum_dy, name, "sum_dy", channels)

@@ -9,20 +9,13 @@ from kernel_checks import as_layout, with_one_and_two_threads
 from test_ops import _bn_condition, _close, _random, bn_inputs, layouts
 
 from minidl import _ops, _reference
+from minidl.nn import functional as F
 
 
 def _merge(parts):
-    """Chan et al.'s pairwise merge of per-part (count, mean, m2), in part order."""
-    count, mean, m2 = 0, 0.0, 0.0
-    for part_count, part_mean, part_m2 in parts:
-        if part_count == 0:
-            continue
-        total = count + part_count
-        delta = part_mean - mean
-        mean = mean + delta * (part_count / total)
-        m2 = m2 + part_m2 + delta * delta * (count * part_count / total)
-        count = total
-    return count, mean, m2
+    """SyncBatchNorm's merge (Chan et al.) of per-part (count, mean, m2), in part order."""
+    rows = np.array([[count, *mean, *m2] for count, mean, m2 in parts])
+    return F._merge_statistics(rows, len(parts[0][1]))
 
 
 @given(inputs=bn_inputs())
