@@ -214,8 +214,8 @@ def test_sync_batch_norm_gradcheck_in_a_one_process_world(monkeypatch):
     bias = minidl.tensor(rng.standard_normal(3), requires_grad=True)
 
     def sync(x, weight, bias):
-        return nn.functional._sync_batch_norm(
-            x, None, None, weight, bias, 0.1, 1e-5, None, "gradcheck"
+        return nn.functional._batch_norm(
+            x, None, None, weight, bias, True, 0.1, 1e-5, None, synchronized_as="gradcheck"
         )
 
     assert minidl.gradcheck(sync, (x, weight, bias))

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from .. import _checks
 from .. import distributed as _distributed
 
 
@@ -41,15 +42,8 @@ class DistributedSampler:
             num_replicas = _distributed.get_world_size()
         if rank is None:
             rank = _distributed.get_rank()
-        if (
-            isinstance(num_replicas, bool)
-            or not isinstance(num_replicas, (int, np.integer))
-            or num_replicas < 1
-        ):
-            raise ValueError(
-                f"DistributedSampler: num_replicas must be a positive integer, got {num_replicas!r}"
-            )
-        if not isinstance(rank, (int, np.integer)) or not 0 <= rank < num_replicas:
+        num_replicas = _checks.positive_int(num_replicas, "DistributedSampler", "num_replicas")
+        if not _checks.is_int(rank) or not 0 <= rank < num_replicas:
             raise ValueError(
                 f"Invalid rank {rank}, rank should be in the interval [0, {num_replicas - 1}]"
             )

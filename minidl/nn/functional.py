@@ -570,20 +570,40 @@ def batch_norm(
 
 
 def _batch_norm(
-    x, running_mean, running_var, weight, bias, training, momentum, eps, num_batches_tracked
+    x,
+    running_mean,
+    running_var,
+    weight,
+    bias,
+    training,
+    momentum,
+    eps,
+    num_batches_tracked,
+    synchronized_as=None,
 ):
-    """:func:`batch_norm` for checked arguments (the BatchNorm layers check their own)."""
-    return _BatchNormFn.apply(
+    """:func:`batch_norm` for checked arguments (the BatchNorm layers check their own).
+
+    ``synchronized_as`` (a layer's name, for its errors): training statistics over the
+    batches of every rank of ``minidl.distributed`` (SyncBatchNorm), ``training`` implied.
+    """
+    function, options = _BatchNormFn, {"training": training}
+    if synchronized_as is not None:
+        function, options = _SyncBatchNormFn, {"where": synchronized_as}
+    return function.apply(
         x,
         weight,
         bias,
-        running_mean._data if isinstance(running_mean, Tensor) else running_mean,
-        running_var._data if isinstance(running_var, Tensor) else running_var,
-        training=training,
+        *_running_arrays(running_mean, running_var),
         momentum=momentum,
         eps=eps,
         num_batches_tracked=num_batches_tracked,
+        **options,
     )
+
+
+def _running_arrays(running_mean, running_var):
+    """The running statistics as the arrays the kernels update in place (or None)."""
+    return tuple(v._data if isinstance(v, Tensor) else v for v in (running_mean, running_var))
 
 
 def _merge_statistics(every, channels):
@@ -681,23 +701,6 @@ class _SyncBatchNormFn(Function):
             None,
             None,
         )
-
-
-def _sync_batch_norm(
-    x, running_mean, running_var, weight, bias, momentum, eps, num_batches_tracked, where
-):
-    """Training batch norm with statistics over every rank's batch (checked by the caller)."""
-    return _SyncBatchNormFn.apply(
-        x,
-        weight,
-        bias,
-        running_mean._data if isinstance(running_mean, Tensor) else running_mean,
-        running_var._data if isinstance(running_var, Tensor) else running_var,
-        momentum=momentum,
-        eps=eps,
-        num_batches_tracked=num_batches_tracked,
-        where=where,
-    )
 
 
 class _GroupNormFn(Function):

@@ -11,7 +11,6 @@ statistics with the same core as batch norm (two passes, accumulated in double).
 
 from .. import _checks
 from .. import distributed as _distributed
-from ..tensor import Tensor
 from . import functional as F
 from .layers import BatchNorm, _check_input, _NormBase
 
@@ -255,25 +254,19 @@ class SyncBatchNorm(BatchNorm):
     def forward(self, x):
         if not self._needs_sync():
             return super().forward(x)
-        if not (
-            isinstance(x, Tensor) and x.ndim in self._ranks and x.shape[1] == self.num_features
-        ):
-            _check_input(self, x, False, self._shape_text.format(self.num_features))
-        tracked = None
-        if self.track_running_stats:
-            count = self.num_batches_tracked.numpy()
-            count += 1  # in place: the buffer's 0-d array
-            tracked = int(count)
-        return F._sync_batch_norm(
+        # the statistics span every rank: a rank's own batch may be small, even empty
+        _, tracked = self._check_and_count(x, local_statistics=False)
+        return F._batch_norm(
             x,
             self.running_mean,
             self.running_var,
             self.weight,
             self.bias,
+            True,
             self.momentum,
             self.eps,
             tracked,
-            "SyncBatchNorm",
+            synchronized_as="SyncBatchNorm",
         )
 
     @classmethod
