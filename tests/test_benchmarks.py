@@ -125,14 +125,19 @@ def test_entry_point_prints_the_summary_and_writes_the_page(tmp_path):
         assert anchor in slugs, f"{target}#{anchor}: no such section"
 
 
-def test_distributed_benchmark_cost_model_is_the_ring_formula():
-    done = subprocess.run(
-        [sys.executable, "benchmarks/bench_distributed.py", "--cost-model"],
+def _bench_distributed(*args):
+    return subprocess.run(
+        [sys.executable, "benchmarks/bench_distributed.py", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         env=_env(),
+        timeout=300,
     )
+
+
+def test_distributed_benchmark_cost_model_is_the_ring_formula():
+    done = _bench_distributed("--cost-model")
     assert done.returncode == 0, done.stderr
     # the small CNN's 421,866 float32 gradients over 2 ranks at 10 Gbit/s:
     # (2 - 1) / 2 * 2 * 1,687,464 B / 1.25e9 B/s + 2 * 20 us = 1.39 ms
@@ -144,16 +149,8 @@ def test_distributed_benchmark_cost_model_is_the_ring_formula():
 @pytest.mark.slow
 def test_distributed_benchmark_quick_run_prints_its_tables():
     pytest.importorskip("mpi4py", reason='needs pip install "minidl[distributed]"')
-    done = subprocess.run(
-        [sys.executable, "benchmarks/bench_distributed.py", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=300,
-    )
+    done = _bench_distributed("--quick")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(
-        r"\| 2 processes x 1 thread, batch 8 each .* \| [\d.]+ \| [\d,]+ \|", done.stdout
-    )
+    two = r"\| 2 processes x 1 thread, batch 8 each .* \| [\d.]+ \| [\d,]+ \|"
+    assert re.search(two, done.stdout), done.stdout
     assert re.search(r"\| 421,866 \| 1,687,464 \| [\d.]+ \| [\d.]+ \|", done.stdout), done.stdout

@@ -10,7 +10,21 @@ from common import STEPS, batches, build, initial_state, shard
 
 library, out = sys.argv[1], sys.argv[2]
 rank, world = int(os.environ["PMI_RANK"]), int(os.environ["PMI_SIZE"])
-losses = []
+
+
+def train(ddp, optimizer, loss_fn, as_tensor):
+    """The same steps in either library: each rank on its shard of every global batch."""
+    losses = []
+    for x, y in batches(STEPS):
+        local_x, local_y = shard(x, rank, world), shard(y, rank, world)
+        loss = loss_fn(ddp(as_tensor(local_x)), as_tensor(local_y))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
 if library == "torch":
     import torch
     import torch.distributed as dist
@@ -23,14 +37,7 @@ if library == "torch":
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in initial_state().items()})
     ddp = torch.nn.parallel.DistributedDataParallel(model)
     optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    for x, y in batches(STEPS):
-        local_x, local_y = shard(x, rank, world), shard(y, rank, world)
-        loss = loss_fn(ddp(torch.from_numpy(local_x)), torch.from_numpy(local_y))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train(ddp, optimizer, torch.nn.CrossEntropyLoss(), torch.from_numpy)
     state = {k: v.numpy().copy() for k, v in model.state_dict().items()}
     dist.destroy_process_group()
 else:
@@ -45,13 +52,6 @@ else:
     model.load_state_dict(initial_state())
     ddp = DistributedDataParallel(model)
     optimizer = minidl.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
-    loss_fn = minidl.nn.CrossEntropyLoss()
-    for x, y in batches(STEPS):
-        local_x, local_y = shard(x, rank, world), shard(y, rank, world)
-        loss = loss_fn(ddp(minidl.tensor(local_x)), minidl.tensor(local_y))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train(ddp, optimizer, minidl.nn.CrossEntropyLoss(), minidl.tensor)
     state = {k: v.copy() for k, v in model.state_dict().items()}
 np.savez(f"{out}-{rank}.npz", losses=np.array(losses), **state)
