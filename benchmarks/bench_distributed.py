@@ -197,10 +197,11 @@ def report(args, rounds, before, after):
 
 
 # The compute side of the model: one process's step on the 2-core development machine (2
-# threads, float32, bench_train_step.py): the CNN-BN step grows by ~0.76 ms an image (24.7
-# ms at 32, 97.5 ms at 128); the MLP-BN step is 1.6 ms at batch 60, ~0.5 ms of it Python
-# overhead that does not shrink with the batch. (fixed ms, ms an image, global batch)
-COMPUTE = {"mlp": (0.5, 1.1 / 60, 60), "cnn": (0.0, 0.76, 128)}
+# threads, float32): the CNN-BN step at batch 128 measured 74.6 ms by this script's full run
+# (0.58 ms an image; it grows linearly with the batch, bench_train_step.py); the MLP-BN
+# step is 1.6 ms at batch 60 (bench_train_step.py), ~0.5 ms of it Python overhead that does
+# not shrink with the batch. (fixed ms, ms an image, global batch)
+COMPUTE = {"mlp": (0.5, 1.1 / 60, 60), "cnn": (0.0, 74.6 / 128, 128)}
 LATENCY = {10: 20e-6, 100: 3e-6}  # seconds a message step costs (assumed, see the page)
 RANKS = [2, 4, 8, 16, 32, 64]
 
