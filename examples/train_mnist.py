@@ -4,6 +4,7 @@
     python examples/train_mnist.py --model cnn          # a small CNN, BN vs none
     python examples/train_mnist.py --model cnn --bn --dataset fashion-mnist --epochs 10
     python examples/train_mnist.py --quick              # a few seconds, for smoke tests
+    mpiexec -n 2 python examples/train_mnist.py --distributed --model cnn --bn
 
 Data: ``--dataset auto`` (the default) uses MNIST where it is found or can be
 downloaded, else Fashion-MNIST where it is found locally (see
@@ -12,6 +13,13 @@ a folder of data sets). The script prints each model's summary, a progress bar
 and a line per epoch, then a table comparing the runs: test accuracy and loss,
 time per epoch, and the training steps each took to reach a target test
 accuracy. With matplotlib installed it also draws the learning curves.
+
+``--distributed`` (under ``mpiexec -n N``, ``srun`` or another MPI launcher; needs
+``pip install "minidl[distributed]"``) trains data-parallel: every rank reads its
+shard of the training set (``DistributedSampler``) in batches of ``--batch-size``,
+so the global batch is N times that; BatchNorm layers become ``SyncBatchNorm``;
+gradients are averaged by ``DistributedDataParallel``; rank 0 alone prints and
+writes. See docs/distributed.md.
 """
 
 # isort: off
@@ -100,17 +108,58 @@ def augmentation(dataset):
     return transforms.Compose([*steps, transforms.Normalize(spec.mean, spec.std)])
 
 
+def say(*values):
+    """print, on rank 0 only when training data-parallel."""
+    if minidl.distributed.is_main_process():
+        print(*values)
+
+
+def distribute(model, bn):
+    """The model for data-parallel training: SyncBatchNorm for BatchNorm, wrapped in DDP."""
+    if bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return nn.parallel.DistributedDataParallel(model)
+
+
+def start_distributed():
+    """Join the MPI world; one kernel thread per core for each rank on this machine."""
+    from minidl import distributed
+
+    world = distributed.init()
+    # ranks on this machine: mpiexec (hydra), Open MPI and Slurm each say it in their own way
+    local = next(
+        (
+            int(os.environ[name])
+            for name in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE")
+            if os.environ.get(name, "").isdigit()
+        ),
+        world,
+    )
+    minidl.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+    return world
+
+
 def train_one(args, dataset, bn, train, test, target):
     """Train one variant; returns its figures."""
     minidl.manual_seed(args.seed)
     model = build_model(args.model, bn)
     label = f"{args.model.upper()} {'with' if bn else 'without'} BatchNorm"
-    print(f"\n=== {label} on {dataset}")
-    model.summary((1, 28, 28))
+    say(f"\n=== {label} on {dataset}")
+    if minidl.distributed.is_main_process():
+        model.summary((1, 28, 28))
+    sampler = None
+    if args.distributed:
+        model = distribute(model, bn)
+        # every rank reads its own shard, a new order each epoch (the Trainer sets the epoch)
+        sampler = minidl.data.DistributedSampler(train, shuffle=True, seed=args.seed)
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr)
     transform = augmentation(dataset) if args.augment else None
     loader = minidl.data.DataLoader(
-        train, batch_size=args.batch_size, shuffle=True, transform=transform
+        train,
+        batch_size=args.batch_size,
+        shuffle=sampler is None,
+        transform=transform,
+        sampler=sampler,
     )
     test_loader = minidl.data.DataLoader(test, batch_size=1000)
     tracker = minidl.train.PeriodicEvaluation(test_loader, every=args.eval_every)
@@ -133,12 +182,12 @@ def train_one(args, dataset, bn, train, test, target):
     history = trainer.fit(loader, epochs=args.epochs, val_data=test_loader)
     elapsed = time.perf_counter() - start
     final = trainer.evaluate(test_loader)
-    if args.save:
+    if args.save and minidl.distributed.is_main_process():
         root, extension = os.path.splitext(args.save)
         path = args.save
         if args.variant == "compare":  # one file per variant
             path = f"{root}-{'bn' if bn else 'plain'}{extension or '.npz'}"
-        minidl.save(dict(model.state_dict()), path)
+        minidl.save(dict(model.state_dict()), path)  # a DDP model's has no module. prefix
         print(f"saved the weights to {path}")
     return {
         "label": label,
@@ -264,6 +313,11 @@ def parse_args(argv=None):
     parser.add_argument(
         "--quick", action="store_true", help="6,000 training samples, 1 epoch: a smoke test"
     )
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over MPI: run under mpiexec -n N; --batch-size is per rank",
+    )
     args = parser.parse_args(argv)
     if args.augment is None:
         args.augment = args.model == "cnn"
@@ -278,20 +332,25 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    world = start_distributed() if args.distributed else 1
     dataset = datasets.choose_dataset(args.dataset, args.data_dir)
     fallback = 0.90 if args.model == "mlp" else 0.92
     target = args.target or TARGETS.get((args.model, dataset), fallback)
     train, test = load_data(dataset, args.data_dir, args.quick, normalize_train=not args.augment)
-    print(
+    batch = f"batch {args.batch_size}"
+    if args.distributed:
+        batch = f"{world} ranks x batch {args.batch_size} (global {world * args.batch_size})"
+    say(
         f"{dataset}: {len(train):,} training and {len(test):,} test images; {args.model} for "
-        f"{args.epochs} epochs, batch {args.batch_size}, {args.optimizer} lr {args.lr} "
+        f"{args.epochs} epochs, {batch}, {args.optimizer} lr {args.lr} "
         f"({args.schedule}){', augmented' if args.augment else ''}, "
-        f"{minidl.get_num_threads()} threads"
+        f"{minidl.get_num_threads()} threads{' a rank' if args.distributed else ''}"
     )
     variants = {"compare": (False, True), "bn": (True,), "plain": (False,)}[args.variant]
     results = [train_one(args, dataset, bn, train, test, target) for bn in variants]
-    print_table(results, target, dataset)
-    plot_curves(results, args.plot or f"{args.model}_{dataset}_curves.png", target)
+    if minidl.distributed.is_main_process():
+        print_table(results, target, dataset)
+        plot_curves(results, args.plot or f"{args.model}_{dataset}_curves.png", target)
     return results
 
 

@@ -26,7 +26,7 @@ except ImportError as error:  # pragma: no cover - exercised by a subprocess tes
 
 import numpy as _np
 
-from . import autograd, data, models, nn, optim, random, train
+from . import autograd, data, distributed, models, nn, optim, random, train
 from ._dtypes import get_default_dtype, set_default_dtype
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import gradcheck
@@ -181,6 +181,7 @@ __all__ = [
     "cumsum",
     "data",
     "device",
+    "distributed",
     "div",
     "double",
     "einsum",

@@ -1559,6 +1559,21 @@ cdef void _bn_forward_train(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                 _bn_channel_forward(x, y, weight, bias, eps, mean, var, invstd, c)
 
 
+cdef inline void _bn_normalize_segment(const floating* src, floating* dst, Py_ssize_t n,
+                                       double mean, double scale, double shift) noexcept nogil:
+    # dst[:n] = (src[:n] - mean) * scale + shift, in the data's precision (the statistics
+    # stay double), as torch's CPU kernel: float32 takes twice the SIMD lanes of double.
+    # The mean is split into its rounding to the data's type, which x - center subtracts
+    # exactly near the mean, and the remainder, folded into the shift: data far from zero
+    # (mean >> std) keeps its precision, where x * scale + shift would not.
+    cdef floating center = <floating>mean
+    cdef floating factor = <floating>scale
+    cdef floating offset = <floating>(shift - (mean - <double>center) * scale)
+    cdef Py_ssize_t i
+    for i in range(n):
+        dst[i] = (src[i] - center) * factor + offset
+
+
 cdef void _bn_channel_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                               const double[::1] weight, const double[::1] bias, double eps,
                               double[::1] mean, double[::1] var, double[::1] invstd,
@@ -1567,28 +1582,14 @@ cdef void _bn_channel_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y
     cdef Py_ssize_t batch = x.shape[0]
     cdef Py_ssize_t inner = x.shape[2]
     cdef double m, v, inv
-    cdef floating center, scale, shift
-    cdef Py_ssize_t n, s
-    cdef const floating* src
-    cdef floating* dst
+    cdef Py_ssize_t n
     _moments(&x[0, c, 0], batch, inner, x.shape[1] * inner, &m, &v)
     inv = 1.0 / sqrt(v + eps)
     mean[c] = m
     var[c] = v
     invstd[c] = inv
-    # The element pass in the data's precision (the statistics stay double), as torch's
-    # CPU kernel does: float32 data then takes twice the SIMD lanes of double. The
-    # mean is split into its rounding to the data's type and the remainder, which
-    # joins the shift: x - center is exact near the mean, so data far from zero
-    # (mean >> std) keeps its precision, where x * scale + shift would not.
-    center = <floating>m
-    scale = <floating>(weight[c] * inv)
-    shift = <floating>(bias[c] - (m - <double>center) * weight[c] * inv)
     for n in range(batch):
-        src = &x[n, c, 0]
-        dst = &y[n, c, 0]
-        for s in range(inner):
-            dst[s] = (src[s] - center) * scale + shift
+        _bn_normalize_segment(&x[n, c, 0], &y[n, c, 0], inner, m, weight[c] * inv, bias[c])
 
 
 cdef void _bn_rows_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
@@ -1598,7 +1599,10 @@ cdef void _bn_rows_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
     # the same for the block's channels of a (N, C, 1) input, walking rows so the
     # loops over channels are contiguous
     cdef double acc[COLUMN_BLOCK]
-    cdef double scale[COLUMN_BLOCK]
+    cdef floating center[COLUMN_BLOCK]
+    cdef floating factor[COLUMN_BLOCK]
+    cdef floating offset[COLUMN_BLOCK]
+    cdef double scale
     cdef Py_ssize_t start = block * COLUMN_BLOCK
     cdef Py_ssize_t width = min(start + COLUMN_BLOCK, x.shape[1]) - start
     cdef Py_ssize_t batch = x.shape[0]
@@ -1623,12 +1627,16 @@ cdef void _bn_rows_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
     for j in range(width):
         var[start + j] = acc[j] / batch
         invstd[start + j] = 1.0 / sqrt(var[start + j] + eps)
-        scale[j] = weight[start + j] * invstd[start + j]
+        # _bn_normalize_segment's coefficients, per channel of the block
+        scale = weight[start + j] * invstd[start + j]
+        center[j] = <floating>mean[start + j]
+        factor[j] = <floating>scale
+        offset[j] = <floating>(bias[start + j] - (mean[start + j] - <double>center[j]) * scale)
     for n in range(batch):
         src = &x[n, start, 0]
         dst = &y[n, start, 0]
         for j in range(width):
-            dst[j] = <floating>((src[j] - mean[start + j]) * scale[j] + bias[start + j])
+            dst[j] = (src[j] - center[j]) * factor[j] + offset[j]
 
 
 def batchnorm_forward_eval(x, weight, bias, running_mean, running_var, eps=1e-5):
@@ -1674,14 +1682,10 @@ cdef void _bn_affine_sample(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                             const double[::1] center, const double[::1] scale,
                             const double[::1] shift, Py_ssize_t n) noexcept nogil:
     # y[n, c, :] = (x[n, c, :] - center[c]) * scale[c] + shift[c]
-    cdef Py_ssize_t c, s
-    cdef const floating* src
-    cdef floating* dst
+    cdef Py_ssize_t c
     for c in range(x.shape[1]):
-        src = &x[n, c, 0]
-        dst = &y[n, c, 0]
-        for s in range(x.shape[2]):
-            dst[s] = <floating>((src[s] - center[c]) * scale[c] + shift[c])
+        _bn_normalize_segment(&x[n, c, 0], &y[n, c, 0], x.shape[2], center[c], scale[c],
+                              shift[c])
 
 
 def batchnorm_backward(dy, x, mean, invstd, weight, training=True):
@@ -3325,3 +3329,233 @@ cdef void _activation_backward_chunk(const floating* dy, const floating* y, floa
     else:
         for i in range(size):
             dx[i] = dy[i] * (one - y[i] * y[i])
+
+
+# ---------------------------------------------------------------- synchronized batch norm's pieces
+#
+# SyncBatchNorm (minidl.nn.SyncBatchNorm) splits the training batch norm into the
+# pieces between which its processes exchange per-channel numbers: each process's
+# statistics (count, mean, sum of squared deviations) for Chan et al.'s merge; the
+# normalization with the merged statistics; the two per-channel sums of the
+# backward; and dx from the sums of all processes. Each piece reuses the cores of
+# the batch-norm kernels above (``_moments``, ``_sum_grad_and_product``,
+# ``_bn_affine``, ``_update_running``), so one process computes what
+# ``batchnorm_forward_train`` and ``batchnorm_backward`` compute, in the same order.
+
+def batchnorm_stats(x):
+    """Per-channel ``(count, mean, m2)`` of x, without normalizing it.
+
+    ``x`` is (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W); ``count`` is the number
+    of values per channel (N * L, N * H * W, ...), ``mean`` and ``m2`` (the sum of
+    squared deviations from the mean) are float64 (C,) arrays computed in two
+    passes with double accumulators, as ``batchnorm_forward_train`` computes them.
+    Statistics of several processes merge exactly with Chan et al.'s pairwise
+    formula; an empty batch gives count 0, mean 0 and m2 0 (the merge's identity).
+
+    >>> batchnorm_stats(np.array([[1.0], [3.0]]))
+    (2, array([2.]), array([2.]))
+    """
+    arr, x3 = _bn_input(x, "batchnorm_stats")
+    channels = x3.shape[1]
+    count = x3.shape[0] * x3.shape[2]
+    mean = np.zeros(channels, dtype=np.float64)
+    m2 = np.zeros(channels, dtype=np.float64)
+    if count == 0:
+        return 0, mean, m2
+    if arr.dtype == np.float32:
+        _bn_stats[float](x3, mean, m2)
+    else:
+        _bn_stats[double](x3, mean, m2)
+    return int(count), mean, m2
+
+
+cdef void _bn_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] m2) noexcept:
+    cdef Py_ssize_t channels = x.shape[1]
+    cdef Py_ssize_t batch = x.shape[0]
+    cdef Py_ssize_t inner = x.shape[2]
+    cdef int threads = _threads_for(channels)
+    cdef double count = <double>(batch * inner)
+    cdef double v
+    cdef Py_ssize_t c
+    with nogil:
+        for c in prange(channels, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
+            # _moments gives the biased variance m2 / count; m2 is that times count
+            _moments(&x[0, c, 0], batch, inner, channels * inner, &mean[c], &v)
+            m2[c] = v * count
+
+
+def batchnorm_normalize(x, mean, invstd, weight, bias):
+    """``(x - mean) * (weight * invstd) + bias`` per channel, with given statistics.
+
+    ``x`` as for :func:`batchnorm_stats`; ``mean`` and ``invstd`` (C,) (the merged
+    statistics of all processes), ``weight`` and ``bias`` (C,) or None (1 and 0).
+    The arithmetic is ``batchnorm_forward_train``'s once its statistics are known.
+
+    >>> batchnorm_normalize(np.array([[1.0], [3.0]]), np.array([2.0]), np.array([1.0]),
+    ...                     None, None).ravel()
+    array([-1.,  1.])
+    """
+    name = "batchnorm_normalize"
+    arr, x3 = _bn_input(x, name)
+    channels = x3.shape[1]
+    m = _channel_vector(mean, name, "mean", channels)
+    inv = _channel_vector(invstd, name, "invstd", channels)
+    w = _channel_vector(weight, name, "weight", channels, 1.0)
+    b = _channel_vector(bias, name, "bias", channels, 0.0)
+    scale = w * inv
+    y = np.empty_like(arr)
+    if arr.size == 0:
+        return y
+    if arr.dtype == np.float32:
+        _bn_affine[float](x3, _as_ncs(y), m, scale, b)
+    else:
+        _bn_affine[double](x3, _as_ncs(y), m, scale, b)
+    return y
+
+
+def batchnorm_update_running(running_mean, running_var, mean, var, momentum, count,
+                             num_batches_tracked=None):
+    """Move the running statistics toward a batch's, in place, as the training forward does.
+
+    ``running = (1 - momentum) * running + momentum * batch``; the running variance
+    takes the unbiased variance ``var * count / (count - 1)`` (``var`` biased, over
+    ``count`` values, which must be at least 2). ``momentum=None`` is the cumulative
+    average with factor ``1 / num_batches_tracked``. ``running_mean`` and
+    ``running_var`` are contiguous float (C,) arrays; ``mean`` and ``var`` (C,).
+
+    >>> rm, rv = np.zeros(1), np.ones(1)
+    >>> batchnorm_update_running(rm, rv, np.array([2.0]), np.array([1.0]), 0.5, 2)
+    >>> rm, rv
+    (array([1.]), array([1.5]))
+    """
+    name = "batchnorm_update_running"
+    channels = np.shape(running_mean)[0] if np.ndim(running_mean) == 1 else -1
+    _running_buffer(running_mean, name, "running_mean", channels)
+    _running_buffer(running_var, name, "running_var", channels)
+    m = _channel_vector(mean, name, "mean", channels)
+    v = _channel_vector(var, name, "var", channels)
+    if count < 2:
+        raise ValueError(
+            f"{name}: the unbiased variance needs count >= 2 values per channel, got {count}"
+        )
+    if momentum is None:
+        if num_batches_tracked is None or num_batches_tracked < 1:
+            raise ValueError(
+                f"{name}: momentum=None (a cumulative average) needs num_batches_tracked >= 1, "
+                f"got {num_batches_tracked!r}"
+            )
+        factor = 1.0 / num_batches_tracked
+    else:
+        factor = float(momentum)
+    _update_running(running_mean, running_var, m, v, factor, count / (count - 1.0))
+
+
+cdef tuple _bn_gradient_input(dy, x, mean, str name):
+    """``(x as an array, x as (N, C, S), dy checked against x, mean as (C,) float64)``."""
+    arr, x3 = _bn_input(x, name)
+    grad = _float_array(dy, name, "dy", None, arr.dtype)
+    if grad.shape != arr.shape:
+        raise ValueError(f"{name}: dy has shape {grad.shape} but x has shape {arr.shape}")
+    return arr, x3, grad, _channel_vector(mean, name, "mean", x3.shape[1])
+
+
+def batchnorm_backward_reduce(dy, x, mean):
+    """The backward's two per-channel sums: ``(dy.sum, (dy * (x - mean)).sum)`` over all but axis 1.
+
+    ``dy`` and ``x`` of the same shape and dtype, (N, C, *); ``mean`` (C,). Both sums
+    are float64 (C,): ``sum_dy`` is the bias gradient, ``sum_dy_xmu * invstd`` the
+    weight gradient, and their totals over all processes give dx
+    (:func:`batchnorm_backward_elemt`).
+
+    >>> batchnorm_backward_reduce(np.array([[1.0], [0.0]]), np.array([[1.0], [3.0]]),
+    ...                           np.array([2.0]))
+    (array([1.]), array([-1.]))
+    """
+    arr, x3, grad, m = _bn_gradient_input(dy, x, mean, "batchnorm_backward_reduce")
+    channels = x3.shape[1]
+    sum_dy = np.zeros(channels, dtype=np.float64)
+    sum_dy_xmu = np.zeros(channels, dtype=np.float64)
+    if arr.size == 0:
+        return sum_dy, sum_dy_xmu
+    if arr.dtype == np.float32:
+        _bn_backward_reduce[float](_as_ncs(grad), x3, m, sum_dy, sum_dy_xmu)
+    else:
+        _bn_backward_reduce[double](_as_ncs(grad), x3, m, sum_dy, sum_dy_xmu)
+    return sum_dy, sum_dy_xmu
+
+
+cdef void _bn_backward_reduce(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+                              const double[::1] mean, double[::1] sum_dy,
+                              double[::1] sum_dy_xmu) noexcept:
+    cdef Py_ssize_t channels = x.shape[1]
+    cdef Py_ssize_t batch = x.shape[0]
+    cdef Py_ssize_t inner = x.shape[2]
+    cdef int threads = _threads_for(channels)
+    cdef Py_ssize_t c, n
+    with nogil:
+        for c in prange(channels, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
+            for n in range(batch):
+                _sum_grad_and_product(&dy[n, c, 0], &x[n, c, 0], inner, mean[c],
+                                      &sum_dy[c], &sum_dy_xmu[c])
+
+
+def batchnorm_backward_elemt(dy, x, mean, invstd, weight, sum_dy, sum_dy_xmu, count):
+    """dx of the training batch norm from the per-channel sums over the whole batch.
+
+    ``dx = weight * invstd * ((dy - sum_dy / count)
+    - (x - mean) * invstd**2 * sum_dy_xmu / count)`` with ``sum_dy``, ``sum_dy_xmu`` (C,)
+    the totals of :func:`batchnorm_backward_reduce` over every process and ``count`` the
+    values per channel over every process. ``dy`` and ``x`` (N, C, *) of one dtype;
+    ``mean``, ``invstd`` (C,); ``weight`` (C,) or None. dx has x's shape and dtype.
+
+    >>> batchnorm_backward_elemt(np.array([[1.0], [0.0]]), np.array([[1.0], [3.0]]),
+    ...     np.array([2.0]), np.array([1.0]), None, np.array([1.0]), np.array([-1.0]), 2).ravel()
+    array([0., 0.])
+    """
+    name = "batchnorm_backward_elemt"
+    arr, x3, grad, m = _bn_gradient_input(dy, x, mean, name)
+    channels = x3.shape[1]
+    inv = _channel_vector(invstd, name, "invstd", channels)
+    w = _channel_vector(weight, name, "weight", channels, 1.0)
+    total_dy = _channel_vector(sum_dy, name, "sum_dy", channels)
+    total_dy_xmu = _channel_vector(sum_dy_xmu, name, "sum_dy_xmu", channels)
+    if count < 1:
+        raise ValueError(f"{name}: count must be at least 1, got {count}")
+    # per channel: dx = scale * ((dy - mean_dy) - (x - mean) * centered_coef)
+    scale = w * inv
+    mean_dy = total_dy / count
+    centered_coef = inv * inv * total_dy_xmu / count
+    dx = np.empty_like(arr)
+    if arr.size == 0:
+        return dx
+    if arr.dtype == np.float32:
+        _bn_backward_elemt[float](_as_ncs(grad), x3, _as_ncs(dx), m, scale, mean_dy,
+                                  centered_coef)
+    else:
+        _bn_backward_elemt[double](_as_ncs(grad), x3, _as_ncs(dx), m, scale, mean_dy,
+                                   centered_coef)
+    return dx
+
+
+cdef void _bn_backward_elemt(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+                             floating[:, :, ::1] dx, const double[::1] mean,
+                             const double[::1] scale, const double[::1] mean_dy,
+                             const double[::1] centered_coef) noexcept:
+    cdef Py_ssize_t batch = x.shape[0]
+    cdef int threads = _threads_for(x.shape[0] * x.shape[1] * x.shape[2] // VALUES_PER_THREAD)
+    cdef Py_ssize_t n, c, s
+    cdef const floating* g
+    cdef const floating* src
+    cdef floating* dst
+    with nogil:
+        for n in prange(batch, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
+            for c in range(x.shape[1]):
+                g = &dy[n, c, 0]
+                src = &x[n, c, 0]
+                dst = &dx[n, c, 0]
+                for s in range(x.shape[2]):
+                    dst[s] = <floating>(scale[c] * ((g[s] - mean_dy[c])
+                                                    - (src[s] - mean[c]) * centered_coef[c]))

@@ -508,3 +508,60 @@ def tanh_backward(dy, y):
     """``dy * (1 - y * y)`` in y's dtype, in torch's order."""
     y = np.asarray(y)
     return np.asarray(dy) * (1 - y * y)
+
+
+# ---------------------------------------------------------------- synchronized batch norm's pieces
+
+
+def batchnorm_stats(x):
+    """``(count, mean, m2)`` per channel: values, mean and sum of squared deviations."""
+    x3 = _as_ncs(np.asarray(x)).astype(np.float64)
+    count = x3.shape[0] * x3.shape[2]
+    if count == 0:
+        return 0, np.zeros(x3.shape[1]), np.zeros(x3.shape[1])
+    mean = x3.mean(axis=(0, 2))
+    m2 = ((x3 - mean[None, :, None]) ** 2).sum(axis=(0, 2))
+    return count, mean, m2
+
+
+def batchnorm_normalize(x, mean, invstd, weight, bias):
+    """``(x - mean) * weight * invstd + bias`` per channel, in float64, rounded to x's dtype."""
+    x = np.asarray(x)
+    x3 = _as_ncs(x).astype(np.float64)
+    channels = x3.shape[1]
+    scale = _per_channel(weight, channels, 1.0) * np.asarray(invstd, np.float64)
+    y = (x3 - np.asarray(mean, np.float64)[None, :, None]) * scale[None, :, None]
+    y += _per_channel(bias, channels, 0.0)[None, :, None]
+    return y.astype(x.dtype).reshape(x.shape)
+
+
+def batchnorm_update_running(
+    running_mean, running_var, mean, var, momentum, count, num_batches_tracked=None
+):
+    """The running statistics moved toward the batch's, in place (unbiased variance)."""
+    factor = 1 / num_batches_tracked if momentum is None else momentum
+    running_mean[...] = (1 - factor) * running_mean + factor * np.asarray(mean)
+    running_var[...] = (1 - factor) * running_var + factor * np.asarray(var) * count / (count - 1)
+
+
+def batchnorm_backward_reduce(dy, x, mean):
+    """``(dy.sum, (dy * (x - mean)).sum)`` per channel, in float64."""
+    x3 = _as_ncs(np.asarray(x)).astype(np.float64)
+    dy3 = _as_ncs(np.asarray(dy)).astype(np.float64)
+    centered = x3 - np.asarray(mean, np.float64)[None, :, None]
+    return dy3.sum(axis=(0, 2)), (dy3 * centered).sum(axis=(0, 2))
+
+
+def batchnorm_backward_elemt(dy, x, mean, invstd, weight, sum_dy, sum_dy_xmu, count):
+    """dx of the training batch norm from per-channel sums over ``count`` values."""
+    x = np.asarray(x)
+    x3 = _as_ncs(x).astype(np.float64)
+    dy3 = _as_ncs(np.asarray(dy)).astype(np.float64)
+    channels = x3.shape[1]
+    mean = np.asarray(mean, np.float64)[None, :, None]
+    invstd = np.asarray(invstd, np.float64)[None, :, None]
+    weight = _per_channel(weight, channels, 1.0)[None, :, None]
+    mean_dy = np.asarray(sum_dy, np.float64)[None, :, None] / count
+    mean_dy_xmu = np.asarray(sum_dy_xmu, np.float64)[None, :, None] / count
+    dx = weight * invstd * (dy3 - mean_dy - (x3 - mean) * invstd**2 * mean_dy_xmu)
+    return dx.astype(x.dtype).reshape(x.shape)

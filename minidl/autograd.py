@@ -380,13 +380,15 @@ def _topological_order(root_ctxs):
 class HookHandle:
     """What ``register_hook`` returns: ``remove()`` unregisters the hook."""
 
-    def __init__(self, hooks, hook):
-        self._hooks, self._hook = hooks, hook
+    def __init__(self, hooks, hook, counter=None):
+        self._hooks, self._hook, self._counter = hooks, hook, counter
 
     def remove(self):
         """Unregister the hook (a second call does nothing)."""
         if self._hook in self._hooks:
             self._hooks.remove(self._hook)
+            if self._counter is not None:
+                self._counter[0] -= 1
 
 
 def _run_hooks(hooks, grad):
@@ -425,6 +427,10 @@ def _accumulate_leaf(tensor, grad, may_own=False):
         tensor._grad = Tensor._wrap(grad)
     else:
         tensor._grad = Tensor._wrap(np.array(grad, dtype=tensor.dtype, copy=True))
+    post_hooks = getattr(tensor, "_post_accumulate_hooks", None)
+    if post_hooks:
+        for hook in list(post_hooks):
+            hook(tensor)
 
 
 def _ownable(grad, tensor):
@@ -555,13 +561,21 @@ def _walk(roots, retain_graph, capture=None):
             _add(pending, sums, id(ctx), grad)
             root_ctxs.append(ctx)
     with no_grad():
-        for ctx in _topological_order(root_ctxs):
+        order = _topological_order(root_ctxs)
+        # leaves with post-accumulate hooks get their gradient as soon as the last
+        # context that feeds them has run (DistributedDataParallel starts reducing a
+        # bucket there, while the rest of the backward runs), the others at the end
+        early = _last_uses(order) if capture is None and _post_accumulate_hooks[0] else None
+        for index, ctx in enumerate(order):
             out_grad = pending.pop(id(ctx), None)
-            if out_grad is None:
-                continue
-            _backward_node(ctx, out_grad, pending, leaves, leaf_tensors, sums, capture)
-            if not retain_graph:
-                ctx._release()
+            if out_grad is not None:
+                _backward_node(ctx, out_grad, pending, leaves, leaf_tensors, sums, capture)
+                if not retain_graph:
+                    ctx._release()
+            if early is not None and index in early:
+                out_grad = None
+                for tensor in early[index]:
+                    _accumulate_now(tensor, leaves, leaf_tensors)
     out_grad = None  # keep no reference to a gradient a leaf may take over
     for key, tensor in leaf_tensors.items():
         # popped, so that from here the walk's only references to the gradient are
@@ -571,6 +585,38 @@ def _walk(roots, retain_graph, capture=None):
             _accumulate_leaf(tensor, grad, may_own=True)
         elif key in capture:
             capture[key].append(grad)
+
+
+# How many post-accumulate hooks exist in the process (a one-element list, so the
+# tensors that register them can count): while there are none, the walk does not
+# look for the last use of each leaf.
+_post_accumulate_hooks = [0]
+
+
+def _last_uses(order):
+    """``{index in order: [leaves]}``: for each leaf with post-accumulate hooks, the
+    position of the last context (in the walk's order) that passes it a gradient."""
+    last = {}
+    for index, ctx in enumerate(order):
+        for edge in ctx.edges:
+            if (
+                edge is not None
+                and not isinstance(edge, Context)
+                and getattr(edge, "_post_accumulate_hooks", None)
+            ):
+                last[id(edge)] = (index, edge)
+    early = {}
+    for index, tensor in last.values():
+        early.setdefault(index, []).append(tensor)
+    return early
+
+
+def _accumulate_now(tensor, leaves, leaf_tensors):
+    """Accumulate a leaf's complete gradient before the walk ends (see _last_uses)."""
+    key = id(tensor)
+    if key in leaves:
+        leaf_tensors.pop(key, None)
+        _accumulate_leaf(tensor, leaves.pop(key))
 
 
 def _backward_node(ctx, out_grad, pending, leaves, leaf_tensors, sums, capture):

@@ -175,6 +175,8 @@ class CSVLogger(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.rows.append({key: logs[key] for key in logs})
+        if not getattr(self.trainer, "is_main_process", True):
+            return  # distributed training: rank 0 writes
         fields = []
         for row in self.rows:
             fields.extend(key for key in row if key not in fields)

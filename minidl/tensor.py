@@ -345,6 +345,38 @@ class Tensor:
         owner._hooks.append(hook)
         return _autograd.HookHandle(owner._hooks, hook)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` once this leaf's ``.grad`` holds its gradient from a backward.
+
+        As torch's: leaves only; the hook sees the tensor (its ``.grad`` complete for
+        this backward) and returns nothing. It runs as soon as the last operation
+        that feeds the leaf has run, before the rest of the backward, which is where
+        :class:`~minidl.nn.parallel.DistributedDataParallel` starts reducing.
+
+        >>> w = minidl.ones(2, requires_grad=True)
+        >>> seen = []
+        >>> _ = w.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.tolist()))
+        >>> (w * 3).sum().backward()
+        >>> seen
+        [[3.0, 3.0]]
+        """
+        if self._ctx is not None:
+            raise RuntimeError(
+                "register_post_accumulate_grad_hook: post accumulate grad hooks cannot be "
+                "registered on non-leaf tensors"
+            )
+        if not self._requires_grad:
+            raise RuntimeError(
+                "register_post_accumulate_grad_hook: cannot register a hook on a tensor that "
+                "doesn't require gradient"
+            )
+        hooks = getattr(self, "_post_accumulate_hooks", None)
+        if hooks is None:
+            hooks = self._post_accumulate_hooks = []
+        hooks.append(hook)
+        _autograd._post_accumulate_hooks[0] += 1
+        return _autograd.HookHandle(hooks, hook, _autograd._post_accumulate_hooks)
+
     # ------------------------------------------------------------------ conversions
     def numpy(self):
         """The data as a numpy array (shared, not copied).

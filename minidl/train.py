@@ -12,6 +12,17 @@ A data source is anything that can be iterated once per epoch and yields
 ``(inputs, targets)`` batches of numpy arrays or Tensors (a
 ``minidl.data.DataLoader``, a list of pairs, a generator function's result
 wrapped in a list, ...); ``len()`` on it, when available, sizes the progress bar.
+
+Distributed training: give the Trainer a
+:class:`~minidl.nn.parallel.DistributedDataParallel` model in a world of more
+than one rank (``mpiexec -n 4 python train.py``) and each rank's shard of the
+training data (``DataLoader(..., sampler=DistributedSampler(dataset))``, whose
+``set_epoch`` the Trainer calls before each epoch). Then only rank 0 draws
+progress bars, prints, and writes checkpoints and CSV logs; the epoch's loss and
+metrics are over every rank's samples; validation data is split over the ranks
+(batch i to rank i mod world size) and its figures are those of one process
+evaluating all of it; a non-finite loss on any rank, or a callback's stop on any
+rank, stops every rank at the same step.
 """
 
 import math
@@ -20,6 +31,7 @@ import time
 
 import numpy as np
 
+from . import distributed as _distributed
 from . import random as _random
 from .callbacks import (
     ActivationStats,
@@ -32,8 +44,10 @@ from .callbacks import (
     PeriodicEvaluation,
     TerminateOnNaN,
 )
+from .data.loader import DataLoader
 from .io import load, save
 from .nn.module import evaluating
+from .nn.parallel import DistributedDataParallel
 from .nn.utils import clip_grad_norm_
 from .optim.lr_scheduler import ReduceLROnPlateau
 from .tensor import Tensor
@@ -220,6 +234,33 @@ class Trainer:
         for callback in self.callbacks:
             getattr(callback, hook)(*args)
 
+    # ------------------------------------------------------------------ distributed
+    @property
+    def distributed(self):
+        """Whether this is data-parallel training: a DDP model in a world of several ranks."""
+        return isinstance(self.model, DistributedDataParallel) and self.model._world > 1
+
+    @property
+    def is_main_process(self):
+        """False on every rank but 0 of distributed training: those neither print nor write."""
+        return not self.distributed or _distributed.get_rank() == 0
+
+    def _network(self):
+        """The model to run without gradients: the wrapped module of a DDP model (its
+        forward would take part in collectives that only some ranks reach)."""
+        return self.model.module if isinstance(self.model, DistributedDataParallel) else self.model
+
+    def _sum_over_ranks(self, values, what):
+        """The element-wise sum of every rank's ``values`` (a list of floats), added in rank
+        order, so every rank gets the same bits."""
+        row = np.asarray(values, dtype=np.float64)
+        if not self.distributed:
+            return row
+        return _distributed._allgather_rows(row, f"Trainer: {what}").sum(axis=0)
+
+    def _any_rank(self, flag, what):
+        return bool(self._sum_over_ranks([float(flag)], what)[0] > 0)
+
     # ------------------------------------------------------------------ training
     def train_step(self, inputs, targets):
         """One forward, backward and update on a batch; returns its loss and metrics."""
@@ -227,7 +268,13 @@ class Trainer:
         outputs = self.model(inputs)
         loss = self.loss(outputs, targets)
         value = float(loss.item())
-        self._call("on_batch_loss", self.step_in_epoch, value)
+        if self.distributed:
+            # callbacks see the mean over the ranks: a non-finite loss on one rank is
+            # non-finite everywhere, so TerminateOnNaN stops every rank at this step
+            shared = self._sum_over_ranks([value], "the step's loss")[0] / self.model._world
+            self._call("on_batch_loss", self.step_in_epoch, float(shared))
+        else:
+            self._call("on_batch_loss", self.step_in_epoch, value)
         self.optimizer.zero_grad()
         loss.backward()
         if self.grad_clip_norm is not None:
@@ -259,6 +306,8 @@ class Trainer:
             self._call("on_epoch_end", epoch, logs)
             if self.verbose:
                 self._print(self._summary_line(logs, epochs))
+            if self.distributed:
+                self.stop_training = self._any_rank(self.stop_training, "stop at the epoch's end")
             if self.stop_training:
                 break
         self._call("on_train_end", {})
@@ -266,6 +315,9 @@ class Trainer:
 
     def _train_epoch(self, train_data, epoch, epochs):
         self.model.train()
+        sampler = getattr(train_data, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch - 1)  # torch's habit: epochs counted from 0
         lrs = [group["lr"] for group in self.optimizer.param_groups]
         totals, samples = {}, 0
         bar = self._progress_bar(train_data, epoch, epochs)
@@ -289,11 +341,14 @@ class Trainer:
                 # no forced redraw: tqdm redraws at most every 0.1 s on its own
                 bar.set_postfix({k: f"{v / samples:.4f}" for k, v in totals.items()}, refresh=False)
                 bar.update(1)
+            if self.distributed:
+                self.stop_training = self._any_rank(self.stop_training, "stop after a step")
             if self.stop_training:
                 break
         elapsed = time.perf_counter() - start
         if bar is not None:
             bar.close()
+        samples, totals = self._reduce_totals(samples, totals, "the epoch's figures")
         if samples == 0:
             raise ValueError(f"Trainer.fit: the training data gave no batches in epoch {epoch}")
         logs = {"epoch": epoch}
@@ -302,6 +357,15 @@ class Trainer:
         logs["time"] = elapsed
         logs["samples_per_second"] = samples / elapsed if elapsed > 0 else math.inf
         return logs
+
+    def _reduce_totals(self, samples, totals, what):
+        """``(samples, totals)`` summed over the ranks (as they are in one process)."""
+        if not self.distributed:
+            return samples, totals
+        # the same keys in the same order on every rank, even one that had no batch
+        keys = ["loss"] + [name for name, _ in self.metrics]
+        every = self._sum_over_ranks([samples] + [totals.get(k, 0.0) for k in keys], what)
+        return int(every[0]), dict(zip(keys, every[1:].tolist()))
 
     def _step_epoch_scheduler(self, logs):
         if self.scheduler is None or self.scheduler_interval != "epoch":
@@ -317,7 +381,7 @@ class Trainer:
             self.scheduler.step()
 
     def _progress_bar(self, data, epoch, epochs):
-        if self.verbose != 1:
+        if self.verbose != 1 or not self.is_main_process:
             return None
         from tqdm.auto import tqdm
 
@@ -332,6 +396,8 @@ class Trainer:
         )
 
     def _print(self, line):
+        if not self.is_main_process:
+            return
         if self.verbose == 1:
             from tqdm.auto import tqdm
 
@@ -357,13 +423,21 @@ class Trainer:
         """The mean loss and metrics over ``data``, in eval mode under no_grad.
 
         The model's mode is restored afterwards. Returns ``{"loss": ..., metric: ...}``.
+        In distributed training every rank must call it with the same ``data``:
+        batch i is evaluated by rank i mod world size (a DataLoader loads only its
+        rank's batches), rank 0's buffers are used (broadcast first, when the DDP
+        model broadcasts buffers), and the result, equal on every rank, is that of
+        one process evaluating every batch.
         """
         totals, samples = {}, 0
-        with evaluating(self.model):
-            for batch in data:
+        network = self._network()
+        if self.distributed and self.model.broadcast_buffers:
+            self.model._sync_buffers()
+        with evaluating(network):
+            for batch in self._shard(data):
                 inputs, targets = _split(batch)
                 inputs, targets = _tensor(inputs), _tensor(targets)
-                outputs = self.model(inputs)
+                outputs = network(inputs)
                 count = len(inputs)
                 samples += count
                 values = {"loss": float(self.loss(outputs, targets).item())}
@@ -371,9 +445,32 @@ class Trainer:
                     values[name] = fn(outputs.numpy(), targets.numpy())
                 for key, value in values.items():
                     totals[key] = totals.get(key, 0.0) + value * count
+        samples, totals = self._reduce_totals(samples, totals, "evaluation")
         if samples == 0:
             raise ValueError("Trainer.evaluate: the data gave no batches")
         return {key: total / samples for key, total in totals.items()}
+
+    def _shard(self, data):
+        """This rank's batches of ``data``: batch i for rank i mod world size."""
+        if not self.distributed:
+            return data
+        rank, world = _distributed.get_rank(), self.model._world
+        if isinstance(data, DataLoader) and data.sampler is None and not data.shuffle:
+            # the same batches, but only this rank's are loaded
+            size = data.batch_size
+            indices = [
+                index
+                for batch in range(rank, len(data), world)
+                for index in range(batch * size, min((batch + 1) * size, len(data.dataset)))
+            ]
+            return DataLoader(
+                data.dataset,
+                batch_size=size,
+                transform=data.transform,
+                seed=data.seed,
+                sampler=indices,
+            )
+        return (batch for i, batch in enumerate(data) if i % world == rank)
 
     def predict(self, inputs, batch_size=256):
         """The model's outputs for ``inputs`` (an array or Tensor, or an iterable of batches).
@@ -387,8 +484,9 @@ class Trainer:
             batches = (array[i : i + batch_size] for i in range(0, len(array), batch_size))
         else:
             batches = (b[0] if isinstance(b, (tuple, list)) else b for b in inputs)
-        with evaluating(self.model):
-            outputs = [self.model(_tensor(batch)).numpy() for batch in batches]
+        network = self._network()
+        with evaluating(network):
+            outputs = [network(_tensor(batch)).numpy() for batch in batches]
         return np.concatenate(outputs) if outputs else np.empty((0,))
 
     # ------------------------------------------------------------------ checkpoints
@@ -396,7 +494,11 @@ class Trainer:
         """Write model, optimizer, scheduler, epoch, step, RNG state and history to ``path``.
 
         The write is atomic (``minidl.save``): a crash leaves the previous file intact.
+        In distributed training only rank 0 writes (the model's state dict has no
+        ``module.`` prefix, so the file resumes in one process too).
         """
+        if not self.is_main_process:
+            return path
         state = {
             "format": CHECKPOINT_FORMAT,
             "model": dict(self.model.state_dict()),

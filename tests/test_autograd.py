@@ -499,3 +499,34 @@ def test_the_walk_reference_count_was_measured():
     # the walk's own references: its local variable, the argument, getrefcount's own
     # (3 on CPython 3.11; another interpreter may count differently, never 0)
     assert autograd._WALK_REFERENCES > 0
+
+
+def test_post_accumulate_grad_hooks_run_when_each_leaf_is_complete(torch):
+    # as torch's: the hook sees the leaf with its whole gradient, a leaf used twice
+    # only once both uses are summed, and the leaves nearest the loss come first
+    import minidl.autograd as autograd
+
+    def run(lib, tensor, w_data, b_data):
+        w = tensor(w_data, requires_grad=True)
+        b = tensor(b_data, requires_grad=True)
+        seen = []
+        handles = [
+            w.register_post_accumulate_grad_hook(lambda t: seen.append(("w", t.grad.tolist()))),
+            b.register_post_accumulate_grad_hook(lambda t: seen.append(("b", t.grad.tolist()))),
+        ]
+        hidden = (w * 2.0).tanh() * w
+        ((hidden * b).sum() * 3.0).backward()
+        for handle in handles:
+            handle.remove()
+        return seen
+
+    ours = run(minidl, minidl.tensor, [0.5, -1.0], [2.0, 1.0])
+    theirs = run(
+        torch, lambda d, **k: torch.tensor(d, dtype=torch.float32, **k), [0.5, -1.0], [2.0, 1.0]
+    )
+    assert [name for name, _ in ours] == [name for name, _ in theirs] == ["b", "w"]
+    for (_, a), (_, b) in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert autograd._post_accumulate_hooks == [0]
+    with pytest.raises(RuntimeError, match="non-leaf"):
+        (minidl.ones(2, requires_grad=True) * 2).register_post_accumulate_grad_hook(print)

@@ -123,3 +123,34 @@ def test_entry_point_prints_the_summary_and_writes_the_page(tmp_path):
         headings = re.findall(r"^#+ (.+)$", (ROOT / "docs" / target).read_text(), re.M)
         slugs = {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
         assert anchor in slugs, f"{target}#{anchor}: no such section"
+
+
+def _bench_distributed(*args):
+    return subprocess.run(
+        [sys.executable, "benchmarks/bench_distributed.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+
+
+def test_distributed_benchmark_cost_model_is_the_ring_formula():
+    done = _bench_distributed("--cost-model")
+    assert done.returncode == 0, done.stderr
+    # the small CNN's 421,866 float32 gradients over 2 ranks at 10 Gbit/s:
+    # (2 - 1) / 2 * 2 * 1,687,464 B / 1.25e9 B/s + 2 * 20 us = 1.39 ms
+    row = re.search(r"\| small CNN-BN \| 1,687,464 \| 10 \| ([\d.]+) ms", done.stdout)
+    assert row and row.group(1) == "1.39", done.stdout
+    assert "A model, not a measurement" in done.stdout
+
+
+@pytest.mark.slow
+def test_distributed_benchmark_quick_run_prints_its_tables():
+    pytest.importorskip("mpi4py", reason='needs pip install "minidl[distributed]"')
+    done = _bench_distributed("--quick")
+    assert done.returncode == 0, done.stdout + done.stderr
+    two = r"\| 2 processes x 1 thread, batch 8 each .* \| [\d.]+ \| [\d,]+ \|"
+    assert re.search(two, done.stdout), done.stdout
+    assert re.search(r"\| 421,866 \| 1,687,464 \| [\d.]+ \| [\d.]+ \|", done.stdout), done.stdout

@@ -37,6 +37,10 @@ MODULES = [
     "minidl.data.loader",
     "minidl.data.datasets",
     "minidl.data.transforms",
+    "minidl.data.distributed",
+    "minidl.distributed",
+    "minidl.nn.parallel",
+    "minidl.nn.parallel.distributed",
 ]
 
 
@@ -77,6 +81,11 @@ KERNELS = [
     "max_pool2d_backward",
     "avg_pool2d_forward",
     "avg_pool2d_backward",
+    "batchnorm_stats",
+    "batchnorm_normalize",
+    "batchnorm_update_running",
+    "batchnorm_backward_reduce",
+    "batchnorm_backward_elemt",
 ]
 
 

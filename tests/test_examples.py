@@ -90,3 +90,26 @@ def test_bn_study_quick_writes_its_report(tmp_path):
     for number in range(1, 6):
         assert f"| {number}. " in report
     assert "claim 5" in out
+
+
+@needs_data
+@pytest.mark.slow
+def test_train_mnist_distributed_on_two_ranks(tmp_path):
+    # mpiexec -n 2 ... --distributed: each rank reads its shard; rank 0 alone prints and saves
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    if not mpiexec.exists() or subprocess.run([sys.executable, "-c", "import mpi4py"]).returncode:
+        pytest.skip('needs mpi4py and mpiexec: python -m pip install "minidl[distributed]"')
+    root = str(EXAMPLES.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    command = [str(mpiexec), "-n", "2", sys.executable, str(EXAMPLES / "train_mnist.py")]
+    command += ["--distributed", "--quick", "--model", "cnn", "--bn", "--verbose", "2"]
+    command += ["--save", str(tmp_path / "weights.npz"), "--plot", str(tmp_path / "curves.png")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    out = result.stdout
+    assert "2 ranks x batch 64 (global 128)" in out and out.count("epoch 1/1 - loss") == 1, out
+    assert out.count("CNN with BatchNorm") == 2  # the heading and the table row, once each
+    import minidl
+
+    saved = minidl.load(str(tmp_path / "weights.npz"))
+    assert not any(key.startswith("module.") for key in saved), sorted(saved)

@@ -26,6 +26,18 @@ read_only = np.ones(3)
 read_only.setflags(write=False)
 pooled, indices = _ops.max_pool2d_forward(x4, 2)  # (2, 3, 2, 2) each
 
+
+# batchnorm_update_running with valid arguments but the ones given
+def update_running(running_mean=None, running_var=None, mean=None, momentum=0.1, count=4):
+    return _ops.batchnorm_update_running(
+        np.zeros(3) if running_mean is None else running_mean,
+        np.ones(3) if running_var is None else running_var,
+        np.zeros(3) if mean is None else mean,
+        np.ones(3),
+        momentum,
+        count,
+    )
+
 CASES = {
     "sum_leading": [
         lambda: _ops.sum_leading("junk"),
@@ -154,6 +166,51 @@ CASES = {
         lambda: _ops.batchnorm_backward(x_bn, x_bn, np.zeros(3), np.ones(3), np.ones(2)),
         lambda: _ops.batchnorm_backward(x_bn, x_bn, None, np.ones(3), None),
         lambda: _ops.batchnorm_backward("junk", x_bn, np.zeros(3), np.ones(3), None),
+    ],
+    "batchnorm_stats": [
+        lambda: _ops.batchnorm_stats(np.ones(3)),
+        lambda: _ops.batchnorm_stats(np.ones((2, 3), np.int64)),
+        lambda: _ops.batchnorm_stats("junk"),
+    ],
+    "batchnorm_normalize": [
+        lambda: _ops.batchnorm_normalize(x_bn, np.zeros(2), np.ones(3), None, None),
+        lambda: _ops.batchnorm_normalize(x_bn, np.zeros(3), np.ones(4), None, None),
+        lambda: _ops.batchnorm_normalize(x_bn, np.zeros(3), np.ones(3), np.ones(2), None),
+        lambda: _ops.batchnorm_normalize(x_bn, None, np.ones(3), None, None),
+        lambda: _ops.batchnorm_normalize(np.ones(3), np.zeros(3), np.ones(3), None, None),
+    ],
+    "batchnorm_update_running": [
+        lambda: update_running(running_mean=np.zeros(2)),
+        lambda: update_running(running_mean=[0.0] * 3),
+        lambda: update_running(running_var=read_only),
+        lambda: update_running(running_mean=np.zeros((3, 1))),
+        lambda: update_running(mean=np.zeros(2)),
+        lambda: update_running(count=1),
+        lambda: update_running(momentum=None),
+    ],
+    "batchnorm_backward_reduce": [
+        lambda: _ops.batchnorm_backward_reduce(np.ones((4, 2)), x_bn, np.zeros(3)),
+        lambda: _ops.batchnorm_backward_reduce(np.ones((4, 3), np.float32), x_bn, np.zeros(3)),
+        lambda: _ops.batchnorm_backward_reduce(x_bn, x_bn, np.zeros(2)),
+        lambda: _ops.batchnorm_backward_reduce(x_bn, x_bn, None),
+        lambda: _ops.batchnorm_backward_reduce("junk", x_bn, np.zeros(3)),
+    ],
+    "batchnorm_backward_elemt": [
+        lambda: _ops.batchnorm_backward_elemt(
+            np.ones((4, 2)), x_bn, np.zeros(3), np.ones(3), None, np.zeros(3), np.zeros(3), 4
+        ),
+        lambda: _ops.batchnorm_backward_elemt(
+            x_bn, x_bn, np.zeros(3), np.ones(3), None, np.zeros(2), np.zeros(3), 4
+        ),
+        lambda: _ops.batchnorm_backward_elemt(
+            x_bn, x_bn, np.zeros(3), np.ones(3), None, np.zeros(3), None, 4
+        ),
+        lambda: _ops.batchnorm_backward_elemt(
+            x_bn, x_bn, np.zeros(3), np.ones(2), None, np.zeros(3), np.zeros(3), 4
+        ),
+        lambda: _ops.batchnorm_backward_elemt(
+            x_bn, x_bn, np.zeros(3), np.ones(3), None, np.zeros(3), np.zeros(3), 0
+        ),
     ],
     "groupnorm_forward": [
         lambda: _ops.groupnorm_forward(x4, 2, None, None),

@@ -23,6 +23,7 @@ from .datasets import (
     load_kmnist,
     load_mnist,
 )
+from .distributed import DistributedSampler
 from .idx import read_idx, write_idx
 from .loader import ArrayDataset, DataLoader, Dataset, Subset, random_split
 
@@ -39,6 +40,7 @@ __all__ = [
     "DataLoader",
     "DataNotFoundError",
     "Dataset",
+    "DistributedSampler",
     "FashionMNIST",
     "Subset",
     "datasets",

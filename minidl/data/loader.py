@@ -144,7 +144,10 @@ class DataLoader:
     draws from minidl's generator, so ``minidl.manual_seed`` (and a resumed
     checkpoint's RNG state) fixes the order. ``transform`` is applied to the
     inputs of each batch (a batch transform from ``minidl.data.transforms``);
-    ``prefetch`` prepares the next batch in a background thread.
+    ``prefetch`` prepares the next batch in a background thread. ``sampler`` (an
+    iterable of indices with ``len``, such as :class:`DistributedSampler`) gives
+    the indices, in its order, instead of ``shuffle``; as in PyTorch the two
+    exclude each other.
 
     >>> loader = minidl.data.DataLoader(
     ...     minidl.data.ArrayDataset(np.zeros((10, 2), np.float32), np.arange(10)),
@@ -162,6 +165,7 @@ class DataLoader:
         seed=None,
         transform=None,
         prefetch=False,
+        sampler=None,
     ):
         if (
             isinstance(batch_size, bool)
@@ -171,7 +175,10 @@ class DataLoader:
             raise ValueError(
                 f"DataLoader: batch_size must be a positive integer, got {batch_size!r}"
             )
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle")
         self.dataset = dataset
+        self.sampler = sampler
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
@@ -181,7 +188,7 @@ class DataLoader:
         self._generator = np.random.default_rng(seed) if seed is not None else None
 
     def __len__(self):
-        count = len(self.dataset)
+        count = len(self.dataset) if self.sampler is None else len(self.sampler)
         if self.drop_last:
             return count // self.batch_size
         return -(-count // self.batch_size)
@@ -189,9 +196,15 @@ class DataLoader:
     def _rng(self):
         return self._generator if self._generator is not None else _random.generator()
 
-    def _batches(self):
+    def _order(self):
+        if self.sampler is not None:
+            return np.fromiter(self.sampler, dtype=np.int64)
         count = len(self.dataset)
-        order = self._rng().permutation(count) if self.shuffle else np.arange(count)
+        return self._rng().permutation(count) if self.shuffle else np.arange(count)
+
+    def _batches(self):
+        order = self._order()
+        count = len(order)
         for start in range(0, count, self.batch_size):
             index = order[start : start + self.batch_size]
             if len(index) < self.batch_size and self.drop_last:

@@ -8,7 +8,7 @@
 (60, 10)
 """
 
-from . import functional, init, utils
+from . import functional, init, parallel, utils
 from .activations import (
     ELU,
     GELU,
@@ -70,6 +70,7 @@ from .normalization import (
     InstanceNorm1d,
     InstanceNorm2d,
     LayerNorm,
+    SyncBatchNorm,
 )
 
 __all__ = [
@@ -128,10 +129,12 @@ __all__ = [
     "SmoothL1Loss",
     "Softmax",
     "Softplus",
+    "SyncBatchNorm",
     "Tanh",
     "Unflatten",
     "Upsample",
     "functional",
     "init",
+    "parallel",
     "utils",
 ]

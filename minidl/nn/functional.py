@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 
 from .. import _checks, _functions, _ops
+from .. import distributed as _distributed
 from .. import random as _random
 from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
@@ -569,20 +570,140 @@ def batch_norm(
 
 
 def _batch_norm(
-    x, running_mean, running_var, weight, bias, training, momentum, eps, num_batches_tracked
+    x,
+    running_mean,
+    running_var,
+    weight,
+    bias,
+    training,
+    momentum,
+    eps,
+    num_batches_tracked,
+    synchronized_as=None,
 ):
-    """:func:`batch_norm` for checked arguments (the BatchNorm layers check their own)."""
-    return _BatchNormFn.apply(
+    """:func:`batch_norm` for checked arguments (the BatchNorm layers check their own).
+
+    ``synchronized_as`` (a layer's name, for its errors): training statistics over the
+    batches of every rank of ``minidl.distributed`` (SyncBatchNorm), ``training`` implied.
+    """
+    function, options = _BatchNormFn, {"training": training}
+    if synchronized_as is not None:
+        function, options = _SyncBatchNormFn, {"where": synchronized_as}
+    return function.apply(
         x,
         weight,
         bias,
-        running_mean._data if isinstance(running_mean, Tensor) else running_mean,
-        running_var._data if isinstance(running_var, Tensor) else running_var,
-        training=training,
+        *_running_arrays(running_mean, running_var),
         momentum=momentum,
         eps=eps,
         num_batches_tracked=num_batches_tracked,
+        **options,
     )
+
+
+def _running_arrays(running_mean, running_var):
+    """The running statistics as the arrays the kernels update in place (or None)."""
+    return (
+        running_mean._data if isinstance(running_mean, Tensor) else running_mean,
+        running_var._data if isinstance(running_var, Tensor) else running_var,
+    )
+
+
+def _merge_statistics(every, channels):
+    """Chan et al.'s parallel merge of per-rank statistics, in rank order.
+
+    ``every`` is (ranks, 1 + 2 C): each rank's value count, per-channel mean and
+    per-channel sum of squared deviations (m2). Returns ``(count, mean, m2)`` of the
+    union. Only differences of means are squared (never raw sums of squares), so
+    data far from zero keeps its precision; every rank merges in the same order and
+    gets the same bits.
+    """
+    count, mean, m2 = 0.0, np.zeros(channels), np.zeros(channels)
+    for row in every:
+        part_count = row[0]
+        if part_count == 0:
+            continue
+        part_mean, part_m2 = row[1 : 1 + channels], row[1 + channels :]
+        if count == 0:
+            count, mean, m2 = part_count, part_mean.copy(), part_m2.copy()
+            continue
+        total = count + part_count
+        delta = part_mean - mean
+        mean = mean + delta * (part_count / total)
+        m2 = m2 + part_m2 + delta * delta * (count * part_count / total)
+        count = total
+    return int(count), mean, m2
+
+
+class _SyncBatchNormFn(Function):
+    """Training batch norm over the union of every rank's batch (SyncBatchNorm's core).
+
+    Forward: each rank's per-channel (count, mean, m2) from the compiled kernel,
+    gathered from every rank in one all-gather and merged (Chan et al.); the input
+    is normalized with the global mean and variance, and the running statistics
+    take the global mean and unbiased variance. Backward: each rank's two
+    per-channel sums (dy and dy * (x - mean)), summed over the ranks in one
+    all-reduce, give dx; weight and bias get this rank's own sums (DDP averages
+    those).
+    """
+
+    @staticmethod
+    def forward(
+        ctx,
+        x,
+        weight,
+        bias,
+        running_mean=None,
+        running_var=None,
+        momentum=0.1,
+        eps=1e-5,
+        num_batches_tracked=None,
+        where="SyncBatchNorm",
+    ):
+        local_count, local_mean, local_m2 = _ops.batchnorm_stats(x)
+        channels = local_mean.shape[0]
+        row = np.concatenate([[float(local_count)], local_mean, local_m2])
+        every = _distributed._allgather_rows(row, f"{where}: forward statistics")
+        count, mean, m2 = _merge_statistics(every, channels)
+        if count <= 1:
+            raise ValueError(
+                f"{where}: Expected more than 1 value per channel when training, got "
+                f"{count} over all ranks (this rank's input shape {tuple(x.shape)})"
+            )
+        var = m2 / count
+        invstd = 1.0 / np.sqrt(var + eps)
+        y = _ops.batchnorm_normalize(x, mean, invstd, weight, bias)
+        if running_mean is not None:
+            _ops.batchnorm_update_running(
+                running_mean, running_var, mean, var, momentum, count, num_batches_tracked
+            )
+        ctx.save_for_backward(x, weight, mean, invstd)
+        ctx.count, ctx.where = count, where
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, mean, invstd = ctx.saved_tensors
+        sum_dy, sum_dy_xmu = _ops.batchnorm_backward_reduce(grad, x, mean)
+        need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
+        dx = None
+        if need_x:
+            # every rank has the same graph, so all of them take part in this all-reduce
+            totals = _distributed._allreduce_sum(
+                np.concatenate([sum_dy, sum_dy_xmu]), f"{ctx.where}: backward sums"
+            )
+            channels = mean.shape[0]
+            dx = _ops.batchnorm_backward_elemt(
+                grad, x, mean, invstd, weight, totals[:channels], totals[channels:], ctx.count
+            )
+        dtype = weight.dtype if weight is not None else None
+        return (
+            dx,
+            (sum_dy_xmu * invstd).astype(dtype, copy=False) if need_weight else None,
+            sum_dy.astype(dtype, copy=False) if need_bias else None,
+            None,
+            None,
+        )
 
 
 class _GroupNormFn(Function):

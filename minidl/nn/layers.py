@@ -422,20 +422,27 @@ class BatchNorm(_NormBase):
         super().__init__()
         self._per_feature_state(num_features, eps, momentum, affine, track_running_stats, bias)
 
-    def forward(self, x):
+    def _check_and_count(self, x, local_statistics=True):
+        """Check the input, count the batch in ``num_batches_tracked`` when training tracks
+        statistics; returns ``(use_batch_stats, tracked)``. ``local_statistics``: the
+        statistics are this input's alone, which needs two values per channel."""
         if not (
             isinstance(x, Tensor) and x.ndim in self._ranks and x.shape[1] == self.num_features
         ):  # the message is only formatted for a wrong input
             _check_input(self, x, False, self._shape_text.format(self.num_features))
         use_batch_stats = self.training or not self.track_running_stats
-        if use_batch_stats:
+        if use_batch_stats and local_statistics:
             _checks.values_per_channel(x.shape, type(self).__name__)
-        buffers, params = self._buffers, self._parameters
         tracked = None
         if self.training and self.track_running_stats:
-            count = _registered(self, buffers, "num_batches_tracked").numpy()
+            count = _registered(self, self._buffers, "num_batches_tracked").numpy()
             tracked = int(count) + 1
             count[()] = tracked  # in place: the buffer's 0-d array
+        return use_batch_stats, tracked
+
+    def forward(self, x):
+        use_batch_stats, tracked = self._check_and_count(x)
+        buffers, params = self._buffers, self._parameters
         return F._batch_norm(
             x,
             _registered(self, buffers, "running_mean"),  # None without track_running_stats

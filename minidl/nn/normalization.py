@@ -1,4 +1,5 @@
-"""Normalization layers beyond BatchNorm: LayerNorm, GroupNorm, InstanceNorm1d/2d, BatchNorm3d.
+"""Normalization layers beyond BatchNorm: LayerNorm, GroupNorm, InstanceNorm1d/2d, BatchNorm3d,
+SyncBatchNorm.
 
 Each has PyTorch's arguments, defaults, parameter and buffer names and state-dict
 layout, and runs on the compiled kernels through ``nn.functional``: group and
@@ -9,6 +10,7 @@ statistics with the same core as batch norm (two passes, accumulated in double).
 """
 
 from .. import _checks
+from .. import distributed as _distributed
 from . import functional as F
 from .layers import BatchNorm, _check_input, _NormBase
 
@@ -201,3 +203,113 @@ class BatchNorm3D(BatchNorm):
 
 
 BatchNorm3d = BatchNorm3D
+
+
+class SyncBatchNorm(BatchNorm):
+    """Batch normalization whose training statistics span every rank's batch (``nn.SyncBatchNorm``).
+
+    Input (N, C, *) with 2 to 5 dims, output the same shape; the same parameters,
+    buffers, momentum rule and state dict as :class:`~minidl.nn.BatchNorm`. In
+    training, under ``minidl.distributed`` with more than one rank, the mean and
+    variance are those of the union of every rank's batch: each rank's
+    per-channel count, mean and sum of squared deviations (compiled kernels) are
+    gathered and merged with Chan et al.'s parallel formula; the backward sums
+    its two per-channel sums over the ranks; the running statistics take the
+    global mean and the unbiased variance over the global count. Ranks may hold
+    batches of different sizes (even empty ones, if the union has two values per
+    channel). With one process, or in evaluation, it is BatchNorm exactly (as
+    torch's). Every rank must call it the same number of times in the same order.
+
+    >>> sbn = minidl.nn.SyncBatchNorm(3)
+    >>> sbn(minidl.randn(8, 3, 4, 4)).shape
+    (8, 3, 4, 4)
+    >>> list(sbn.state_dict()) == list(minidl.nn.BatchNorm(3).state_dict())
+    True
+    """
+
+    _ranks = (2, 3, 4, 5)
+    _shape_text = "(N, {0}, *) with 2 to 5 dims"
+
+    def __init__(
+        self,
+        num_features,
+        eps=1e-5,
+        momentum=0.1,
+        affine=True,
+        track_running_stats=True,
+        process_group=None,
+        *,
+        bias=True,
+    ):
+        if process_group is not None:
+            raise ValueError(
+                "SyncBatchNorm: only the world's process group exists; pass process_group=None"
+            )
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, bias=bias)
+        self.process_group = None
+
+    def _needs_sync(self):
+        return self.training and _distributed.is_initialized() and _distributed.get_world_size() > 1
+
+    def forward(self, x):
+        if not self._needs_sync():
+            return super().forward(x)
+        # the statistics span every rank: a rank's own batch may be small, even empty
+        _, tracked = self._check_and_count(x, local_statistics=False)
+        return F._batch_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            True,
+            self.momentum,
+            self.eps,
+            tracked,
+            synchronized_as="SyncBatchNorm",
+        )
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module, process_group=None):
+        """``module`` with every BatchNorm layer replaced by a SyncBatchNorm (torch's helper).
+
+        The new layers take over the old ones' parameters (the same Parameter
+        objects, so an optimizer made before still updates them), running
+        statistics, ``num_batches_tracked``, hyperparameters and training mode.
+        Returns the converted module (a new object if ``module`` itself is a
+        BatchNorm; otherwise ``module``, changed in place).
+
+        >>> model = minidl.nn.Sequential(minidl.nn.Conv2D(1, 4, 3), minidl.nn.BatchNorm2D(4))
+        >>> model = minidl.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        >>> type(model[1]).__name__
+        'SyncBatchNorm'
+        """
+        if process_group is not None:
+            raise ValueError(
+                "convert_sync_batchnorm: only the world's process group exists; "
+                "pass process_group=None"
+            )
+        if isinstance(module, BatchNorm) and not isinstance(module, SyncBatchNorm):
+            converted = cls(
+                module.num_features,
+                module.eps,
+                module.momentum,
+                module.affine,
+                module.track_running_stats,
+                bias=module.bias_enabled,
+            )
+            if module.affine:
+                converted.weight = module.weight
+                if module.bias is not None:
+                    converted.bias = module.bias
+            if module.track_running_stats:
+                converted.running_mean = module.running_mean
+                converted.running_var = module.running_var
+                converted.num_batches_tracked = module.num_batches_tracked
+            converted.train(module.training)
+            return converted
+        for name, child in list(module.named_children()):
+            replaced = cls.convert_sync_batchnorm(child)
+            if replaced is not child:
+                module.add_module(name, replaced)
+        return module
