@@ -1868,6 +1868,9 @@ class Tensor:
 
         >>> minidl.zeros(2, 3, 4).flatten(start_dim=1).shape
         (2, 12)
+        >>> x = minidl.zeros(2, 3)
+        >>> x.flatten(start_dim=1) is x  # nothing to merge: the input itself, as in torch
+        True
         """
         if self.ndim == 0:
             return self.reshape(1)
@@ -1875,6 +1878,8 @@ class Tensor:
         end = _F._normalize_axes(end_dim, self.ndim, "flatten")[0]
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        if start == end:
+            return self  # no dims merged: torch returns the input itself, not a view
         merged = math.prod(self.shape[start : end + 1])
         return self.reshape(*self.shape[:start], merged, *self.shape[end + 1 :])
 

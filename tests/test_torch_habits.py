@@ -230,3 +230,14 @@ def test_hook_handles_format_and_einsum_broadcasting():
 def test_in_place_on_an_expanded_tensor_says_to_clone():
     with pytest.raises(RuntimeError, match="clone"):
         minidl.ones(3, 1).expand(3, 2).add_(1)
+
+
+@pytest.mark.parametrize("shape, start, end", [((2, 3), 1, -1), ((2, 3, 4), 1, 1), ((5,), 0, -1)])
+def test_flatten_with_nothing_to_merge_returns_the_input_itself_as_torch(shape, start, end):
+    for library in (minidl, torch):
+        x = library.zeros(*shape, requires_grad=True)
+        assert x.flatten(start, end) is x, library.__name__
+    x = minidl.zeros(2, 3, 4, requires_grad=True)
+    merged = x.flatten(1)
+    assert merged is not x and merged.shape == (2, 12)
+    assert minidl.tensor(1.0).flatten().shape == (1,)  # a 0-d tensor still becomes (1,)
