@@ -2,6 +2,7 @@
 the batches of a loop without it, and no thread left behind by a loop that exits early."""
 
 import gc
+import os
 import threading
 
 import numpy as np
@@ -155,3 +156,28 @@ def test_each_thread_has_its_own_generator_state():
     assert seen["state"] != state
     with pytest.raises(ValueError, match="set_rng_state: expected the state"):
         minidl.random.set_rng_state({"bit_generator": "MT19937"})
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_prefetching_pass_refuses_to_continue_in_a_forked_child():
+    loader = DataLoader(_dataset(), batch_size=7, prefetch=True)
+    iterator = iter(loader)
+    next(iterator)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what the old pass and a new pass do, then leave
+        try:
+            try:
+                next(iterator)
+                outcome = "continued"
+            except RuntimeError as error:
+                outcome = "refused" if "os.fork" in str(error) else f"other: {error}"
+            outcome += f" {sum(len(y) for _, y in loader)}"
+        finally:
+            os.write(write, outcome.encode())
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as handle:
+        assert handle.read() == "refused 60"
+    iterator.close()

@@ -8,6 +8,7 @@ operation instead of a Python loop over samples.
 """
 
 import copy
+import os
 import queue
 import threading
 import weakref
@@ -288,6 +289,7 @@ class _Prefetcher:
     """
 
     def __init__(self, batches):
+        self._pid = os.getpid()
         self._queue = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -304,6 +306,11 @@ class _Prefetcher:
     def __next__(self):
         if not self._finalizer.alive:
             raise StopIteration
+        if os.getpid() != self._pid:
+            raise RuntimeError(
+                "DataLoader: this prefetching pass was started before os.fork, and its thread "
+                "is in the parent process; start a new pass (iter(loader)) in the child"
+            )
         item = self._queue.get()
         if item is _DONE:
             self.close()
