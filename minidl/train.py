@@ -549,13 +549,15 @@ class Trainer:
     def resume(self, path):
         """Restore everything :meth:`save_checkpoint` wrote; ``fit`` then continues from there.
 
-        Returns self. The callbacks must be those of the run that wrote the file
-        (the same classes in the same order); the next ``fit`` restores their
-        state after their ``on_train_begin``, restores its seeded DataLoaders'
-        generators, and trains no further epoch if a callback had stopped
-        training. A file that is not a minidl checkpoint, is truncated or
-        altered, or does not fit this trainer raises ValueError and leaves the
-        model, optimizer, scheduler, callbacks and RNG as they were.
+        Returns self. Each callback gets the saved state of the callback of its
+        class at the same position among those of its class (one the writing run
+        did not have starts fresh; saved states without a callback are left out);
+        the next ``fit`` restores their state after their ``on_train_begin``,
+        restores its seeded DataLoaders' generators, and trains no further epoch
+        if a callback had stopped training. A file that is not a minidl
+        checkpoint, is truncated or altered, or does not fit this trainer raises
+        ValueError and leaves the model, optimizer, scheduler, callbacks and RNG as
+        they were.
         """
         state = load(path)
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
@@ -569,7 +571,8 @@ class Trainer:
             if self.scheduler is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
             for callback, saved in zip(self.callbacks, callback_states):
-                callback.load_state_dict(saved)
+                if saved is not None:
+                    callback.load_state_dict(saved)
             _random.set_rng_state(state["rng"])
             self.epoch = int(state["epoch"])
             self.global_step = int(state["global_step"])
@@ -613,7 +616,8 @@ class Trainer:
         """In ``fit``, after ``on_train_begin``: the callbacks' and loaders' saved state."""
         resumed = self._resumed
         for callback, saved in zip(self.callbacks, resumed["callbacks"]):
-            callback.load_state_dict(saved)
+            if saved is not None:
+                callback.load_state_dict(saved)
         for role, saved in resumed["data"].items():
             data = self._data.get(role)
             if saved is None:
@@ -647,8 +651,8 @@ def _loader_state(data):
 def _callback_states(trainer, saved, where):
     """The saved state of each of the trainer's callbacks, matched by class and order: the
     k-th EarlyStopping gets the state of the k-th EarlyStopping that was saved. A callback
-    with state but none saved is refused (ValueError); saved states without a callback of
-    theirs are left out (a trainer resumed to evaluate need not have them)."""
+    the writing run did not have gets None (it starts fresh); saved states without a
+    callback of theirs are left out (a trainer resumed to evaluate need not have them)."""
     if not isinstance(saved, list) or not all(
         isinstance(entry, dict) and isinstance(entry.get("state"), dict) for entry in saved
     ):
@@ -661,16 +665,7 @@ def _callback_states(trainer, saved, where):
         name = type(callback).__name__
         index = seen[name] = seen.get(name, -1) + 1
         candidates = by_class.get(name, [])
-        if index < len(candidates):
-            states.append(candidates[index])
-        elif callback.state_dict():
-            raise ValueError(
-                f"{where} holds no state for this trainer's {name} (number {index + 1} of its "
-                f"class); it has the callbacks {[e.get('type') for e in saved]}. Create the "
-                "Trainer with the callbacks of the run that wrote it"
-            )
-        else:
-            states.append({})
+        states.append(candidates[index] if index < len(candidates) else None)
     return states
 
 

@@ -97,20 +97,30 @@ def test_a_resume_that_fails_partway_leaves_the_trainer_as_it_was(tmp_path):
     setup.assert_same(_snapshot(target), before, "the trainer after a failed resume")
 
 
-def test_a_resume_needs_the_callbacks_that_have_state(tmp_path):
-    source = _small()
-    source.fit(_batches(), epochs=1)
+def test_callbacks_are_matched_by_class_and_position(tmp_path):
+    first, second = EarlyStopping(monitor="loss", patience=7), EarlyStopping(monitor="loss")
+    source = _small([first, LearningRateMonitor(), second])
+    source.fit(_batches(), epochs=2)
+    first.wait, second.wait = 5, 6  # tell them apart
     source.save_checkpoint(tmp_path / "c.npz")
-    target = _small([EarlyStopping(monitor="loss")])
-    before = _snapshot(target)
-    with pytest.raises(ValueError, match="no state for this trainer's EarlyStopping"):
-        target.resume(tmp_path / "c.npz")
-    setup.assert_same(_snapshot(target), before, "the trainer after a refused resume")
-    # callbacks that were saved but are not used are left out: resuming to evaluate works
-    with_callbacks = _small([EarlyStopping(monitor="loss"), LearningRateMonitor()])
-    with_callbacks.fit(_batches(), epochs=1)
-    with_callbacks.save_checkpoint(tmp_path / "d.npz")
-    assert _small().resume(tmp_path / "d.npz").epoch == 1
+    added = CSVLogger(tmp_path / "log.csv")
+    a, b = EarlyStopping(monitor="loss", patience=7), EarlyStopping(monitor="loss")
+    target = _small([added, a, b]).resume(tmp_path / "c.npz")
+    assert (a.wait, b.wait) == (5, 6)
+    assert added.rows == []  # the writing run had none: it starts fresh
+    # saved states without a callback are left out: resuming to evaluate works
+    assert _small().resume(tmp_path / "c.npz").epoch == 2
+    target.fit(_batches(), epochs=3)
+    assert len(added.rows) == 1 and a.wait in (0, 6)
+    # a malformed state refuses the resume and leaves the trainer as it was
+    state = minidl.load(tmp_path / "c.npz")
+    state["callbacks"][0]["state"] = {"wait": 1}
+    minidl.save(state, tmp_path / "bad.npz")
+    fresh = _small([EarlyStopping(monitor="loss", patience=7)])
+    before = _snapshot(fresh)
+    with pytest.raises(ValueError, match="expected the keys"):
+        fresh.resume(tmp_path / "bad.npz")
+    setup.assert_same(_snapshot(fresh), before, "the trainer after a refused resume")
 
 
 def test_a_seeded_loader_state_needs_a_seeded_loader(tmp_path):

@@ -181,3 +181,27 @@ def test_a_prefetching_pass_refuses_to_continue_in_a_forked_child():
     with os.fdopen(read) as handle:
         assert handle.read() == "refused 60"
     iterator.close()
+
+
+def test_a_pass_that_draws_nothing_leaves_the_generator_alone():
+    minidl.manual_seed(3)
+    state = minidl.random.get_rng_state()
+    _epochs(DataLoader(_dataset(), batch_size=7), 2)
+    _epochs(DataLoader(_dataset(), batch_size=7, prefetch=True), 2)
+    assert minidl.random.get_rng_state() == state
+    _epochs(DataLoader(_dataset(), batch_size=7, shuffle=True), 1)
+    assert minidl.random.get_rng_state() != state  # an unseeded shuffle draws its pass's seed
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_a_pass_left_early_advances_a_seeded_loader_as_a_whole_pass(prefetch):
+    whole = DataLoader(_dataset(), batch_size=7, shuffle=True, seed=1, transform=_jitter)
+    _epochs(whole, 1)
+    left = DataLoader(
+        _dataset(), batch_size=7, shuffle=True, seed=1, transform=_jitter, prefetch=prefetch
+    )
+    for _ in left:
+        break
+    assert left.state_dict() == whole.state_dict()
+    for a, b in zip(_epochs(left, 1)[0], _epochs(whole, 1)[0]):
+        assert a[0].tobytes() == b[0].tobytes() and a[1].tobytes() == b[1].tobytes()

@@ -196,28 +196,41 @@ class DataLoader:
             return count // self.batch_size
         return -(-count // self.batch_size)
 
-    def _epoch_rng(self):
-        """The generator one pass over the loader draws its order and transforms from.
+    def _pass_rng(self):
+        """The generator a pass draws its plan from, on the calling thread, or None.
 
         A seeded loader uses its own generator (its state is in ``state_dict``).
         Otherwise one number drawn from the calling thread's minidl generator seeds
-        a generator for this pass, so the pass is the same whether the prefetch
-        thread or the caller draws (a thread-local generator would differ).
+        a generator for the pass. A pass that draws nothing (no shuffle, no
+        transform) takes no number, so evaluating on a plain loader leaves the
+        training's random stream alone.
         """
         if self._generator is not None:
             return self._generator
+        if self.transform is None and not (self.shuffle and self.sampler is None):
+            return None
         return np.random.default_rng(_random.generator().integers(2**63))
 
-    def _order(self, rng):
-        if self.sampler is not None:
-            return np.fromiter(self.sampler, dtype=np.int64)
-        count = len(self.dataset)
-        return rng.permutation(count) if self.shuffle else np.arange(count)
+    def _plan(self):
+        """A pass's order and the seed of its transforms, all drawn when the pass begins.
 
-    def _batches(self, rng):
-        order = self._order(rng)
-        count = len(order)
-        for start in range(0, count, self.batch_size):
+        Every draw happens here, on the calling thread, and each batch's transform
+        gets a generator seeded from (the pass's seed, the batch's number). So the
+        batches are the same whichever thread prepares them (``prefetch``), and a
+        pass left early advances the loader's generator as much as a whole pass.
+        """
+        rng = self._pass_rng()
+        if self.sampler is not None:
+            order = np.fromiter(self.sampler, dtype=np.int64)
+        elif self.shuffle:
+            order = rng.permutation(len(self.dataset))
+        else:
+            order = np.arange(len(self.dataset))
+        seed = int(rng.integers(2**63)) if self.transform is not None else None
+        return order, seed
+
+    def _batches(self, order, seed):
+        for number, start in enumerate(range(0, len(order), self.batch_size)):
             index = order[start : start + self.batch_size]
             if len(index) < self.batch_size and self.drop_last:
                 return
@@ -225,7 +238,9 @@ class DataLoader:
                 batch = self.dataset[index]
             else:
                 batch = _stack([self.dataset[int(i)] for i in index])
-            yield self._finish(batch, rng)
+            yield self._finish(
+                batch, None if seed is None else np.random.default_rng([seed, number])
+            )
 
     def _finish(self, batch, rng):
         items = list(batch) if isinstance(batch, tuple) else [batch]
@@ -235,7 +250,7 @@ class DataLoader:
         return tensors if isinstance(batch, tuple) else tensors[0]
 
     def __iter__(self):
-        batches = self._batches(self._epoch_rng())
+        batches = self._batches(*self._plan())
         if not self.prefetch:
             return batches
         return _Prefetcher(batches)
@@ -243,8 +258,9 @@ class DataLoader:
     def state_dict(self):
         """``{"generator": state}``: a seeded loader's generator state (plain values), else None.
 
-        The Trainer puts it in checkpoints so a resumed run shuffles as the
-        uninterrupted one would. Save it between passes, not during one.
+        The Trainer puts it in checkpoints so a resumed run shuffles and transforms
+        as the uninterrupted one would. A pass draws everything when it begins, so
+        the state is the same at any point of a pass.
 
         >>> loader = minidl.data.DataLoader(minidl.data.ArrayDataset(np.arange(4)), seed=0)
         >>> sorted(loader.state_dict())
