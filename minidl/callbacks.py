@@ -33,6 +33,28 @@ class Callback:
     """
 
     trainer = None
+    _state_attributes = ()  # the attributes state_dict saves: what steers the rest of training
+
+    def state_dict(self):
+        """The callback's state as plain values and arrays (what ``Trainer.save_checkpoint`` saves).
+
+        A subclass lists its stateful attributes in ``_state_attributes``, or overrides this
+        and :meth:`load_state_dict`; the base class has no state.
+
+        >>> stop = minidl.train.EarlyStopping(patience=2)
+        >>> stop.state_dict()["wait"]
+        0
+        """
+        return {name: _copied(getattr(self, name)) for name in self._state_attributes}
+
+    def load_state_dict(self, state):
+        """Restore a state from :meth:`state_dict` (raises ValueError if its keys differ)."""
+        owner, expected = type(self).__name__, sorted(self._state_attributes)
+        if not isinstance(state, dict) or sorted(state) != expected:
+            keys = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"{owner}.load_state_dict: expected the keys {expected}, got {keys}")
+        for name in self._state_attributes:
+            setattr(self, name, _copied(state[name]))
 
     def set_trainer(self, trainer):
         """Called by the Trainer before training starts."""
@@ -58,6 +80,17 @@ class Callback:
 
     def on_batch_end(self, step, logs=None):
         """After the optimizer step of batch ``step``; ``logs`` has its loss and metrics."""
+
+
+def _copied(value):
+    """A copy of a state value whose containers and arrays a later step cannot change."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_copied(item) for item in value]
+    return value
 
 
 def _resolve_mode(mode, monitor, where):
@@ -95,6 +128,9 @@ class EarlyStopping(Callback):
         self.min_delta = abs(float(min_delta))
         self.mode = _resolve_mode(mode, monitor, "EarlyStopping")
         self.restore_best_weights = restore_best_weights
+        self.on_train_begin()
+
+    _state_attributes = ("best", "best_epoch", "best_state", "wait", "stopped_epoch")
 
     def on_train_begin(self, logs=None):
         self.best = math.inf if self.mode == "min" else -math.inf
@@ -125,7 +161,10 @@ class ModelCheckpoint(Callback):
 
     ``path`` may hold format fields filled from the epoch and its logs, e.g.
     ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``. With ``save_best_only`` a file is
-    written only when ``monitor`` improves. Writes are atomic.
+    written only when ``monitor`` improves. Writes are atomic, and happen once
+    every callback has seen the epoch's end, so the file holds every callback's
+    state after the epoch (its own best value included: a resumed run does not
+    overwrite the best file with a worse model).
 
     >>> checkpoint = minidl.train.ModelCheckpoint("best.npz", save_best_only=True)
     """
@@ -137,6 +176,8 @@ class ModelCheckpoint(Callback):
         self.mode = _resolve_mode(mode, monitor, "ModelCheckpoint")
         self.best = math.inf if self.mode == "min" else -math.inf
         self.saved = []
+
+    _state_attributes = ("best", "saved")
 
     def on_epoch_end(self, epoch, logs=None):
         if self.save_best_only:
@@ -163,6 +204,8 @@ class CSVLogger(Callback):
         self.separator = separator
         self.append = append
         self.rows = []
+
+    _state_attributes = ("rows",)
 
     def on_train_begin(self, logs=None):
         self.rows = []
@@ -205,6 +248,8 @@ class LearningRateMonitor(Callback):
             )
         self.interval = interval
         self.records = []
+
+    _state_attributes = ("records",)
 
     def _record(self, epoch, step):
         lrs = [group["lr"] for group in self.trainer.optimizer.param_groups]
@@ -292,6 +337,8 @@ class ActivationStats(Callback):
         self._handle = None
         self._pending = False
 
+    _state_attributes = ("records",)
+
     def _hook(self, module, inputs, output):
         if not self._pending or not module.training:
             return None
@@ -344,6 +391,8 @@ class PeriodicEvaluation(Callback):
         self.data = data
         self.every = int(every)
         self.records = []
+
+    _state_attributes = ("records",)
 
     def _evaluate(self):
         trainer = self.trainer

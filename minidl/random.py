@@ -1,20 +1,47 @@
-"""minidl's random number generator: one seed makes a run reproducible.
+"""minidl's random number generators: one seed makes a run reproducible.
 
 Parameter initialization, dropout masks and data shuffling all draw from the
 generator returned by :func:`generator`, so ``minidl.manual_seed(0)`` at the top
 of a script fixes every one of them. Its state can be saved and restored
 (:func:`get_rng_state`, :func:`set_rng_state`), e.g. in a checkpoint.
+
+Threads: every thread has its own default generator. ``manual_seed``,
+``generator``, ``get_rng_state`` and ``set_rng_state`` act on the calling
+thread's generator only, so two threads that each call ``manual_seed`` and then
+train are each reproducible, whatever the other one draws. (PyTorch shares one
+generator among all threads; minidl does not, because a shared stream makes
+every threaded run depend on the scheduler's interleaving.) A thread that never
+calls ``manual_seed`` gets a generator seeded from the operating system's
+entropy when it first draws: seed each thread that needs to be reproducible.
+A DataLoader with a ``seed`` draws from its own generator, never a thread's.
+
+Processes: after ``os.fork`` the child holds a copy of the parent's generators
+(the same future draws); call ``manual_seed`` in the child for another stream.
 """
 
 import copy
+import threading
 
 import numpy as np
 
-_generator = np.random.default_rng()
+_local = threading.local()
+
+
+def generator():
+    """The numpy ``Generator`` every random draw in minidl makes on the calling thread.
+
+    >>> minidl.manual_seed(0)
+    >>> minidl.random.generator().random() == np.random.default_rng(0).random()
+    True
+    """
+    rng = getattr(_local, "generator", None)
+    if rng is None:
+        rng = _local.generator = np.random.default_rng()
+    return rng
 
 
 def manual_seed(seed):
-    """Seed minidl's generator, which parameter init, dropout and shuffling draw from.
+    """Seed the calling thread's generator, which init, dropout and shuffling draw from.
 
     >>> minidl.manual_seed(42)
     >>> a = minidl.randn(3)
@@ -22,19 +49,13 @@ def manual_seed(seed):
     >>> bool((minidl.randn(3) == a).all())
     True
     """
-    global _generator
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"manual_seed: expected a non-negative integer seed, got {seed!r}")
-    _generator = np.random.default_rng(int(seed))
-
-
-def generator():
-    """The numpy ``Generator`` every random draw in minidl uses."""
-    return _generator
+    _local.generator = np.random.default_rng(int(seed))
 
 
 def get_rng_state():
-    """A copy of the generator's state: a dict of plain values (JSON-serializable).
+    """A copy of the calling thread's generator state: a dict of plain values (JSON-safe).
 
     >>> state = minidl.random.get_rng_state()
     >>> x = minidl.rand(2)
@@ -42,15 +63,29 @@ def get_rng_state():
     >>> bool((minidl.rand(2) == x).all())
     True
     """
-    return copy.deepcopy(_generator.bit_generator.state)
+    return copy.deepcopy(generator().bit_generator.state)
+
+
+def _check_state(state, where):
+    """Raise ValueError (naming ``where``) unless ``state`` is a generator state of minidl's kind.
+
+    A state comes from :func:`get_rng_state` or a seeded DataLoader's ``state_dict``.
+    """
+    expected = type(generator().bit_generator).__name__
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name != expected or not isinstance(state.get("state"), dict):
+        raise ValueError(
+            f"{where}: expected the state of a {expected} generator (from get_rng_state), "
+            f"got {state!r:.80}"
+        )
+    probe = np.random.default_rng().bit_generator
+    try:
+        probe.state = copy.deepcopy(state)
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"{where}: the generator state is malformed ({error})") from None
 
 
 def set_rng_state(state):
-    """Restore a state returned by :func:`get_rng_state`."""
-    name = state.get("bit_generator") if isinstance(state, dict) else None
-    if name != type(_generator.bit_generator).__name__:
-        raise ValueError(
-            f"set_rng_state: expected a state of a {type(_generator.bit_generator).__name__} "
-            f"generator (from get_rng_state), got {state!r:.80}"
-        )
-    _generator.bit_generator.state = copy.deepcopy(state)
+    """Restore, on the calling thread, a state returned by :func:`get_rng_state`."""
+    _check_state(state, "set_rng_state")
+    generator().bit_generator.state = copy.deepcopy(state)

@@ -25,6 +25,7 @@ evaluating all of it; a non-finite loss on any rank, or a callback's stop on any
 rank, stops every rank at the same step.
 """
 
+import copy
 import math
 import sys
 import time
@@ -228,6 +229,9 @@ class Trainer:
         self.current_epoch = 0
         self.step_in_epoch = 0
         self.stop_training = False
+        self._data = {}  # the loaders of the current fit, whose generators checkpoints save
+        self._resumed = None  # what resume read that fit applies: callbacks' and loaders' state
+        self._deferred = None  # checkpoints asked for during on_epoch_end, written after it
 
     # ------------------------------------------------------------------ callbacks
     def _call(self, hook, *args):
@@ -291,10 +295,14 @@ class Trainer:
         Returns the :class:`History`, which also stays on ``trainer.history``.
         """
         self.stop_training = False
+        self._data = {"train": train_data, "val": val_data}
         for callback in self.callbacks:
             callback.set_trainer(self)
         self._call("on_train_begin", {})
-        for epoch in range(self.epoch + 1, epochs + 1):
+        if self._resumed is not None:
+            self._apply_resumed_state()
+        first = epochs + 1 if self.stop_training else self.epoch + 1
+        for epoch in range(first, epochs + 1):
             self.current_epoch = epoch
             self._call("on_epoch_begin", epoch, {})
             logs = self._train_epoch(train_data, epoch, epochs)
@@ -303,11 +311,19 @@ class Trainer:
             self._step_epoch_scheduler(logs)
             self.epoch = epoch
             self.history.epochs.append(logs)
-            self._call("on_epoch_end", epoch, logs)
-            if self.verbose:
-                self._print(self._summary_line(logs, epochs))
-            if self.distributed:
-                self.stop_training = self._any_rank(self.stop_training, "stop at the epoch's end")
+            self._deferred = []
+            try:
+                self._call("on_epoch_end", epoch, logs)
+                if self.verbose:
+                    self._print(self._summary_line(logs, epochs))
+                if self.distributed:
+                    self.stop_training = self._any_rank(
+                        self.stop_training, "stop at the epoch's end"
+                    )
+            finally:
+                deferred, self._deferred = self._deferred, None
+            for path in deferred:  # now every callback's state is that after the epoch
+                self._write_checkpoint(path)
             if self.stop_training:
                 break
         self._call("on_train_end", {})
@@ -491,14 +507,28 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path):
-        """Write model, optimizer, scheduler, epoch, step, RNG state and history to ``path``.
+        """Write everything that steers the rest of training to ``path``; returns ``path``.
 
-        The write is atomic (``minidl.save``): a crash leaves the previous file intact.
-        In distributed training only rank 0 writes (the model's state dict has no
-        ``module.`` prefix, so the file resumes in one process too).
+        That is the model, optimizer, scheduler, epoch, step, the calling thread's
+        RNG state, the history, every callback's ``state_dict()``, the generator
+        state of the current ``fit``'s seeded DataLoaders (training and
+        validation), and whether a callback stopped training. Called from a
+        callback's ``on_epoch_end`` (as :class:`ModelCheckpoint` does), the file
+        is written once every callback has seen the epoch's end, so it holds
+        their state after the epoch. The write is atomic (``minidl.save``): a
+        crash leaves the previous file intact. In distributed training only rank
+        0 writes (the model's state dict has no ``module.`` prefix, so the file
+        resumes in one process too).
         """
         if not self.is_main_process:
             return path
+        if self._deferred is not None:
+            self._deferred.append(path)
+            return path
+        self._write_checkpoint(path)
+        return path
+
+    def _write_checkpoint(self, path):
         state = {
             "format": CHECKPOINT_FORMAT,
             "model": dict(self.model.state_dict()),
@@ -508,30 +538,159 @@ class Trainer:
             "global_step": self.global_step,
             "rng": _random.get_rng_state(),
             "history": self.history.to_dict(),
+            "callbacks": [
+                {"type": type(c).__name__, "state": c.state_dict()} for c in self.callbacks
+            ],
+            "data": {role: _loader_state(data) for role, data in self._data.items()},
+            "stop_training": bool(self.stop_training),
         }
         save(state, path)
-        return path
 
     def resume(self, path):
         """Restore everything :meth:`save_checkpoint` wrote; ``fit`` then continues from there.
 
-        Returns self. A file that is not a minidl checkpoint, or is truncated or
-        altered, raises ValueError.
+        Returns self. Each callback gets the saved state of the callback of its
+        class at the same position among those of its class (one the writing run
+        did not have starts fresh; saved states without a callback are left out);
+        the next ``fit`` restores their state after their ``on_train_begin``,
+        restores its seeded DataLoaders' generators, and trains no further epoch
+        if a callback had stopped training. A file that is not a minidl
+        checkpoint, is truncated or altered, or does not fit this trainer raises
+        ValueError and leaves the model, optimizer, scheduler, callbacks and RNG as
+        they were.
         """
         state = load(path)
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"Trainer.resume: {path} is not a minidl training checkpoint")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None:
-            if state["scheduler"] is None:
-                raise ValueError(f"Trainer.resume: {path} holds no scheduler state")
-            self.scheduler.load_state_dict(state["scheduler"])
-        self.epoch = int(state["epoch"])
-        self.global_step = int(state["global_step"])
-        _random.set_rng_state(state["rng"])
-        self.history = History.from_dict(state["history"])
+        _check_checkpoint(state, self, path)
+        callback_states = _callback_states(self, state["callbacks"], f"Trainer.resume: {path}")
+        undo = self._state_for_undo()
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            for callback, saved in zip(self.callbacks, callback_states):
+                if saved is not None:
+                    callback.load_state_dict(saved)
+            _random.set_rng_state(state["rng"])
+            self.epoch = int(state["epoch"])
+            self.global_step = int(state["global_step"])
+            self.history = History.from_dict(state["history"])
+        except Exception as error:
+            self._restore_from_undo(undo)
+            if isinstance(error, (KeyError, TypeError, AttributeError)):
+                raise ValueError(
+                    f"Trainer.resume: {path} does not fit this trainer ({error!r})"
+                ) from error
+            raise
+        self._resumed = {
+            "callbacks": callback_states,
+            "data": state["data"],
+            "stop_training": bool(state["stop_training"]),
+        }
         return self
+
+    def _state_for_undo(self):
+        """Copies of everything resume assigns, for putting back when it fails partway."""
+        return {
+            "model": {k: v.copy() for k, v in self.model.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "callbacks": [c.state_dict() for c in self.callbacks],
+            "rng": _random.get_rng_state(),
+            "counters": (self.epoch, self.global_step, self.history),
+        }
+
+    def _restore_from_undo(self, undo):
+        self.model.load_state_dict(undo["model"])
+        self.optimizer.load_state_dict(undo["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(undo["scheduler"])
+        for callback, saved in zip(self.callbacks, undo["callbacks"]):
+            callback.load_state_dict(saved)
+        _random.set_rng_state(undo["rng"])
+        self.epoch, self.global_step, self.history = undo["counters"]
+
+    def _apply_resumed_state(self):
+        """In ``fit``, after ``on_train_begin``: the callbacks' and loaders' saved state."""
+        resumed = self._resumed
+        for callback, saved in zip(self.callbacks, resumed["callbacks"]):
+            if saved is not None:
+                callback.load_state_dict(saved)
+        for role, saved in resumed["data"].items():
+            data = self._data.get(role)
+            if saved is None:
+                if isinstance(data, DataLoader) and data.seed is not None:
+                    raise ValueError(
+                        f"Trainer.fit: the {role} DataLoader has a seed, but the resumed "
+                        "checkpoint's had none; give it the seed of the run that wrote it"
+                    )
+                continue
+            if not hasattr(data, "load_state_dict"):
+                raise ValueError(
+                    f"Trainer.fit: the resumed checkpoint holds the generator of a seeded {role} "
+                    f"DataLoader, but the {role} data is {type(data).__name__}; pass the same "
+                    "seeded DataLoader"
+                )
+            try:
+                data.load_state_dict(saved)
+            except ValueError as error:
+                raise ValueError(
+                    f"Trainer.fit: the {role} data of the resumed run: {error}"
+                ) from None
+        self.stop_training = resumed["stop_training"]
+        self._resumed = None
+
+
+def _loader_state(data):
+    """A data source's saved state: a DataLoader's ``state_dict()``, else None."""
+    return data.state_dict() if isinstance(data, DataLoader) else None
+
+
+def _callback_states(trainer, saved, where):
+    """The saved state of each of the trainer's callbacks, matched by class and order: the
+    k-th EarlyStopping gets the state of the k-th EarlyStopping that was saved. A callback
+    the writing run did not have gets None (it starts fresh); saved states without a
+    callback of theirs are left out (a trainer resumed to evaluate need not have them)."""
+    if not isinstance(saved, list) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("state"), dict) for entry in saved
+    ):
+        raise ValueError(f"{where}: malformed callback states {saved!r:.80}")
+    by_class = {}
+    for entry in saved:
+        by_class.setdefault(entry.get("type"), []).append(entry["state"])
+    states, seen = [], {}
+    for callback in trainer.callbacks:
+        name = type(callback).__name__
+        index = seen[name] = seen.get(name, -1) + 1
+        candidates = by_class.get(name, [])
+        states.append(candidates[index] if index < len(candidates) else None)
+    return states
+
+
+def _check_checkpoint(state, trainer, path):
+    """Refuse (ValueError) a checkpoint whose parts this trainer could not take, before any
+    assignment: missing keys, other callbacks, a scheduler state missing or unwanted,
+    malformed generator states."""
+    where = f"Trainer.resume: {path}"
+    keys = ("model", "optimizer", "scheduler", "epoch", "global_step", "rng", "history")
+    keys += ("callbacks", "data", "stop_training")
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise ValueError(f"{where} lacks {missing} (written by an older minidl, or altered)")
+    if trainer.scheduler is not None and state["scheduler"] is None:
+        raise ValueError(f"{where} holds no scheduler state")
+    _callback_states(trainer, state["callbacks"], where)
+    _random._check_state(state["rng"], where)
+    data = state["data"]
+    if not isinstance(data, dict) or set(data) - {"train", "val"}:
+        raise ValueError(f"{where}: malformed loader states {data!r:.80}")
+    for saved_loader in data.values():
+        if saved_loader is not None:
+            generator = saved_loader.get("generator") if isinstance(saved_loader, dict) else 0
+            if generator is not None:
+                _random._check_state(generator, where)
 
 
 __all__ = [

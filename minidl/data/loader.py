@@ -7,8 +7,11 @@ A dataset is anything with ``__len__`` and ``__getitem__``. Datasets whose
 operation instead of a Python loop over samples.
 """
 
+import copy
+import os
 import queue
 import threading
+import weakref
 
 import numpy as np
 
@@ -193,19 +196,41 @@ class DataLoader:
             return count // self.batch_size
         return -(-count // self.batch_size)
 
-    def _rng(self):
-        return self._generator if self._generator is not None else _random.generator()
+    def _pass_rng(self):
+        """The generator a pass draws its plan from, on the calling thread, or None.
 
-    def _order(self):
+        A seeded loader uses its own generator (its state is in ``state_dict``).
+        Otherwise one number drawn from the calling thread's minidl generator seeds
+        a generator for the pass. A pass that draws nothing (no shuffle, no
+        transform) takes no number, so evaluating on a plain loader leaves the
+        training's random stream alone.
+        """
+        if self._generator is not None:
+            return self._generator
+        if self.transform is None and not (self.shuffle and self.sampler is None):
+            return None
+        return np.random.default_rng(_random.generator().integers(2**63))
+
+    def _plan(self):
+        """A pass's order and the seed of its transforms, all drawn when the pass begins.
+
+        Every draw happens here, on the calling thread, and each batch's transform
+        gets a generator seeded from (the pass's seed, the batch's number). So the
+        batches are the same whichever thread prepares them (``prefetch``), and a
+        pass left early advances the loader's generator as much as a whole pass.
+        """
+        rng = self._pass_rng()
         if self.sampler is not None:
-            return np.fromiter(self.sampler, dtype=np.int64)
-        count = len(self.dataset)
-        return self._rng().permutation(count) if self.shuffle else np.arange(count)
+            order = np.fromiter(self.sampler, dtype=np.int64)
+        elif self.shuffle:
+            order = rng.permutation(len(self.dataset))
+        else:
+            order = np.arange(len(self.dataset))
+        seed = int(rng.integers(2**63)) if self.transform is not None else None
+        return order, seed
 
-    def _batches(self):
-        order = self._order()
-        count = len(order)
-        for start in range(0, count, self.batch_size):
+    def _batches(self, order, seed):
+        for number, start in enumerate(range(0, len(order), self.batch_size)):
             index = order[start : start + self.batch_size]
             if len(index) < self.batch_size and self.drop_last:
                 return
@@ -213,57 +238,151 @@ class DataLoader:
                 batch = self.dataset[index]
             else:
                 batch = _stack([self.dataset[int(i)] for i in index])
-            yield self._finish(batch)
+            yield self._finish(
+                batch, None if seed is None else np.random.default_rng([seed, number])
+            )
 
-    def _finish(self, batch):
+    def _finish(self, batch, rng):
         items = list(batch) if isinstance(batch, tuple) else [batch]
         if self.transform is not None:
-            items[0] = self.transform(_as_array(items[0]), rng=self._rng())
+            items[0] = self.transform(_as_array(items[0]), rng=rng)
         tensors = tuple(Tensor._of(_as_array(item)) for item in items)
         return tensors if isinstance(batch, tuple) else tensors[0]
 
     def __iter__(self):
+        batches = self._batches(*self._plan())
         if not self.prefetch:
-            return self._batches()
-        return _Prefetcher(self._batches())
+            return batches
+        return _Prefetcher(batches)
+
+    def state_dict(self):
+        """``{"generator": state}``: a seeded loader's generator state (plain values), else None.
+
+        The Trainer puts it in checkpoints so a resumed run shuffles and transforms
+        as the uninterrupted one would. A pass draws everything when it begins, so
+        the state is the same at any point of a pass.
+
+        >>> loader = minidl.data.DataLoader(minidl.data.ArrayDataset(np.arange(4)), seed=0)
+        >>> sorted(loader.state_dict())
+        ['generator']
+        """
+        if self._generator is None:
+            return {"generator": None}
+        return {"generator": copy.deepcopy(self._generator.bit_generator.state)}
+
+    def load_state_dict(self, state):
+        """Restore a state from :meth:`state_dict`; a seeded state needs a seeded loader."""
+        if not isinstance(state, dict) or set(state) != {"generator"}:
+            raise ValueError(
+                f"DataLoader.load_state_dict: expected {{'generator': ...}} from state_dict, "
+                f"got {state!r:.80}"
+            )
+        saved = state["generator"]
+        if (saved is None) != (self._generator is None):
+            raise ValueError(
+                "DataLoader.load_state_dict: the state is of a loader "
+                + ("without" if saved is None else "with")
+                + " a seed, this loader has "
+                + ("one" if saved is None else "none")
+                + "; give both loaders a seed, or neither"
+            )
+        if saved is not None:
+            _random._check_state(saved, "DataLoader.load_state_dict")
+            self._generator.bit_generator.state = copy.deepcopy(saved)
+
+
+_DONE = object()  # the prefetch thread's last item: the batches are exhausted
 
 
 class _Prefetcher:
-    """Runs a batch generator one step ahead in a daemon thread."""
+    """Runs a batch generator one step ahead in a daemon thread.
 
-    _DONE = object()
+    The thread stops and is joined when the iterator is exhausted, closed
+    (``close()``, which a ``for`` loop left by ``break`` or an exception reaches
+    through garbage collection) or collected: the thread holds no reference to
+    the iterator, only to the queue and the stop event, so an abandoned iterator
+    is collected and its finalizer stops the thread.
+    """
 
     def __init__(self, batches):
+        self._pid = os.getpid()
         self._queue = queue.Queue(maxsize=1)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._work, args=(batches,), daemon=True)
+        self._thread = threading.Thread(
+            target=_prefetch, args=(batches, self._queue, self._stop), daemon=True
+        )
         self._thread.start()
-
-    def _work(self, batches):
-        try:
-            for batch in batches:
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
-                    return
-            self._queue.put(self._DONE)
-        except BaseException as error:  # handed to the consumer, raised there
-            self._queue.put(error)
+        self._finalizer = weakref.finalize(
+            self, _stop_prefetch, self._thread, self._queue, self._stop
+        )
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        item = self._queue.get()
-        if item is self._DONE:
+        if not self._finalizer.alive:
             raise StopIteration
-        if isinstance(item, BaseException):
-            raise item
+        if os.getpid() != self._pid:
+            raise RuntimeError(
+                "DataLoader: this prefetching pass was started before os.fork, and its thread "
+                "is in the parent process; start a new pass (iter(loader)) in the child"
+            )
+        item = self._queue.get()
+        if item is _DONE:
+            self.close()
+            raise StopIteration
+        if isinstance(item, _Failure):
+            self.close()
+            raise item.error
         return item
 
-    def __del__(self):
-        self._stop.set()
+    def close(self):
+        """Stop the thread and wait for it (it finishes the batch it is preparing)."""
+        self._finalizer()
+
+
+class _Failure:
+    """An exception raised while preparing a batch, carried to the consumer."""
+
+    def __init__(self, error):
+        self.error = error
+
+
+def _offer(item, out, stop):
+    """Put ``item`` on the queue unless asked to stop; whether it was put."""
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _prefetch(batches, out, stop):
+    try:
+        for batch in batches:
+            if not _offer(batch, out, stop):
+                return
+        _offer(_DONE, out, stop)
+    except BaseException as error:  # handed to the consumer, raised there
+        _offer(_Failure(error), out, stop)
+    finally:
+        batches.close()
+
+
+def _stop_prefetch(thread, out, stop):
+    stop.set()
+    if thread is threading.current_thread():
+        return  # collected by the thread itself: it sees the event and ends
+    while thread.is_alive():
+        try:  # free the slot the thread may be waiting on
+            out.get_nowait()
+        except queue.Empty:
+            pass
+        thread.join(timeout=0.05)
+    while True:
+        try:
+            out.get_nowait()
+        except queue.Empty:
+            return
