@@ -92,9 +92,11 @@ def test_tampered_arrays_are_refused(tmp_path):
     # rewrite the archive with a changed array but the original manifest (valid zip CRCs)
     with zipfile.ZipFile(path) as archive:
         manifest = archive.read("__manifest__.npy")
+        digest = archive.read("__digest__.npy")
     tampered = tmp_path / "tampered.npz"
     with zipfile.ZipFile(tampered, "w") as archive:
         archive.writestr("__manifest__.npy", manifest)
+        archive.writestr("__digest__.npy", digest)
         import io as stdio
 
         buffer = stdio.BytesIO()
