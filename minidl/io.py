@@ -366,7 +366,7 @@ class _Archive:
             name = info.filename
             if not name.endswith(".npy") or "/" in name or "\\" in name or name.startswith("."):
                 raise self.fail(f"it has an unexpected member {name!r}")
-            if name in members:
+            if name[: -len(".npy")] in members:
                 raise self.fail(f"it holds member {name!r} twice")
             if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
                 raise self.fail(f"member {name!r} has inconsistent sizes")
