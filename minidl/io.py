@@ -73,13 +73,13 @@ class CorruptFileError(ValueError):
     """
 
 
-def inflation_limit(stored_bytes, max_bytes=None):
+def _inflation_limit(stored_bytes, max_bytes=None):
     """Most bytes a reader may inflate from ``stored_bytes`` of (possibly compressed) data.
 
     ``max_bytes`` given: that many. ``None``: ``EXPANSION_ALLOWANCE +
     MAX_EXPANSION * stored_bytes``, so a small file can never claim a huge one.
 
-    >>> inflation_limit(10, max_bytes=5)
+    >>> _inflation_limit(10, max_bytes=5)
     5
     """
     if max_bytes is not None:
@@ -87,7 +87,7 @@ def inflation_limit(stored_bytes, max_bytes=None):
     return EXPANSION_ALLOWANCE + MAX_EXPANSION * stored_bytes
 
 
-def check_max_bytes(max_bytes, caller):
+def _check_max_bytes(max_bytes, caller):
     """Refuse a ``max_bytes`` that is not None or an int >= 0 (TypeError / ValueError)."""
     if max_bytes is None:
         return
@@ -99,7 +99,7 @@ def check_max_bytes(max_bytes, caller):
         raise ValueError(f"{caller}: max_bytes must be >= 0, got {max_bytes}")
 
 
-def read_into(stream, array, read_error):
+def _read_into(stream, array, read_error):
     """Fill ``array`` (C-contiguous) from ``stream`` in chunks; ``read_error(msg)`` on a short read.
 
     Nothing larger than one chunk is ever held besides ``array`` itself.
@@ -293,8 +293,9 @@ def remove_stale_temporaries(directory):
     A temporary named by this host whose writer process has exited is removed at
     once; one from another host, or with an older name that carries no process
     id, is removed when it is older than ``STALE_TEMPORARY_AGE``. A temporary of
-    a running writer is always kept (a reused process id keeps a dead writer's
-    file until the age rule removes it). Errors are ignored: cleaning is best effort.
+    a running writer on this host is always kept, whatever its age (so is a dead
+    writer's file while its process id has been reused). Errors are ignored:
+    cleaning is best effort.
 
     >>> import tempfile
     >>> remove_stale_temporaries(tempfile.mkdtemp())
@@ -375,7 +376,7 @@ class _Archive:
             members[name[: -len(".npy")]] = info
         self.members = members
         declared = sum(info.file_size for info in members.values())
-        limit = inflation_limit(self.size, max_bytes)
+        limit = _inflation_limit(self.size, max_bytes)
         if declared > limit:
             raise self.fail(
                 f"its members declare {declared} bytes of data, more than the limit of {limit} "
@@ -426,7 +427,7 @@ class _Archive:
                 )
             order_shape = declared_shape[::-1] if fortran_order else declared_shape
             array = np.empty(order_shape, dtype=declared_dtype)
-            read_into(stream, array, lambda what: self.fail(f"member {name!r}: {what}"))
+            _read_into(stream, array, lambda what: self.fail(f"member {name!r}: {what}"))
             if stream.read(1):
                 raise self.fail(f"member {name!r} has data after its array")
         return array.T if fortran_order else array
@@ -450,7 +451,7 @@ def load(path, max_bytes=None):
     {'w': array([0., 0.]), 'lr': (0.1, 0.01)}
     """
     path = os.fspath(path)
-    check_max_bytes(max_bytes, "load")
+    _check_max_bytes(max_bytes, "load")
     try:
         with open(path, "rb") as handle:
             head = handle.read(2)

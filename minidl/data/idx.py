@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 
-from ..io import CorruptFileError, atomic_write, check_max_bytes, inflation_limit, read_into
+from ..io import CorruptFileError, _check_max_bytes, _inflation_limit, _read_into, atomic_write
 
 # IDX type code -> numpy dtype (big-endian, as stored)
 IDX_TYPES = {
@@ -57,7 +57,7 @@ def read_idx(path, max_bytes=None):
     array([3, 1, 4], dtype=uint8)
     """
     path = os.fspath(path)
-    check_max_bytes(max_bytes, "read_idx")
+    _check_max_bytes(max_bytes, "read_idx")
     with open(path, "rb") as handle:
         file_size = os.fstat(handle.fileno()).st_size
         compressed = handle.read(2) == b"\x1f\x8b"  # gzip, whatever the file is called
@@ -116,7 +116,7 @@ def _read_idx_stream(stream, path, file_size, compressed, max_bytes):
             f"is corrupt: {actual - expected} bytes follow the {expected} bytes that "
             f"dimensions {shape} need",
         )
-    limit = inflation_limit(file_size, max_bytes)
+    limit = _inflation_limit(file_size, max_bytes)
     if expected > limit:
         raise _fail(
             path,
@@ -124,7 +124,7 @@ def _read_idx_stream(stream, path, file_size, compressed, max_bytes):
             f"of {limit} bytes for a {file_size}-byte file (pass max_bytes= to raise it)",
         )
     array = np.empty(shape, dtype=dtype)
-    read_into(
+    _read_into(
         stream,
         array,
         lambda what: _fail(path, f"is truncated: dimensions {shape} of {native}: {what}"),
