@@ -30,7 +30,7 @@ from . import autograd, data, distributed, models, nn, optim, random, train
 from ._dtypes import get_default_dtype, set_default_dtype
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import gradcheck
-from .io import load, save
+from .io import CorruptFileError, load, save
 from .random import manual_seed
 from .runtime import get_num_threads, set_num_threads, show_config
 from .tensor import (
@@ -157,6 +157,7 @@ long = int64
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "CorruptFileError",
     "Function",
     "Tensor",
     "Trainer",

@@ -92,9 +92,11 @@ def test_tampered_arrays_are_refused(tmp_path):
     # rewrite the archive with a changed array but the original manifest (valid zip CRCs)
     with zipfile.ZipFile(path) as archive:
         manifest = archive.read("__manifest__.npy")
+        digest = archive.read("__digest__.npy")
     tampered = tmp_path / "tampered.npz"
     with zipfile.ZipFile(tampered, "w") as archive:
         archive.writestr("__manifest__.npy", manifest)
+        archive.writestr("__digest__.npy", digest)
         import io as stdio
 
         buffer = stdio.BytesIO()
@@ -143,3 +145,33 @@ def test_atomic_write_syncs_and_renames(tmp_path, monkeypatch):
         assert not (tmp_path / "file.txt").exists()  # nothing at the target until the rename
     assert (tmp_path / "file.txt").read_text() == "hello"
     assert len(synced) >= 1
+
+
+def test_every_array_layout_round_trips_exactly(tmp_path):
+    state = {
+        "fortran": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+        "scalar": np.array(7),
+        "empty": np.zeros((0, 3), np.float32),
+        "big_endian": np.arange(3, dtype=">i4"),
+        "strided": np.arange(10)[::2],
+        "half": np.ones(2, np.float16),
+        "uint64": np.array([2**64 - 1], np.uint64),
+    }
+    path = tmp_path / "layouts.npz"
+    minidl.save(state, path)
+    loaded = minidl.load(path)
+    for name, array in state.items():
+        assert loaded[name].dtype == array.dtype, name
+        assert loaded[name].shape == array.shape, name
+        np.testing.assert_array_equal(loaded[name], array, err_msg=name)
+
+
+def test_corrupt_files_raise_one_documented_type(tmp_path):
+    assert issubclass(minidl.CorruptFileError, ValueError)
+    assert minidl.CorruptFileError is io.CorruptFileError
+    path = tmp_path / "junk.npz"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(minidl.CorruptFileError, match=r"junk\.npz is truncated or corrupt"):
+        minidl.load(path)
+    with pytest.raises(FileNotFoundError):
+        minidl.load(tmp_path / "missing.npz")

@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 
-from ..io import atomic_write
+from ..io import CorruptFileError, _check_max_bytes, _inflation_limit, _read_into, atomic_write
 
 # IDX type code -> numpy dtype (big-endian, as stored)
 IDX_TYPES = {
@@ -26,26 +26,29 @@ IDX_TYPES = {
 _CODES = {dtype.newbyteorder("="): code for code, dtype in IDX_TYPES.items()}
 
 
-def _read_bytes(path):
-    with open(path, "rb") as handle:
-        head = handle.read(2)
-        handle.seek(0)
-        if head == b"\x1f\x8b":  # gzip, whatever the file is called
-            try:
-                with gzip.GzipFile(fileobj=handle) as stream:
-                    return stream.read()
-            except (OSError, EOFError, zlib.error) as error:
-                raise ValueError(f"read_idx: {path} is a damaged gzip file ({error})") from None
-        return handle.read()
+def _fail(path, what):
+    return CorruptFileError(f"read_idx: {path} {what}")
 
 
-def read_idx(path):
+def read_idx(path, max_bytes=None):
     """Read an IDX file (raw or gzip-compressed) into a numpy array in native byte order.
 
     Every IDX element type (0x08 uint8 to 0x0E float64) and any number of
-    dimensions are supported. The magic number, the type, the dimensions and the
-    payload length are checked; a truncated or corrupt file raises ValueError
+    dimensions are supported. The header is read first, from a streaming
+    decompressor for gzip files: the magic number, the type and the declared
+    size are checked (against the file's size for a raw file, and against
+    ``max_bytes``) before anything is allocated; the payload is then streamed
+    into a preallocated array, and a short payload or data after it is refused.
+    Every malformed file raises :class:`minidl.CorruptFileError` (a ValueError)
     naming the file and what is wrong.
+
+    ``max_bytes`` bounds the payload's size. The default (None) allows
+    ``minidl.io.EXPANSION_ALLOWANCE + minidl.io.MAX_EXPANSION * file size``:
+    any raw file, and any gzip file that real data compresses to, while a gzip
+    bomb is refused from its header. A raw file carries no checksum, so a
+    changed payload byte is not detected; gzip's CRC-32 detects it.
+
+    Returns an array of shape equal to the header's dimensions.
 
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte.gz")
@@ -54,43 +57,83 @@ def read_idx(path):
     array([3, 1, 4], dtype=uint8)
     """
     path = os.fspath(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise ValueError(f"read_idx: {path} is too short to be an IDX file ({len(data)} bytes)")
-    zero, code, ndim = struct.unpack(">HBB", data[:4])
+    _check_max_bytes(max_bytes, "read_idx")
+    with open(path, "rb") as handle:
+        file_size = os.fstat(handle.fileno()).st_size
+        compressed = handle.read(2) == b"\x1f\x8b"  # gzip, whatever the file is called
+        handle.seek(0)
+        if not compressed:
+            return _read_idx_stream(handle, path, file_size, False, max_bytes)
+        try:
+            with gzip.GzipFile(fileobj=handle) as stream:
+                return _read_idx_stream(stream, path, file_size, True, max_bytes)
+        except (OSError, EOFError, zlib.error) as error:
+            raise _fail(path, f"is a damaged gzip file ({error})") from None
+
+
+def _read_idx_stream(stream, path, file_size, compressed, max_bytes):
+    magic = stream.read(4)
+    if len(magic) < 4:
+        raise _fail(path, f"is too short to be an IDX file ({len(magic)} bytes)")
+    zero, code, ndim = struct.unpack(">HBB", magic)
     if zero != 0:
-        raise ValueError(
-            f"read_idx: {path} is not an IDX file (magic number {data[:4].hex()}: the first two "
-            "bytes must be zero)"
+        raise _fail(
+            path,
+            f"is not an IDX file (magic number {magic.hex()}: the first two bytes must be zero)",
         )
     if code not in IDX_TYPES:
-        raise ValueError(
-            f"read_idx: {path} has unknown IDX type code 0x{code:02X} (expected one of "
+        raise _fail(
+            path,
+            f"has unknown IDX type code 0x{code:02X} (expected one of "
             + ", ".join(f"0x{c:02X}" for c in IDX_TYPES)
-            + ")"
+            + ")",
         )
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise ValueError(
-            f"read_idx: {path} is truncated: its header announces {ndim} dimensions but the file "
-            f"ends after {len(data)} bytes"
+    dimensions = stream.read(4 * ndim)
+    if len(dimensions) < 4 * ndim:
+        raise _fail(
+            path,
+            f"is truncated: its header announces {ndim} dimensions but the file ends after "
+            f"{4 + len(dimensions)} bytes",
         )
-    shape = struct.unpack(f">{ndim}I", data[4:header])
+    shape = struct.unpack(f">{ndim}I", dimensions)
     dtype = IDX_TYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    actual = len(data) - header
-    if actual < expected:
-        raise ValueError(
-            f"read_idx: {path} is truncated: dimensions {shape} of {dtype.newbyteorder('=')} need "
-            f"{expected} bytes of data, the file has {actual}"
+    count = 1
+    for dimension in shape:  # Python ints: a product that overflows int64 is still exact
+        count *= dimension
+    expected = count * dtype.itemsize
+    native = dtype.newbyteorder("=")
+    header = 4 + 4 * ndim
+    if not compressed and header + expected != file_size:
+        actual = file_size - header
+        if actual < expected:
+            raise _fail(
+                path,
+                f"is truncated: dimensions {shape} of {native} need {expected} bytes of data, "
+                f"the file has {actual}",
+            )
+        raise _fail(
+            path,
+            f"is corrupt: {actual - expected} bytes follow the {expected} bytes that "
+            f"dimensions {shape} need",
         )
-    if actual > expected:
-        raise ValueError(
-            f"read_idx: {path} is corrupt: {actual - expected} bytes follow the {expected} "
-            f"bytes that dimensions {shape} need"
+    limit = _inflation_limit(file_size, max_bytes)
+    if expected > limit:
+        raise _fail(
+            path,
+            f"declares dimensions {shape} of {native} ({expected} bytes), more than the limit "
+            f"of {limit} bytes for a {file_size}-byte file (pass max_bytes= to raise it)",
         )
-    array = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=header)
-    return array.reshape(shape).astype(dtype.newbyteorder("="))
+    array = np.empty(shape, dtype=dtype)
+    _read_into(
+        stream,
+        array,
+        lambda what: _fail(path, f"is truncated: dimensions {shape} of {native}: {what}"),
+    )
+    if compressed and stream.read(1):
+        raise _fail(
+            path, f"is corrupt: data follows the {expected} bytes that dimensions {shape} need"
+        )
+    return array.astype(native)
 
 
 def write_idx(path, array):
