@@ -11,20 +11,33 @@ thread's generator only, so two threads that each call ``manual_seed`` and then
 train are each reproducible, whatever the other one draws. (PyTorch shares one
 generator among all threads; minidl does not, because a shared stream makes
 every threaded run depend on the scheduler's interleaving.) A thread that never
-calls ``manual_seed`` gets a generator seeded from the operating system's
-entropy when it first draws: seed each thread that needs to be reproducible.
-A DataLoader with a ``seed`` draws from its own generator, never a thread's.
+calls ``manual_seed`` gets, when it first draws, a generator seeded from the
+last seed ``manual_seed`` was given in the process (on any thread) and the
+thread's place in the order in which threads first drew since then: a script
+that seeds and then trains in one worker thread is reproducible, as it is in
+PyTorch. Before any ``manual_seed``, a thread's generator is seeded from the
+operating system's entropy. Seed each thread yourself when several threads draw
+at once. A DataLoader with a ``seed`` draws from its own generator, never a
+thread's.
 
 Processes: after ``os.fork`` the child holds a copy of the parent's generators
 (the same future draws); call ``manual_seed`` in the child for another stream.
 """
 
 import copy
+import itertools
 import threading
 
 import numpy as np
 
 _local = threading.local()
+# The last seed manual_seed was given (on any thread), and the count of threads that
+# have since drawn a generator of their own from it: an unseeded thread's generator
+# is seeded with [seed, its number], so seeding and then training in a worker thread
+# is reproducible. None before any manual_seed: unseeded threads take OS entropy.
+_process_seed = None
+_unseeded_threads = itertools.count(1)
+_seed_lock = threading.Lock()
 
 
 def generator():
@@ -36,7 +49,10 @@ def generator():
     """
     rng = getattr(_local, "generator", None)
     if rng is None:
-        rng = _local.generator = np.random.default_rng()
+        with _seed_lock:
+            seed = _process_seed
+            entropy = None if seed is None else [seed, next(_unseeded_threads)]
+        rng = _local.generator = np.random.default_rng(entropy)
     return rng
 
 
@@ -51,6 +67,10 @@ def manual_seed(seed):
     """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"manual_seed: expected a non-negative integer seed, got {seed!r}")
+    global _process_seed, _unseeded_threads
+    with _seed_lock:
+        _process_seed = int(seed)
+        _unseeded_threads = itertools.count(1)
     _local.generator = np.random.default_rng(int(seed))
 
 
