@@ -351,8 +351,7 @@ class _NormBase(Module):
         """What batch and instance norm set up alike: one weight, bias and running mean and
         variance per feature (channel), each optional."""
         self.num_features = _checks.positive_int(num_features, type(self).__name__, "num_features")
-        self.eps = float(eps)
-        self.momentum = None if momentum is None else float(momentum)
+        self.eps, self.momentum = _checks.eps_and_momentum(eps, momentum, type(self).__name__)
         self.affine = bool(affine)
         self.bias_enabled = bool(bias)
         self.track_running_stats = bool(track_running_stats)
