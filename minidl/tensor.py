@@ -1594,7 +1594,15 @@ class Tensor:
         >>> minidl.arange(6.0).reshape(2, 3).shape
         (2, 3)
         """
-        return _F.Reshape.apply(self, shape=_int_list(shape, "reshape", "the shape"))
+        shape = _int_list(shape, "reshape", "the shape")
+        for index, size in enumerate(shape):
+            if size < -1:
+                # numpy reads any negative size as -1; torch refuses all but -1
+                raise RuntimeError(
+                    f"reshape: invalid shape dimension {size} at index {index} of shape "
+                    f"{list(shape)} (sizes are >= 0, or -1 for one inferred dim)"
+                )
+        return _F.Reshape.apply(self, shape=shape)
 
     def view(self, *shape):
         """This tensor's memory seen in another shape; refused where that needs a copy.

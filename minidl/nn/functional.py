@@ -57,7 +57,13 @@ def linear(x, weight, bias=None):
     >>> F.linear(minidl.ones(2, 3), minidl.ones(4, 3)).shape
     (2, 4)
     """
-    if x.shape[-1:] != weight.shape[1:]:
+    _tensor_arguments("linear", input=x, weight=weight, bias=bias)
+    if weight.ndim != 2:
+        raise ValueError(
+            f"linear: expected a 2-D weight (out_features, in_features), got shape {weight.shape}"
+        )
+    _bias_shape(bias, weight.shape[0], "linear")
+    if x.ndim == 0 or x.shape[-1:] != weight.shape[1:]:
         raise ValueError(
             f"linear: input of shape {x.shape} does not match a weight of shape "
             f"{weight.shape} (expected the last dim to be {weight.shape[1]})"
@@ -263,22 +269,62 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     >>> F.conv2d(minidl.ones(1, 4, 5, 5), minidl.ones(4, 1, 3, 3), groups=4).shape
     (1, 4, 3, 3)
     """
-    groups = _conv_groups(groups, x, weight, "conv2d")
+    return _checked_conv2d(x, weight, bias, stride, padding, dilation, groups, "conv2d")
+
+
+def _checked_conv2d(x, weight, bias, stride, padding, dilation, groups, where):
+    """conv2d's checks of the tensors, groups, stride and dilation, naming ``where``."""
+    _tensor_arguments(where, input=x, weight=weight, bias=bias)
+    groups = _conv_groups(groups, x, weight, where)
     if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1] * groups:
         raise ValueError(
-            f"conv2d: expected input (N, "
+            f"{where}: expected input (N, "
             f"{weight.shape[1] * groups if weight.ndim == 4 else 'C'}, H, W) "
             f"for a weight of shape {weight.shape} and groups={groups}, got input of shape "
             f"{x.shape}"
         )
-    stride = _checks.pair(stride, "conv2d", "stride")
-    dilation = _checks.pair(dilation, "conv2d", "dilation")
-    return _conv2d(x, weight, bias, stride, padding, dilation, groups, "conv2d")
+    stride = _checks.pair(stride, where, "stride")
+    dilation = _checks.pair(dilation, where, "dilation")
+    return _conv2d(x, weight, bias, stride, padding, dilation, groups, where)
+
+
+def _tensor_arguments(where, **arguments):
+    """Refuse an argument that is not a Tensor (None allowed for an optional one), as
+    torch's functionals refuse lists with a TypeError."""
+    for name, value in arguments.items():
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(
+                f"{where}: expected {name} as a minidl Tensor (convert with minidl.tensor), "
+                f"got {type(value).__name__}"
+            )
+
+
+def _bias_shape(bias, channels, where):
+    """Refuse a bias that is not one value per output channel: (channels,)."""
+    if bias is not None and bias.shape != (channels,):
+        raise ValueError(
+            f"{where}: expected a bias of shape ({channels},), one per output feature, "
+            f"got shape {bias.shape}"
+        )
+
+
+def _window_does_not_fit(where, kernel, dilation, size, padding):
+    """The ValueError for a window larger than the padded input (convolution or pooling)."""
+    return ValueError(
+        f"{where}: the window {tuple(kernel)} (dilation {tuple(dilation)}) does not fit in the "
+        f"input {tuple(size)} padded by {tuple(padding)}"
+    )
 
 
 def _conv2d(x, weight, bias, stride, padding, dilation, groups, where):
     """conv2d of checked arguments (``padding`` as the caller got it); Conv2D's forward too."""
     padding, extra = _conv_padding(padding, weight.shape[2:], stride, dilation, where)
+    _bias_shape(bias, weight.shape[0], where)
+    for size, kernel, step, pad, more in zip(
+        x.shape[2:], weight.shape[2:], dilation, padding, extra
+    ):
+        if (kernel - 1) * step + 1 > size + 2 * pad + more:
+            raise _window_does_not_fit(where, weight.shape[2:], dilation, x.shape[2:], padding)
     return _Conv2dFn.apply(
         x,
         weight,
@@ -311,24 +357,31 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     >>> F.conv1d(minidl.ones(2, 3, 10), minidl.ones(4, 3, 3), padding=1).shape
     (2, 4, 10)
     """
+    return _conv1d(x, weight, bias, stride, padding, dilation, groups, "conv1d")
+
+
+def _conv1d(x, weight, bias, stride, padding, dilation, groups, where):
+    """conv1d naming ``where`` (the function or the Conv1d layer) in its errors."""
+    _tensor_arguments(where, input=x, weight=weight, bias=bias)
     if x.ndim != 3 or weight.ndim != 3:
         raise ValueError(
-            f"conv1d: expected a (N, C, L) input and a (O, C / groups, k) weight, got "
+            f"{where}: expected a (N, C, L) input and a (O, C / groups, k) weight, got "
             f"shapes {x.shape} and {weight.shape}"
         )
     stride, dilation = (
-        _single(v, "conv1d", name) for v, name in ((stride, "stride"), (dilation, "dilation"))
+        _single(v, where, name) for v, name in ((stride, "stride"), (dilation, "dilation"))
     )
     if not isinstance(padding, str):
-        padding = (0, _single(padding, "conv1d", "padding"))
-    out = conv2d(
+        padding = (0, _single(padding, where, "padding"))
+    out = _checked_conv2d(
         x.unsqueeze(2),
         weight.unsqueeze(2),
         bias,
-        stride=(1, stride),
-        padding=padding,
-        dilation=(1, dilation),
-        groups=groups,
+        (1, stride),
+        padding,
+        (1, dilation),
+        groups,
+        where,
     )
     return out.squeeze(2)
 
@@ -932,10 +985,7 @@ def _max_pool_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode,
         for n, k, s, p, d in zip(shape[2:], kernel, stride, padding, dilation)
     )
     if min(out) < 1:
-        raise ValueError(
-            f"{where}: the window {kernel} (dilation {dilation}) does not fit in the input "
-            f"{tuple(shape[2:])} padded by {padding}"
-        )
+        raise _window_does_not_fit(where, kernel, dilation, shape[2:], padding)
     return kernel, stride, padding, dilation, out
 
 

@@ -11,13 +11,13 @@ from ..tensor import Tensor
 from . import functional as F
 from . import init
 from .activations import ReLU
-from .module import Module, Parameter, _registered
+from .module import Module, Parameter, _not_a_tensor, _registered
 
 
 def _check_input(layer, x, ok, expected):
     """Raise ValueError naming the layer, the expected and the actual shape."""
     if not isinstance(x, Tensor):
-        raise TypeError(f"{layer!r}: expected a minidl Tensor, got {type(x).__name__}")
+        raise _not_a_tensor(layer, x)
     if not ok:
         raise ValueError(f"{layer!r}: expected input of shape {expected}, got {x.shape}")
 
@@ -250,8 +250,15 @@ class Conv1d(_Conv):
     def forward(self, x):
         self._check_channels(x)
         padding = self.padding if isinstance(self.padding, str) else self.padding[0]
-        return F.conv1d(
-            x, self.weight, self.bias, self.stride[0], padding, self.dilation[0], self.groups
+        return F._conv1d(
+            x,
+            self.weight,
+            self.bias,
+            self.stride[0],
+            padding,
+            self.dilation[0],
+            self.groups,
+            type(self).__name__,
         )
 
 
