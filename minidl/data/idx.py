@@ -6,6 +6,7 @@ row-major order, big-endian. Files may be gzip-compressed (``.gz``).
 """
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -77,7 +78,8 @@ def read_idx(path):
         )
     shape = struct.unpack(f">{ndim}I", data[4:header])
     dtype = IDX_TYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # Python ints: numpy's int64 product wraps for dimensions like (2**32 - 1,) * 3
+    expected = math.prod(shape) * dtype.itemsize
     actual = len(data) - header
     if actual < expected:
         raise ValueError(
