@@ -9,6 +9,7 @@ code here that needs Python's builtins spells them ``builtins.sum`` etc.
 
 import builtins
 import collections
+import functools
 import math
 import numbers
 import weakref
@@ -2620,80 +2621,100 @@ def rand_like(other, dtype=None, requires_grad=False):
 
 # ---------------------------------------------------------------- functions of tensors
 # The same operations as Tensor's methods, under the names torch and numpy give them.
-sum = Tensor.sum
-mean = Tensor.mean
-prod = Tensor.prod
-max = Tensor.max
-min = Tensor.min
-amax = Tensor.amax
-amin = Tensor.amin
-argmax = Tensor.argmax
-argmin = Tensor.argmin
-var = Tensor.var
-std = Tensor.std
-logsumexp = Tensor.logsumexp
-norm = Tensor.norm
-cumsum = Tensor.cumsum
-sort = Tensor.sort
-argsort = Tensor.argsort
-topk = Tensor.topk
-reshape = Tensor.reshape
-permute = Tensor.permute
-transpose = Tensor.transpose
-flatten = Tensor.flatten
-unsqueeze = Tensor.unsqueeze
-squeeze = Tensor.squeeze
-flip = Tensor.flip
-roll = Tensor.roll
-split = Tensor.split
-chunk = Tensor.chunk
-gather = Tensor.gather
-scatter = Tensor.scatter
-scatter_add = Tensor.scatter_add
-index_select = Tensor.index_select
-masked_fill = Tensor.masked_fill
-tril = Tensor.tril
-triu = Tensor.triu
-exp = Tensor.exp
-log = Tensor.log
-log2 = Tensor.log2
-log10 = Tensor.log10
-log1p = Tensor.log1p
-expm1 = Tensor.expm1
-sqrt = Tensor.sqrt
-rsqrt = Tensor.rsqrt
-sin = Tensor.sin
-cos = Tensor.cos
-erf = Tensor.erf
-tanh = Tensor.tanh
-sigmoid = Tensor.sigmoid
-relu = Tensor.relu
-abs = Tensor.abs
-sign = Tensor.sign
-floor = Tensor.floor
-ceil = Tensor.ceil
-round = Tensor.round
-trunc = Tensor.trunc
-clip = Tensor.clip
-clamp = Tensor.clamp
-neg = Tensor.__neg__
-isnan = Tensor.isnan
-isinf = Tensor.isinf
-isfinite = Tensor.isfinite
-isclose = Tensor.isclose
-allclose = Tensor.allclose
-logical_not = Tensor.logical_not
-logical_and = Tensor.logical_and
-logical_or = Tensor.logical_or
-eq = Tensor.eq
-ne = Tensor.ne
-lt = Tensor.lt
-le = Tensor.le
-gt = Tensor.gt
-ge = Tensor.ge
-outer = Tensor.outer
-softmax = Tensor.softmax
-log_softmax = Tensor.log_softmax
+# Each refuses a first argument that is not a Tensor (a list, an array), as torch's
+# functions do, with a TypeError naming the function instead of an AttributeError.
+
+
+def _function_of(method, name):
+    """``method`` of Tensor as the module-level function ``minidl.<name>``."""
+
+    @functools.wraps(method)
+    def function(input, *args, **kwargs):
+        if not isinstance(input, Tensor):
+            raise TypeError(
+                f"minidl.{name}: expected a minidl Tensor as input (convert with "
+                f"minidl.tensor), got {type(input).__name__}"
+            )
+        return method(input, *args, **kwargs)
+
+    function.__name__ = function.__qualname__ = name
+    return function
+
+
+sum = _function_of(Tensor.sum, "sum")
+mean = _function_of(Tensor.mean, "mean")
+prod = _function_of(Tensor.prod, "prod")
+max = _function_of(Tensor.max, "max")
+min = _function_of(Tensor.min, "min")
+amax = _function_of(Tensor.amax, "amax")
+amin = _function_of(Tensor.amin, "amin")
+argmax = _function_of(Tensor.argmax, "argmax")
+argmin = _function_of(Tensor.argmin, "argmin")
+var = _function_of(Tensor.var, "var")
+std = _function_of(Tensor.std, "std")
+logsumexp = _function_of(Tensor.logsumexp, "logsumexp")
+norm = _function_of(Tensor.norm, "norm")
+cumsum = _function_of(Tensor.cumsum, "cumsum")
+sort = _function_of(Tensor.sort, "sort")
+argsort = _function_of(Tensor.argsort, "argsort")
+topk = _function_of(Tensor.topk, "topk")
+reshape = _function_of(Tensor.reshape, "reshape")
+permute = _function_of(Tensor.permute, "permute")
+transpose = _function_of(Tensor.transpose, "transpose")
+flatten = _function_of(Tensor.flatten, "flatten")
+unsqueeze = _function_of(Tensor.unsqueeze, "unsqueeze")
+squeeze = _function_of(Tensor.squeeze, "squeeze")
+flip = _function_of(Tensor.flip, "flip")
+roll = _function_of(Tensor.roll, "roll")
+split = _function_of(Tensor.split, "split")
+chunk = _function_of(Tensor.chunk, "chunk")
+gather = _function_of(Tensor.gather, "gather")
+scatter = _function_of(Tensor.scatter, "scatter")
+scatter_add = _function_of(Tensor.scatter_add, "scatter_add")
+index_select = _function_of(Tensor.index_select, "index_select")
+masked_fill = _function_of(Tensor.masked_fill, "masked_fill")
+tril = _function_of(Tensor.tril, "tril")
+triu = _function_of(Tensor.triu, "triu")
+exp = _function_of(Tensor.exp, "exp")
+log = _function_of(Tensor.log, "log")
+log2 = _function_of(Tensor.log2, "log2")
+log10 = _function_of(Tensor.log10, "log10")
+log1p = _function_of(Tensor.log1p, "log1p")
+expm1 = _function_of(Tensor.expm1, "expm1")
+sqrt = _function_of(Tensor.sqrt, "sqrt")
+rsqrt = _function_of(Tensor.rsqrt, "rsqrt")
+sin = _function_of(Tensor.sin, "sin")
+cos = _function_of(Tensor.cos, "cos")
+erf = _function_of(Tensor.erf, "erf")
+tanh = _function_of(Tensor.tanh, "tanh")
+sigmoid = _function_of(Tensor.sigmoid, "sigmoid")
+relu = _function_of(Tensor.relu, "relu")
+abs = _function_of(Tensor.abs, "abs")
+sign = _function_of(Tensor.sign, "sign")
+floor = _function_of(Tensor.floor, "floor")
+ceil = _function_of(Tensor.ceil, "ceil")
+round = _function_of(Tensor.round, "round")
+trunc = _function_of(Tensor.trunc, "trunc")
+clip = _function_of(Tensor.clip, "clip")
+clamp = _function_of(Tensor.clamp, "clamp")
+neg = _function_of(Tensor.__neg__, "neg")
+isnan = _function_of(Tensor.isnan, "isnan")
+isinf = _function_of(Tensor.isinf, "isinf")
+isfinite = _function_of(Tensor.isfinite, "isfinite")
+isclose = _function_of(Tensor.isclose, "isclose")
+allclose = _function_of(Tensor.allclose, "allclose")
+logical_not = _function_of(Tensor.logical_not, "logical_not")
+logical_and = _function_of(Tensor.logical_and, "logical_and")
+logical_or = _function_of(Tensor.logical_or, "logical_or")
+eq = _function_of(Tensor.eq, "eq")
+ne = _function_of(Tensor.ne, "ne")
+lt = _function_of(Tensor.lt, "lt")
+le = _function_of(Tensor.le, "le")
+gt = _function_of(Tensor.gt, "gt")
+ge = _function_of(Tensor.ge, "ge")
+outer = _function_of(Tensor.outer, "outer")
+softmax = _function_of(Tensor.softmax, "softmax")
+log_softmax = _function_of(Tensor.log_softmax, "log_softmax")
 
 
 def add(a, b):
