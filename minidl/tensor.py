@@ -16,7 +16,7 @@ import weakref
 
 import numpy as np
 
-from . import _dtypes
+from . import _checks, _dtypes
 from . import _functions as _F
 from . import autograd as _autograd
 from . import random as _random
@@ -323,6 +323,10 @@ class Tensor:
 
     def retain_grad(self):
         """Keep ``.grad`` for this non-leaf tensor after backward (leaves always keep it)."""
+        if not self.requires_grad:
+            raise RuntimeError(
+                "retain_grad: can't retain_grad on a Tensor that has requires_grad=False"
+            )
         if self._ctx is not None:
             self._ctx._retained = weakref.ref(self)
         return self
@@ -889,6 +893,7 @@ class Tensor:
         >>> minidl.tensor([-1.0, 2.0]).clamp_(min=0.0)
         tensor([0., 2.])
         """
+        _clamp_bounds(min, max, "clamp_")
         return self._in_place(_F.Clip, min=min, max=max)
 
     def zero_(self):
@@ -923,6 +928,8 @@ class Tensor:
         >>> minidl.zeros(3).normal_().shape
         (3,)
         """
+        if not std >= 0:
+            raise RuntimeError(f"normal_: expects std >= 0.0, got std={std}")
         values = _random.generator().normal(mean, std, self.shape)
         return self._in_place(_F.Fill, values.astype(self.dtype), shape=self.shape)
 
@@ -932,6 +939,8 @@ class Tensor:
         >>> bool(((minidl.zeros(100).uniform_(2, 3)) >= 2).all())
         True
         """
+        if not a <= b:
+            raise RuntimeError(f"uniform_: expects a <= b, got a={a}, b={b}")
         values = _random.generator().uniform(a, b, self.shape)
         return self._in_place(_F.Fill, values.astype(self.dtype), shape=self.shape)
 
@@ -1099,7 +1108,11 @@ class Tensor:
         tensor([ True, False], dtype=bool)
         """
         other = other._data if isinstance(other, Tensor) else other
-        return Tensor._wrap(np.isclose(self._data, other, rtol, atol, equal_nan))
+        return Tensor._wrap(
+            _F._broadcasting(
+                "isclose", lambda a, b: np.isclose(a, b, rtol, atol, equal_nan), self._data, other
+            )
+        )
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         """Whether :meth:`isclose` holds everywhere (a Python bool).
@@ -1150,7 +1163,9 @@ class Tensor:
         >>> minidl.tensor([1, 0]).logical_and(minidl.tensor([1, 1]))
         tensor([ True, False], dtype=bool)
         """
-        return Tensor._wrap(np.logical_and(self._data, _plain(other)))
+        return Tensor._wrap(
+            _F._broadcasting("logical_and", np.logical_and, self._data, _plain(other))
+        )
 
     def logical_or(self, other):
         """Element-wise ``self or other`` of the truth values (bool).
@@ -1158,7 +1173,9 @@ class Tensor:
         >>> minidl.tensor([1, 0]).logical_or(minidl.tensor([0, 0]))
         tensor([ True, False], dtype=bool)
         """
-        return Tensor._wrap(np.logical_or(self._data, _plain(other)))
+        return Tensor._wrap(
+            _F._broadcasting("logical_or", np.logical_or, self._data, _plain(other))
+        )
 
     def logical_not(self):
         """Element-wise ``not self`` of the truth values (bool).
@@ -1707,6 +1724,7 @@ class Tensor:
         >>> minidl.arange(4.0).roll(1)
         tensor([3., 0., 1., 2.])
         """
+        _int_list(shifts if isinstance(shifts, (tuple, list)) else (shifts,), "roll", "shifts")
         if dims is None:
             return _F.Roll.apply(self.flatten(), shifts=shifts, axes=0).reshape(self.shape)
         if isinstance(dims, (tuple, list)):
@@ -1723,6 +1741,13 @@ class Tensor:
         tensor([1., 2.])
         """
         axis = _F._normalize_axes(dim, self.ndim, "narrow")[0]
+        start, length = _int_list((start, length), "narrow", "start and length")
+        size = self.shape[axis]
+        start = start + size if -size <= start < 0 else start
+        if not 0 <= start <= size or length < 0 or start + length > size:
+            raise RuntimeError(
+                f"narrow: start {start} and length {length} do not fit dim {dim} of size {size}"
+            )
         index = [slice(None)] * self.ndim
         index[axis] = slice(start, start + length)
         return self[tuple(index)]
@@ -1829,7 +1854,7 @@ class Tensor:
         >>> minidl.ones(2, dtype="float64").new_zeros(3).dtype
         dtype('float64')
         """
-        return Tensor._of(np.zeros(_int_list(size, "new_zeros", "size"), self.dtype))
+        return Tensor._of(np.zeros(_shape_of(size, "new_zeros"), self.dtype))
 
     def new_ones(self, *size):
         """Ones of ``size`` in this tensor's dtype.
@@ -1837,7 +1862,7 @@ class Tensor:
         >>> minidl.ones(2).new_ones(2, 2).shape
         (2, 2)
         """
-        return Tensor._of(np.ones(_int_list(size, "new_ones", "size"), self.dtype))
+        return Tensor._of(np.ones(_shape_of(size, "new_ones"), self.dtype))
 
     def new_full(self, size, fill_value):
         """``size`` filled with ``fill_value`` in this tensor's dtype.
@@ -1845,7 +1870,7 @@ class Tensor:
         >>> minidl.ones(2).new_full((2,), 7)
         tensor([7., 7.])
         """
-        return Tensor._of(np.full(_int_list((size,), "new_full", "size"), fill_value, self.dtype))
+        return Tensor._of(np.full(_shape_of((size,), "new_full"), fill_value, self.dtype))
 
     def new_tensor(self, data):
         """A copy of ``data`` in this tensor's dtype.
@@ -1853,7 +1878,7 @@ class Tensor:
         >>> minidl.ones(1, dtype="float64").new_tensor([1, 2]).dtype
         dtype('float64')
         """
-        return Tensor._of(np.array(_plain(data), dtype=self.dtype))
+        return tensor(data, dtype=self.dtype)
 
     def type_as(self, other):
         """This tensor in ``other``'s dtype.
@@ -1861,6 +1886,8 @@ class Tensor:
         >>> minidl.arange(2).type_as(minidl.ones(1)).dtype
         dtype('float32')
         """
+        if not isinstance(other, Tensor):
+            raise TypeError(f"type_as: expected a minidl Tensor, got {type(other).__name__}")
         return self.astype(other.dtype)
 
     @property
@@ -1894,7 +1921,7 @@ class Tensor:
         tensor([[1., 0.],
                 [1., 1.]])
         """
-        return self._triangle(False, diagonal)
+        return self._triangle(False, _int_list((diagonal,), "tril", "diagonal")[0])
 
     def triu(self, diagonal=0):
         """The upper triangle of the last two dims (the rest zero).
@@ -1903,7 +1930,7 @@ class Tensor:
         tensor([[0., 1.],
                 [0., 0.]])
         """
-        return self._triangle(True, diagonal)
+        return self._triangle(True, _int_list((diagonal,), "triu", "diagonal")[0])
 
     def _triangle(self, upper, diagonal):
         if self.ndim < 2:
@@ -2093,7 +2120,7 @@ class Tensor:
         """
         if min is None and max is None:
             raise ValueError("clamp: give at least one of min and max")
-        bounds = [b for b in (min, max) if b is not None]
+        bounds = _clamp_bounds(min, max, "clamp")
         dtype = _dtypes.result_dtype(self, *[_scalar_or_array(b) for b in bounds])
         x = self if self.dtype == dtype else self.astype(dtype)
         if isinstance(min, Tensor) or isinstance(max, Tensor):
@@ -2427,10 +2454,37 @@ def from_numpy(array, requires_grad=False):
     return Tensor._of(array, requires_grad=requires_grad)
 
 
-def _shape_of(shape):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        return tuple(shape[0])
-    return tuple(shape)
+def _clamp_bounds(min, max, where):
+    """The bounds given (numbers or Tensors), refusing anything else with a TypeError."""
+    bounds = [b for b in (min, max) if b is not None]
+    for bound in bounds:
+        if isinstance(bound, bool) or not isinstance(bound, (numbers.Real, Tensor)):
+            raise TypeError(
+                f"{where}: expected min and max as numbers or Tensors, got {type(bound).__name__}"
+            )
+    return bounds
+
+
+def _like(other, where):
+    """The array whose shape (and dtype) a ``*_like`` factory copies: a Tensor's, or
+    numbers' (a list or an array); anything else raises TypeError naming ``where``."""
+    data = other._data if isinstance(other, Tensor) else np.asarray(other)
+    if data.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{where}: expected a Tensor (or numbers) to copy the shape of, got "
+            f"{type(other).__name__}"
+        )
+    return data
+
+
+def _shape_of(shape, where):
+    """``shape`` (sizes, or one sequence of them) as a tuple of ints >= 0, as torch checks it:
+    a size that is not an int raises TypeError, a negative one RuntimeError."""
+    shape = _int_list(tuple(shape), where, "sizes")
+    for size in shape:
+        if size < 0:
+            raise RuntimeError(f"{where}: negative dimension {size} in size {list(shape)}")
+    return shape
 
 
 def _float_dtype(dtype, where):
@@ -2446,7 +2500,9 @@ def zeros(*shape, dtype=None, requires_grad=False):
     >>> minidl.zeros(2, 3).shape
     (2, 3)
     """
-    array = np.zeros(_shape_of(shape), dtype=get_default_dtype() if dtype is None else dtype)
+    array = np.zeros(
+        _shape_of(shape, "zeros"), dtype=get_default_dtype() if dtype is None else dtype
+    )
     return Tensor._of(array, requires_grad=requires_grad)
 
 
@@ -2456,7 +2512,7 @@ def ones(*shape, dtype=None, requires_grad=False):
     >>> minidl.ones(3)
     tensor([1., 1., 1.])
     """
-    array = np.ones(_shape_of(shape), dtype=get_default_dtype() if dtype is None else dtype)
+    array = np.ones(_shape_of(shape, "ones"), dtype=get_default_dtype() if dtype is None else dtype)
     return Tensor._of(array, requires_grad=requires_grad)
 
 
@@ -2466,7 +2522,7 @@ def zeros_like(other, dtype=None, requires_grad=False):
     >>> minidl.zeros_like(minidl.ones(2, dtype="float64"))
     tensor([0., 0.], dtype=float64)
     """
-    data = other.data if isinstance(other, Tensor) else np.asarray(other)
+    data = _like(other, "zeros_like")
     return Tensor._of(np.zeros(data.shape, dtype=dtype or data.dtype), requires_grad=requires_grad)
 
 
@@ -2476,7 +2532,7 @@ def ones_like(other, dtype=None, requires_grad=False):
     >>> minidl.ones_like(minidl.zeros(2))
     tensor([1., 1.])
     """
-    data = other.data if isinstance(other, Tensor) else np.asarray(other)
+    data = _like(other, "ones_like")
     return Tensor._of(np.ones(data.shape, dtype=dtype or data.dtype), requires_grad=requires_grad)
 
 
@@ -2488,7 +2544,7 @@ def randn(*shape, dtype=None, requires_grad=False):
     (2, 3)
     """
     dtype = _float_dtype(dtype, "randn")
-    array = _random.generator().standard_normal(_shape_of(shape), dtype=dtype)
+    array = _random.generator().standard_normal(_shape_of(shape, "randn"), dtype=dtype)
     return Tensor._of(array, requires_grad=requires_grad)
 
 
@@ -2499,7 +2555,7 @@ def rand(*shape, dtype=None, requires_grad=False):
     (4,)
     """
     dtype = _float_dtype(dtype, "rand")
-    array = _random.generator().random(_shape_of(shape), dtype=dtype)
+    array = _random.generator().random(_shape_of(shape, "rand"), dtype=dtype)
     return Tensor._of(array, requires_grad=requires_grad)
 
 
@@ -2515,6 +2571,13 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
     """
     if stop is None:
         start, stop = 0, start
+    for name, value in (("start", start), ("end", stop), ("step", step)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"arange: {name} must be a number, got {type(value).__name__}")
+        if not math.isfinite(value):
+            raise RuntimeError(f"arange: {name} must be finite, got {value}")
+    if step == 0:
+        raise RuntimeError("arange: step must be nonzero")
     if dtype is None:
         is_int = all(isinstance(v, (int, np.integer)) for v in (start, stop, step))
         dtype = np.int64 if is_int else get_default_dtype()
@@ -2535,7 +2598,7 @@ def full(size, fill_value, dtype=None, requires_grad=False):
             if isinstance(fill_value, (bool, int, float))
             else (np.asarray(fill_value).dtype)
         )
-    array = np.full(_shape_of((size,)), fill_value, dtype)
+    array = np.full(_shape_of((size,), "full"), fill_value, dtype)
     return Tensor._of(array, requires_grad=requires_grad)
 
 
@@ -2545,7 +2608,7 @@ def full_like(other, fill_value, dtype=None, requires_grad=False):
     >>> minidl.full_like(minidl.zeros(2), 3)
     tensor([3., 3.])
     """
-    data = other._data if isinstance(other, Tensor) else np.asarray(other)
+    data = _like(other, "full_like")
     array = np.full(data.shape, fill_value, dtype or data.dtype)
     return Tensor._of(array, requires_grad=requires_grad)
 
@@ -2556,7 +2619,9 @@ def empty(*shape, dtype=None, requires_grad=False):
     >>> minidl.empty(2, 3).shape
     (2, 3)
     """
-    array = np.empty(_shape_of(shape), dtype=get_default_dtype() if dtype is None else dtype)
+    array = np.empty(
+        _shape_of(shape, "empty"), dtype=get_default_dtype() if dtype is None else dtype
+    )
     return Tensor._of(array, requires_grad=requires_grad)
 
 
@@ -2567,6 +2632,9 @@ def eye(n, m=None, dtype=None, requires_grad=False):
     tensor([[1., 0.],
             [0., 1.]])
     """
+    for name, value in (("n", n), ("m", m)):
+        if value is not None and (not _checks.is_int(value) or value < 0):
+            raise RuntimeError(f"eye: {name} must be an integer >= 0, got {value!r}")
     array = np.eye(n, m, dtype=get_default_dtype() if dtype is None else dtype)
     return Tensor._of(array, requires_grad=requires_grad)
 
@@ -2595,7 +2663,10 @@ def randint(low, high=None, size=None, dtype=None):
         low, high, size = 0, low, high
     if size is None:
         raise TypeError("randint: size is required, e.g. randint(0, 10, (3,))")
-    array = _random.generator().integers(low, high, _shape_of((size,)))
+    size = _shape_of((size,), "randint")
+    if not low < high:
+        raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
+    array = _random.generator().integers(low, high, size)
     return Tensor._of(array.astype(np.int64 if dtype is None else dtype))
 
 
@@ -2605,6 +2676,7 @@ def randn_like(other, dtype=None, requires_grad=False):
     >>> minidl.randn_like(minidl.zeros(2, 3)).shape
     (2, 3)
     """
+    other = _like(other, "randn_like")
     dtype = dtype or _dtypes.float_dtype_of(np.dtype(other.dtype))
     return randn(*other.shape, dtype=dtype, requires_grad=requires_grad)
 
@@ -2615,6 +2687,7 @@ def rand_like(other, dtype=None, requires_grad=False):
     >>> minidl.rand_like(minidl.zeros(2)).shape
     (2,)
     """
+    other = _like(other, "rand_like")
     dtype = dtype or _dtypes.float_dtype_of(np.dtype(other.dtype))
     return rand(*other.shape, dtype=dtype, requires_grad=requires_grad)
 
@@ -2878,6 +2951,14 @@ def einsum(equation, *operands):
             raise ValueError(
                 f"einsum: subscripts {letters!r} do not match an operand of shape {_shape(operand)}"
             )
+    sizes = {}
+    for letters, operand in zip(inputs, operands):
+        for letter, size in zip(letters, _shape(operand)):
+            if sizes.setdefault(letter, size) != size and 1 not in (size, sizes[letter]):
+                raise ValueError(
+                    f"einsum: subscript {letter!r} has size {sizes[letter]} in one operand and "
+                    f"{size} in another"
+                )
     operands = [_operand(o) for o in operands]
     dtype = _dtypes.result_dtype(*operands)
     return _F.Einsum.apply(

@@ -62,6 +62,12 @@ def accuracy(outputs, targets):
     >>> accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1]))
     0.5
     """
+    outputs, targets = np.asarray(outputs), np.asarray(targets)
+    if outputs.ndim != 2 or targets.shape != outputs.shape[:1]:
+        raise ValueError(
+            f"accuracy: expected outputs (N, K) and targets (N,), got shapes {outputs.shape} "
+            f"and {targets.shape}"
+        )
     return float(np.mean(np.argmax(outputs, axis=1) == targets))
 
 

@@ -62,6 +62,10 @@ class Compose:
     """
 
     def __init__(self, transforms):
+        if not hasattr(transforms, "__iter__") or not all(map(callable, transforms)):
+            raise TypeError(
+                f"Compose: expected a list of transforms (callables), got {transforms!r}"
+            )
         self.transforms = list(transforms)
 
     def __call__(self, batch, rng=None):

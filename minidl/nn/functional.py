@@ -609,6 +609,7 @@ def batch_norm(
     tensor([[-1., -1.],
             [ 1.,  1.]])
     """
+    _tensor_arguments("batch_norm", input=x)
     if x.ndim not in (2, 3, 4, 5):
         raise ValueError(f"batch_norm: expected a 2-d to 5-d input, got shape {x.shape}")
     if training:
@@ -858,6 +859,7 @@ def instance_norm(
     tensor([[[-1.,  1.],
              [-1.,  1.]]])
     """
+    _tensor_arguments("instance_norm", input=x)
     if x.ndim < 3:
         raise ValueError(
             f"instance_norm: expected a (N, C, *) input with a trailing dim, got shape {x.shape}"
@@ -1307,6 +1309,7 @@ def interpolate(
     >>> F.interpolate(minidl.tensor([[[1.0, 2.0]]]), scale_factor=2)
     tensor([[[1., 1., 2., 2.]]])
     """
+    _tensor_arguments("interpolate", input=x)
     where = "interpolate"
     if mode != "nearest":
         raise NotImplementedError(
@@ -1379,6 +1382,7 @@ def dropout2d(x, p=0.5, training=True, inplace=False):
     >>> F.dropout2d(minidl.ones(1, 2, 2, 2), p=0.5, training=False).shape
     (1, 2, 2, 2)
     """
+    _tensor_arguments("dropout2d", input=x)
     return _dropout2d(x, _dropout_probability(p, "dropout2d"), training, inplace, "dropout2d")
 
 
@@ -1436,6 +1440,7 @@ def dropout(x, p=0.5, training=True):
     >>> F.dropout(minidl.ones(4), p=0.5, training=False)
     tensor([1., 1., 1., 1.])
     """
+    _tensor_arguments("dropout", input=x)
     return _dropout(x, _dropout_probability(p, "dropout"), training)
 
 
@@ -1452,6 +1457,7 @@ def relu(x, inplace=False):
     >>> F.relu(minidl.tensor([-1.0, 2.0]))
     tensor([0., 2.])
     """
+    _tensor_arguments("relu", input=x)
     if inplace:
         if not isinstance(x, Tensor):
             raise TypeError(f"relu: expected a minidl Tensor, got {type(x).__name__}")
@@ -1488,6 +1494,7 @@ def sigmoid(x):
     >>> F.sigmoid(minidl.zeros(1))
     tensor([0.5])
     """
+    _tensor_arguments("sigmoid", input=x)
     return x.sigmoid()
 
 
@@ -1497,6 +1504,7 @@ def tanh(x):
     >>> F.tanh(minidl.zeros(1))
     tensor([0.])
     """
+    _tensor_arguments("tanh", input=x)
     return x.tanh()
 
 

@@ -624,6 +624,9 @@ class Flatten(Module):
 
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
+        for name, value in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if not _checks.is_int(value):
+                raise TypeError(f"Flatten: {name} must be an int, got {value!r}")
         self.start_dim = start_dim
         self.end_dim = end_dim
 

@@ -35,7 +35,7 @@ _NON_NEGATIVE = {
 def _finite_hyper_parameter(owner, name, value):
     """Refuse a numeric hyper-parameter that is NaN or infinite, or a non-number where a
     number belongs (torch compares such values and fails with a TypeError)."""
-    if name == "params" or value is None or isinstance(value, (bool, str)):
+    if name == "params" or value is None or isinstance(value, bool):
         return
     if not isinstance(value, numbers.Real):
         raise TypeError(
