@@ -818,3 +818,73 @@ def test_bad_input_is_refused_clearly(name, call, error, match):
     assert re.search(pattern, message, re.IGNORECASE), (
         f"{name}: the {error.__name__} does not name the callee ({pattern!r}): {message!r}"
     )
+
+
+# ---------------------------------------------------------------- beyond single calls
+# (layer, its torch twin, an empty batch's shape); train or eval mode as named
+_EMPTY_BATCHES = [
+    ("Dense", lambda m: m.Linear(4, 3), (0, 4)),
+    ("Conv2D", lambda m: m.Conv2d(2, 3, 3, padding=1), (0, 2, 5, 5)),
+    ("Conv1d", lambda m: m.Conv1d(2, 3, 3), (0, 2, 5)),
+    ("ConvTranspose2d", lambda m: m.ConvTranspose2d(2, 3, 3, stride=2), (0, 2, 5, 5)),
+    ("BatchNorm1D", lambda m: m.BatchNorm1d(4), (0, 4)),
+    ("BatchNorm2D", lambda m: m.BatchNorm2d(2), (0, 2, 3, 3)),
+    ("LayerNorm", lambda m: m.LayerNorm(4), (0, 4)),
+    ("GroupNorm", lambda m: m.GroupNorm(2, 4), (0, 4, 3)),
+    ("MaxPool2D", lambda m: m.MaxPool2d(2), (0, 2, 4, 4)),
+    ("AvgPool2D", lambda m: m.AvgPool2d(2), (0, 2, 4, 4)),
+    ("AdaptiveAvgPool2d", lambda m: m.AdaptiveAvgPool2d(2), (0, 2, 4, 4)),
+    ("Flatten", lambda m: m.Flatten(), (0, 2, 4, 4)),
+    ("Upsample", lambda m: m.Upsample(scale_factor=2), (0, 2, 4, 4)),
+    ("Softmax", lambda m: m.Softmax(1), (0, 4)),
+]
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("name, make, shape", _EMPTY_BATCHES, ids=[c[0] for c in _EMPTY_BATCHES])
+def test_an_empty_batch_gives_an_empty_output_as_in_torch(name, make, shape, training):
+    torch = pytest.importorskip("torch")
+    theirs = make(torch.nn).train(training)
+    ours = make(nn).train(training)
+    expected = tuple(theirs(torch.zeros(shape)).shape)
+    x = minidl.zeros(*shape, requires_grad=True)
+    out = ours(x)
+    assert out.shape == expected, f"{name}: {out.shape} on an empty batch, torch {expected}"
+    out.sum().backward()
+    assert x.grad.shape == x.shape
+
+
+def test_batch_norm_leaves_its_statistics_alone_on_an_empty_batch():
+    layer = nn.BatchNorm2D(2)
+    layer(minidl.zeros(0, 2, 3, 3))
+    assert layer.running_mean.tolist() == [0.0, 0.0]
+    assert layer.running_var.tolist() == [1.0, 1.0]
+    assert int(layer.num_batches_tracked.item()) == 1  # torch counts the batch
+
+
+def test_predict_on_no_rows_runs_the_model_and_keeps_the_output_shape():
+    model = nn.Sequential(nn.Dense(4, 8), nn.BatchNorm1D(8), nn.ReLU(), nn.Dense(8, 3))
+    trainer = minidl.Trainer(model, minidl.optim.SGD(model.parameters(), lr=0.1), nn.MSELoss())
+    assert trainer.predict(np.zeros((0, 4), np.float32)).shape == (0, 3)
+    assert trainer.predict(np.zeros((5, 4), np.float32), batch_size=2).shape == (5, 3)
+
+
+def test_a_bad_thread_count_in_the_environment_warns_and_falls_back(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = "import minidl; print(minidl.get_num_threads())"
+    for name, value in (("MINIDL_NUM_THREADS", "50000"), ("OMP_NUM_THREADS", "lots")):
+        env = {k: v for k, v in os.environ.items() if not k.endswith("NUM_THREADS")}
+        env[name] = value
+        done = subprocess.run(
+            [sys.executable, "-W", "always", "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"{name}={value!r} is not a thread count" in done.stderr, done.stderr
+        assert 1 <= int(done.stdout) <= minidl.runtime.MAX_NUM_THREADS

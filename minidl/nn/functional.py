@@ -205,17 +205,18 @@ class _Conv2dFn(Function):
         inputs, weight_matrix = ctx.saved_tensors
         x_shape, kernel, stride, padding, dilation, extra, weight_shape = ctx.geometry
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
-        grad3 = grad.reshape(grad.shape[0], grad.shape[1], -1)  # (N, O, L)
+        # (N, O, L); sizes spelled out, as numpy cannot infer one beside an empty batch
+        grad3 = grad.reshape(grad.shape[0], grad.shape[1], math.prod(grad.shape[2:]))
         groups = weight_matrix.shape[0]
         dx = dweight = dbias = None
         if need_x or (need_weight and not ctx.direct):
             # (G, O / G, N * L), the layout of the forward's product
             grad_matrix = _ops.swap_leading_axes(grad3).reshape(
-                groups, grad3.shape[1] // groups, -1
+                groups, grad3.shape[1] // groups, grad3.shape[0] * grad3.shape[2]
             )
         if need_x:
             dcols = np.matmul(weight_matrix.transpose(0, 2, 1), grad_matrix)
-            dcols = dcols.reshape(-1, grad3.shape[0], grad3.shape[2])
+            dcols = dcols.reshape(groups * dcols.shape[1], grad3.shape[0], grad3.shape[2])
             dx = _ops.col2im(dcols, x_shape, kernel, stride, padding, dilation)
             if extra != (0, 0):
                 dx = dx[:, :, : x_shape[2] - extra[0], : x_shape[3] - extra[1]]
@@ -413,8 +414,9 @@ class _ConvTranspose2dFn(Function):
             for size, s, d, k in zip((height, width), stride, dilation, (kh, kw))
         )
         out_size = tuple(f - 2 * p + o for f, p, o in zip(full, padding, output_padding))
-        x_groups = _ops.swap_leading_axes(x.reshape(batch, in_channels, -1)).reshape(
-            groups, in_channels // groups, -1
+        # sizes spelled out, not -1: numpy cannot infer a dim beside an empty batch
+        x_groups = _ops.swap_leading_axes(x.reshape(batch, in_channels, height * width)).reshape(
+            groups, in_channels // groups, batch * height * width
         )
         weight_groups = weight.reshape(groups, in_channels // groups, -1)
         cols = np.matmul(weight_groups.transpose(0, 2, 1), x_groups)
@@ -442,15 +444,19 @@ class _ConvTranspose2dFn(Function):
             :, :, :rows, :columns
         ]
         dcols = _ops.im2col(whole, weight_shape[2:], stride, 0, dilation)
-        dcols = dcols.reshape(groups, -1, dcols.shape[1] * dcols.shape[2])
+        dcols = dcols.reshape(groups, dcols.shape[0] // groups, dcols.shape[1] * dcols.shape[2])
         dx = dweight = dbias = None
         if need_x:
-            dx = np.matmul(weight_groups, dcols).reshape(x_shape[1], x_shape[0], -1)
+            dx = np.matmul(weight_groups, dcols).reshape(
+                x_shape[1], x_shape[0], x_shape[2] * x_shape[3]
+            )
             dx = _ops.swap_leading_axes(dx).reshape(x_shape)
         if need_weight:
             dweight = np.matmul(x_groups, dcols.transpose(0, 2, 1)).reshape(weight_shape)
         if need_bias:
-            dbias = _ops.sum_channels(np.ascontiguousarray(grad).reshape(*grad.shape[:2], -1))
+            dbias = _ops.sum_channels(
+                np.ascontiguousarray(grad).reshape(*grad.shape[:2], math.prod(grad.shape[2:]))
+            )
         return dx, dweight, dbias
 
 

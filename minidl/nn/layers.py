@@ -437,7 +437,7 @@ class BatchNorm(_NormBase):
         ):  # the message is only formatted for a wrong input
             _check_input(self, x, False, self._shape_text.format(self.num_features))
         use_batch_stats = self.training or not self.track_running_stats
-        if use_batch_stats and local_statistics:
+        if use_batch_stats and local_statistics and x.shape[0]:
             _checks.values_per_channel(x.shape, type(self).__name__)
         tracked = None
         if self.training and self.track_running_stats:
@@ -448,6 +448,10 @@ class BatchNorm(_NormBase):
 
     def forward(self, x):
         use_batch_stats, tracked = self._check_and_count(x)
+        if use_batch_stats and x.shape[0] == 0:
+            # torch: an empty batch gives an empty output and leaves the running
+            # statistics alone (the batch is still counted in num_batches_tracked)
+            return x * 1.0
         buffers, params = self._buffers, self._parameters
         return F._batch_norm(
             x,
