@@ -1072,6 +1072,12 @@ def _max_pool2d_backward_arrays(grad, indices, x_shape, geometry):
         x_shape, kernel, stride, padding, dilation, out_size
     ):
         return _ops.max_pool2d_backward(grad, indices, x_shape, kernel, stride)
+    empty = indices < 0
+    if empty.any():
+        # a dilated window can hold padding only: its output is -inf (torch's too), it
+        # chose no input cell (index -1) and passes no gradient
+        grad = np.where(empty, grad.dtype.type(0), grad)
+        indices = np.where(empty, indices.dtype.type(0), indices)
     return _ops.max_pool2d_backward(grad, indices, x_shape)
 
 
