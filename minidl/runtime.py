@@ -29,8 +29,9 @@ handler (NEP 49,       glibc mmaps whatever its settings) stay     a handler ins
                        63 -> 43 ms; CNN step at batch 256:
                        358 -> 303 ms; one thread, CPU time)
 kernel threads         the cores this process may run on           ``MINIDL_NUM_THREADS`` or
-                       (``os.sched_getaffinity``)                  ``OMP_NUM_THREADS``, or
-                                                                   :func:`set_num_threads`
+                       (``os.sched_getaffinity``), at most         ``OMP_NUM_THREADS``, or
+                       ``MAX_NUM_THREADS`` (1024; more aborts      :func:`set_num_threads`
+                       libgomp); a bad variable warns, is ignored
 after ``os.fork``      the child's kernels run single-threaded:    ``MINIDL_FORK_SINGLE_THREAD=0``
                        libgomp's thread pool does not survive a    (then a forked child that
                        fork, and a child entering a parallel       runs kernels may hang)

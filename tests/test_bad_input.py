@@ -601,17 +601,17 @@ case(
     TypeError,
     "write_idx",
 )
-for loader in ("load_mnist", "load_fashion_mnist", "load_kmnist"):
+for reader in (
+    "load_mnist",
+    "load_fashion_mnist",
+    "load_kmnist",
+    "MNIST",
+    "FashionMNIST",
+    "KMNIST",
+):
     case(
-        f"minidl.data.{loader}",
-        lambda f=loader: getattr(minidl.data, f)("validation"),
-        ValueError,
-        "split",
-    )
-for dataset in ("MNIST", "FashionMNIST", "KMNIST"):
-    case(
-        f"minidl.data.{dataset}",
-        lambda d=dataset: getattr(minidl.data, d)("validation"),
+        f"minidl.data.{reader}",
+        lambda r=reader: getattr(minidl.data, r)("validation"),
         ValueError,
         "split",
     )
