@@ -42,6 +42,54 @@ def positive_int(value, where, name):
     return int(value)
 
 
+def non_negative_int(value, where, name):
+    """``value`` as a Python int, refusing anything but an integer >= 0 (bool included).
+
+    >>> non_negative_int(0, "LinearLR", "total_iters")
+    0
+    """
+    if not is_int(value) or value < 0:
+        raise ValueError(f"{where}: {name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def real(value, where, name, low=-math.inf, high=math.inf, low_open=False, high_open=False):
+    """``value`` as a finite Python float in the given range, naming ``where`` when not.
+
+    A value that is not a real number (a string, a bool, None) raises TypeError;
+    NaN, an infinity or a number outside [``low``, ``high``] (an end excluded
+    with ``low_open``/``high_open``) raises ValueError.
+
+    >>> real(1e-5, "BatchNorm2D", "eps", low=0.0)
+    1e-05
+    >>> real(-1, "BatchNorm2D", "eps", low=0.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: BatchNorm2D: eps must be a finite number >= 0.0, got -1
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {name} must be a real number, got {type(value).__name__}")
+    below = value <= low if low_open else value < low
+    above = value >= high if high_open else value > high
+    if not math.isfinite(value) or below or above:
+        bounds = []
+        if low > -math.inf:
+            bounds.append(f"{'>' if low_open else '>='} {low}")
+        if high < math.inf:
+            bounds.append(f"{'<' if high_open else '<='} {high}")
+        where_in = " " + " and ".join(bounds) if bounds else ""
+        raise ValueError(f"{where}: {name} must be a finite number{where_in}, got {value!r}")
+    return float(value)
+
+
+def eps_and_momentum(eps, momentum, where):
+    """A normalization layer's ``eps`` (finite, >= 0) and ``momentum`` (None or in [0, 1])."""
+    eps = real(eps, where, "eps", low=0.0)
+    if momentum is not None:
+        momentum = real(momentum, where, "momentum", low=0.0, high=1.0)
+    return eps, momentum
+
+
 def reduction(value, where):
     """Refuse a ``reduction`` other than 'mean', 'sum' and 'none'; return it."""
     if value not in REDUCTIONS:
@@ -61,6 +109,20 @@ def same_count(saved, here, where, what, this):
     if saved != here:
         raise ValueError(
             f"{where}.load_state_dict: the state has {saved} {what}, this {this} {here}"
+        )
+
+
+def same_length(values, others, where, name, what):
+    """Refuse a list ``values`` (one per ``what``) whose length differs from ``others``'.
+
+    >>> same_length([0.1, 0.2], [{}], "OneCycleLR", "max_lr", "param groups")
+    Traceback (most recent call last):
+    ...
+    ValueError: OneCycleLR: expected 1 max_lr values (one per param groups), got 2
+    """
+    if len(values) != len(others):
+        raise ValueError(
+            f"{where}: expected {len(others)} {name} values (one per {what}), got {len(values)}"
         )
 
 

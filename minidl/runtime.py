@@ -29,8 +29,9 @@ handler (NEP 49,       glibc mmaps whatever its settings) stay     a handler ins
                        63 -> 43 ms; CNN step at batch 256:
                        358 -> 303 ms; one thread, CPU time)
 kernel threads         the cores this process may run on           ``MINIDL_NUM_THREADS`` or
-                       (``os.sched_getaffinity``)                  ``OMP_NUM_THREADS``, or
-                                                                   :func:`set_num_threads`
+                       (``os.sched_getaffinity``), at most         ``OMP_NUM_THREADS``, or
+                       ``MAX_NUM_THREADS`` (1024; more aborts      :func:`set_num_threads`
+                       libgomp); a bad variable warns, is ignored
 after ``os.fork``      the child's kernels run single-threaded:    ``MINIDL_FORK_SINGLE_THREAD=0``
                        libgomp's thread pool does not survive a    (then a forked child that
                        fork, and a child entering a parallel       runs kernels may hang)
@@ -55,6 +56,7 @@ import ctypes
 import os
 import platform
 import sys
+import warnings
 
 _ENABLED_VALUES = ("", "1")
 
@@ -191,27 +193,64 @@ def empty_cache():
 _blas_limits = None
 
 
-def default_num_threads():
-    """The thread count minidl starts with.
+# The most threads a kernel may use. libgomp starts every thread up front and aborts
+# the process when the system refuses one ("Thread creation failed"): with a 2-core
+# machine's default limits 16,384 threads still ran a convolution and 50,000 killed
+# the process. 1024 is far above any useful count and far below that failure.
+MAX_NUM_THREADS = 1024
 
-    ``MINIDL_NUM_THREADS``, else ``OMP_NUM_THREADS`` (its first entry), else the
-    number of cores this process may run on.
 
-    >>> minidl.runtime.default_num_threads() >= 1
-    True
-    """
-    for name in ("MINIDL_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(name, "").split(",")[0].strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
+def _thread_count(value, where):
+    """``value`` as an int in [1, MAX_NUM_THREADS], or a ValueError naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{where}: expected a positive integer, got {value!r}")
+    if value > MAX_NUM_THREADS:
+        raise ValueError(
+            f"{where}: expected at most {MAX_NUM_THREADS} threads "
+            f"(minidl.runtime.MAX_NUM_THREADS), got {value}"
+        )
+    return value
+
+
+def _cores():
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
 
 
+def default_num_threads():
+    """The thread count minidl starts with.
+
+    ``MINIDL_NUM_THREADS``, else ``OMP_NUM_THREADS`` (its first entry), else the
+    number of cores this process may run on (at most :data:`MAX_NUM_THREADS`). A
+    variable that is not an integer in [1, MAX_NUM_THREADS] is skipped with a
+    ``RuntimeWarning`` naming it.
+
+    >>> minidl.runtime.default_num_threads() >= 1
+    True
+    """
+    for name in ("MINIDL_NUM_THREADS", "OMP_NUM_THREADS"):
+        text = os.environ.get(name, "").split(",")[0].strip()
+        if not text:
+            continue
+        try:
+            return _thread_count(int(text), name)
+        except ValueError:
+            warnings.warn(
+                f"{name}={os.environ[name]!r} is not a thread count in [1, {MAX_NUM_THREADS}]; "
+                "minidl ignores it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return min(_cores(), MAX_NUM_THREADS)
+
+
 def set_num_threads(n):
     """Use ``n`` threads in the compiled kernels and, with threadpoolctl, in numpy's BLAS.
+
+    ``n`` is an int in [1, :data:`MAX_NUM_THREADS`] (1024); anything else raises
+    ValueError, before any thread starts.
 
     threadpoolctl (``pip install threadpoolctl``, in the ``test`` and ``bench``
     extras) is what reaches the BLAS; without it only the kernels follow.
@@ -221,8 +260,7 @@ def set_num_threads(n):
     1
     """
     global _blas_limits
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads: expected a positive integer, got {n!r}")
+    _thread_count(n, "set_num_threads")
     _ops.set_num_threads(n)
     try:
         from threadpoolctl import threadpool_limits

@@ -9,13 +9,14 @@ code here that needs Python's builtins spells them ``builtins.sum`` etc.
 
 import builtins
 import collections
+import functools
 import math
 import numbers
 import weakref
 
 import numpy as np
 
-from . import _dtypes
+from . import _checks, _dtypes
 from . import _functions as _F
 from . import autograd as _autograd
 from . import random as _random
@@ -322,6 +323,10 @@ class Tensor:
 
     def retain_grad(self):
         """Keep ``.grad`` for this non-leaf tensor after backward (leaves always keep it)."""
+        if not self.requires_grad:
+            raise RuntimeError(
+                "retain_grad: can't retain_grad on a Tensor that has requires_grad=False"
+            )
         if self._ctx is not None:
             self._ctx._retained = weakref.ref(self)
         return self
@@ -888,6 +893,7 @@ class Tensor:
         >>> minidl.tensor([-1.0, 2.0]).clamp_(min=0.0)
         tensor([0., 2.])
         """
+        _clamp_bounds(min, max, "clamp_")
         return self._in_place(_F.Clip, min=min, max=max)
 
     def zero_(self):
@@ -922,6 +928,8 @@ class Tensor:
         >>> minidl.zeros(3).normal_().shape
         (3,)
         """
+        if not std >= 0:
+            raise RuntimeError(f"normal_: expects std >= 0.0, got std={std}")
         values = _random.generator().normal(mean, std, self.shape)
         return self._in_place(_F.Fill, values.astype(self.dtype), shape=self.shape)
 
@@ -931,6 +939,8 @@ class Tensor:
         >>> bool(((minidl.zeros(100).uniform_(2, 3)) >= 2).all())
         True
         """
+        if not a <= b:
+            raise RuntimeError(f"uniform_: expects a <= b, got a={a}, b={b}")
         values = _random.generator().uniform(a, b, self.shape)
         return self._in_place(_F.Fill, values.astype(self.dtype), shape=self.shape)
 
@@ -1098,7 +1108,11 @@ class Tensor:
         tensor([ True, False], dtype=bool)
         """
         other = other._data if isinstance(other, Tensor) else other
-        return Tensor._wrap(np.isclose(self._data, other, rtol, atol, equal_nan))
+        return Tensor._wrap(
+            _F._broadcasting(
+                "isclose", lambda a, b: np.isclose(a, b, rtol, atol, equal_nan), self._data, other
+            )
+        )
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         """Whether :meth:`isclose` holds everywhere (a Python bool).
@@ -1149,7 +1163,9 @@ class Tensor:
         >>> minidl.tensor([1, 0]).logical_and(minidl.tensor([1, 1]))
         tensor([ True, False], dtype=bool)
         """
-        return Tensor._wrap(np.logical_and(self._data, _plain(other)))
+        return Tensor._wrap(
+            _F._broadcasting("logical_and", np.logical_and, self._data, _plain(other))
+        )
 
     def logical_or(self, other):
         """Element-wise ``self or other`` of the truth values (bool).
@@ -1157,7 +1173,9 @@ class Tensor:
         >>> minidl.tensor([1, 0]).logical_or(minidl.tensor([0, 0]))
         tensor([ True, False], dtype=bool)
         """
-        return Tensor._wrap(np.logical_or(self._data, _plain(other)))
+        return Tensor._wrap(
+            _F._broadcasting("logical_or", np.logical_or, self._data, _plain(other))
+        )
 
     def logical_not(self):
         """Element-wise ``not self`` of the truth values (bool).
@@ -1594,7 +1612,15 @@ class Tensor:
         >>> minidl.arange(6.0).reshape(2, 3).shape
         (2, 3)
         """
-        return _F.Reshape.apply(self, shape=_int_list(shape, "reshape", "the shape"))
+        shape = _int_list(shape, "reshape", "the shape")
+        for index, size in enumerate(shape):
+            if size < -1:
+                # numpy reads any negative size as -1; torch refuses all but -1
+                raise RuntimeError(
+                    f"reshape: invalid shape dimension {size} at index {index} of shape "
+                    f"{list(shape)} (sizes are >= 0, or -1 for one inferred dim)"
+                )
+        return _F.Reshape.apply(self, shape=shape)
 
     def view(self, *shape):
         """This tensor's memory seen in another shape; refused where that needs a copy.
@@ -1698,6 +1724,7 @@ class Tensor:
         >>> minidl.arange(4.0).roll(1)
         tensor([3., 0., 1., 2.])
         """
+        _int_list(shifts if isinstance(shifts, (tuple, list)) else (shifts,), "roll", "shifts")
         if dims is None:
             return _F.Roll.apply(self.flatten(), shifts=shifts, axes=0).reshape(self.shape)
         if isinstance(dims, (tuple, list)):
@@ -1714,6 +1741,13 @@ class Tensor:
         tensor([1., 2.])
         """
         axis = _F._normalize_axes(dim, self.ndim, "narrow")[0]
+        start, length = _int_list((start, length), "narrow", "start and length")
+        size = self.shape[axis]
+        start = start + size if -size <= start < 0 else start
+        if not 0 <= start <= size or length < 0 or start + length > size:
+            raise RuntimeError(
+                f"narrow: start {start} and length {length} do not fit dim {dim} of size {size}"
+            )
         index = [slice(None)] * self.ndim
         index[axis] = slice(start, start + length)
         return self[tuple(index)]
@@ -1820,7 +1854,7 @@ class Tensor:
         >>> minidl.ones(2, dtype="float64").new_zeros(3).dtype
         dtype('float64')
         """
-        return Tensor._of(np.zeros(_int_list(size, "new_zeros", "size"), self.dtype))
+        return Tensor._of(np.zeros(_shape_of(size, "new_zeros"), self.dtype))
 
     def new_ones(self, *size):
         """Ones of ``size`` in this tensor's dtype.
@@ -1828,7 +1862,7 @@ class Tensor:
         >>> minidl.ones(2).new_ones(2, 2).shape
         (2, 2)
         """
-        return Tensor._of(np.ones(_int_list(size, "new_ones", "size"), self.dtype))
+        return Tensor._of(np.ones(_shape_of(size, "new_ones"), self.dtype))
 
     def new_full(self, size, fill_value):
         """``size`` filled with ``fill_value`` in this tensor's dtype.
@@ -1836,7 +1870,7 @@ class Tensor:
         >>> minidl.ones(2).new_full((2,), 7)
         tensor([7., 7.])
         """
-        return Tensor._of(np.full(_int_list((size,), "new_full", "size"), fill_value, self.dtype))
+        return Tensor._of(np.full(_shape_of((size,), "new_full"), fill_value, self.dtype))
 
     def new_tensor(self, data):
         """A copy of ``data`` in this tensor's dtype.
@@ -1844,7 +1878,7 @@ class Tensor:
         >>> minidl.ones(1, dtype="float64").new_tensor([1, 2]).dtype
         dtype('float64')
         """
-        return Tensor._of(np.array(_plain(data), dtype=self.dtype))
+        return tensor(data, dtype=self.dtype)
 
     def type_as(self, other):
         """This tensor in ``other``'s dtype.
@@ -1852,6 +1886,8 @@ class Tensor:
         >>> minidl.arange(2).type_as(minidl.ones(1)).dtype
         dtype('float32')
         """
+        if not isinstance(other, Tensor):
+            raise TypeError(f"type_as: expected a minidl Tensor, got {type(other).__name__}")
         return self.astype(other.dtype)
 
     @property
@@ -1890,7 +1926,7 @@ class Tensor:
         tensor([[1., 0.],
                 [1., 1.]])
         """
-        return self._triangle(False, diagonal)
+        return self._triangle(False, _int_list((diagonal,), "tril", "diagonal")[0])
 
     def triu(self, diagonal=0):
         """The upper triangle of the last two dims (the rest zero).
@@ -1899,7 +1935,7 @@ class Tensor:
         tensor([[0., 1.],
                 [0., 0.]])
         """
-        return self._triangle(True, diagonal)
+        return self._triangle(True, _int_list((diagonal,), "triu", "diagonal")[0])
 
     def _triangle(self, upper, diagonal):
         if self.ndim < 2:
@@ -2089,7 +2125,7 @@ class Tensor:
         """
         if min is None and max is None:
             raise ValueError("clamp: give at least one of min and max")
-        bounds = [b for b in (min, max) if b is not None]
+        bounds = _clamp_bounds(min, max, "clamp")
         dtype = _dtypes.result_dtype(self, *[_scalar_or_array(b) for b in bounds])
         x = self if self.dtype == dtype else self.astype(dtype)
         if isinstance(min, Tensor) or isinstance(max, Tensor):
@@ -2423,10 +2459,37 @@ def from_numpy(array, requires_grad=False):
     return Tensor._of(array, requires_grad=requires_grad)
 
 
-def _shape_of(shape):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        return tuple(shape[0])
-    return tuple(shape)
+def _clamp_bounds(min, max, where):
+    """The bounds given (numbers or Tensors), refusing anything else with a TypeError."""
+    bounds = [b for b in (min, max) if b is not None]
+    for bound in bounds:
+        if isinstance(bound, bool) or not isinstance(bound, (numbers.Real, Tensor)):
+            raise TypeError(
+                f"{where}: expected min and max as numbers or Tensors, got {type(bound).__name__}"
+            )
+    return bounds
+
+
+def _like(other, where):
+    """The array whose shape (and dtype) a ``*_like`` factory copies: a Tensor's, or
+    numbers' (a list or an array); anything else raises TypeError naming ``where``."""
+    data = other._data if isinstance(other, Tensor) else np.asarray(other)
+    if data.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{where}: expected a Tensor (or numbers) to copy the shape of, got "
+            f"{type(other).__name__}"
+        )
+    return data
+
+
+def _shape_of(shape, where):
+    """``shape`` (sizes, or one sequence of them) as a tuple of ints >= 0, as torch checks it:
+    a size that is not an int raises TypeError, a negative one RuntimeError."""
+    shape = _int_list(tuple(shape), where, "sizes")
+    for size in shape:
+        if size < 0:
+            raise RuntimeError(f"{where}: negative dimension {size} in size {list(shape)}")
+    return shape
 
 
 def _float_dtype(dtype, where):
@@ -2442,7 +2505,9 @@ def zeros(*shape, dtype=None, requires_grad=False):
     >>> minidl.zeros(2, 3).shape
     (2, 3)
     """
-    array = np.zeros(_shape_of(shape), dtype=get_default_dtype() if dtype is None else dtype)
+    array = np.zeros(
+        _shape_of(shape, "zeros"), dtype=get_default_dtype() if dtype is None else dtype
+    )
     return Tensor._of(array, requires_grad=requires_grad)
 
 
@@ -2452,7 +2517,7 @@ def ones(*shape, dtype=None, requires_grad=False):
     >>> minidl.ones(3)
     tensor([1., 1., 1.])
     """
-    array = np.ones(_shape_of(shape), dtype=get_default_dtype() if dtype is None else dtype)
+    array = np.ones(_shape_of(shape, "ones"), dtype=get_default_dtype() if dtype is None else dtype)
     return Tensor._of(array, requires_grad=requires_grad)
 
 
@@ -2462,7 +2527,7 @@ def zeros_like(other, dtype=None, requires_grad=False):
     >>> minidl.zeros_like(minidl.ones(2, dtype="float64"))
     tensor([0., 0.], dtype=float64)
     """
-    data = other.data if isinstance(other, Tensor) else np.asarray(other)
+    data = _like(other, "zeros_like")
     return Tensor._of(np.zeros(data.shape, dtype=dtype or data.dtype), requires_grad=requires_grad)
 
 
@@ -2472,7 +2537,7 @@ def ones_like(other, dtype=None, requires_grad=False):
     >>> minidl.ones_like(minidl.zeros(2))
     tensor([1., 1.])
     """
-    data = other.data if isinstance(other, Tensor) else np.asarray(other)
+    data = _like(other, "ones_like")
     return Tensor._of(np.ones(data.shape, dtype=dtype or data.dtype), requires_grad=requires_grad)
 
 
@@ -2484,7 +2549,7 @@ def randn(*shape, dtype=None, requires_grad=False):
     (2, 3)
     """
     dtype = _float_dtype(dtype, "randn")
-    array = _random.generator().standard_normal(_shape_of(shape), dtype=dtype)
+    array = _random.generator().standard_normal(_shape_of(shape, "randn"), dtype=dtype)
     return Tensor._of(array, requires_grad=requires_grad)
 
 
@@ -2495,7 +2560,7 @@ def rand(*shape, dtype=None, requires_grad=False):
     (4,)
     """
     dtype = _float_dtype(dtype, "rand")
-    array = _random.generator().random(_shape_of(shape), dtype=dtype)
+    array = _random.generator().random(_shape_of(shape, "rand"), dtype=dtype)
     return Tensor._of(array, requires_grad=requires_grad)
 
 
@@ -2511,6 +2576,13 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
     """
     if stop is None:
         start, stop = 0, start
+    for name, value in (("start", start), ("end", stop), ("step", step)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"arange: {name} must be a number, got {type(value).__name__}")
+        if not math.isfinite(value):
+            raise RuntimeError(f"arange: {name} must be finite, got {value}")
+    if step == 0:
+        raise RuntimeError("arange: step must be nonzero")
     if dtype is None:
         is_int = all(isinstance(v, (int, np.integer)) for v in (start, stop, step))
         dtype = np.int64 if is_int else get_default_dtype()
@@ -2531,7 +2603,7 @@ def full(size, fill_value, dtype=None, requires_grad=False):
             if isinstance(fill_value, (bool, int, float))
             else (np.asarray(fill_value).dtype)
         )
-    array = np.full(_shape_of((size,)), fill_value, dtype)
+    array = np.full(_shape_of((size,), "full"), fill_value, dtype)
     return Tensor._of(array, requires_grad=requires_grad)
 
 
@@ -2541,7 +2613,7 @@ def full_like(other, fill_value, dtype=None, requires_grad=False):
     >>> minidl.full_like(minidl.zeros(2), 3)
     tensor([3., 3.])
     """
-    data = other._data if isinstance(other, Tensor) else np.asarray(other)
+    data = _like(other, "full_like")
     array = np.full(data.shape, fill_value, dtype or data.dtype)
     return Tensor._of(array, requires_grad=requires_grad)
 
@@ -2552,7 +2624,9 @@ def empty(*shape, dtype=None, requires_grad=False):
     >>> minidl.empty(2, 3).shape
     (2, 3)
     """
-    array = np.empty(_shape_of(shape), dtype=get_default_dtype() if dtype is None else dtype)
+    array = np.empty(
+        _shape_of(shape, "empty"), dtype=get_default_dtype() if dtype is None else dtype
+    )
     return Tensor._of(array, requires_grad=requires_grad)
 
 
@@ -2563,6 +2637,9 @@ def eye(n, m=None, dtype=None, requires_grad=False):
     tensor([[1., 0.],
             [0., 1.]])
     """
+    for name, value in (("n", n), ("m", m)):
+        if value is not None and (not _checks.is_int(value) or value < 0):
+            raise RuntimeError(f"eye: {name} must be an integer >= 0, got {value!r}")
     array = np.eye(n, m, dtype=get_default_dtype() if dtype is None else dtype)
     return Tensor._of(array, requires_grad=requires_grad)
 
@@ -2591,7 +2668,10 @@ def randint(low, high=None, size=None, dtype=None):
         low, high, size = 0, low, high
     if size is None:
         raise TypeError("randint: size is required, e.g. randint(0, 10, (3,))")
-    array = _random.generator().integers(low, high, _shape_of((size,)))
+    size = _shape_of((size,), "randint")
+    if not low < high:
+        raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
+    array = _random.generator().integers(low, high, size)
     return Tensor._of(array.astype(np.int64 if dtype is None else dtype))
 
 
@@ -2601,6 +2681,7 @@ def randn_like(other, dtype=None, requires_grad=False):
     >>> minidl.randn_like(minidl.zeros(2, 3)).shape
     (2, 3)
     """
+    other = _like(other, "randn_like")
     dtype = dtype or _dtypes.float_dtype_of(np.dtype(other.dtype))
     return randn(*other.shape, dtype=dtype, requires_grad=requires_grad)
 
@@ -2611,86 +2692,107 @@ def rand_like(other, dtype=None, requires_grad=False):
     >>> minidl.rand_like(minidl.zeros(2)).shape
     (2,)
     """
+    other = _like(other, "rand_like")
     dtype = dtype or _dtypes.float_dtype_of(np.dtype(other.dtype))
     return rand(*other.shape, dtype=dtype, requires_grad=requires_grad)
 
 
 # ---------------------------------------------------------------- functions of tensors
 # The same operations as Tensor's methods, under the names torch and numpy give them.
-sum = Tensor.sum
-mean = Tensor.mean
-prod = Tensor.prod
-max = Tensor.max
-min = Tensor.min
-amax = Tensor.amax
-amin = Tensor.amin
-argmax = Tensor.argmax
-argmin = Tensor.argmin
-var = Tensor.var
-std = Tensor.std
-logsumexp = Tensor.logsumexp
-norm = Tensor.norm
-cumsum = Tensor.cumsum
-sort = Tensor.sort
-argsort = Tensor.argsort
-topk = Tensor.topk
-reshape = Tensor.reshape
-permute = Tensor.permute
-transpose = Tensor.transpose
-flatten = Tensor.flatten
-unsqueeze = Tensor.unsqueeze
-squeeze = Tensor.squeeze
-flip = Tensor.flip
-roll = Tensor.roll
-split = Tensor.split
-chunk = Tensor.chunk
-gather = Tensor.gather
-scatter = Tensor.scatter
-scatter_add = Tensor.scatter_add
-index_select = Tensor.index_select
-masked_fill = Tensor.masked_fill
-tril = Tensor.tril
-triu = Tensor.triu
-exp = Tensor.exp
-log = Tensor.log
-log2 = Tensor.log2
-log10 = Tensor.log10
-log1p = Tensor.log1p
-expm1 = Tensor.expm1
-sqrt = Tensor.sqrt
-rsqrt = Tensor.rsqrt
-sin = Tensor.sin
-cos = Tensor.cos
-erf = Tensor.erf
-tanh = Tensor.tanh
-sigmoid = Tensor.sigmoid
-relu = Tensor.relu
-abs = Tensor.abs
-sign = Tensor.sign
-floor = Tensor.floor
-ceil = Tensor.ceil
-round = Tensor.round
-trunc = Tensor.trunc
-clip = Tensor.clip
-clamp = Tensor.clamp
-neg = Tensor.__neg__
-isnan = Tensor.isnan
-isinf = Tensor.isinf
-isfinite = Tensor.isfinite
-isclose = Tensor.isclose
-allclose = Tensor.allclose
-logical_not = Tensor.logical_not
-logical_and = Tensor.logical_and
-logical_or = Tensor.logical_or
-eq = Tensor.eq
-ne = Tensor.ne
-lt = Tensor.lt
-le = Tensor.le
-gt = Tensor.gt
-ge = Tensor.ge
-outer = Tensor.outer
-softmax = Tensor.softmax
-log_softmax = Tensor.log_softmax
+# Each refuses a first argument that is not a Tensor (a list, an array), as torch's
+# functions do, with a TypeError naming the function instead of an AttributeError.
+
+
+def _function_of(method, name):
+    """``method`` of Tensor as the module-level function ``minidl.<name>``."""
+
+    @functools.wraps(method)
+    def function(input, *args, **kwargs):
+        if not isinstance(input, Tensor):
+            raise TypeError(
+                f"minidl.{name}: expected a minidl Tensor as input (convert with "
+                f"minidl.tensor), got {type(input).__name__}"
+            )
+        return method(input, *args, **kwargs)
+
+    function.__name__ = function.__qualname__ = name
+    return function
+
+
+sum = _function_of(Tensor.sum, "sum")
+mean = _function_of(Tensor.mean, "mean")
+prod = _function_of(Tensor.prod, "prod")
+max = _function_of(Tensor.max, "max")
+min = _function_of(Tensor.min, "min")
+amax = _function_of(Tensor.amax, "amax")
+amin = _function_of(Tensor.amin, "amin")
+argmax = _function_of(Tensor.argmax, "argmax")
+argmin = _function_of(Tensor.argmin, "argmin")
+var = _function_of(Tensor.var, "var")
+std = _function_of(Tensor.std, "std")
+logsumexp = _function_of(Tensor.logsumexp, "logsumexp")
+norm = _function_of(Tensor.norm, "norm")
+cumsum = _function_of(Tensor.cumsum, "cumsum")
+sort = _function_of(Tensor.sort, "sort")
+argsort = _function_of(Tensor.argsort, "argsort")
+topk = _function_of(Tensor.topk, "topk")
+reshape = _function_of(Tensor.reshape, "reshape")
+permute = _function_of(Tensor.permute, "permute")
+transpose = _function_of(Tensor.transpose, "transpose")
+flatten = _function_of(Tensor.flatten, "flatten")
+unsqueeze = _function_of(Tensor.unsqueeze, "unsqueeze")
+squeeze = _function_of(Tensor.squeeze, "squeeze")
+flip = _function_of(Tensor.flip, "flip")
+roll = _function_of(Tensor.roll, "roll")
+split = _function_of(Tensor.split, "split")
+chunk = _function_of(Tensor.chunk, "chunk")
+gather = _function_of(Tensor.gather, "gather")
+scatter = _function_of(Tensor.scatter, "scatter")
+scatter_add = _function_of(Tensor.scatter_add, "scatter_add")
+index_select = _function_of(Tensor.index_select, "index_select")
+masked_fill = _function_of(Tensor.masked_fill, "masked_fill")
+tril = _function_of(Tensor.tril, "tril")
+triu = _function_of(Tensor.triu, "triu")
+exp = _function_of(Tensor.exp, "exp")
+log = _function_of(Tensor.log, "log")
+log2 = _function_of(Tensor.log2, "log2")
+log10 = _function_of(Tensor.log10, "log10")
+log1p = _function_of(Tensor.log1p, "log1p")
+expm1 = _function_of(Tensor.expm1, "expm1")
+sqrt = _function_of(Tensor.sqrt, "sqrt")
+rsqrt = _function_of(Tensor.rsqrt, "rsqrt")
+sin = _function_of(Tensor.sin, "sin")
+cos = _function_of(Tensor.cos, "cos")
+erf = _function_of(Tensor.erf, "erf")
+tanh = _function_of(Tensor.tanh, "tanh")
+sigmoid = _function_of(Tensor.sigmoid, "sigmoid")
+relu = _function_of(Tensor.relu, "relu")
+abs = _function_of(Tensor.abs, "abs")
+sign = _function_of(Tensor.sign, "sign")
+floor = _function_of(Tensor.floor, "floor")
+ceil = _function_of(Tensor.ceil, "ceil")
+round = _function_of(Tensor.round, "round")
+trunc = _function_of(Tensor.trunc, "trunc")
+clip = _function_of(Tensor.clip, "clip")
+clamp = _function_of(Tensor.clamp, "clamp")
+neg = _function_of(Tensor.__neg__, "neg")
+isnan = _function_of(Tensor.isnan, "isnan")
+isinf = _function_of(Tensor.isinf, "isinf")
+isfinite = _function_of(Tensor.isfinite, "isfinite")
+isclose = _function_of(Tensor.isclose, "isclose")
+allclose = _function_of(Tensor.allclose, "allclose")
+logical_not = _function_of(Tensor.logical_not, "logical_not")
+logical_and = _function_of(Tensor.logical_and, "logical_and")
+logical_or = _function_of(Tensor.logical_or, "logical_or")
+eq = _function_of(Tensor.eq, "eq")
+ne = _function_of(Tensor.ne, "ne")
+lt = _function_of(Tensor.lt, "lt")
+le = _function_of(Tensor.le, "le")
+gt = _function_of(Tensor.gt, "gt")
+ge = _function_of(Tensor.ge, "ge")
+outer = _function_of(Tensor.outer, "outer")
+softmax = _function_of(Tensor.softmax, "softmax")
+log_softmax = _function_of(Tensor.log_softmax, "log_softmax")
 
 
 def add(a, b):
@@ -2854,6 +2956,14 @@ def einsum(equation, *operands):
             raise ValueError(
                 f"einsum: subscripts {letters!r} do not match an operand of shape {_shape(operand)}"
             )
+    sizes = {}
+    for letters, operand in zip(inputs, operands):
+        for letter, size in zip(letters, _shape(operand)):
+            if sizes.setdefault(letter, size) != size and 1 not in (size, sizes[letter]):
+                raise ValueError(
+                    f"einsum: subscript {letter!r} has size {sizes[letter]} in one operand and "
+                    f"{size} in another"
+                )
     operands = [_operand(o) for o in operands]
     dtype = _dtypes.result_dtype(*operands)
     return _F.Einsum.apply(

@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 
+from . import _checks
 from . import distributed as _distributed
 from . import random as _random
 from .callbacks import (
@@ -45,7 +46,7 @@ from .callbacks import (
     PeriodicEvaluation,
     TerminateOnNaN,
 )
-from .data.loader import DataLoader
+from .data.loader import DataLoader, Dataset
 from .io import load, save
 from .nn.module import evaluating
 from .nn.parallel import DistributedDataParallel
@@ -62,6 +63,12 @@ def accuracy(outputs, targets):
     >>> accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1]))
     0.5
     """
+    outputs, targets = np.asarray(outputs), np.asarray(targets)
+    if outputs.ndim != 2 or targets.shape != outputs.shape[:1]:
+        raise ValueError(
+            f"accuracy: expected outputs (N, K) and targets (N,), got shapes {outputs.shape} "
+            f"and {targets.shape}"
+        )
     return float(np.mean(np.argmax(outputs, axis=1) == targets))
 
 
@@ -162,6 +169,20 @@ class History:
         figure.tight_layout()
         figure.savefig(path, dpi=100)
         return path
+
+
+def _check_batches(data, where, name):
+    """Refuse ``data`` that is not an iterable of batches, saying what to pass instead."""
+    if isinstance(data, Dataset):
+        raise TypeError(
+            f"{where}: {name} is a dataset of single samples; wrap it in a DataLoader "
+            f"(minidl.data.DataLoader({name}, batch_size=...)) to get batches"
+        )
+    if isinstance(data, (str, bytes)) or not hasattr(data, "__iter__"):
+        raise TypeError(
+            f"{where}: expected {name} as a DataLoader or an iterable of (inputs, targets) "
+            f"batches, got {type(data).__name__}"
+        )
 
 
 class Trainer:
@@ -293,7 +314,13 @@ class Trainer:
         """Train until ``epochs`` epochs are complete in all (a resumed run continues).
 
         Returns the :class:`History`, which also stays on ``trainer.history``.
+        ``train_data`` (and ``val_data``) is a DataLoader or any iterable of
+        ``(inputs, targets)`` batches; ``epochs`` a non-negative int.
         """
+        _check_batches(train_data, "Trainer.fit", "train_data")
+        if val_data is not None:
+            _check_batches(val_data, "Trainer.fit", "val_data")
+        _checks.non_negative_int(epochs, "Trainer.fit", "epochs")
         self.stop_training = False
         self._data = {"train": train_data, "val": val_data}
         for callback in self.callbacks:
@@ -445,6 +472,7 @@ class Trainer:
         model broadcasts buffers), and the result, equal on every rank, is that of
         one process evaluating every batch.
         """
+        _check_batches(data, "Trainer.evaluate", "data")
         totals, samples = {}, 0
         network = self._network()
         if self.distributed and self.model.broadcast_buffers:
@@ -493,12 +521,18 @@ class Trainer:
 
         Runs in eval mode under no_grad in batches of ``batch_size``, restores the
         model's mode, and returns one numpy array. Batches may be ``(inputs,
-        targets)`` pairs, whose targets are ignored.
+        targets)`` pairs, whose targets are ignored. An empty array (0, *) runs the
+        model on the empty batch, so the result has the model's output shape (0, *).
         """
+        batch_size = _checks.positive_int(batch_size, "Trainer.predict", "batch_size")
         if isinstance(inputs, (np.ndarray, Tensor)):
             array = _array(inputs)
-            batches = (array[i : i + batch_size] for i in range(0, len(array), batch_size))
+            if array.ndim == 0:
+                raise ValueError("Trainer.predict: expected a batch of inputs (N, *), got a scalar")
+            starts = range(0, len(array), batch_size) if len(array) else [0]
+            batches = (array[i : i + batch_size] for i in starts)
         else:
+            _check_batches(inputs, "Trainer.predict", "inputs")
             batches = (b[0] if isinstance(b, (tuple, list)) else b for b in inputs)
         network = self._network()
         with evaluating(network):

@@ -6,6 +6,7 @@ row-major order, big-endian. Files may be gzip-compressed (``.gz``).
 """
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -97,10 +98,8 @@ def _read_idx_stream(stream, path, file_size, compressed, max_bytes):
         )
     shape = struct.unpack(f">{ndim}I", dimensions)
     dtype = IDX_TYPES[code]
-    count = 1
-    for dimension in shape:  # Python ints: a product that overflows int64 is still exact
-        count *= dimension
-    expected = count * dtype.itemsize
+    # Python ints: numpy's int64 product wraps for dimensions like (2**32 - 1,) * 3
+    expected = math.prod(shape) * dtype.itemsize
     native = dtype.newbyteorder("=")
     header = 4 + 4 * ndim
     if not compressed and header + expected != file_size:

@@ -8,6 +8,7 @@ Generator; the DataLoader passes its own) or, without one, from minidl's.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import _checks
 from .. import random as _random
 
 
@@ -15,8 +16,20 @@ def _generator(rng):
     return rng if rng is not None else _random.generator()
 
 
+def _image_batch(batch, where, ranks=(3, 4)):
+    """Refuse a batch that is not a numpy array (TypeError) of one of ``ranks`` (ValueError)."""
+    expected = "(N, H, W) or (N, C, H, W)" if tuple(ranks) == (3, 4) else "(N, *)"
+    if not isinstance(batch, np.ndarray):
+        raise TypeError(
+            f"{where}: expected a batch as a numpy array {expected}, got {type(batch).__name__}"
+        )
+    if batch.ndim not in ranks:
+        raise ValueError(f"{where}: expected a batch {expected}, got shape {batch.shape}")
+
+
 def _random_crop(batch, size, padding, rng, where):
     """Pad ``batch``'s images by ``padding`` zeros and cut one random ``size`` window from each."""
+    _image_batch(batch, where)
     pad = [(0, 0)] * (batch.ndim - 2) + [(padding, padding)] * 2
     padded = np.pad(batch, pad)
     height, width = padded.shape[-2:]
@@ -49,6 +62,10 @@ class Compose:
     """
 
     def __init__(self, transforms):
+        if not hasattr(transforms, "__iter__") or not all(map(callable, transforms)):
+            raise TypeError(
+                f"Compose: expected a list of transforms (callables), got {transforms!r}"
+            )
         self.transforms = list(transforms)
 
     def __call__(self, batch, rng=None):
@@ -70,10 +87,16 @@ class Normalize:
     def __init__(self, mean, std):
         self.mean = np.asarray(mean, dtype=np.float64)
         self.std = np.asarray(std, dtype=np.float64)
-        if np.any(self.std <= 0):
+        if self.mean.ndim > 1 or self.std.ndim > 1 or not np.isfinite(self.mean).all():
+            raise ValueError(
+                f"Normalize: expected finite numbers or per-channel sequences, got mean={mean}, "
+                f"std={std}"
+            )
+        if not np.isfinite(self.std).all() or np.any(self.std <= 0):
             raise ValueError(f"Normalize: std must be positive, got {std}")
 
     def __call__(self, batch, rng=None):
+        _image_batch(batch, "Normalize", ranks=range(1 if self.mean.ndim == 0 else 2, 33))
         shape = (1, -1) + (1,) * (batch.ndim - 2) if self.mean.ndim else ()
         mean = self.mean.reshape(shape).astype(batch.dtype, copy=False)
         std = self.std.reshape(shape).astype(batch.dtype, copy=False)
@@ -94,8 +117,10 @@ class RandomCrop:
     """
 
     def __init__(self, size, padding=0):
-        self.size = (size, size) if isinstance(size, int) else tuple(size)
-        self.padding = int(padding)
+        self.size = _checks.pair(size, "RandomCrop", "size")
+        if min(self.size) < 1:
+            raise ValueError(f"RandomCrop: size must be positive, got {size!r}")
+        self.padding = _checks.non_negative_int(padding, "RandomCrop", "padding")
 
     def __call__(self, batch, rng=None):
         return _random_crop(batch, self.size, self.padding, _generator(rng), "RandomCrop")
@@ -115,7 +140,7 @@ class RandomShift:
     """
 
     def __init__(self, pixels):
-        self.pixels = int(pixels)
+        self.pixels = _checks.non_negative_int(pixels, "RandomShift", "pixels")
 
     def __call__(self, batch, rng=None):
         size = batch.shape[-2:]  # per call: the transform's own state never changes
@@ -134,11 +159,10 @@ class RandomHorizontalFlip:
     """
 
     def __init__(self, p=0.5):
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"RandomHorizontalFlip: p must be in [0, 1], got {p}")
-        self.p = float(p)
+        self.p = _checks.real(p, "RandomHorizontalFlip", "p", low=0.0, high=1.0)
 
     def __call__(self, batch, rng=None):
+        _image_batch(batch, "RandomHorizontalFlip")
         flip = _generator(rng).random(len(batch)) < self.p
         out = batch.copy()
         out[flip] = batch[flip][..., ::-1]

@@ -57,7 +57,13 @@ def linear(x, weight, bias=None):
     >>> F.linear(minidl.ones(2, 3), minidl.ones(4, 3)).shape
     (2, 4)
     """
-    if x.shape[-1:] != weight.shape[1:]:
+    _tensor_arguments("linear", input=x, weight=weight, bias=bias)
+    if weight.ndim != 2:
+        raise ValueError(
+            f"linear: expected a 2-D weight (out_features, in_features), got shape {weight.shape}"
+        )
+    _bias_shape(bias, weight.shape[0], "linear")
+    if x.ndim == 0 or x.shape[-1:] != weight.shape[1:]:
         raise ValueError(
             f"linear: input of shape {x.shape} does not match a weight of shape "
             f"{weight.shape} (expected the last dim to be {weight.shape[1]})"
@@ -199,17 +205,18 @@ class _Conv2dFn(Function):
         inputs, weight_matrix = ctx.saved_tensors
         x_shape, kernel, stride, padding, dilation, extra, weight_shape = ctx.geometry
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
-        grad3 = grad.reshape(grad.shape[0], grad.shape[1], -1)  # (N, O, L)
+        # (N, O, L); sizes spelled out, as numpy cannot infer one beside an empty batch
+        grad3 = grad.reshape(grad.shape[0], grad.shape[1], math.prod(grad.shape[2:]))
         groups = weight_matrix.shape[0]
         dx = dweight = dbias = None
         if need_x or (need_weight and not ctx.direct):
             # (G, O / G, N * L), the layout of the forward's product
             grad_matrix = _ops.swap_leading_axes(grad3).reshape(
-                groups, grad3.shape[1] // groups, -1
+                groups, grad3.shape[1] // groups, grad3.shape[0] * grad3.shape[2]
             )
         if need_x:
             dcols = np.matmul(weight_matrix.transpose(0, 2, 1), grad_matrix)
-            dcols = dcols.reshape(-1, grad3.shape[0], grad3.shape[2])
+            dcols = dcols.reshape(groups * dcols.shape[1], grad3.shape[0], grad3.shape[2])
             dx = _ops.col2im(dcols, x_shape, kernel, stride, padding, dilation)
             if extra != (0, 0):
                 dx = dx[:, :, : x_shape[2] - extra[0], : x_shape[3] - extra[1]]
@@ -263,22 +270,62 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     >>> F.conv2d(minidl.ones(1, 4, 5, 5), minidl.ones(4, 1, 3, 3), groups=4).shape
     (1, 4, 3, 3)
     """
-    groups = _conv_groups(groups, x, weight, "conv2d")
+    return _checked_conv2d(x, weight, bias, stride, padding, dilation, groups, "conv2d")
+
+
+def _checked_conv2d(x, weight, bias, stride, padding, dilation, groups, where):
+    """conv2d's checks of the tensors, groups, stride and dilation, naming ``where``."""
+    _tensor_arguments(where, input=x, weight=weight, bias=bias)
+    groups = _conv_groups(groups, x, weight, where)
     if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1] * groups:
         raise ValueError(
-            f"conv2d: expected input (N, "
+            f"{where}: expected input (N, "
             f"{weight.shape[1] * groups if weight.ndim == 4 else 'C'}, H, W) "
             f"for a weight of shape {weight.shape} and groups={groups}, got input of shape "
             f"{x.shape}"
         )
-    stride = _checks.pair(stride, "conv2d", "stride")
-    dilation = _checks.pair(dilation, "conv2d", "dilation")
-    return _conv2d(x, weight, bias, stride, padding, dilation, groups, "conv2d")
+    stride = _checks.pair(stride, where, "stride")
+    dilation = _checks.pair(dilation, where, "dilation")
+    return _conv2d(x, weight, bias, stride, padding, dilation, groups, where)
+
+
+def _tensor_arguments(where, **arguments):
+    """Refuse an argument that is not a Tensor (None allowed for an optional one), as
+    torch's functionals refuse lists with a TypeError."""
+    for name, value in arguments.items():
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(
+                f"{where}: expected {name} as a minidl Tensor (convert with minidl.tensor), "
+                f"got {type(value).__name__}"
+            )
+
+
+def _bias_shape(bias, channels, where):
+    """Refuse a bias that is not one value per output channel: (channels,)."""
+    if bias is not None and bias.shape != (channels,):
+        raise ValueError(
+            f"{where}: expected a bias of shape ({channels},), one per output feature, "
+            f"got shape {bias.shape}"
+        )
+
+
+def _window_does_not_fit(where, kernel, dilation, size, padding):
+    """The ValueError for a window larger than the padded input (convolution or pooling)."""
+    return ValueError(
+        f"{where}: the window {tuple(kernel)} (dilation {tuple(dilation)}) does not fit in the "
+        f"input {tuple(size)} padded by {tuple(padding)}"
+    )
 
 
 def _conv2d(x, weight, bias, stride, padding, dilation, groups, where):
     """conv2d of checked arguments (``padding`` as the caller got it); Conv2D's forward too."""
     padding, extra = _conv_padding(padding, weight.shape[2:], stride, dilation, where)
+    _bias_shape(bias, weight.shape[0], where)
+    for size, kernel, step, pad, more in zip(
+        x.shape[2:], weight.shape[2:], dilation, padding, extra
+    ):
+        if (kernel - 1) * step + 1 > size + 2 * pad + more:
+            raise _window_does_not_fit(where, weight.shape[2:], dilation, x.shape[2:], padding)
     return _Conv2dFn.apply(
         x,
         weight,
@@ -311,24 +358,31 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     >>> F.conv1d(minidl.ones(2, 3, 10), minidl.ones(4, 3, 3), padding=1).shape
     (2, 4, 10)
     """
+    return _conv1d(x, weight, bias, stride, padding, dilation, groups, "conv1d")
+
+
+def _conv1d(x, weight, bias, stride, padding, dilation, groups, where):
+    """conv1d naming ``where`` (the function or the Conv1d layer) in its errors."""
+    _tensor_arguments(where, input=x, weight=weight, bias=bias)
     if x.ndim != 3 or weight.ndim != 3:
         raise ValueError(
-            f"conv1d: expected a (N, C, L) input and a (O, C / groups, k) weight, got "
+            f"{where}: expected a (N, C, L) input and a (O, C / groups, k) weight, got "
             f"shapes {x.shape} and {weight.shape}"
         )
     stride, dilation = (
-        _single(v, "conv1d", name) for v, name in ((stride, "stride"), (dilation, "dilation"))
+        _single(v, where, name) for v, name in ((stride, "stride"), (dilation, "dilation"))
     )
     if not isinstance(padding, str):
-        padding = (0, _single(padding, "conv1d", "padding"))
-    out = conv2d(
+        padding = (0, _single(padding, where, "padding"))
+    out = _checked_conv2d(
         x.unsqueeze(2),
         weight.unsqueeze(2),
         bias,
-        stride=(1, stride),
-        padding=padding,
-        dilation=(1, dilation),
-        groups=groups,
+        (1, stride),
+        padding,
+        (1, dilation),
+        groups,
+        where,
     )
     return out.squeeze(2)
 
@@ -360,8 +414,9 @@ class _ConvTranspose2dFn(Function):
             for size, s, d, k in zip((height, width), stride, dilation, (kh, kw))
         )
         out_size = tuple(f - 2 * p + o for f, p, o in zip(full, padding, output_padding))
-        x_groups = _ops.swap_leading_axes(x.reshape(batch, in_channels, -1)).reshape(
-            groups, in_channels // groups, -1
+        # sizes spelled out, not -1: numpy cannot infer a dim beside an empty batch
+        x_groups = _ops.swap_leading_axes(x.reshape(batch, in_channels, height * width)).reshape(
+            groups, in_channels // groups, batch * height * width
         )
         weight_groups = weight.reshape(groups, in_channels // groups, -1)
         cols = np.matmul(weight_groups.transpose(0, 2, 1), x_groups)
@@ -389,15 +444,19 @@ class _ConvTranspose2dFn(Function):
             :, :, :rows, :columns
         ]
         dcols = _ops.im2col(whole, weight_shape[2:], stride, 0, dilation)
-        dcols = dcols.reshape(groups, -1, dcols.shape[1] * dcols.shape[2])
+        dcols = dcols.reshape(groups, dcols.shape[0] // groups, dcols.shape[1] * dcols.shape[2])
         dx = dweight = dbias = None
         if need_x:
-            dx = np.matmul(weight_groups, dcols).reshape(x_shape[1], x_shape[0], -1)
+            dx = np.matmul(weight_groups, dcols).reshape(
+                x_shape[1], x_shape[0], x_shape[2] * x_shape[3]
+            )
             dx = _ops.swap_leading_axes(dx).reshape(x_shape)
         if need_weight:
             dweight = np.matmul(x_groups, dcols.transpose(0, 2, 1)).reshape(weight_shape)
         if need_bias:
-            dbias = _ops.sum_channels(np.ascontiguousarray(grad).reshape(*grad.shape[:2], -1))
+            dbias = _ops.sum_channels(
+                np.ascontiguousarray(grad).reshape(*grad.shape[:2], math.prod(grad.shape[2:]))
+            )
         return dx, dweight, dbias
 
 
@@ -556,6 +615,7 @@ def batch_norm(
     tensor([[-1., -1.],
             [ 1.,  1.]])
     """
+    _tensor_arguments("batch_norm", input=x)
     if x.ndim not in (2, 3, 4, 5):
         raise ValueError(f"batch_norm: expected a 2-d to 5-d input, got shape {x.shape}")
     if training:
@@ -805,6 +865,7 @@ def instance_norm(
     tensor([[[-1.,  1.],
              [-1.,  1.]]])
     """
+    _tensor_arguments("instance_norm", input=x)
     if x.ndim < 3:
         raise ValueError(
             f"instance_norm: expected a (N, C, *) input with a trailing dim, got shape {x.shape}"
@@ -932,10 +993,7 @@ def _max_pool_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode,
         for n, k, s, p, d in zip(shape[2:], kernel, stride, padding, dilation)
     )
     if min(out) < 1:
-        raise ValueError(
-            f"{where}: the window {kernel} (dilation {dilation}) does not fit in the input "
-            f"{tuple(shape[2:])} padded by {padding}"
-        )
+        raise _window_does_not_fit(where, kernel, dilation, shape[2:], padding)
     return kernel, stride, padding, dilation, out
 
 
@@ -1014,6 +1072,12 @@ def _max_pool2d_backward_arrays(grad, indices, x_shape, geometry):
         x_shape, kernel, stride, padding, dilation, out_size
     ):
         return _ops.max_pool2d_backward(grad, indices, x_shape, kernel, stride)
+    empty = indices < 0
+    if empty.any():
+        # a dilated window can hold padding only: its output is -inf (torch's too), it
+        # chose no input cell (index -1) and passes no gradient
+        grad = np.where(empty, grad.dtype.type(0), grad)
+        indices = np.where(empty, indices.dtype.type(0), indices)
     return _ops.max_pool2d_backward(grad, indices, x_shape)
 
 
@@ -1257,6 +1321,7 @@ def interpolate(
     >>> F.interpolate(minidl.tensor([[[1.0, 2.0]]]), scale_factor=2)
     tensor([[[1., 1., 2., 2.]]])
     """
+    _tensor_arguments("interpolate", input=x)
     where = "interpolate"
     if mode != "nearest":
         raise NotImplementedError(
@@ -1329,6 +1394,7 @@ def dropout2d(x, p=0.5, training=True, inplace=False):
     >>> F.dropout2d(minidl.ones(1, 2, 2, 2), p=0.5, training=False).shape
     (1, 2, 2, 2)
     """
+    _tensor_arguments("dropout2d", input=x)
     return _dropout2d(x, _dropout_probability(p, "dropout2d"), training, inplace, "dropout2d")
 
 
@@ -1386,6 +1452,7 @@ def dropout(x, p=0.5, training=True):
     >>> F.dropout(minidl.ones(4), p=0.5, training=False)
     tensor([1., 1., 1., 1.])
     """
+    _tensor_arguments("dropout", input=x)
     return _dropout(x, _dropout_probability(p, "dropout"), training)
 
 
@@ -1402,6 +1469,7 @@ def relu(x, inplace=False):
     >>> F.relu(minidl.tensor([-1.0, 2.0]))
     tensor([0., 2.])
     """
+    _tensor_arguments("relu", input=x)
     if inplace:
         if not isinstance(x, Tensor):
             raise TypeError(f"relu: expected a minidl Tensor, got {type(x).__name__}")
@@ -1438,6 +1506,7 @@ def sigmoid(x):
     >>> F.sigmoid(minidl.zeros(1))
     tensor([0.5])
     """
+    _tensor_arguments("sigmoid", input=x)
     return x.sigmoid()
 
 
@@ -1447,6 +1516,7 @@ def tanh(x):
     >>> F.tanh(minidl.zeros(1))
     tensor([0.])
     """
+    _tensor_arguments("tanh", input=x)
     return x.tanh()
 
 

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from .. import _checks
 from .. import random as _random
 from ..tensor import Tensor
 
@@ -68,17 +69,23 @@ def calculate_fan_in_and_fan_out(tensor):
     >>> minidl.nn.init.calculate_fan_in_and_fan_out(minidl.zeros(8, 3, 5, 5))
     (75, 200)
     """
-    shape = tensor.shape
+    return _fans(tensor, "calculate_fan_in_and_fan_out")
+
+
+def _fans(tensor, where):
+    shape = _array(tensor, where).shape
     if len(shape) < 2:
-        raise ValueError(f"fan in and fan out need a tensor of at least 2 dims, got {shape}")
+        raise ValueError(
+            f"{where}: fan in and fan out need a tensor of at least 2 dims, got {shape}"
+        )
     receptive = int(np.prod(shape[2:], dtype=np.int64))
     return shape[1] * receptive, shape[0] * receptive
 
 
-def _fan(tensor, mode):
-    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+def _fan(tensor, mode, where):
+    fan_in, fan_out = _fans(tensor, where)
     if mode not in ("fan_in", "fan_out"):
-        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+        raise ValueError(f"{where}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
     return fan_in if mode == "fan_in" else fan_out
 
 
@@ -89,7 +96,14 @@ def uniform_(tensor, a=0.0, b=1.0):
     >>> bool((w >= -1).all() and (w < 1).all())
     True
     """
-    data = _array(tensor, "uniform_")
+    return _uniform(tensor, a, b, "uniform_")
+
+
+def _uniform(tensor, a, b, where):
+    data = _array(tensor, where)
+    a, b = _checks.real(a, where, "a"), _checks.real(b, where, "b")
+    if a > b:
+        raise ValueError(f"{where}: expected a <= b, got a={a}, b={b}")
     data[...] = _random.generator().uniform(a, b, data.shape)
     return tensor
 
@@ -100,7 +114,13 @@ def normal_(tensor, mean=0.0, std=1.0):
     >>> minidl.nn.init.normal_(minidl.zeros(3), std=0.01).shape
     (3,)
     """
-    data = _array(tensor, "normal_")
+    return _normal(tensor, mean, std, "normal_")
+
+
+def _normal(tensor, mean, std, where):
+    data = _array(tensor, where)
+    mean = _checks.real(mean, where, "mean")
+    std = _checks.real(std, where, "std", low=0.0)
     data[...] = _random.generator().normal(mean, std, data.shape)
     return tensor
 
@@ -111,7 +131,11 @@ def constant_(tensor, value):
     >>> minidl.nn.init.constant_(minidl.zeros(2), 0.5)
     tensor([0.5, 0.5])
     """
-    _array(tensor, "constant_")[...] = value
+    return _constant(tensor, value, "constant_")
+
+
+def _constant(tensor, value, where):
+    _array(tensor, where)[...] = _checks.real(value, where, "value")
     return tensor
 
 
@@ -121,7 +145,7 @@ def zeros_(tensor):
     >>> minidl.nn.init.zeros_(minidl.ones(2))
     tensor([0., 0.])
     """
-    return constant_(tensor, 0.0)
+    return _constant(tensor, 0.0, "zeros_")
 
 
 def ones_(tensor):
@@ -130,7 +154,7 @@ def ones_(tensor):
     >>> minidl.nn.init.ones_(minidl.zeros(2))
     tensor([1., 1.])
     """
-    return constant_(tensor, 1.0)
+    return _constant(tensor, 1.0, "ones_")
 
 
 def xavier_uniform_(tensor, gain=1.0):
@@ -139,9 +163,9 @@ def xavier_uniform_(tensor, gain=1.0):
     >>> minidl.nn.init.xavier_uniform_(minidl.zeros(4, 3)).shape
     (4, 3)
     """
-    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    fan_in, fan_out = _fans(tensor, "xavier_uniform_")
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return uniform_(tensor, -bound, bound)
+    return _uniform(tensor, -bound, bound, "xavier_uniform_")
 
 
 def xavier_normal_(tensor, gain=1.0):
@@ -150,8 +174,8 @@ def xavier_normal_(tensor, gain=1.0):
     >>> minidl.nn.init.xavier_normal_(minidl.zeros(4, 3)).shape
     (4, 3)
     """
-    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
-    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+    fan_in, fan_out = _fans(tensor, "xavier_normal_")
+    return _normal(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), "xavier_normal_")
 
 
 def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
@@ -164,8 +188,8 @@ def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     (4, 3)
     """
     gain = calculate_gain(nonlinearity, a)
-    bound = gain * math.sqrt(3.0 / _fan(tensor, mode))
-    return uniform_(tensor, -bound, bound)
+    bound = gain * math.sqrt(3.0 / _fan(tensor, mode, "kaiming_uniform_"))
+    return _uniform(tensor, -bound, bound, "kaiming_uniform_")
 
 
 def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
@@ -175,7 +199,9 @@ def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     (4, 3)
     """
     gain = calculate_gain(nonlinearity, a)
-    return normal_(tensor, 0.0, gain / math.sqrt(_fan(tensor, mode)))
+    return _normal(
+        tensor, 0.0, gain / math.sqrt(_fan(tensor, mode, "kaiming_normal_")), "kaiming_normal_"
+    )
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):

@@ -11,13 +11,13 @@ from ..tensor import Tensor
 from . import functional as F
 from . import init
 from .activations import ReLU
-from .module import Module, Parameter, _registered
+from .module import Module, Parameter, _not_a_tensor, _registered
 
 
 def _check_input(layer, x, ok, expected):
     """Raise ValueError naming the layer, the expected and the actual shape."""
     if not isinstance(x, Tensor):
-        raise TypeError(f"{layer!r}: expected a minidl Tensor, got {type(x).__name__}")
+        raise _not_a_tensor(layer, x)
     if not ok:
         raise ValueError(f"{layer!r}: expected input of shape {expected}, got {x.shape}")
 
@@ -250,8 +250,15 @@ class Conv1d(_Conv):
     def forward(self, x):
         self._check_channels(x)
         padding = self.padding if isinstance(self.padding, str) else self.padding[0]
-        return F.conv1d(
-            x, self.weight, self.bias, self.stride[0], padding, self.dilation[0], self.groups
+        return F._conv1d(
+            x,
+            self.weight,
+            self.bias,
+            self.stride[0],
+            padding,
+            self.dilation[0],
+            self.groups,
+            type(self).__name__,
         )
 
 
@@ -351,8 +358,7 @@ class _NormBase(Module):
         """What batch and instance norm set up alike: one weight, bias and running mean and
         variance per feature (channel), each optional."""
         self.num_features = _checks.positive_int(num_features, type(self).__name__, "num_features")
-        self.eps = float(eps)
-        self.momentum = None if momentum is None else float(momentum)
+        self.eps, self.momentum = _checks.eps_and_momentum(eps, momentum, type(self).__name__)
         self.affine = bool(affine)
         self.bias_enabled = bool(bias)
         self.track_running_stats = bool(track_running_stats)
@@ -431,7 +437,7 @@ class BatchNorm(_NormBase):
         ):  # the message is only formatted for a wrong input
             _check_input(self, x, False, self._shape_text.format(self.num_features))
         use_batch_stats = self.training or not self.track_running_stats
-        if use_batch_stats and local_statistics:
+        if use_batch_stats and local_statistics and x.shape[0]:
             _checks.values_per_channel(x.shape, type(self).__name__)
         tracked = None
         if self.training and self.track_running_stats:
@@ -442,6 +448,10 @@ class BatchNorm(_NormBase):
 
     def forward(self, x):
         use_batch_stats, tracked = self._check_and_count(x)
+        if use_batch_stats and x.shape[0] == 0:
+            # torch: an empty batch gives an empty output and leaves the running
+            # statistics alone (the batch is still counted in num_batches_tracked)
+            return x * 1.0
         buffers, params = self._buffers, self._parameters
         return F._batch_norm(
             x,
@@ -618,6 +628,9 @@ class Flatten(Module):
 
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
+        for name, value in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if not _checks.is_int(value):
+                raise TypeError(f"Flatten: {name} must be an int, got {value!r}")
         self.start_dim = start_dim
         self.end_dim = end_dim
 

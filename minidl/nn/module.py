@@ -209,6 +209,23 @@ class _ModuleBackwardHook:
         return grad_input
 
 
+def _refuse_non_tensor(module, args, error):
+    """Turn the AttributeError a layer hits on a list (or another non-Tensor) input into
+    a TypeError naming the layer; return quietly when ``error`` has another cause."""
+    culprit = getattr(error, "obj", None)
+    for arg in args:
+        if arg is culprit and not isinstance(arg, Tensor):
+            raise _not_a_tensor(module, arg) from error
+
+
+def _not_a_tensor(module, value):
+    """The TypeError for a layer called with ``value``, which is not a Tensor."""
+    return TypeError(
+        f"{type(module).__name__}: expected a minidl Tensor as input (convert with "
+        f"minidl.tensor), got {type(value).__name__}"
+    )
+
+
 @contextlib.contextmanager
 def evaluating(module):
     """Run the block with ``module`` in evaluation mode under no_grad, then put every
@@ -665,8 +682,15 @@ class Module:
         return bool(self._forward_pre_hooks or self._backward_hooks or self._forward_hooks)
 
     def __call__(self, *args, **kwargs):
-        if not self._has_call_hooks():
-            return self.forward(*args, **kwargs)  # the common case, kept short
+        try:
+            if not self._has_call_hooks():
+                return self.forward(*args, **kwargs)  # the common case, kept short
+            return self._call_with_hooks(args, kwargs)
+        except AttributeError as error:
+            _refuse_non_tensor(self, args, error)
+            raise
+
+    def _call_with_hooks(self, args, kwargs):
         for hook in list(self._forward_pre_hooks.values()):
             replaced = hook(self, args)
             if replaced is not None:

@@ -34,7 +34,7 @@ class LayerNorm(_NormBase):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
         super().__init__()
         self.normalized_shape = F._normalized_shape(normalized_shape, "LayerNorm")
-        self.eps = float(eps)
+        self.eps = _checks.real(eps, "LayerNorm", "eps", low=0.0)
         self.elementwise_affine = bool(elementwise_affine)
         self._create_affine(self.normalized_shape, self.elementwise_affine, bias)
 
@@ -77,7 +77,7 @@ class GroupNorm(_NormBase):
         self.num_groups = _checks.positive_int(num_groups, "GroupNorm", "num_groups")
         self.num_channels = _checks.positive_int(num_channels, "GroupNorm", "num_channels")
         F._group_count(self.num_groups, self.num_channels, "GroupNorm")
-        self.eps = float(eps)
+        self.eps = _checks.real(eps, "GroupNorm", "eps", low=0.0)
         self.affine = bool(affine)
         self._create_affine(self.num_channels, self.affine, bias)
 

@@ -8,8 +8,10 @@ import copy
 
 import numpy as np
 
+from .. import _checks
+from ..tensor import Tensor
 from .layers import BatchNorm, Conv2D, Dense, Identity, Sequential
-from .module import Parameter
+from .module import Module, Parameter
 
 
 def _fold_pair(layer, norm):
@@ -36,6 +38,24 @@ def _foldable(layer, norm):
     return isinstance(layer, Conv2D) and layer.out_channels == norm.num_features
 
 
+def _tensors(parameters, where):
+    """``parameters`` (one Tensor or an iterable of them) as a list, refusing anything else."""
+    if isinstance(parameters, Tensor):
+        return [parameters]
+    if not hasattr(parameters, "__iter__"):
+        raise TypeError(
+            f"{where}: expected a Tensor or an iterable of Tensors, got {type(parameters).__name__}"
+        )
+    parameters = list(parameters)
+    for parameter in parameters:
+        if not isinstance(parameter, Tensor):
+            raise TypeError(
+                f"{where}: expected an iterable of Tensors, got an item of type "
+                f"{type(parameter).__name__}"
+            )
+    return parameters
+
+
 def fold_batchnorm(model):
     """A copy of ``model`` for inference, each BatchNorm after a Conv2D or Dense folded into it.
 
@@ -53,6 +73,8 @@ def fold_batchnorm(model):
       (1): Identity()
     )
     """
+    if not isinstance(model, Module):
+        raise TypeError(f"fold_batchnorm: expected a minidl Module, got {type(model).__name__}")
     folded = copy.deepcopy(model)
     for module in list(folded.modules()):
         if not isinstance(module, Sequential):
@@ -81,10 +103,11 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     >>> w.grad.numpy().round(4)
     array([0.6, 0.8], dtype=float32)
     """
-    from ..tensor import Tensor
-
-    if isinstance(parameters, Tensor):
-        parameters = [parameters]
+    parameters = _tensors(parameters, "clip_grad_norm_")
+    for name, value in (("max_norm", max_norm), ("norm_type", norm_type)):
+        # inf is a valid norm order and a valid (never clipping) bound, as in torch
+        if value != np.inf:
+            _checks.real(value, "clip_grad_norm_", name, low=0.0, low_open=name == "norm_type")
     grads = [p.grad.numpy() for p in parameters if p.grad is not None]
     if not grads:
         return Tensor._of(np.array(0.0))
@@ -114,11 +137,8 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     >>> w.grad
     tensor([-1. ,  0.5,  1. ])
     """
-    from ..tensor import Tensor
-
-    if isinstance(parameters, Tensor):
-        parameters = [parameters]
-    clip_value = float(clip_value)
+    parameters = _tensors(parameters, "clip_grad_value_")
+    clip_value = _checks.real(clip_value, "clip_grad_value_", "clip_value", low=0.0)
     for parameter in parameters:
         if parameter.grad is not None:
             grad = parameter.grad.numpy()
@@ -134,6 +154,7 @@ def parameters_to_vector(parameters):
     """
     from .. import cat
 
+    parameters = _tensors(parameters, "parameters_to_vector")
     return cat([parameter.reshape(-1) for parameter in parameters])
 
 
@@ -145,13 +166,14 @@ def vector_to_parameters(vec, parameters):
     >>> layer.bias.tolist()
     [0.0, 0.0]
     """
-    from ..tensor import Tensor
-
     if not isinstance(vec, Tensor):
-        raise TypeError(f"expected torch.Tensor, but got: {type(vec).__name__}")
+        raise TypeError(
+            # torch's words (a minidl Tensor is what it means here)
+            f"vector_to_parameters: expected torch.Tensor, but got: {type(vec).__name__}"
+        )
     if vec.ndim != 1:
         raise ValueError(f"vector_to_parameters: expected a 1-d vec, got shape {vec.shape}")
-    parameters = list(parameters)
+    parameters = _tensors(parameters, "vector_to_parameters")
     total = sum(parameter.numel() for parameter in parameters)
     if total != vec.numel():
         raise ValueError(

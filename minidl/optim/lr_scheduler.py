@@ -79,6 +79,10 @@ class LRScheduler(_ScheduleState):
     _is_initial = False
 
     def __init__(self, optimizer, last_epoch=-1):
+        if not _checks.is_int(last_epoch) or last_epoch < -1:
+            raise ValueError(
+                f"{type(self).__name__}: last_epoch must be an integer >= -1, got {last_epoch!r}"
+            )
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
@@ -132,7 +136,8 @@ class StepLR(LRScheduler):
     """
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        self.step_size, self.gamma = int(step_size), float(gamma)
+        self.step_size = _checks.positive_int(step_size, "StepLR", "step_size")
+        self.gamma = _checks.real(gamma, "StepLR", "gamma", low=0.0)
         super().__init__(optimizer, last_epoch)
 
     def _lr_at(self, base_lr, step):
@@ -148,7 +153,10 @@ class MultiStepLR(LRScheduler):
     """
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
-        self.milestones, self.gamma = sorted(int(m) for m in milestones), float(gamma)
+        self.milestones = sorted(
+            _checks.non_negative_int(m, "MultiStepLR", "each milestone") for m in milestones
+        )
+        self.gamma = _checks.real(gamma, "MultiStepLR", "gamma", low=0.0)
         super().__init__(optimizer, last_epoch)
 
     def _lr_at(self, base_lr, step):
@@ -164,7 +172,7 @@ class ExponentialLR(LRScheduler):
     """
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
-        self.gamma = float(gamma)
+        self.gamma = _checks.real(gamma, "ExponentialLR", "gamma", low=0.0)
         super().__init__(optimizer, last_epoch)
 
     def _lr_at(self, base_lr, step):
@@ -180,7 +188,8 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
-        self.T_max, self.eta_min = int(T_max), float(eta_min)
+        self.T_max = _checks.positive_int(T_max, "CosineAnnealingLR", "T_max")
+        self.eta_min = _checks.real(eta_min, "CosineAnnealingLR", "eta_min")
         super().__init__(optimizer, last_epoch)
 
     def _lr_at(self, base_lr, step):
@@ -201,6 +210,8 @@ class LinearLR(LRScheduler):
     def __init__(
         self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1
     ):
+        _checks.real(start_factor, "LinearLR", "start_factor")
+        _checks.real(end_factor, "LinearLR", "end_factor")
         if start_factor > 1.0 or start_factor <= 0:
             raise ValueError(
                 "LinearLR: Starting multiplicative factor expected to be greater than 0 and "
@@ -212,7 +223,7 @@ class LinearLR(LRScheduler):
                 f"end_factor={end_factor}"
             )
         self.start_factor, self.end_factor = float(start_factor), float(end_factor)
-        self.total_iters = int(total_iters)
+        self.total_iters = _checks.non_negative_int(total_iters, "LinearLR", "total_iters")
         super().__init__(optimizer, last_epoch)
 
     def _lr_at(self, base_lr, step):
@@ -230,12 +241,14 @@ class ConstantLR(LRScheduler):
     """
 
     def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
+        _checks.real(factor, "ConstantLR", "factor")
         if factor > 1.0 or factor <= 0:
             # torch accepts 0 and then divides by it when the lr is restored
             raise ValueError(
                 f"ConstantLR: Constant multiplicative factor expected to be in (0, 1], got {factor}"
             )
-        self.factor, self.total_iters = float(factor), int(total_iters)
+        self.factor = float(factor)
+        self.total_iters = _checks.non_negative_int(total_iters, "ConstantLR", "total_iters")
         super().__init__(optimizer, last_epoch)
 
     def _lr_at(self, base_lr, step):
@@ -282,9 +295,24 @@ class OneCycleLR(LRScheduler):
         if total_steps is None:
             if epochs is None or steps_per_epoch is None:
                 raise ValueError("OneCycleLR: give total_steps, or epochs and steps_per_epoch")
-            total_steps = int(epochs) * int(steps_per_epoch)
-        if total_steps <= 0:
-            raise ValueError(f"OneCycleLR: total_steps must be positive, got {total_steps}")
+            epochs = _checks.positive_int(epochs, "OneCycleLR", "epochs")
+            total_steps = epochs * _checks.positive_int(
+                steps_per_epoch, "OneCycleLR", "steps_per_epoch"
+            )
+        if not _checks.is_int(total_steps) or total_steps <= 0:
+            raise ValueError(f"OneCycleLR: total_steps must be positive, got {total_steps!r}")
+        if (
+            isinstance(pct_start, bool)
+            or not isinstance(pct_start, numbers.Real)
+            or not (0.0 <= pct_start <= 1.0)
+        ):
+            raise ValueError(
+                f"OneCycleLR: Expected float between 0 and 1 pct_start, but got {pct_start!r}"
+            )
+        for name, value in (("div_factor", div_factor), ("final_div_factor", final_div_factor)):
+            _checks.real(value, "OneCycleLR", name, low=0.0, low_open=True)
+        for name, value in (("base_momentum", base_momentum), ("max_momentum", max_momentum)):
+            _checks.real(value, "OneCycleLR", name, low=0.0)
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(
                 f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}"
@@ -293,6 +321,9 @@ class OneCycleLR(LRScheduler):
         self.anneal_strategy = anneal_strategy
         groups = optimizer.param_groups
         max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * len(groups)
+        _checks.same_length(max_lrs, groups, "OneCycleLR", "max_lr", "param groups")
+        for peak in max_lrs:
+            _checks.real(peak, "OneCycleLR", "max_lr", low=0.0)
         if last_epoch == -1:
             for group, peak in zip(groups, max_lrs):
                 group["initial_lr"] = peak / div_factor
@@ -392,6 +423,7 @@ class ReduceLROnPlateau(_ScheduleState):
         min_lr=0.0,
         eps=1e-8,
     ):
+        _checks.real(factor, "ReduceLROnPlateau", "factor", low=0.0)
         if factor >= 1.0:
             raise ValueError("ReduceLROnPlateau: factor should be < 1.0")
         if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
@@ -400,11 +432,17 @@ class ReduceLROnPlateau(_ScheduleState):
                 f"'abs', got {mode!r} and {threshold_mode!r}"
             )
         self.optimizer = optimizer
-        self.mode, self.factor, self.patience = mode, float(factor), int(patience)
-        self.threshold, self.threshold_mode = float(threshold), threshold_mode
-        self.cooldown, self.eps = int(cooldown), float(eps)
-        groups = len(optimizer.param_groups)
-        self.min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * groups
+        where = "ReduceLROnPlateau"
+        self.mode, self.factor = mode, float(factor)
+        self.patience = _checks.non_negative_int(patience, where, "patience")
+        self.threshold = _checks.real(threshold, where, "threshold", low=0.0)
+        self.threshold_mode = threshold_mode
+        self.cooldown = _checks.non_negative_int(cooldown, where, "cooldown")
+        self.eps = _checks.real(eps, where, "eps", low=0.0)
+        groups = optimizer.param_groups
+        min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * len(groups)
+        _checks.same_length(min_lrs, groups, where, "min_lr", "param groups")
+        self.min_lrs = [_checks.real(lr, where, "min_lr", low=0.0) for lr in min_lrs]
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
@@ -560,7 +598,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 f"{eta_min} of type {type(eta_min)}"
             )
         self.T_0, self.T_i, self.T_mult = int(T_0), int(T_0), int(T_mult)
-        self.eta_min = float(eta_min)
+        self.eta_min = _checks.real(eta_min, "CosineAnnealingWarmRestarts", "eta_min")
         self.T_cur = last_epoch
         super().__init__(optimizer, last_epoch)
 

@@ -9,6 +9,7 @@ run numpy operations parameter by parameter.
 """
 
 import math
+import numbers
 
 import numpy as np
 
@@ -29,6 +30,20 @@ _NON_NEGATIVE = {
     "initial_accumulator_value": "initial_accumulator_value value",
     "momentum_decay": "momentum_decay value",
 }
+
+
+def _finite_hyper_parameter(owner, name, value):
+    """Refuse a numeric hyper-parameter that is NaN or infinite, or a non-number where a
+    number belongs (torch compares such values and fails with a TypeError)."""
+    if name == "params" or value is None or isinstance(value, bool):
+        return
+    if not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{owner}: Invalid {_NON_NEGATIVE.get(name, name)}: expected a real number, "
+            f"got {type(value).__name__}"
+        )
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: Invalid {_NON_NEGATIVE.get(name, name)}: {value}")
 
 
 class Optimizer:
@@ -91,6 +106,10 @@ class Optimizer:
     def _check_group(self, group):
         """Refuse out-of-range hyper-parameters, in every group, with torch's messages."""
         owner = type(self).__name__
+        for name, value in group.items():
+            values = value if name == "betas" else (value,)
+            for item in values if isinstance(values, (tuple, list)) else (values,):
+                _finite_hyper_parameter(owner, name, item)
         for name, words in _NON_NEGATIVE.items():
             if name in group and not 0.0 <= group[name]:
                 raise ValueError(f"{owner}: Invalid {words}: {group[name]}")
