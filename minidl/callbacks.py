@@ -17,11 +17,13 @@ the trainer as ``self.trainer`` (its model, optimizer, history, ``epoch`` and
 import csv
 import io
 import math
+import os
 
 import numpy as np
 
 from . import _checks
 from .io import atomic_write
+from .nn.module import Module
 
 
 class Callback:
@@ -123,11 +125,13 @@ class EarlyStopping(Callback):
     def __init__(
         self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto", restore_best_weights=False
     ):
+        if not isinstance(monitor, str):
+            raise TypeError(f"EarlyStopping: monitor must be a metric name, got {monitor!r}")
         self.monitor = monitor
-        self.patience = int(patience)
-        self.min_delta = abs(float(min_delta))
+        self.patience = _checks.non_negative_int(patience, "EarlyStopping", "patience")
+        self.min_delta = abs(_checks.real(min_delta, "EarlyStopping", "min_delta"))
         self.mode = _resolve_mode(mode, monitor, "EarlyStopping")
-        self.restore_best_weights = restore_best_weights
+        self.restore_best_weights = bool(restore_best_weights)
         self.on_train_begin()
 
     _state_attributes = ("best", "best_epoch", "best_state", "wait", "stopped_epoch")
@@ -200,9 +204,13 @@ class CSVLogger(Callback):
     """
 
     def __init__(self, path, separator=",", append=False):
-        self.path = str(path)
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"CSVLogger: path must be a file path, got {path!r}")
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(f"CSVLogger: separator must be one character, got {separator!r}")
+        self.path = os.fspath(path)
         self.separator = separator
-        self.append = append
+        self.append = bool(append)
         self.rows = []
 
     _state_attributes = ("rows",)
@@ -329,9 +337,20 @@ class ActivationStats(Callback):
     """
 
     def __init__(self, module, percentiles=(15, 50, 85), every=50, unit=0):
+        if not isinstance(module, Module):
+            raise TypeError(f"ActivationStats: expected the module to watch, got {module!r}")
+        try:
+            self.percentiles = tuple(
+                _checks.real(p, "ActivationStats", "a percentile", 0.0, 100.0) for p in percentiles
+            )
+        except TypeError:
+            raise TypeError(
+                f"ActivationStats: percentiles must be numbers in [0, 100], got {percentiles!r}"
+            ) from None
         self.module = module
-        self.percentiles = tuple(percentiles)
-        self.every = int(every)
+        self.every = _checks.positive_int(every, "ActivationStats", "every")
+        if unit is not None:
+            unit = _checks.non_negative_int(unit, "ActivationStats", "unit")
         self.unit = unit
         self.records = []
         self._handle = None
@@ -388,8 +407,13 @@ class PeriodicEvaluation(Callback):
     """
 
     def __init__(self, data, every=100):
+        if not hasattr(data, "__iter__"):
+            raise TypeError(
+                f"PeriodicEvaluation: data must be batches to evaluate (a DataLoader or a "
+                f"list of (inputs, targets)), got {type(data).__name__}"
+            )
         self.data = data
-        self.every = int(every)
+        self.every = _checks.positive_int(every, "PeriodicEvaluation", "every")
         self.records = []
 
     _state_attributes = ("records",)

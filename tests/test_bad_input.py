@@ -749,13 +749,43 @@ EXEMPT = {
     "minidl.autograd.HookHandle": "returned by register_hook, never built by users",
     "minidl.autograd.result_type": "a class decorator minidl applies to Tensor once",
     "minidl.models.bn_paper_mlp": "one flag, read for its truth as torch reads flags",
-    # helper C's part of issue 15 (minidl/callbacks.py checks its arguments); today each
-    # accepts a wrong value silently, so there is no refusal to catalogue yet
-    "minidl.train.EarlyStopping": "pending: callbacks.py argument checks (helper C)",
-    "minidl.train.CSVLogger": "pending: callbacks.py argument checks (helper C)",
-    "minidl.train.PeriodicEvaluation": "pending: callbacks.py argument checks (helper C)",
-    "minidl.train.ActivationStats": "pending: callbacks.py argument checks (helper C)",
+    "minidl.CorruptFileError": "an exception class: raised by minidl, not called",
 }
+
+# callbacks
+CB = minidl.train
+case("minidl.train.EarlyStopping", lambda: CB.EarlyStopping(patience=-1), ValueError, "patience")
+case("minidl.train.EarlyStopping", lambda: CB.EarlyStopping(patience=1.5), ValueError, "patience")
+case("minidl.train.EarlyStopping", lambda: CB.EarlyStopping(min_delta="x"), TypeError, "min_delta")
+case("minidl.train.EarlyStopping", lambda: CB.EarlyStopping(monitor=3), TypeError, "monitor")
+case("minidl.train.CSVLogger", lambda: CB.CSVLogger(5), TypeError, "CSVLogger")
+case("minidl.train.CSVLogger", lambda: CB.CSVLogger("log.csv", separator=";;"), ValueError)
+case("minidl.train.PeriodicEvaluation", lambda: CB.PeriodicEvaluation(5), TypeError, "Periodic")
+case(
+    "minidl.train.PeriodicEvaluation",
+    lambda: CB.PeriodicEvaluation([], every=0),
+    ValueError,
+    "PeriodicEvaluation",
+)
+case("minidl.train.ActivationStats", lambda: CB.ActivationStats("relu"), TypeError, "Activation")
+case(
+    "minidl.train.ActivationStats",
+    lambda: CB.ActivationStats(minidl.nn.ReLU(), percentiles=(150,)),
+    ValueError,
+    "ActivationStats",
+)
+case(
+    "minidl.train.ActivationStats",
+    lambda: CB.ActivationStats(minidl.nn.ReLU(), every=-2),
+    ValueError,
+    "ActivationStats",
+)
+case(
+    "minidl.io.remove_stale_temporaries",
+    lambda: minidl.io.remove_stale_temporaries(None),
+    TypeError,
+    "remove_stale_temporaries",
+)
 
 
 def _takes_no_argument(function):
