@@ -8,6 +8,7 @@ or layer the user called, and puts it first in its message.
 
 import math
 import numbers
+import os
 
 import numpy as np
 
@@ -29,6 +30,20 @@ def pair(value, where, name):
     if len(items) != 2 or not all(is_int(item) for item in items):
         raise ValueError(f"{where}: expected {name} as an int or a pair of ints, got {value!r}")
     return int(items[0]), int(items[1])
+
+
+def file_path(value, where):
+    """``value`` as a path string (``os.fspath``), or a TypeError naming ``where``.
+
+    ``os.fspath`` alone says "expected str, bytes or os.PathLike object, not int", and
+    ``open`` takes an int as a file descriptor.
+
+    >>> file_path("model.npz", "load")
+    'model.npz'
+    """
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{where}: expected a file path (str or os.PathLike), got {value!r:.60}")
+    return os.fspath(value)
 
 
 def positive_int(value, where, name):

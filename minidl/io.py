@@ -34,6 +34,7 @@ import zlib
 
 import numpy as np
 
+from . import _checks
 from .tensor import Tensor
 
 FORMAT = "minidl"
@@ -244,7 +245,9 @@ def atomic_write(path, mode="wb"):
     >>> open(target).read()
     'epoch,loss\\n'
     """
-    path = os.fspath(path)
+    path = _checks.file_path(path, "atomic_write")
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write: mode must be 'w' or 'wb' (it writes), got {mode!r}")
     directory = os.path.dirname(os.path.abspath(path))
     remove_stale_temporaries(directory)
     descriptor, temporary = tempfile.mkstemp(
@@ -349,6 +352,7 @@ def save(obj, path):
     manifest = {"format": FORMAT, "version": VERSION, "arrays": listing, "root": root}
     manifest_bytes = json.dumps(manifest).encode("utf-8")
     digest = _content_digest(manifest_bytes, arrays.values()).encode("ascii")
+    path = _checks.file_path(path, "save")
     with atomic_write(path) as handle:
         np.savez(
             handle,
@@ -453,7 +457,7 @@ def load(path, max_bytes=None):
     >>> minidl.load(path)
     {'w': array([0., 0.]), 'lr': (0.1, 0.01)}
     """
-    path = os.fspath(path)
+    path = _checks.file_path(path, "load")
     _check_max_bytes(max_bytes, "load")
     try:
         with open(path, "rb") as handle:

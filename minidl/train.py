@@ -228,6 +228,15 @@ class Trainer:
             )
         if verbose not in (0, 1, 2):
             raise ValueError(f"Trainer: verbose must be 0, 1 or 2, got {verbose!r}")
+        if not callable(model):
+            raise TypeError(f"Trainer: expected a model (a Module), got {type(model).__name__}")
+        if not all(hasattr(optimizer, name) for name in ("step", "zero_grad", "param_groups")):
+            raise TypeError(
+                "Trainer: expected an optimizer (e.g. minidl.optim.SGD(model.parameters(), "
+                f"lr=0.1)), got {type(optimizer).__name__}"
+            )
+        if not callable(loss):
+            raise TypeError(f"Trainer: expected a loss function, got {type(loss).__name__}")
         self.model = model
         self.optimizer = optimizer
         self.loss = loss

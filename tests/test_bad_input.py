@@ -733,6 +733,38 @@ for collective, call in (
 ):
     case(f"minidl.distributed.{collective}", call, RuntimeError, collective)
 
+# files given something that is not a path, a writer asked to read, loaders and trainers
+# given the wrong pieces (checked when built, not on first use)
+case("minidl.load", lambda: minidl.load(5), TypeError, "load")
+case("minidl.save", lambda: minidl.save({}, None), TypeError, "save")
+case("minidl.data.read_idx", lambda: minidl.data.read_idx(5), TypeError, "read_idx")
+case(
+    "minidl.io.atomic_write",
+    lambda: minidl.io.atomic_write("out.txt", mode="r").__enter__(),
+    ValueError,
+    "atomic_write",
+)
+case("minidl.data.DataLoader", lambda: minidl.data.DataLoader(5), TypeError, "DataLoader")
+case(
+    "minidl.data.DataLoader",
+    lambda: minidl.data.DataLoader([1, 2], transform=3),
+    TypeError,
+    "DataLoader",
+)
+case(
+    "minidl.Trainer",
+    lambda: minidl.Trainer(nn.Linear(2, 2), None, nn.MSELoss()),
+    TypeError,
+    "optimizer",
+)
+case(
+    "minidl.Trainer",
+    lambda: minidl.Trainer(5, None, nn.MSELoss()),
+    TypeError,
+    "model",
+)
+
+
 # ---------------------------------------------------------------- what needs no row, and why
 EXEMPT = {
     "minidl.data.DataNotFoundError": "an exception class: raised by minidl, not called",

@@ -64,9 +64,10 @@ def test_sigkill_during_fit_then_resume_is_bitwise_the_uninterrupted_run(tmp_pat
             child.send_signal(signal.SIGKILL)
         finally:
             child.wait(timeout=60)
-        assert not (folder / "result.npz").exists() or child.returncode == 0
         if (folder / "result.npz").exists():
-            (folder / "result.npz").unlink()  # it finished first: its resume trains nothing
+            # it finished first (the kill may still land while it exits, after the atomic
+            # rename): its resume trains nothing
+            (folder / "result.npz").unlink()
         resumed = _run(folder, "--resume")
         where = f"kill {number} at {moment:.3f} s after the first checkpoint"
         setup.assert_same(resumed, expected, where)

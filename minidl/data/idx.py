@@ -13,6 +13,7 @@ import zlib
 
 import numpy as np
 
+from .. import _checks
 from ..io import CorruptFileError, _check_max_bytes, _inflation_limit, _read_into, atomic_write
 
 # IDX type code -> numpy dtype (big-endian, as stored)
@@ -57,7 +58,7 @@ def read_idx(path, max_bytes=None):
     >>> read_idx(path)
     array([3, 1, 4], dtype=uint8)
     """
-    path = os.fspath(path)
+    path = _checks.file_path(path, "read_idx")
     _check_max_bytes(max_bytes, "read_idx")
     with open(path, "rb") as handle:
         file_size = os.fstat(handle.fileno()).st_size

@@ -180,6 +180,13 @@ class DataLoader:
             )
         if sampler is not None and shuffle:
             raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle")
+        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise TypeError(
+                "DataLoader: expected a dataset with __len__ and __getitem__ (a Dataset, "
+                f"ArrayDataset or array), got {type(dataset).__name__}"
+            )
+        if transform is not None and not callable(transform):
+            raise TypeError(f"DataLoader: transform must be callable, got {transform!r:.60}")
         self.dataset = dataset
         self.sampler = sampler
         self.batch_size = int(batch_size)
