@@ -14,6 +14,14 @@ file raises :class:`CorruptFileError` naming the file and what is wrong.
 The digest detects accidental corruption and truncation; it is not a signature:
 anyone who can edit the file can recompute it.
 
+A path ending in ``.safetensors`` selects the safetensors format instead, the
+standard weight file of PyTorch and Hugging Face: a flat state dict (name ->
+array) only, so ``safetensors.torch.load_file`` reads what :func:`save` wrote and
+:func:`load` reads what ``safetensors.torch.save_file`` wrote. It has no
+checksum; :func:`load` checks its header against the file's size before
+allocating anything. Full training checkpoints (nested structures, numbers,
+optimizer state) stay in minidl's own ``.npz`` format.
+
 Every write is atomic: the archive goes to a temporary file in the target's
 directory, is flushed and synced to disk, then renamed over the target, so a
 crash leaves either the old file or the new one, never a mix. Temporaries left
@@ -53,6 +61,24 @@ MAX_MANIFEST_BYTES = 16 * 2**20
 #: refused from its headers before anything is inflated.
 EXPANSION_ALLOWANCE = 64 * 2**20
 MAX_EXPANSION = 100
+#: safetensors dtype names and the numpy dtypes they map to (little-endian).
+SAFETENSORS_DTYPES = {
+    "BOOL": np.dtype("?"),
+    "U8": np.dtype("u1"),
+    "I8": np.dtype("i1"),
+    "U16": np.dtype("<u2"),
+    "I16": np.dtype("<i2"),
+    "U32": np.dtype("<u4"),
+    "I32": np.dtype("<i4"),
+    "U64": np.dtype("<u8"),
+    "I64": np.dtype("<i8"),
+    "F16": np.dtype("<f2"),
+    "F32": np.dtype("<f4"),
+    "F64": np.dtype("<f8"),
+}
+#: safetensors dtypes numpy has no type for: load refuses them, saying so.
+_SAFETENSORS_UNSUPPORTED = ("BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2")
+_SAFETENSORS_METADATA = "__metadata__"
 #: A temporary ``.tmp-*.part`` file whose writer cannot be checked (another
 #: host, or an older minidl's name) is removed once it is this old (seconds).
 STALE_TEMPORARY_AGE = 24 * 3600
@@ -333,6 +359,39 @@ def remove_stale_temporaries(directory):
     return removed
 
 
+def _is_safetensors(path):
+    return os.fsdecode(path).lower().endswith(".safetensors")
+
+
+def _safetensors_state(obj):
+    """``obj`` (a flat name -> array/Tensor mapping) as a dict of little-endian C-order arrays."""
+    hint = (
+        "a .safetensors file holds a flat state dict (str name -> array or Tensor); save full "
+        "checkpoints (nested dicts, numbers, strings, optimizer state) in minidl's own format, "
+        "with a path ending in .npz"
+    )
+    if not isinstance(obj, dict):
+        raise ValueError(f"save: {hint}; got an object of type {type(obj).__name__}")
+    state = {}
+    for name, value in obj.items():
+        if not isinstance(name, str):
+            raise ValueError(f"save: {hint}; key {name!r} is of type {type(name).__name__}")
+        if name == _SAFETENSORS_METADATA:
+            raise ValueError(f"save: the name {name!r} is reserved by the safetensors format")
+        if isinstance(value, Tensor):
+            value = value.numpy()
+        if not isinstance(value, np.ndarray):
+            raise ValueError(f"save: {hint}; obj[{name!r}] is of type {type(value).__name__}")
+        dtype = value.dtype
+        if dtype.names is not None or dtype.newbyteorder("<") not in SAFETENSORS_DTYPES.values():
+            raise ValueError(
+                f"save: obj[{name!r}] is an array of dtype {dtype}; a .safetensors file holds "
+                "bool, 8 to 64-bit integer and float16/32/64 arrays"
+            )
+        state[name] = value.astype(dtype.newbyteorder("<"), order="C", copy=False)
+    return state
+
+
 def save(obj, path):
     """Write ``obj`` (nested dicts/lists of arrays, numbers, strings) to ``path`` atomically.
 
@@ -340,19 +399,39 @@ def save(obj, path):
     manifest and one SHA-256 digest over the manifest and every array; no
     pickle is involved.
 
+    A path ending in ``.safetensors`` writes the safetensors format instead
+    (through the ``safetensors`` package), which PyTorch's
+    ``safetensors.torch.load_file`` reads. It holds only a flat state dict: a
+    dict of str names to arrays or Tensors (bool, integer, float16/32/64), such
+    as ``model.state_dict()``; anything else raises ValueError. Full training
+    checkpoints use the ``.npz`` format.
+
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+    >>> minidl.save(minidl.nn.Dense(2, 3).state_dict(), path)
+    >>> sorted((name, a.shape) for name, a in minidl.load(path).items())
+    [('bias', (3,)), ('weight', (3, 2))]
+
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "state.npz")
     >>> minidl.save({"weights": np.ones(3), "epoch": 2}, path)
     >>> minidl.load(path)["epoch"]
     2
     """
+    path = _checks.file_path(path, "save")
+    if _is_safetensors(path):
+        import safetensors.numpy  # only this format needs it
+
+        data = safetensors.numpy.save(_safetensors_state(obj))
+        with atomic_write(path) as handle:
+            handle.write(data)
+        return
     arrays = {}
     root = _encode(obj, arrays, "obj")
     listing = [[name, a.dtype.str, list(a.shape)] for name, a in arrays.items()]
     manifest = {"format": FORMAT, "version": VERSION, "arrays": listing, "root": root}
     manifest_bytes = json.dumps(manifest).encode("utf-8")
     digest = _content_digest(manifest_bytes, arrays.values()).encode("ascii")
-    path = _checks.file_path(path, "save")
     with atomic_write(path) as handle:
         np.savez(
             handle,
@@ -456,11 +535,23 @@ def load(path, max_bytes=None):
     >>> minidl.save({"w": np.zeros(2), "lr": (0.1, 0.01)}, path)
     >>> minidl.load(path)
     {'w': array([0., 0.]), 'lr': (0.1, 0.01)}
+
+    A path ending in ``.safetensors`` is read as a safetensors file (from
+    :func:`save` or ``safetensors.torch.save_file``): the result is a dict of
+    names to numpy arrays, in the file's order (safetensors writes its
+    tensors sorted, not in the state dict's order), that ``load_state_dict``
+    takes. Its header (dtypes, shapes, data offsets) is checked against the
+    file's size and ``max_bytes`` (here the data's total size) before any
+    array is allocated; the format has no checksum, so a changed data byte
+    loads as a changed value. Dtypes numpy lacks (BF16, the float8 types)
+    raise CorruptFileError too, saying so.
     """
     path = _checks.file_path(path, "load")
     _check_max_bytes(max_bytes, "load")
     try:
         with open(path, "rb") as handle:
+            if _is_safetensors(path):
+                return _load_safetensors(path, handle, max_bytes)
             head = handle.read(2)
             handle.seek(0)
             if head[:1] == b"\x80":  # pickle protocol 2 and later
@@ -565,3 +656,120 @@ def _read_v2_arrays(archive, manifest, manifest_bytes):
     if _content_digest(manifest_bytes, arrays.values()) != stored_digest.tobytes().decode("ascii"):
         raise archive.fail("its content does not match its digest (manifest or arrays altered)")
     return arrays
+
+
+def _safetensors_header(path, handle, size, max_bytes):
+    """The checked entries ``[(name, dtype, shape, begin, end)]`` of a safetensors header.
+
+    ``begin``/``end`` are absolute file offsets. The entries must tile the data
+    area exactly (no gap, overlap or excess), as the safetensors format requires.
+    """
+
+    def fail(what):
+        return CorruptFileError(f"load: {path} is not a valid safetensors file: {what}")
+
+    prefix = handle.read(8)
+    if len(prefix) < 8:
+        raise fail(f"it has {size} bytes, fewer than the 8 of its header length")
+    header_size = int.from_bytes(prefix, "little")
+    if header_size > MAX_MANIFEST_BYTES:
+        raise fail(f"its header declares {header_size} bytes, more than {MAX_MANIFEST_BYTES}")
+    if 8 + header_size > size:
+        raise fail(f"its header declares {header_size} bytes but the file has {size}")
+    raw = handle.read(header_size)
+    if len(raw) < header_size:
+        raise fail("the file ends inside its header")
+
+    def unique(pairs):
+        result = {}
+        for key, value in pairs:
+            if key in result:
+                raise fail(f"its header lists {key!r} twice")
+            result[key] = value
+        return result
+
+    try:
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=unique)
+    except CorruptFileError:
+        raise
+    except RecursionError:
+        raise fail("its header is nested too deeply") from None
+    except ValueError as error:
+        raise fail(f"its header is not valid JSON ({error})") from None
+    if not raw.startswith(b"{") or not isinstance(header, dict):
+        raise fail("its header is not a JSON object")
+    metadata = header.pop(_SAFETENSORS_METADATA, {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise fail("its __metadata__ is not a mapping of strings to strings")
+    start = 8 + header_size
+    entries = []
+    for name, entry in header.items():
+        if not (isinstance(entry, dict) and set(entry) == {"dtype", "shape", "data_offsets"}):
+            raise fail(f"tensor {name!r} has a malformed entry {entry!r:.80}")
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if dtype in _SAFETENSORS_UNSUPPORTED:
+            raise CorruptFileError(
+                f"load: {path}: tensor {name!r} has dtype {dtype}, which numpy (and so minidl) "
+                "cannot hold; convert it to float32 before saving"
+            )
+        if dtype not in SAFETENSORS_DTYPES:
+            raise fail(f"tensor {name!r} has an unknown dtype {dtype!r:.40}")
+        if not (
+            isinstance(shape, list)
+            and len(shape) <= 32
+            and all(type(d) is int and d >= 0 for d in shape)
+        ):
+            raise fail(f"tensor {name!r} has a malformed shape {shape!r:.80}")
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(type(o) is int and o >= 0 for o in offsets)
+            and offsets[0] <= offsets[1]
+        ):
+            raise fail(f"tensor {name!r} has malformed data offsets {offsets!r:.80}")
+        count = 1
+        for dimension in shape:
+            count *= dimension
+        nbytes = count * SAFETENSORS_DTYPES[dtype].itemsize
+        if offsets[1] - offsets[0] != nbytes:
+            raise fail(
+                f"tensor {name!r} of dtype {dtype} and shape {tuple(shape)} needs {nbytes} bytes, "
+                f"its data offsets {offsets} span {offsets[1] - offsets[0]}"
+            )
+        entries.append((name, SAFETENSORS_DTYPES[dtype], tuple(shape), *offsets))
+    position = 0
+    for name, _, _, begin, end in sorted(entries, key=lambda e: (e[3], e[4])):
+        if begin != position:
+            what = "overlap another tensor's" if begin < position else "leave a gap before"
+            raise fail(f"the data offsets of tensor {name!r} {what} ({begin}, expected {position})")
+        position = end
+    if start + position != size:
+        raise fail(f"its tensors cover {start + position} bytes of the {size}-byte file")
+    limit = _inflation_limit(size, max_bytes)
+    if position > limit:
+        raise fail(
+            f"its tensors declare {position} bytes of data, more than the limit of {limit} "
+            "bytes (pass max_bytes= to raise it)"
+        )
+    return [
+        (name, dtype, shape, start + begin, start + end)
+        for name, dtype, shape, begin, end in entries
+    ]
+
+
+def _load_safetensors(path, handle, max_bytes):
+    """The state dict in the safetensors file open as ``handle``, every size checked first."""
+    size = os.fstat(handle.fileno()).st_size
+    state = {}
+    for name, dtype, shape, begin, _ in _safetensors_header(path, handle, size, max_bytes):
+        array = np.empty(shape, dtype=dtype)
+        handle.seek(begin)
+        _read_into(
+            handle,
+            array,
+            lambda what, name=name: CorruptFileError(f"load: {path}: tensor {name!r}: {what}"),
+        )
+        if dtype.kind == "b" and array.view(np.uint8).max(initial=0) > 1:
+            raise CorruptFileError(f"load: {path}: bool tensor {name!r} holds bytes other than 0/1")
+        state[name] = array
+    return state
