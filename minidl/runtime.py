@@ -234,13 +234,26 @@ def physical_cores(cpus=None, root=None):
     ``root/cpu<N>/topology/``. ``cpus`` defaults to the CPUs this process may run on
     (``os.sched_getaffinity(0)``), ``root`` to :data:`SYS_CPU_ROOT`. Where a CPU's
     topology cannot be read (not Linux, /sys not mounted), the count of logical CPUs
-    is returned instead.
+    is returned instead. ``cpus`` that is not an iterable of ints raises TypeError,
+    a negative id ValueError.
 
     >>> 1 <= minidl.runtime.physical_cores() <= len(os.sched_getaffinity(0))
     True
     """
-    cpus = _logical_cpus() if cpus is None else set(cpus)
-    root = SYS_CPU_ROOT if root is None else root
+    if cpus is None:
+        cpus = _logical_cpus()
+    else:
+        given = cpus
+        try:
+            cpus = set(given)
+        except TypeError:
+            cpus = {None}
+        expected = "physical_cores: expected cpus as an iterable of CPU ids (non-negative ints"
+        if not all(isinstance(c, int) and not isinstance(c, bool) for c in cpus):
+            raise TypeError(f"{expected}, as os.sched_getaffinity returns), got {given!r}")
+        if any(c < 0 for c in cpus):
+            raise ValueError(f"{expected}), got {given!r}")
+    root = SYS_CPU_ROOT if root is None else os.fspath(root)
     cores = set()
     for cpu in cpus:
         topology = os.path.join(root, f"cpu{cpu}", "topology")
