@@ -28,10 +28,12 @@ handler (NEP 49,       glibc mmaps whatever its settings) stay     a handler ins
                        stop page-faulting (BN fwd+bwd at 49 MiB:
                        63 -> 43 ms; CNN step at batch 256:
                        358 -> 303 ms; one thread, CPU time)
-kernel threads         the cores this process may run on           ``MINIDL_NUM_THREADS`` or
-                       (``os.sched_getaffinity``), at most         ``OMP_NUM_THREADS``, or
-                       ``MAX_NUM_THREADS`` (1024; more aborts      :func:`set_num_threads`
-                       libgomp); a bad variable warns, is ignored
+kernel threads         the physical cores among the CPUs this      ``MINIDL_NUM_THREADS`` or
+                       process may run on (affinity mask and       ``OMP_NUM_THREADS``, or
+                       /sys topology; SMT siblings count once),    :func:`set_num_threads`
+                       at most ``MAX_NUM_THREADS`` (1024; more
+                       aborts libgomp); a bad variable warns and
+                       is ignored
 after ``os.fork``      the child's kernels run single-threaded:    ``MINIDL_FORK_SINGLE_THREAD=0``
                        libgomp's thread pool does not survive a    (then a forked child that
                        fork, and a child entering a parallel       runs kernels may hang)
@@ -212,38 +214,92 @@ def _thread_count(value, where):
     return value
 
 
-def _cores():
+# Where Linux describes each logical CPU's core (tests point it at a fake tree).
+SYS_CPU_ROOT = "/sys/devices/system/cpu"
+
+
+def _logical_cpus():
+    """The logical CPUs this process may run on (its affinity mask), as a set of ids."""
     try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        return set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        return set(range(os.cpu_count() or 1))
+
+
+def physical_cores(cpus=None, root=None):
+    """The number of physical cores among the logical CPUs ``cpus``.
+
+    Two SMT siblings (hyper-threads) share a core; both are counted once. A core is
+    the pair (``physical_package_id``, ``core_id``) that Linux lists under
+    ``root/cpu<N>/topology/``. ``cpus`` defaults to the CPUs this process may run on
+    (``os.sched_getaffinity(0)``), ``root`` to :data:`SYS_CPU_ROOT`. Where a CPU's
+    topology cannot be read (not Linux, /sys not mounted), the count of logical CPUs
+    is returned instead. ``cpus`` that is not an iterable of ints raises TypeError,
+    a negative id ValueError.
+
+    >>> 1 <= minidl.runtime.physical_cores() <= len(os.sched_getaffinity(0))
+    True
+    """
+    if cpus is None:
+        cpus = _logical_cpus()
+    else:
+        given = cpus
+        try:
+            cpus = set(given)
+        except TypeError:
+            cpus = {None}
+        expected = "physical_cores: expected cpus as an iterable of CPU ids (non-negative ints"
+        if not all(isinstance(c, int) and not isinstance(c, bool) for c in cpus):
+            raise TypeError(f"{expected}, as os.sched_getaffinity returns), got {given!r}")
+        if any(c < 0 for c in cpus):
+            raise ValueError(f"{expected}), got {given!r}")
+    root = SYS_CPU_ROOT if root is None else os.fspath(root)
+    cores = set()
+    for cpu in cpus:
+        topology = os.path.join(root, f"cpu{cpu}", "topology")
+        try:
+            with open(os.path.join(topology, "physical_package_id")) as package:
+                with open(os.path.join(topology, "core_id")) as core:
+                    cores.add((int(package.read()), int(core.read())))
+        except (OSError, ValueError):
+            return max(len(cpus), 1)
+    return max(len(cores), 1)
+
+
+def _default_threads():
+    """(count, where it came from) for :func:`default_num_threads` and :func:`show_config`."""
+    for name in ("MINIDL_NUM_THREADS", "OMP_NUM_THREADS"):
+        text = os.environ.get(name, "").split(",")[0].strip()
+        if not text:
+            continue
+        try:
+            return _thread_count(int(text), name), name
+        except ValueError:
+            warnings.warn(
+                f"{name}={os.environ[name]!r} is not a thread count in [1, {MAX_NUM_THREADS}]; "
+                "minidl ignores it",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    cpus = _logical_cpus()
+    cores = min(physical_cores(cpus), MAX_NUM_THREADS)
+    return cores, f"physical cores available ({cores} of {len(cpus)} logical CPUs allowed)"
 
 
 def default_num_threads():
     """The thread count minidl starts with.
 
     ``MINIDL_NUM_THREADS``, else ``OMP_NUM_THREADS`` (its first entry), else the
-    number of cores this process may run on (at most :data:`MAX_NUM_THREADS`). A
-    variable that is not an integer in [1, MAX_NUM_THREADS] is skipped with a
-    ``RuntimeWarning`` naming it.
+    number of physical cores among the CPUs this process may run on (see
+    :func:`physical_cores`; at most :data:`MAX_NUM_THREADS`). SMT siblings count
+    once: two threads on one core's hyper-threads compete for the same arithmetic
+    units. A variable that is not an integer in [1, MAX_NUM_THREADS] is skipped
+    with a ``RuntimeWarning`` naming it. :func:`show_config` prints which applied.
 
     >>> minidl.runtime.default_num_threads() >= 1
     True
     """
-    for name in ("MINIDL_NUM_THREADS", "OMP_NUM_THREADS"):
-        text = os.environ.get(name, "").split(",")[0].strip()
-        if not text:
-            continue
-        try:
-            return _thread_count(int(text), name)
-        except ValueError:
-            warnings.warn(
-                f"{name}={os.environ[name]!r} is not a thread count in [1, {MAX_NUM_THREADS}]; "
-                "minidl ignores it",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-    return min(_cores(), MAX_NUM_THREADS)
+    return _default_threads()[0]
 
 
 def set_num_threads(n):
@@ -316,6 +372,7 @@ def config():
     from . import __version__
 
     libc = _glibc()
+    default_count, default_source = _default_threads()
     return {
         "minidl": __version__,
         "python": f"{platform.python_version()} ({sys.executable})",
@@ -328,7 +385,8 @@ def config():
         },
         "threads": {
             "kernels": _ops.get_num_threads(),
-            "default": default_num_threads(),
+            "default": default_count,
+            "default from": default_source,
             "after fork": 1 if FORK_SINGLE_THREAD else "as in the parent",
         },
         "blas": _blas_info(),

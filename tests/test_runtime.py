@@ -59,8 +59,56 @@ def test_default_respects_omp_num_threads():
     assert _default_in_subprocess("3,2") == 3
 
 
-def test_default_is_the_cores_available():
-    assert _default_in_subprocess(None) == len(os.sched_getaffinity(0))
+def test_default_is_the_physical_cores_available():
+    assert _default_in_subprocess(None) == minidl.runtime.physical_cores()
+    assert 1 <= minidl.runtime.physical_cores() <= len(os.sched_getaffinity(0))
+
+
+def _fake_sys(root, topology):
+    """A /sys/devices/system/cpu tree: {cpu: (package, core)}; None leaves topology out."""
+    for cpu, place in topology.items():
+        folder = root / f"cpu{cpu}" / "topology"
+        folder.mkdir(parents=True)
+        if place is not None:
+            (folder / "physical_package_id").write_text(f"{place[0]}\n")
+            (folder / "core_id").write_text(f"{place[1]}\n")
+    return root
+
+
+# 2 packages x 2 cores x 2 SMT siblings, numbered as Linux does: siblings 4 apart.
+_TWO_SOCKETS = {cpu: (cpu // 2 % 2, cpu % 2) for cpu in range(8)}
+
+
+def test_physical_cores_counts_smt_siblings_once(tmp_path):
+    root = _fake_sys(tmp_path, _TWO_SOCKETS)
+    assert minidl.runtime.physical_cores(range(8), root) == 4
+    assert minidl.runtime.physical_cores({0, 4}, root) == 1  # one core's two siblings
+    assert minidl.runtime.physical_cores({0, 1}, root) == 2  # two cores of package 0
+    assert minidl.runtime.physical_cores({0, 1, 2, 5}, root) == 3
+
+
+def test_physical_cores_falls_back_to_the_logical_count(tmp_path):
+    assert minidl.runtime.physical_cores({0, 1, 2}, tmp_path / "missing") == 3
+    root = _fake_sys(tmp_path / "partial", {0: (0, 0), 1: None})
+    assert minidl.runtime.physical_cores({0, 1}, root) == 2
+    (root / "cpu0" / "topology" / "core_id").write_text("not a number\n")
+    assert minidl.runtime.physical_cores({0}, root) == 1
+
+
+def test_default_counts_physical_cores_of_the_affinity_mask(tmp_path, monkeypatch):
+    monkeypatch.setattr(minidl.runtime, "SYS_CPU_ROOT", str(_fake_sys(tmp_path, _TWO_SOCKETS)))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 4, 1}, raising=False)
+    monkeypatch.delenv("MINIDL_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert minidl.runtime.default_num_threads() == 2
+    threads = minidl.runtime.config()["threads"]
+    assert threads["default"] == 2
+    assert threads["default from"] == "physical cores available (2 of 3 logical CPUs allowed)"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert minidl.runtime.default_num_threads() == 3
+    assert minidl.runtime.config()["threads"]["default from"] == "OMP_NUM_THREADS"
+    monkeypatch.setenv("MINIDL_NUM_THREADS", "1")
+    assert minidl.runtime.config()["threads"]["default from"] == "MINIDL_NUM_THREADS"
 
 
 def test_minidl_num_threads_comes_before_omp_num_threads():
@@ -194,7 +242,14 @@ def test_show_config_reports_the_build_threads_and_settings(capsys):
     printed = capsys.readouterr().out
     config = minidl.runtime.config()
     assert printed.startswith(f"minidl {minidl.__version__}")
-    for needle in ("openmp:", "compiler flags:", "kernels:", "after fork:", "GOMP_SPINCOUNT"):
+    for needle in (
+        "openmp:",
+        "compiler flags:",
+        "kernels:",
+        "default from:",
+        "after fork:",
+        "GOMP_SPINCOUNT",
+    ):
         assert needle in printed, f"show_config does not print {needle!r}"
     assert config["build"]["openmp"] == minidl._ops.openmp_enabled()
     assert "-O" in config["build"]["compiler flags"]
