@@ -3371,18 +3371,24 @@ def batchnorm_stats(x):
 
 cdef void _bn_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] m2) noexcept:
     cdef Py_ssize_t channels = x.shape[1]
-    cdef Py_ssize_t batch = x.shape[0]
-    cdef Py_ssize_t inner = x.shape[2]
     cdef int threads = _threads_for(channels)
-    cdef double count = <double>(batch * inner)
-    cdef double v
     cdef Py_ssize_t c
     with nogil:
         for c in prange(channels, num_threads=threads, schedule="static",
                         use_threads_if=threads > 1):
-            # _moments gives the biased variance m2 / count; m2 is that times count
-            _moments(&x[0, c, 0], batch, inner, channels * inner, &mean[c], &v)
-            m2[c] = v * count
+            _bn_channel_stats(x, mean, m2, c)
+
+
+cdef void _bn_channel_stats(const floating[:, :, ::1] x, double[::1] mean, double[::1] m2,
+                            Py_ssize_t c) noexcept nogil:
+    # A function of its own so that its variance is a local of each thread: a prange
+    # body's variable assigned only through a pointer (_moments(..., &v)) is shared
+    # by the threads, and one thread's variance then overwrote another's.
+    cdef Py_ssize_t inner = x.shape[2]
+    cdef double variance
+    # _moments gives the biased variance m2 / count; m2 is that times count
+    _moments(&x[0, c, 0], x.shape[0], inner, x.shape[1] * inner, &mean[c], &variance)
+    m2[c] = variance * <double>(x.shape[0] * inner)
 
 
 def batchnorm_normalize(x, mean, invstd, weight, bias):
