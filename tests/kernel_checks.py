@@ -1,4 +1,5 @@
-"""Checks the kernel tests share: memory layouts, and results under 1 and 2 threads."""
+"""Checks the kernel tests share: agreement with a reference, memory layouts, and results under
+1 and 2 threads."""
 
 import numpy as np
 
@@ -32,3 +33,17 @@ def with_one_and_two_threads(run):
     finally:
         _ops.set_num_threads(before)
     return single, double
+
+
+def assert_close(ours, expected, tolerance, what):
+    """``ours`` equals ``expected`` to ``tolerance``, relative, and absolute at that tolerance
+    times the largest finite magnitude expected (at least 1); NaN and inf where expected."""
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = max(1.0, float(np.max(np.abs(expected[np.isfinite(expected)]), initial=0.0)))
+    np.testing.assert_allclose(
+        np.asarray(ours, dtype=np.float64),
+        expected,
+        rtol=tolerance,
+        atol=tolerance * scale,
+        err_msg=what,
+    )

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from kernel_checks import as_layout
+from kernel_checks import as_layout, assert_close
 
 from minidl import _ops, _reference
 
@@ -38,15 +38,7 @@ def _close(ours, expected, dtype, what, condition=1.0):
     inputs (see TOLERANCE); the tolerance grows with it.
     """
     tolerance = max(TOLERANCE[np.dtype(dtype).type], CONDITIONED_FACTOR * EPSILON * condition)
-    expected = np.asarray(expected, dtype=np.float64)
-    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
-    np.testing.assert_allclose(
-        np.asarray(ours, dtype=np.float64),
-        expected,
-        rtol=tolerance,
-        atol=tolerance * scale,
-        err_msg=what,
-    )
+    assert_close(ours, expected, tolerance, what)
 
 
 def _bn_condition(x, eps):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from kernel_checks import as_layout, with_one_and_two_threads
+from kernel_checks import as_layout, assert_close, with_one_and_two_threads
 
 from minidl import _ops, _reference
 
@@ -17,17 +17,7 @@ SLAB = 32768  # VALUES_PER_THREAD in _ops.pyx: one slab of a parameter per task
 
 
 def _close(ours, expected, dtype, what):
-    tolerance = TOLERANCE[np.dtype(dtype).type]
-    expected = np.asarray(expected, dtype=np.float64)
-    finite = np.abs(expected[np.isfinite(expected)])
-    scale = max(1.0, float(np.max(finite, initial=0.0)))
-    np.testing.assert_allclose(
-        np.asarray(ours, dtype=np.float64),
-        expected,
-        rtol=tolerance,
-        atol=tolerance * scale,
-        err_msg=what,
-    )
+    assert_close(ours, expected, TOLERANCE[np.dtype(dtype).type], what)
 
 
 shapes = st.lists(
