@@ -754,29 +754,22 @@ cdef tuple _xent_inputs(logits, labels, str name):
 
 
 cdef object _class_labels(labels, Py_ssize_t rows, Py_ssize_t classes, str name):
-    """(N,) integer labels in [0, classes) as C-contiguous int64: ``_checks.class_labels``,
-    its range check a typed loop (numpy's min and max cost more than a small kernel)."""
+    """(N,) integer labels in [0, classes) as C-contiguous int64, as ``_checks.class_labels``
+    gives them: the range checked in a typed loop (numpy's min and max cost more than a
+    small kernel); any refusal, and uint64 (whose cast to int64 could wrap), by it."""
     array = np.asarray(labels)
-    if array.dtype.kind not in "iu":
-        raise TypeError(f"{name}: expected integer class labels, got dtype {array.dtype}")
-    if array.shape != (rows,):
-        raise ValueError(f"{name}: expected labels of shape ({rows},), got {array.shape}")
-    if array.dtype == np.uint64 and rows and array.max() > np.iinfo(np.int64).max:
-        # the cast to int64 below would wrap these around
+    if array.dtype.kind != "i" or array.shape != (rows,):
         return _checks.class_labels(array, rows, classes, name)
     lab = np.ascontiguousarray(array, dtype=np.int64)
     cdef const int64_t[::1] values = lab
     cdef Py_ssize_t i
-    cdef Py_ssize_t bad = -1
+    cdef bint in_range = True
     with nogil:
         for i in range(rows):
             if values[i] < 0 or values[i] >= classes:
-                bad = i
+                in_range = False
                 break
-    if bad >= 0:
-        raise ValueError(f"{name}: label {array[bad]} is out of range for {classes} classes "
-                         f"(0 to {classes - 1})")
-    return lab
+    return lab if in_range else _checks.class_labels(array, rows, classes, name)
 
 
 def softmax_xent_forward(logits, labels, label_smoothing=0.0):
@@ -1559,6 +1552,13 @@ cdef void _bn_forward_train(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                 _bn_channel_forward(x, y, weight, bias, eps, mean, var, invstd, c)
 
 
+cdef inline floating _bn_offset(floating center, double mean, double scale,
+                                double shift) noexcept nogil:
+    # The shift of (x - center) * scale + offset = (x - mean) * scale + shift, where
+    # center is the mean rounded to the data's type: the remainder mean - center joins it
+    return <floating>(shift - (mean - <double>center) * scale)
+
+
 cdef inline void _bn_normalize_segment(const floating* src, floating* dst, Py_ssize_t n,
                                        double mean, double scale, double shift) noexcept nogil:
     # dst[:n] = (src[:n] - mean) * scale + shift, in the data's precision (the statistics
@@ -1568,7 +1568,7 @@ cdef inline void _bn_normalize_segment(const floating* src, floating* dst, Py_ss
     # (mean >> std) keeps its precision, where x * scale + shift would not.
     cdef floating center = <floating>mean
     cdef floating factor = <floating>scale
-    cdef floating offset = <floating>(shift - (mean - <double>center) * scale)
+    cdef floating offset = _bn_offset(center, mean, scale, shift)
     cdef Py_ssize_t i
     for i in range(n):
         dst[i] = (src[i] - center) * factor + offset
@@ -1631,7 +1631,7 @@ cdef void _bn_rows_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
         scale = weight[start + j] * invstd[start + j]
         center[j] = <floating>mean[start + j]
         factor[j] = <floating>scale
-        offset[j] = <floating>(bias[start + j] - (mean[start + j] - <double>center[j]) * scale)
+        offset[j] = _bn_offset(center[j], mean[start + j], scale, bias[start + j])
     for n in range(batch):
         src = &x[n, start, 0]
         dst = &y[n, start, 0]
