@@ -32,8 +32,8 @@ def pair(value, where, name):
     return int(items[0]), int(items[1])
 
 
-def file_path(value, where):
-    """``value`` as a path string (``os.fspath``), or a TypeError naming ``where``.
+def file_path(value, where, what="a file path"):
+    """``value`` as a path string (``os.fspath``), or a TypeError naming ``where`` and ``what``.
 
     ``os.fspath`` alone says "expected str, bytes or os.PathLike object, not int", and
     ``open`` takes an int as a file descriptor.
@@ -42,7 +42,7 @@ def file_path(value, where):
     'model.npz'
     """
     if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{where}: expected a file path (str or os.PathLike), got {value!r:.60}")
+        raise TypeError(f"{where}: expected {what} (str or os.PathLike), got {value!r:.60}")
     return os.fspath(value)
 
 

@@ -17,7 +17,6 @@ the trainer as ``self.trainer`` (its model, optimizer, history, ``epoch`` and
 import csv
 import io
 import math
-import os
 
 import numpy as np
 
@@ -204,11 +203,10 @@ class CSVLogger(Callback):
     """
 
     def __init__(self, path, separator=",", append=False):
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"CSVLogger: path must be a file path, got {path!r}")
+        path = _checks.file_path(path, "CSVLogger")
         if not isinstance(separator, str) or len(separator) != 1:
             raise ValueError(f"CSVLogger: separator must be one character, got {separator!r}")
-        self.path = os.fspath(path)
+        self.path = path
         self.separator = separator
         self.append = bool(append)
         self.rows = []

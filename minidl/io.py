@@ -330,9 +330,8 @@ def remove_stale_temporaries(directory):
     >>> remove_stale_temporaries(tempfile.mkdtemp())
     []
     """
-    if not isinstance(directory, (str, os.PathLike)):
-        # os.listdir would take an int as an open descriptor and None as the working folder
-        raise TypeError(f"remove_stale_temporaries: expected a directory path, got {directory!r}")
+    # os.listdir would take an int as an open descriptor and None as the working folder
+    directory = _checks.file_path(directory, "remove_stale_temporaries", "a directory path")
     removed = []
     here = _host_tag()
     try:
