@@ -41,6 +41,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport exp, fabs, log, sqrt, tanh, INFINITY
 from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
 
 cdef extern from *:
     """
@@ -685,6 +686,54 @@ cdef void _sum_pieces(const floating* x, Py_ssize_t length, Py_ssize_t per_segme
         offset = (q % per_segment) * piece
         pieces[q] = _sum(x + (q // per_segment) * length + offset,
                          min(offset + piece, length) - offset)
+
+
+def sum_all(x):
+    """The sum of every value of a float32/float64 array, as a 0-d array of its dtype.
+
+    ``x.sum()`` accumulated in double, in memory order: the same pieces and the
+    same bits as ``sum_channels(x.reshape(1, 1, -1))`` without its bookkeeping (a
+    full sum of a million values takes about 60 us, and that bookkeeping cost 6).
+
+    >>> sum_all(np.ones((3, 4), np.float32))
+    array(12., dtype=float32)
+    """
+    arr = _float_array(x, "sum_all", "x", None)
+    cdef double total
+    if arr.dtype == np.float32:
+        total = _sum_all[float](arr.reshape(-1))
+    else:
+        total = _sum_all[double](arr.reshape(-1))
+    return np.array(total, dtype=arr.dtype)
+
+
+cdef double _sum_all(const floating[::1] x) except? -1.0:
+    # x cut into pieces of at most SUM_CHUNK values, as _sum_channel_segments cuts one
+    # segment; threads sum the pieces, which are then added in order
+    cdef Py_ssize_t n = x.shape[0]
+    if n == 0:
+        return 0.0
+    cdef Py_ssize_t count = (n + SUM_CHUNK - 1) // SUM_CHUNK
+    cdef Py_ssize_t piece = (n + count - 1) // count
+    cdef int threads = _threads_for(n // SUM_CHUNK)
+    cdef double total = 0.0
+    cdef Py_ssize_t q
+    # the pieces' sums on the stack up to 64 pieces (a million values), else on the heap
+    cdef double on_stack[64]
+    cdef double* pieces = on_stack
+    if count > 64:
+        pieces = <double*>malloc(count * sizeof(double))
+        if pieces == NULL:
+            raise MemoryError(f"sum_all: no memory for {count} partial sums")
+    with nogil:
+        for q in prange(count, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
+            _sum_pieces(&x[0], n, count, piece, q, q + 1, pieces)
+        for q in range(count):
+            total = total + pieces[q]
+    if pieces != on_stack:
+        free(pieces)
+    return total
 
 
 # ---------------------------------------------------------------- row-wise log-sum-exp

@@ -3,7 +3,8 @@
 Any sum whose reduced axes are a prefix and a suffix of a C-contiguous array's
 axes (the batch axis of a (N, F) gradient, the N, H, W axes of a (N, C, H, W)
 one, every axis at once) folds to a (A, C, B) array summed over A and B, which
-``_ops.sum_leading`` and ``_ops.sum_channels`` do with float64 accumulators; a
+``_ops.sum_leading`` and ``_ops.sum_channels`` do with float64 accumulators (a
+sum over every axis goes straight to ``_ops.sum_all``, in memory order); a
 Fortran-ordered array is summed as its C-ordered transpose. Other sums go to
 numpy, also accumulating in float64.
 """
@@ -26,6 +27,13 @@ def sum_axes(x, axes):
         return x
     if x.dtype not in FLOAT_DTYPES or x.size == 0:
         return x.sum(axis=axes)
+    if len(axes) == x.ndim:
+        # every axis: the whole array in memory order (the pieces and bits of the
+        # (1, 1, size) case below, without its bookkeeping)
+        if x.flags.c_contiguous:
+            return _ops.sum_all(x)
+        if x.flags.f_contiguous:
+            return _ops.sum_all(x.T)
     if not x.flags.c_contiguous:
         if not x.flags.f_contiguous:
             return _numpy_sum(x, axes)

@@ -40,6 +40,12 @@ def sum_channels(x):
     return x.sum(axis=(0, 2), dtype=np.float64).astype(x.dtype)
 
 
+def sum_all(x):
+    """``x.sum()`` for a float array of any shape, as a 0-d array of its dtype."""
+    x = np.asarray(x)
+    return np.asarray(x.sum(dtype=np.float64)).astype(x.dtype)
+
+
 def logsumexp_rows(x):
     """``log(exp(x).sum(axis=1))`` for a (N, K) array, shifted by the row max; shape (N,)."""
     x = np.asarray(x)

@@ -64,6 +64,7 @@ def test_docstring_examples(name):
 KERNELS = [
     "sum_leading",
     "sum_channels",
+    "sum_all",
     "logsumexp_rows",
     "softmax_xent_forward",
     "softmax_xent_backward",

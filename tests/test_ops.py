@@ -141,6 +141,33 @@ def test_sum_channels(shape, dtype, layout, seed, offset):
     _close(ours, _reference.sum_channels(x), dtype, "sum_channels")
 
 
+@st.composite
+def full_sum_shapes(draw):
+    """Any rank up to 3, small, or one to three pieces of SUM_CHUNK give or take a value."""
+    if draw(st.booleans()):
+        return draw(st.lists(st.integers(0, 9), max_size=3).map(tuple))
+    n = draw(st.integers(1, 3)) * SUM_CHUNK + draw(st.sampled_from([-1, 0, 1, 17]))
+    return draw(st.sampled_from([(n,), (1, n), (n, 1)]))
+
+
+@given(
+    shape=full_sum_shapes(),
+    dtype=dtypes,
+    layout=layouts,
+    seed=seeds,
+    offset=st.sampled_from([0.0, 1e4]),
+)
+def test_sum_all(shape, dtype, layout, seed, offset):
+    x = as_layout(_random(shape, dtype, seed, offset), layout)
+    ours = _ops.sum_all(x)
+    assert isinstance(ours, np.ndarray) and ours.dtype == dtype and ours.shape == ()
+    _close(ours, _reference.sum_all(x), dtype, "sum_all")
+    # the pieces and their order of sum_channels' (1, 1, size) case: the same bits
+    flat = np.ascontiguousarray(x).reshape(1, 1, -1)
+    if flat.size:
+        assert ours.tobytes() == _ops.sum_channels(flat).tobytes()
+
+
 def _with_threads(threads, fn, *args):
     before = _ops.get_num_threads()
     try:
@@ -153,8 +180,9 @@ def _with_threads(threads, fn, *args):
 @given(data=st.data(), dtype=dtypes, seed=seeds)
 def test_sums_same_bits_with_one_and_two_threads(data, dtype, seed):
     # the chunks, and the order their sums are added in, follow from the shape alone
-    kernel = data.draw(st.sampled_from(["sum_leading", "sum_channels"]))
-    shape = data.draw(leading_shapes() if kernel == "sum_leading" else channel_shapes())
+    kernel = data.draw(st.sampled_from(["sum_leading", "sum_channels", "sum_all"]))
+    shapes = {"sum_leading": leading_shapes, "sum_channels": channel_shapes}
+    shape = data.draw(shapes.get(kernel, full_sum_shapes)())
     x = _random(shape, dtype, seed, offset=3.0)
     single = _with_threads(1, getattr(_ops, kernel), x)
     double = _with_threads(2, getattr(_ops, kernel), x)
@@ -166,6 +194,7 @@ def test_float32_sums_accumulate_in_double():
     ones = np.ones((2**24 + 2, 1), dtype=np.float32)
     assert _ops.sum_leading(ones)[0] == np.float32(2**24 + 2)
     assert _ops.sum_channels(ones.reshape(1, 1, -1))[0] == np.float32(2**24 + 2)
+    assert _ops.sum_all(ones) == np.float32(2**24 + 2)
 
 
 @pytest.mark.parametrize(
@@ -204,6 +233,8 @@ def test_sums_propagate_nan_and_inf(dtype):
         with np.errstate(invalid="ignore"):
             expected = folded.sum(axis=(0, 2), dtype=np.float64).astype(dtype)
         np.testing.assert_array_equal(_ops.sum_channels(folded), expected, err_msg=str(shape))
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(_ops.sum_all(x), x.sum(dtype=np.float64).astype(dtype))
 
 
 @pytest.mark.parametrize("shape", [(300, 600), (40000, 3), (5, 3, 400), (300, 4, 9), (1, 1, 70001)])
@@ -580,6 +611,7 @@ def test_avg_pool(case, count_include_pad):
 CALLS = {
     "sum_leading": lambda x: _ops.sum_leading(x),
     "sum_channels": lambda x: _ops.sum_channels(x),
+    "sum_all": lambda x: _ops.sum_all(x),
     "logsumexp_rows": lambda x: _ops.logsumexp_rows(x),
     "softmax_xent_forward": lambda x: _ops.softmax_xent_forward(x, np.zeros(len(x), int)),
     "batchnorm_forward_train": lambda x: _ops.batchnorm_forward_train(x, None, None, None, None),
@@ -601,7 +633,7 @@ def test_refuses_other_dtypes_with_a_message(name, dtype):
         CALLS[name](x)
 
 
-@pytest.mark.parametrize("name", sorted(CALLS))
+@pytest.mark.parametrize("name", sorted(set(CALLS) - {"sum_all"}))  # sum_all takes any rank
 def test_refuses_the_wrong_rank_with_a_message(name):
     with pytest.raises(ValueError, match=rf"{name}: expected .* dims, got shape"):
         CALLS[name](np.ones((2,) * 6))
@@ -616,6 +648,7 @@ def _all_kernels(dtype):
     results = [
         _ops.sum_leading(rows),
         _ops.sum_channels(big.reshape(16, 12, -1)),
+        _ops.sum_all(big),
         _ops.logsumexp_rows(rows),
     ]
     loss, lse = _ops.softmax_xent_forward(rows, labels, 0.1)

@@ -51,6 +51,11 @@ CASES = {
         lambda: _ops.sum_channels(np.ones((2, 3, 4), np.float16)),
         lambda: _ops.sum_channels([["a"]]),
     ],
+    "sum_all": [
+        lambda: _ops.sum_all(np.ones((2, 3), np.int32)),
+        lambda: _ops.sum_all("junk"),
+        lambda: _ops.sum_all(None),
+    ],
     "logsumexp_rows": [
         lambda: _ops.logsumexp_rows(np.ones((3, 0))),
         lambda: _ops.logsumexp_rows(np.ones(3)),
