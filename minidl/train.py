@@ -262,6 +262,7 @@ class Trainer:
         self._data = {}  # the loaders of the current fit, whose generators checkpoints save
         self._resumed = None  # what resume read that fit applies: callbacks' and loaders' state
         self._deferred = None  # checkpoints asked for during on_epoch_end, written after it
+        self.last_checkpoint = None  # the path of the last checkpoint this trainer wrote
 
     # ------------------------------------------------------------------ callbacks
     def _call(self, hook, *args):
@@ -588,6 +589,7 @@ class Trainer:
             "stop_training": bool(self.stop_training),
         }
         save(state, path)
+        self.last_checkpoint = path
 
     def resume(self, path):
         """Restore everything :meth:`save_checkpoint` wrote; ``fit`` then continues from there.

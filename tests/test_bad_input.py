@@ -692,6 +692,12 @@ case(
     "accuracy",
 )
 case(
+    "minidl.train.TerminateOnNaN",
+    lambda: minidl.train.TerminateOnNaN(restore_checkpoint="yes"),
+    TypeError,
+    "TerminateOnNaN",
+)
+case(
     "minidl.train.ModelCheckpoint",
     lambda: minidl.train.ModelCheckpoint("/tmp/x", mode="best"),
     ValueError,
