@@ -14,9 +14,12 @@ the trainer as ``self.trainer`` (its model, optimizer, history, ``epoch`` and
     on_train_end(logs)
 """
 
+from __future__ import annotations
+
 import csv
 import io
 import math
+from typing import Any
 
 import numpy as np
 
@@ -33,8 +36,9 @@ class Callback:
     ...         print(f"epoch {epoch}: {logs['loss']:.3f}")
     """
 
-    trainer = None
-    _state_attributes = ()  # the attributes state_dict saves: what steers the rest of training
+    trainer: Any = None
+    # the attributes state_dict saves: what steers the rest of training
+    _state_attributes: tuple[str, ...] = ()
 
     def state_dict(self):
         """The callback's state as plain values and arrays (what ``Trainer.save_checkpoint`` saves).
@@ -155,7 +159,20 @@ class EarlyStopping(Callback):
             self.trainer.stop_training = True
 
     def on_train_end(self, logs=None):
-        if self.restore_best_weights and self.best_state is not None:
+        restore = self.restore_best_weights and self.best_state is not None
+        if self.stopped_epoch is not None:
+            said = f"Epoch {self.stopped_epoch}: early stopping"
+            if restore:
+                said += f"; restoring the weights of epoch {self.best_epoch}"
+            else:
+                said += (
+                    f" ({self.monitor} has not improved for {self.wait} epochs; best "
+                    f"{self.best:.4g} at epoch {self.best_epoch})"
+                )
+            say = getattr(self.trainer, "say", None)
+            if say is not None:
+                say(said)
+        if restore:
             self.trainer.model.load_state_dict(self.best_state)
 
 

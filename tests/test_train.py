@@ -134,7 +134,7 @@ def test_a_tampered_or_truncated_checkpoint_is_refused(tmp_path):
         trainer.resume(tmp_path / "other.npz")
 
 
-def test_verbose_levels(capsys):
+def test_verbose_levels(capsys, monkeypatch):
     x, y = _data(64)
     _setup(verbose=2).fit([(x, y)], epochs=2)
     out = capsys.readouterr()
@@ -144,6 +144,12 @@ def test_verbose_levels(capsys):
     assert out.err == ""
     _setup(verbose=0).fit([(x, y)], epochs=2)
     assert capsys.readouterr().out == ""
+    # verbose=1 draws a bar only on a terminal: capsys is not one, so lines only
+    _setup(verbose=1).fit([(x, y)], epochs=1)
+    out = capsys.readouterr()
+    assert "epoch 1/1 - loss" in out.out and out.err == ""
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr(minidl.train, "_interactive", lambda: True)
     _setup(verbose=1).fit([(x, y)], epochs=1)
     out = capsys.readouterr()
     assert "epoch 1/1 - loss" in out.out
@@ -300,7 +306,7 @@ def test_terminate_on_nan_can_restore_the_last_checkpoint(tmp_path):
         NonFiniteLossError, match=r"restored from .*last\.npz \(the end of epoch 2\)"
     ):
         with np.errstate(over="ignore", invalid="ignore"):
-            trainer.fit([(x, y)], epochs=3)
+            trainer.fit([(x, y)], epochs=1)
     for name, value in trainer.model.state_dict().items():
         np.testing.assert_array_equal(value, saved[name], err_msg=name)
     assert trainer.epoch == 2 and len(trainer.history.epochs) == 2
@@ -458,5 +464,5 @@ def test_activation_stats_records_percentiles_of_a_layer_input():
     assert len(stats.records) == 2  # evaluation passes are not recorded
     pooled = minidl.train.ActivationStats(relu, every=1, unit=None, percentiles=(50,))
     trainer.callbacks.append(pooled)
-    trainer.fit(ShuffledBatches(x, y, 64), epochs=2)
+    trainer.fit(ShuffledBatches(x, y, 64), epochs=1)  # one epoch more: two steps
     assert pooled.as_arrays()[1].shape == (2, 1)
