@@ -495,7 +495,7 @@ class PeriodicEvaluation(Callback):
         trainer = self.trainer
         if self.records and self.records[-1]["step"] == trainer.global_step:
             return
-        results = trainer.evaluate(self.data)
+        results = trainer.evaluate(self.data, verbose=0)
         self.records.append(
             {"step": trainer.global_step, "epoch": trainer.current_epoch, **results}
         )

@@ -610,7 +610,8 @@ class Trainer:
           validation, as Keras does.
         - ``x`` (or ``train_data``) a DataLoader or any iterable of ``(inputs,
           targets)`` batches, as before; then ``y``, ``batch_size`` and
-          ``validation_split`` must be left out.
+          ``validation_split`` must be left out, and ``shuffle`` does nothing (a
+          DataLoader shuffles as it was built).
 
         ``validation_data`` is ``(x_val, y_val)`` arrays or batches (``val_data``
         is its older name; give one of them). Each call trains ``epochs`` epochs
