@@ -32,6 +32,7 @@ import copy
 import math
 import sys
 import time
+import warnings
 from typing import Any, Callable, Iterable, Sequence, Union
 
 import numpy as np
@@ -327,6 +328,21 @@ def _check_batches(data, where, name):
         )
 
 
+def _warn_if_probabilities(outputs):
+    """Warn when (N, K) outputs look like softmax probabilities given to a loss on logits."""
+    if outputs.ndim != 2 or outputs.shape[1] < 2 or len(outputs) == 0:
+        return
+    sums = outputs.sum(axis=1, dtype=np.float64)
+    if np.all(outputs >= 0) and np.allclose(sums, 1.0, atol=1e-4):
+        warnings.warn(
+            "Trainer: loss 'sparse_categorical_crossentropy' takes logits (Keras' "
+            "from_logits=True), but the model's outputs are probabilities (each row sums to "
+            "1): remove the model's final Softmax, and apply softmax to predict()'s output",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
 def _check_verbose(verbose, where):
     if verbose not in (0, 1, 2) or isinstance(verbose, bool):
         raise ValueError(f"{where}: verbose must be 0, 1 or 2, got {verbose!r}")
@@ -502,6 +518,9 @@ class Trainer:
         self.model = model
         self.optimizer = optimizer
         self.loss = _loss(loss)
+        # Keras' name for cross entropy: its models often end in Softmax, which minidl's
+        # loss (on logits) would silently train through; the first batch is looked at
+        self._expect_logits = loss == "sparse_categorical_crossentropy"
         self.metrics = [_metric(m) for m in (metrics or [])]
         self.scheduler = scheduler
         self.scheduler_interval = scheduler_interval
@@ -565,6 +584,9 @@ class Trainer:
         """One forward, backward and update on a batch; returns its loss and metrics."""
         inputs, targets = _tensor(inputs), _tensor(targets)
         outputs = self.model(inputs)
+        if self._expect_logits:
+            self._expect_logits = False
+            _warn_if_probabilities(outputs.numpy())
         loss = self.loss(outputs, targets)
         value = float(loss.item())
         if self.distributed:

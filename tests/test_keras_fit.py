@@ -4,6 +4,7 @@ learning rate on the epoch line, callbacks that say what they did, lines instead
 off a terminal, and History.plot returning the figure."""
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -205,6 +206,18 @@ def test_losses_by_name_are_the_loss_modules():
         outputs = trainer.predict(x, verbose=0)
         result = trainer.evaluate(x, targets, verbose=0)["loss"]
         assert result == pytest.approx(float(np.mean((outputs - 1.0) ** 2)), rel=1e-5)
+
+
+def test_keras_cross_entropy_warns_about_a_model_that_ends_in_softmax():
+    x, y = _separable(64)
+    trainer = _trainer(verbose=0)
+    trainer.model.append(nn.Softmax(dim=1))
+    with pytest.warns(UserWarning, match="takes logits .* remove the model's final Softmax"):
+        trainer.fit(x, y, epochs=2)
+    logits = _trainer(verbose=0)  # a model that outputs logits gets no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        logits.fit(x, y, epochs=1)
 
 
 def test_top_k_accuracy_counts_the_target_among_the_k_largest():
