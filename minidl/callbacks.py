@@ -14,9 +14,12 @@ the trainer as ``self.trainer`` (its model, optimizer, history, ``epoch`` and
     on_train_end(logs)
 """
 
+from __future__ import annotations
+
 import csv
 import io
 import math
+from typing import Any
 
 import numpy as np
 
@@ -33,8 +36,9 @@ class Callback:
     ...         print(f"epoch {epoch}: {logs['loss']:.3f}")
     """
 
-    trainer = None
-    _state_attributes = ()  # the attributes state_dict saves: what steers the rest of training
+    trainer: Any = None
+    # the attributes state_dict saves: what steers the rest of training
+    _state_attributes: tuple[str, ...] = ()
 
     def state_dict(self):
         """The callback's state as plain values and arrays (what ``Trainer.save_checkpoint`` saves).
@@ -155,7 +159,20 @@ class EarlyStopping(Callback):
             self.trainer.stop_training = True
 
     def on_train_end(self, logs=None):
-        if self.restore_best_weights and self.best_state is not None:
+        restore = self.restore_best_weights and self.best_state is not None
+        if self.stopped_epoch is not None:
+            said = f"Epoch {self.stopped_epoch}: early stopping"
+            if restore:
+                said += f"; restoring the weights of epoch {self.best_epoch}"
+            else:
+                said += (
+                    f" ({self.monitor} has not improved for {self.wait} epochs; best "
+                    f"{self.best:.4g} at epoch {self.best_epoch})"
+                )
+            say = getattr(self.trainer, "say", None)
+            if say is not None:
+                say(said)
+        if restore:
             self.trainer.model.load_state_dict(self.best_state)
 
 
@@ -277,47 +294,105 @@ class NonFiniteLossError(RuntimeError):
 class TerminateOnNaN(Callback):
     """Stop training with :class:`NonFiniteLossError` when the loss is NaN or infinite.
 
-    The error names the epoch and the step. The model keeps its last finite
-    weights: parameters and buffers are copied before each step (when finite)
-    and put back when a forward pass gives a non-finite loss or an update makes
-    a weight non-finite. The Trainer adds it unless ``terminate_on_nan=False``.
+    The loss of every batch is checked after the forward pass, before backward
+    and the update (a float comparison: nothing is copied), and the weights once
+    at the end of each epoch. The error names the epoch and the step, and the
+    state the model is left in:
+
+    - a non-finite loss stops training before that step's backward and update,
+      so the parameters are those that step's forward pass used: those after the
+      previous step. The forward pass may have moved buffers (BatchNorm's running
+      statistics): those are put back, from a copy of the buffers taken before
+      each step (buffers are small: per-channel statistics and counters; the
+      parameters are never copied). So no step is ever half-applied. If an
+      earlier update had already made a weight non-finite (while its own loss
+      was finite), the weights are non-finite and the message says so.
+    - an update that makes a weight non-finite is caught by the next batch's
+      loss, or, after the epoch's last batch, by the check at the epoch's end
+      (before the epoch's checkpoints are written, so no checkpoint holds it).
+
+    With ``restore_checkpoint=True`` the trainer is then restored
+    (:meth:`Trainer.resume <minidl.train.Trainer.resume>`) from the last
+    checkpoint it wrote (``ModelCheckpoint`` or ``save_checkpoint``): the
+    model, optimizer, schedule, callbacks, RNG, epoch and history of that
+    epoch's end, so a following ``fit`` (with a lower learning rate, say)
+    continues from there. Without a checkpoint yet, the weights stay as
+    described above and the message says so. Keras' TerminateOnNaN stops the
+    same way, without raising; PyTorch has no equivalent. The Trainer adds one
+    (stopping) unless ``terminate_on_nan=False`` or one is given.
+
+    >>> guard = minidl.train.TerminateOnNaN(restore_checkpoint=True)
     """
 
-    def on_train_begin(self, logs=None):
-        self._snapshot = None
+    def __init__(self, restore_checkpoint: bool = False) -> None:
+        if not isinstance(restore_checkpoint, (bool, np.bool_)):
+            raise TypeError(
+                f"TerminateOnNaN: restore_checkpoint must be True or False, got "
+                f"{restore_checkpoint!r}"
+            )
+        self.restore_checkpoint = bool(restore_checkpoint)
 
-    def _state(self):
-        return list(self.trainer.model.state_dict().values())
+    def on_train_begin(self, logs=None):
+        self._buffers = None  # copies of the buffers before the running step
+        if self.restore_checkpoint and getattr(self.trainer, "distributed", False):
+            raise ValueError(
+                "TerminateOnNaN: restore_checkpoint is not supported in distributed training "
+                "(only rank 0 writes checkpoints); use restore_checkpoint=False and resume"
+            )
 
     def on_batch_begin(self, step, logs=None):
-        state = self._state()
-        if all(np.all(np.isfinite(a)) for a in state if a.dtype.kind == "f"):
-            if self._snapshot is None:
-                self._snapshot = [a.copy() for a in state]
-            else:
-                for saved, current in zip(self._snapshot, state):
-                    np.copyto(saved, current)
+        if self._buffers is None:  # the model's buffers, found once per fit
+            self._buffers = [(b, b.numpy().copy()) for b in self.trainer.model.buffers()]
+            return
+        for buffer, saved in self._buffers:
+            np.copyto(saved, buffer.numpy())
 
-    def _restore_and_raise(self, what):
-        if self._snapshot is not None:
-            for saved, current in zip(self._snapshot, self._state()):
-                np.copyto(current, saved)
+    def _put_back_buffers(self):
+        for buffer, saved in self._buffers or ():
+            np.copyto(buffer.numpy(), saved)
+
+    def _non_finite_parameter(self):
+        for name, parameter in self.trainer.model.named_parameters():
+            if not np.all(np.isfinite(parameter.numpy())):
+                return name
+        return None
+
+    def _stop(self, what, where):
         trainer = self.trainer
+        broken = self._non_finite_parameter()
+        if self.restore_checkpoint and trainer.last_checkpoint is not None:
+            path = trainer.last_checkpoint
+            trainer.resume(path)
+            state = (
+                f"the trainer was restored from {path} (the end of epoch {trainer.epoch}); "
+                "fit again to continue from there"
+            )
+        else:
+            if broken is not None:
+                state = f"the model's weights are left non-finite ({broken}, at least)"
+            else:
+                state = "the model keeps the weights of the last finite step"
+            if self.restore_checkpoint:
+                state += " (no checkpoint had been written to restore)"
         raise NonFiniteLossError(
-            f"{what} at epoch {trainer.current_epoch}, step {trainer.step_in_epoch} "
-            f"(global step {trainer.global_step}); training stopped and the model keeps its "
-            "last finite weights. Lower the learning rate, clip gradients "
-            "(Trainer(grad_clip_norm=...)) or check the inputs."
+            f"{what} {where} (global step {trainer.global_step}); training stopped and {state}. "
+            "Lower the learning rate, clip gradients (Trainer(grad_clip_norm=...)) or check "
+            "the inputs."
         )
 
     def on_batch_loss(self, step, loss):
         if not math.isfinite(loss):
-            self._restore_and_raise(f"the loss is {loss}")
+            self._put_back_buffers()  # the failing forward pass may have moved them
+            trainer = self.trainer
+            self._stop(f"the loss is {loss}", f"at epoch {trainer.current_epoch}, step {step}")
 
-    def on_batch_end(self, step, logs=None):
-        for name, parameter in self.trainer.model.named_parameters():
-            if not np.all(np.isfinite(parameter.numpy())):
-                self._restore_and_raise(f"the update made parameter {name} non-finite")
+    def on_epoch_end(self, epoch, logs=None):
+        name = self._non_finite_parameter()
+        if name is not None:
+            self._stop(
+                f"the last update made parameter {name} non-finite",
+                f"at the end of epoch {epoch}",
+            )
 
 
 class ActivationStats(Callback):
@@ -420,7 +495,7 @@ class PeriodicEvaluation(Callback):
         trainer = self.trainer
         if self.records and self.records[-1]["step"] == trainer.global_step:
             return
-        results = trainer.evaluate(self.data)
+        results = trainer.evaluate(self.data, verbose=0)
         self.records.append(
             {"step": trainer.global_step, "epoch": trainer.current_epoch, **results}
         )

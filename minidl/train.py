@@ -25,10 +25,15 @@ evaluating all of it; a non-finite loss on any rank, or a callback's stop on any
 rank, stops every rank at the same step.
 """
 
+from __future__ import annotations
+
+import contextlib
 import copy
 import math
 import sys
 import time
+import warnings
+from typing import Any, Callable, Iterable, Sequence, Union
 
 import numpy as np
 
@@ -47,7 +52,8 @@ from .callbacks import (
     TerminateOnNaN,
 )
 from .data.loader import DataLoader, Dataset
-from .io import load, save
+from .io import atomic_write, load, save
+from .nn.losses import CrossEntropyLoss, MSELoss
 from .nn.module import evaluating
 from .nn.parallel import DistributedDataParallel
 from .nn.utils import clip_grad_norm_
@@ -57,32 +63,90 @@ from .tensor import Tensor
 CHECKPOINT_FORMAT = "minidl-checkpoint"
 
 
-def accuracy(outputs, targets):
+def accuracy(outputs: Any, targets: Any) -> float:
     """Fraction of rows whose largest output is at the target class: (N, K) and (N,) arrays.
 
     >>> accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1]))
     0.5
     """
-    outputs, targets = np.asarray(outputs), np.asarray(targets)
-    if outputs.ndim != 2 or targets.shape != outputs.shape[:1]:
-        raise ValueError(
-            f"accuracy: expected outputs (N, K) and targets (N,), got shapes {outputs.shape} "
-            f"and {targets.shape}"
-        )
+    outputs, targets = _class_scores(outputs, targets, "accuracy")
     return float(np.mean(np.argmax(outputs, axis=1) == targets))
 
 
-_METRICS = {"accuracy": accuracy, "acc": accuracy}
+def top_k_accuracy(outputs: Any, targets: Any, k: int = 5) -> float:
+    """Fraction of rows whose target class is among the ``k`` largest outputs: (N, K), (N,).
+
+    Keras' ``sparse_top_k_categorical_accuracy`` (k=5 by default, as there): a
+    target tied with the k-th largest output counts as found, and with ``k >= K``
+    every row does.
+
+    >>> top_k_accuracy(np.array([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7]]), np.array([1, 0]), k=2)
+    0.5
+    """
+    k = _checks.positive_int(k, "top_k_accuracy", "k")
+    outputs, targets = _class_scores(outputs, targets, "top_k_accuracy")
+    if len(targets) == 0:
+        return math.nan
+    if targets.dtype.kind not in "iu" or np.any(targets < 0) or np.any(targets >= outputs.shape[1]):
+        raise ValueError(
+            f"top_k_accuracy: expected targets as class indices in [0, {outputs.shape[1]}), "
+            f"got {targets[:8]!r}"
+        )
+    target_scores = outputs[np.arange(len(targets)), targets]
+    above = np.sum(outputs > target_scores[:, None], axis=1)
+    return float(np.mean(above < k))
+
+
+def _class_scores(outputs, targets, where):
+    outputs, targets = np.asarray(outputs), np.asarray(targets)
+    if outputs.ndim != 2 or targets.shape != outputs.shape[:1]:
+        raise ValueError(
+            f"{where}: expected outputs (N, K) and targets (N,), got shapes {outputs.shape} "
+            f"and {targets.shape}"
+        )
+    return outputs, targets
+
+
+# name -> (the name in the logs, the function); Keras' names are accepted too
+_METRICS = {
+    "accuracy": ("accuracy", accuracy),
+    "acc": ("accuracy", accuracy),
+    "sparse_categorical_accuracy": ("accuracy", accuracy),
+    "top_k_accuracy": ("top_k_accuracy", top_k_accuracy),
+    "sparse_top_k_categorical_accuracy": ("top_k_accuracy", top_k_accuracy),
+}
+
+# name -> the loss module it builds; the classification losses take logits (see docs)
+_LOSSES = {
+    "cross_entropy": CrossEntropyLoss,
+    "sparse_categorical_crossentropy": CrossEntropyLoss,
+    "mse": MSELoss,
+    "mean_squared_error": MSELoss,
+}
 
 
 def _metric(spec):
     if callable(spec):
         return getattr(spec, "__name__", "metric"), spec
-    if spec in _METRICS:
-        return "accuracy" if spec == "acc" else spec, _METRICS[spec]
+    if isinstance(spec, str) and spec in _METRICS:
+        return _METRICS[spec]
     raise ValueError(
-        f"Trainer: unknown metric {spec!r}; use 'accuracy' or a function (outputs, targets)"
+        f"Trainer: unknown metric {spec!r}; known names: {', '.join(sorted(_METRICS))}, "
+        "or pass a function (outputs, targets) -> float"
     )
+
+
+def _loss(spec):
+    if isinstance(spec, str):
+        if spec not in _LOSSES:
+            raise ValueError(
+                f"Trainer: unknown loss {spec!r}; known names: {', '.join(sorted(_LOSSES))}, "
+                "or pass a loss module or function (outputs, targets) -> scalar Tensor"
+            )
+        return _LOSSES[spec]()
+    if not callable(spec):
+        raise TypeError(f"Trainer: expected a loss function, got {type(spec).__name__}")
+    return spec
 
 
 def _tensor(value):
@@ -137,15 +201,26 @@ class History:
         """The inverse of :meth:`to_dict`."""
         return cls(data.get("epochs"), data.get("steps"))
 
-    def plot(self, path, metrics=None):
-        """Draw the learning curves (loss and metrics, train and validation) into ``path`` (PNG).
+    def plot(self, path: Any = None, metrics: Sequence[str] | None = None) -> Any:
+        """Draw the learning curves: one panel per metric (loss first), train and validation.
 
-        Needs matplotlib (``pip install "minidl[examples]"``). The figure is drawn
-        on its own canvas, without pyplot, so matplotlib's backend (an interactive
-        session's included) is left as it is.
+        Without ``path`` it returns the matplotlib ``Figure`` (a notebook shows a
+        returned figure inline); with ``path`` it writes the figure there
+        atomically (PNG, or the format the suffix names: ``.pdf``, ``.svg``) and
+        returns ``path``. ``metrics`` picks the panels (default: every recorded
+        value but ``epoch``, ``lr``, timings and ``val_*``). Epochs are on integer
+        ticks. Needs matplotlib (``pip install "minidl[examples]"``); the figure is
+        drawn on its own canvas, without pyplot, so matplotlib's backend (an
+        interactive session's included) is left as it is.
+
+        >>> history = History([{"epoch": 1, "loss": 0.9}, {"epoch": 2, "loss": 0.5}])
+        >>> figure = history.plot()  # doctest: +SKIP
+        >>> history.plot("curves.png")  # doctest: +SKIP
+        'curves.png'
         """
         try:
             from matplotlib.figure import Figure
+            from matplotlib.ticker import MaxNLocator
         except ImportError:
             raise ImportError(
                 "History.plot needs matplotlib, which is not installed; install it with "
@@ -155,6 +230,13 @@ class History:
         if metrics is None:
             skip = {"epoch", "lr", "time", "samples_per_second"}
             metrics = [k for k in history if k not in skip and not k.startswith("val_")]
+        if not metrics:
+            raise ValueError("History.plot: there is nothing to plot (no epoch was recorded)")
+        unknown = [name for name in metrics if name not in history]
+        if unknown:
+            raise ValueError(
+                f"History.plot: {unknown} not recorded; the history has {sorted(history)}"
+            )
         figure = Figure(figsize=(5 * len(metrics), 3.5))
         axes = figure.subplots(1, len(metrics), squeeze=False)
         for axis, name in zip(axes[0], metrics):
@@ -163,12 +245,73 @@ class History:
                 axis.plot(
                     history["epoch"], history[f"val_{name}"], marker="o", label=f"validation {name}"
                 )
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
             axis.set_xlabel("epoch")
             axis.set_title(name)
             axis.legend()
         figure.tight_layout()
-        figure.savefig(path, dpi=100)
+        if path is None:
+            return figure
+        suffix = str(path).rsplit(".", 1)[-1].lower() if "." in str(path) else "png"
+        with atomic_write(path, "wb") as handle:
+            figure.savefig(handle, format=suffix, dpi=100)
         return path
+
+
+class _ArrayBatches:
+    """``(inputs, targets)`` batches of ``batch_size`` rows cut from arrays, for ``fit(x, y)``.
+
+    With ``shuffle`` each pass draws a new order from minidl's generator when it
+    starts (in the calling thread), so runs repeat under ``manual_seed`` and the
+    generator state a checkpoint saves at an epoch's end makes a resumed run draw
+    the same orders.
+    """
+
+    def __init__(self, x, y, batch_size, shuffle):
+        self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __iter__(self):
+        count = len(self.x)
+        order = _random.generator().permutation(count) if self.shuffle else None
+        for start in range(0, count, self.batch_size):
+            if order is None:
+                rows = slice(start, start + self.batch_size)
+            else:
+                rows = order[start : start + self.batch_size]
+            yield self.x[rows], self.y[rows]
+
+
+def _is_array(value):
+    return isinstance(value, (np.ndarray, Tensor))
+
+
+def _paired_arrays(x, y, where, x_name, y_name):
+    """``x`` and ``y`` as numpy arrays with one target per sample, or a clear error."""
+    if y is None:
+        raise ValueError(
+            f"{where}: {x_name} is an array, so {y_name} (the targets, one per sample) is "
+            f"needed; got {y_name}=None"
+        )
+    if not _is_array(y):
+        raise TypeError(
+            f"{where}: expected {y_name} as a numpy array or Tensor like {x_name}, "
+            f"got {type(y).__name__}"
+        )
+    x, y = _array(x), _array(y)
+    if x.ndim == 0 or y.ndim == 0:
+        raise ValueError(
+            f"{where}: expected {x_name} and {y_name} with a first axis of samples, got shapes "
+            f"{x.shape} and {y.shape}"
+        )
+    if len(x) != len(y):
+        raise ValueError(
+            f"{where}: {x_name} and {y_name} must hold the same number of samples, got "
+            f"{len(x)} inputs (shape {x.shape}) and {len(y)} targets (shape {y.shape})"
+        )
+    return x, y
 
 
 def _check_batches(data, where, name):
@@ -185,19 +328,157 @@ def _check_batches(data, where, name):
         )
 
 
+def _warn_if_probabilities(outputs):
+    """Warn when (N, K) outputs look like softmax probabilities given to a loss on logits."""
+    if outputs.ndim != 2 or outputs.shape[1] < 2 or len(outputs) == 0:
+        return
+    sums = outputs.sum(axis=1, dtype=np.float64)
+    if np.all(outputs >= 0) and np.allclose(sums, 1.0, atol=1e-4):
+        warnings.warn(
+            "Trainer: loss 'sparse_categorical_crossentropy' takes logits (Keras' "
+            "from_logits=True), but the model's outputs are probabilities (each row sums to "
+            "1): remove the model's final Softmax, and apply softmax to predict()'s output",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _check_verbose(verbose, where):
+    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+        raise ValueError(f"{where}: verbose must be 0, 1 or 2, got {verbose!r}")
+    return int(verbose)
+
+
+def _rates(lr):
+    """A learning rate (or one per group) as the epoch lines show it: 1.0e-02."""
+    if isinstance(lr, (list, tuple)):
+        return "[" + ", ".join(f"{value:.1e}" for value in lr) + "]"
+    return f"{lr:.1e}"
+
+
+def _interactive():
+    """Whether a progress bar is readable here: a notebook, or stdout and stderr both
+    terminals (a file or a pipe would collect every redraw of the bar)."""
+    shell = sys.modules.get("IPython")
+    if shell is not None and "ipykernel" in sys.modules:
+        ipython = shell.get_ipython()
+        if ipython is not None and type(ipython).__name__ == "ZMQInteractiveShell":
+            return True
+    return all(
+        getattr(stream, "isatty", None) is not None and stream.isatty()
+        for stream in (sys.stdout, sys.stderr)
+    )
+
+
+def _batches_of(x, y, batch_size, shuffle, where, x_name):
+    """Arrays ``x`` and ``y`` as batches, or the iterable of batches ``x`` checked: the
+    two forms of data ``fit`` and ``evaluate`` take."""
+    if _is_array(x):
+        x, y = _paired_arrays(x, y, where, x_name, "y")
+        size = 32 if batch_size is None else _checks.positive_int(batch_size, where, "batch_size")
+        return _ArrayBatches(x, y, size, shuffle)
+    _check_batches(x, where, x_name)
+    if y is not None:
+        hint = f" (epochs is a keyword: {where}(data, epochs={y}))" if _checks.is_int(y) else ""
+        raise ValueError(
+            f"{where}: y is given, but {x_name} is {type(x).__name__}, batches of "
+            f"(inputs, targets) that hold the targets already; give arrays x and y, or the "
+            f"batches alone{hint}"
+        )
+    if batch_size is not None:
+        raise ValueError(
+            f"{where}: batch_size is for arrays x and y; {x_name} is {type(x).__name__}, "
+            "which makes its own batches"
+        )
+    return x
+
+
+def _the_one(first, second, where, names):
+    """The one of two alternative arguments that is given (or None); both is an error."""
+    if first is not None and second is not None:
+        raise ValueError(f"{where}: give {names[0]} or {names[1]}, not both (they are the same)")
+    return first if first is not None else second
+
+
+def _fit_data(x, y, train_data, batch_size, validation_split, validation_data, val_data, shuffle):
+    """The training and validation batches of a ``fit`` call, every argument checked."""
+    where = "Trainer.fit"
+    data = _the_one(x, train_data, where, ("x", "train_data"))
+    validation = _the_one(validation_data, val_data, where, ("validation_data", "val_data"))
+    if data is None:
+        raise TypeError(
+            f"{where}: expected training data: arrays x and y, or a DataLoader or iterable of "
+            "(inputs, targets) batches; got none"
+        )
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"{where}: shuffle must be True or False, got {shuffle!r}")
+    split = _checks.real(validation_split, where, "validation_split", 0.0, 1.0, high_open=True)
+    if split > 0 and not _is_array(data):
+        raise ValueError(
+            f"{where}: validation_split needs arrays x and y (it keeps their last samples for "
+            f"validation); the data is {type(data).__name__}: give validation_data instead"
+        )
+    if split > 0 and validation is not None:
+        raise ValueError(
+            f"{where}: give validation_split or validation_data, not both "
+            "(Keras would silently ignore validation_split)"
+        )
+    train = _batches_of(data, y, batch_size, bool(shuffle), where, "x")
+    if split > 0:
+        count = len(train.x)
+        cut = math.floor(count * (1.0 - split))
+        if cut in (0, count):
+            raise ValueError(
+                f"{where}: validation_split={validation_split} of {count} samples leaves "
+                f"{count - cut} for validation and {cut} for training; both need at least one"
+            )
+        full = train
+        train = _ArrayBatches(full.x[:cut], full.y[:cut], full.batch_size, full.shuffle)
+        return train, _ArrayBatches(full.x[cut:], full.y[cut:], full.batch_size, False)
+    if validation is None:
+        return train, None
+    if isinstance(validation, tuple) and validation and _is_array(validation[0]):
+        if len(validation) != 2:
+            raise ValueError(
+                f"{where}: expected validation_data as (x_val, y_val), got a tuple of "
+                f"{len(validation)} (sample weights are not supported)"
+            )
+        x_val, y_val = _paired_arrays(*validation, where, "validation_data x_val", "y_val")
+        if isinstance(train, _ArrayBatches):
+            for name, val, fit in (("x_val", x_val, train.x), ("y_val", y_val, train.y)):
+                if val.shape[1:] != fit.shape[1:]:
+                    raise ValueError(
+                        f"{where}: validation_data's {name} has samples of shape {val.shape[1:]} "
+                        f"(array {val.shape}), but the training data's are {fit.shape[1:]} "
+                        f"(array {fit.shape})"
+                    )
+        size = train.batch_size if isinstance(train, _ArrayBatches) else 32
+        return train, _ArrayBatches(x_val, y_val, size, False)
+    _check_batches(validation, where, "validation_data")
+    return train, validation
+
+
 class Trainer:
     """Fit, evaluate and predict with a model, an optimizer and a loss.
 
-    - ``metrics``: names ("accuracy") or functions ``f(outputs, targets) -> float``
-      on numpy arrays.
+    - ``loss``: a loss module or function ``(outputs, targets) -> scalar Tensor``, or
+      a name: "cross_entropy" or "sparse_categorical_crossentropy" (CrossEntropyLoss:
+      logits and class indices), "mse" or "mean_squared_error" (MSELoss).
+    - ``metrics``: names ("accuracy", "top_k_accuracy" with k=5; Keras' names
+      "sparse_categorical_accuracy" and "sparse_top_k_categorical_accuracy" too,
+      logged as "accuracy" and "top_k_accuracy") or functions
+      ``f(outputs, targets) -> float`` on numpy arrays.
     - ``scheduler``: a learning-rate schedule stepped each epoch
       (``scheduler_interval="epoch"``) or each batch (``"step"``, for OneCycleLR);
       ReduceLROnPlateau is stepped with ``scheduler_monitor`` from the epoch's logs.
     - ``callbacks``: :class:`Callback` instances; :class:`TerminateOnNaN` is added
       unless ``terminate_on_nan=False``.
     - ``grad_clip_norm``: clip the total gradient norm before each update.
-    - ``verbose``: 0 silent, 1 a progress bar per epoch and a line per epoch,
-      2 one line per epoch (for logs and CI).
+    - ``verbose``: 0 silent, 1 a progress bar per epoch and a line per epoch
+      (the bar only on a terminal or in a notebook: with output to a file or a
+      pipe it is one line per epoch), 2 one line per epoch (for logs and CI).
+      ``fit``, ``evaluate`` and ``predict`` take ``verbose`` too, which overrides
+      this one for that call.
     - ``record_steps``: also record each batch's loss in ``history.steps``.
 
     >>> model = minidl.nn.Dense(3, 2)
@@ -209,25 +490,24 @@ class Trainer:
 
     def __init__(
         self,
-        model,
-        optimizer,
-        loss,
-        metrics=None,
-        scheduler=None,
-        scheduler_interval="epoch",
-        scheduler_monitor="val_loss",
-        callbacks=None,
-        grad_clip_norm=None,
-        verbose=1,
-        record_steps=False,
-        terminate_on_nan=True,
-    ):
+        model: Any,
+        optimizer: Any,
+        loss: Union[str, Callable[..., Any]],
+        metrics: Sequence[Union[str, Callable[..., float]]] | None = None,
+        scheduler: Any = None,
+        scheduler_interval: str = "epoch",
+        scheduler_monitor: str = "val_loss",
+        callbacks: Sequence[Callback] | None = None,
+        grad_clip_norm: float | None = None,
+        verbose: int = 1,
+        record_steps: bool = False,
+        terminate_on_nan: bool = True,
+    ) -> None:
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(
                 f"Trainer: scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
             )
-        if verbose not in (0, 1, 2):
-            raise ValueError(f"Trainer: verbose must be 0, 1 or 2, got {verbose!r}")
+        verbose = _check_verbose(verbose, "Trainer")
         if not callable(model):
             raise TypeError(f"Trainer: expected a model (a Module), got {type(model).__name__}")
         if not all(hasattr(optimizer, name) for name in ("step", "zero_grad", "param_groups")):
@@ -235,11 +515,12 @@ class Trainer:
                 "Trainer: expected an optimizer (e.g. minidl.optim.SGD(model.parameters(), "
                 f"lr=0.1)), got {type(optimizer).__name__}"
             )
-        if not callable(loss):
-            raise TypeError(f"Trainer: expected a loss function, got {type(loss).__name__}")
         self.model = model
         self.optimizer = optimizer
-        self.loss = loss
+        self.loss = _loss(loss)
+        # Keras' name for cross entropy: its models often end in Softmax, which minidl's
+        # loss (on logits) would silently train through; the first batch is looked at
+        self._expect_logits = loss == "sparse_categorical_crossentropy"
         self.metrics = [_metric(m) for m in (metrics or [])]
         self.scheduler = scheduler
         self.scheduler_interval = scheduler_interval
@@ -259,9 +540,12 @@ class Trainer:
         self.current_epoch = 0
         self.step_in_epoch = 0
         self.stop_training = False
-        self._data = {}  # the loaders of the current fit, whose generators checkpoints save
+        # the loaders of the current fit, whose generators checkpoints save
+        self._data: dict[str, Any] = {}
         self._resumed = None  # what resume read that fit applies: callbacks' and loaders' state
         self._deferred = None  # checkpoints asked for during on_epoch_end, written after it
+        self._verbosity = None  # the verbose of the running fit/evaluate/predict call
+        self.last_checkpoint = None  # the path of the last checkpoint this trainer wrote
 
     # ------------------------------------------------------------------ callbacks
     def _call(self, hook, *args):
@@ -300,6 +584,9 @@ class Trainer:
         """One forward, backward and update on a batch; returns its loss and metrics."""
         inputs, targets = _tensor(inputs), _tensor(targets)
         outputs = self.model(inputs)
+        if self._expect_logits:
+            self._expect_logits = False
+            _warn_if_probabilities(outputs.numpy())
         loss = self.loss(outputs, targets)
         value = float(loss.item())
         if self.distributed:
@@ -319,51 +606,143 @@ class Trainer:
             logs[name] = fn(outputs.numpy(), targets.numpy())
         return logs
 
-    def fit(self, train_data, epochs=1, val_data=None):
-        """Train until ``epochs`` epochs are complete in all (a resumed run continues).
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose: int | None = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        initial_epoch: int | None = None,
+        val_data: Any = None,
+        train_data: Any = None,
+    ) -> History:
+        """Train for ``epochs`` more epochs (Keras' ``fit``); returns the :class:`History`.
 
-        Returns the :class:`History`, which also stays on ``trainer.history``.
-        ``train_data`` (and ``val_data``) is a DataLoader or any iterable of
-        ``(inputs, targets)`` batches; ``epochs`` a non-negative int.
+        The data is either arrays or batches:
+
+        - ``x`` (N, *) and ``y`` (N, ...) numpy arrays or Tensors, cut into
+          batches of ``batch_size`` (default 32) rows, in a new order every epoch
+          when ``shuffle`` (drawn from minidl's generator: ``manual_seed`` repeats
+          it, and a resumed checkpoint continues it). ``validation_split`` in
+          [0, 1) keeps the LAST fraction of the samples (before any shuffling) for
+          validation, as Keras does.
+        - ``x`` (or ``train_data``) a DataLoader or any iterable of ``(inputs,
+          targets)`` batches, as before; then ``y``, ``batch_size`` and
+          ``validation_split`` must be left out, and ``shuffle`` does nothing (a
+          DataLoader shuffles as it was built).
+
+        ``validation_data`` is ``(x_val, y_val)`` arrays or batches (``val_data``
+        is its older name; give one of them). Each call trains ``epochs`` epochs
+        more, numbered on from the trainer's ``epoch`` (the History appends); with
+        ``initial_epoch`` it trains epochs ``initial_epoch + 1`` to ``epochs``, so
+        ``epochs`` is then the number of the last epoch (Keras' meaning). The first
+        ``fit`` after :meth:`resume` finishes the interrupted call: ``epochs`` is
+        the last epoch's number, as with ``initial_epoch`` set to the checkpoint's
+        epoch. ``verbose`` (0, 1, 2) overrides the Trainer's for this call. The
+        History also stays on ``trainer.history``.
+
+        >>> model = minidl.nn.Dense(2, 2)
+        >>> trainer = minidl.Trainer(model, minidl.optim.SGD(model.parameters(), lr=0.1),
+        ...                          loss="cross_entropy", metrics=["accuracy"], verbose=0)
+        >>> x, y = np.random.rand(100, 2).astype(np.float32), np.arange(100) % 2
+        >>> len(trainer.fit(x, y, batch_size=10, epochs=2, validation_split=0.2).epochs)
+        2
+        >>> [r["epoch"] for r in trainer.fit(x, y, epochs=1).epochs]
+        [1, 2, 3]
         """
-        _check_batches(train_data, "Trainer.fit", "train_data")
-        if val_data is not None:
-            _check_batches(val_data, "Trainer.fit", "val_data")
-        _checks.non_negative_int(epochs, "Trainer.fit", "epochs")
-        self.stop_training = False
-        self._data = {"train": train_data, "val": val_data}
-        for callback in self.callbacks:
-            callback.set_trainer(self)
-        self._call("on_train_begin", {})
-        if self._resumed is not None:
-            self._apply_resumed_state()
-        first = epochs + 1 if self.stop_training else self.epoch + 1
-        for epoch in range(first, epochs + 1):
-            self.current_epoch = epoch
-            self._call("on_epoch_begin", epoch, {})
-            logs = self._train_epoch(train_data, epoch, epochs)
-            if val_data is not None:
-                logs.update({f"val_{k}": v for k, v in self.evaluate(val_data).items()})
-            self._step_epoch_scheduler(logs)
-            self.epoch = epoch
-            self.history.epochs.append(logs)
-            self._deferred = []
-            try:
-                self._call("on_epoch_end", epoch, logs)
-                if self.verbose:
-                    self._print(self._summary_line(logs, epochs))
-                if self.distributed:
-                    self.stop_training = self._any_rank(
-                        self.stop_training, "stop at the epoch's end"
-                    )
-            finally:
-                deferred, self._deferred = self._deferred, None
-            for path in deferred:  # now every callback's state is that after the epoch
-                self._write_checkpoint(path)
-            if self.stop_training:
-                break
-        self._call("on_train_end", {})
+        where = "Trainer.fit"
+        train, validation = _fit_data(
+            x, y, train_data, batch_size, validation_split, validation_data, val_data, shuffle
+        )
+        _checks.non_negative_int(epochs, where, "epochs")
+        if initial_epoch is not None:
+            first_epoch = _checks.non_negative_int(initial_epoch, where, "initial_epoch")
+            last_epoch = epochs
+        elif self._resumed is not None:
+            first_epoch, last_epoch = self.epoch, epochs
+        else:
+            first_epoch, last_epoch = self.epoch, self.epoch + epochs
+        with self._verbose_for(verbose, where):
+            self.stop_training = False
+            self._data = {"train": train, "val": validation}
+            for callback in self.callbacks:
+                callback.set_trainer(self)
+            self._call("on_train_begin", {})
+            if self._resumed is not None:
+                self._apply_resumed_state()
+            first = last_epoch + 1 if self.stop_training else first_epoch + 1
+            for epoch in range(first, last_epoch + 1):
+                self._fit_epoch(train, validation, epoch, last_epoch)
+                if self.stop_training:
+                    break
+            self._call("on_train_end", {})
         return self.history
+
+    def _fit_epoch(self, train, validation, epoch, last_epoch):
+        self.current_epoch = epoch
+        self._call("on_epoch_begin", epoch, {})
+        logs = self._train_epoch(train, epoch, last_epoch)
+        if validation is not None:
+            logs.update({f"val_{k}": v for k, v in self.evaluate(validation, verbose=0).items()})
+        notes = self._step_epoch_scheduler(logs, epoch)
+        self.epoch = epoch
+        self.history.epochs.append(logs)
+        self._deferred = []
+        try:
+            self._call("on_epoch_end", epoch, logs)
+            self.say(self._summary_line(logs, last_epoch))
+            for note in notes:
+                self.say(note)
+            if self.distributed:
+                self.stop_training = self._any_rank(self.stop_training, "stop at the epoch's end")
+        finally:
+            deferred, self._deferred = self._deferred, None
+        for path in deferred:  # now every callback's state is that after the epoch
+            self._write_checkpoint(path)
+
+    # ------------------------------------------------------------------ output
+    @property
+    def verbosity(self) -> int:
+        """The verbose level in force: that of the running call, else the Trainer's."""
+        return self.verbose if self._verbosity is None else self._verbosity
+
+    @contextlib.contextmanager
+    def _verbose_for(self, verbose, where):
+        level = self.verbosity if verbose is None else _check_verbose(verbose, where)
+        saved, self._verbosity = self._verbosity, level
+        try:
+            yield level
+        finally:
+            self._verbosity = saved
+
+    def say(self, line: str) -> None:
+        """Print ``line`` (one line, to stdout) unless silent (verbose 0) or not rank 0.
+
+        Callbacks report what they did through it (EarlyStopping's stop, for one).
+        """
+        if self.verbosity and self.is_main_process:
+            print(line, flush=True)
+
+    def _progress_bar(self, total, description):
+        """A tqdm bar on stderr at verbose 1 on a terminal or in a notebook, else None."""
+        if self.verbosity != 1 or not self.is_main_process or not _interactive():
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # a declared dependency, but the lines say it all anyway
+            return None
+        return tqdm(
+            total=total,
+            desc=description,
+            unit="batch",
+            leave=False,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
 
     def _train_epoch(self, train_data, epoch, epochs):
         self.model.train()
@@ -372,11 +751,14 @@ class Trainer:
             sampler.set_epoch(epoch - 1)  # torch's habit: epochs counted from 0
         lrs = [group["lr"] for group in self.optimizer.param_groups]
         totals, samples = {}, 0
-        bar = self._progress_bar(train_data, epoch, epochs)
+        total = len(train_data) if hasattr(train_data, "__len__") else None
+        bar = self._progress_bar(total, f"epoch {epoch}/{epochs}")
         start = time.perf_counter()
         for step, batch in enumerate(train_data):
             inputs, targets = _split(batch)
             self.step_in_epoch = step
+            # the rate this batch's update uses: the epoch's line shows the last one
+            lrs = [group["lr"] for group in self.optimizer.param_groups]
             self._call("on_batch_begin", step, {})
             logs = self.train_step(inputs, targets)
             count = len(inputs)
@@ -419,43 +801,25 @@ class Trainer:
         every = self._sum_over_ranks([samples] + [totals.get(k, 0.0) for k in keys], what)
         return int(every[0]), dict(zip(keys, every[1:].tolist()))
 
-    def _step_epoch_scheduler(self, logs):
+    def _step_epoch_scheduler(self, logs, epoch):
+        """Step an epoch schedule; returns the lines that say what ReduceLROnPlateau did."""
         if self.scheduler is None or self.scheduler_interval != "epoch":
-            return
-        if isinstance(self.scheduler, ReduceLROnPlateau):
-            if self.scheduler_monitor not in logs:
-                raise KeyError(
-                    f"Trainer: ReduceLROnPlateau monitors {self.scheduler_monitor!r}, which is not "
-                    f"in the epoch's logs {sorted(logs)}"
-                )
-            self.scheduler.step(logs[self.scheduler_monitor])
-        else:
+            return []
+        if not isinstance(self.scheduler, ReduceLROnPlateau):
             self.scheduler.step()
-
-    def _progress_bar(self, data, epoch, epochs):
-        if self.verbose != 1 or not self.is_main_process:
-            return None
-        from tqdm.auto import tqdm
-
-        total = len(data) if hasattr(data, "__len__") else None
-        return tqdm(
-            total=total,
-            desc=f"epoch {epoch}/{epochs}",
-            unit="batch",
-            leave=False,
-            dynamic_ncols=True,
-            file=sys.stderr,
-        )
-
-    def _print(self, line):
-        if not self.is_main_process:
-            return
-        if self.verbose == 1:
-            from tqdm.auto import tqdm
-
-            tqdm.write(line)
-        else:
-            print(line, flush=True)
+            return []
+        if self.scheduler_monitor not in logs:
+            raise KeyError(
+                f"Trainer: ReduceLROnPlateau monitors {self.scheduler_monitor!r}, which is not "
+                f"in the epoch's logs {sorted(logs)}"
+            )
+        before = [group["lr"] for group in self.optimizer.param_groups]
+        self.scheduler.step(logs[self.scheduler_monitor])
+        after = [group["lr"] for group in self.optimizer.param_groups]
+        if after == before:
+            return []
+        rates = after[0] if len(after) == 1 else after
+        return [f"Epoch {epoch}: ReduceLROnPlateau reducing learning rate to {_rates(rates)}."]
 
     @staticmethod
     def _summary_line(logs, epochs):
@@ -464,44 +828,77 @@ class Trainer:
             if key in ("epoch", "lr", "time", "samples_per_second"):
                 continue
             parts.append(f"{key} {value:.4f}")
-        lr = logs["lr"]
-        parts.append("lr " + (f"{lr:.4g}" if not isinstance(lr, list) else str(lr)))
+        parts.append(f"lr {_rates(logs['lr'])}")
         parts.append(f"{logs['time']:.1f}s")
         parts.append(f"{logs['samples_per_second']:,.0f} samples/s")
         return " - ".join(parts)
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, data):
-        """The mean loss and metrics over ``data``, in eval mode under no_grad.
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        verbose: int | None = None,
+        data: Any = None,
+    ) -> dict:
+        """The mean loss and metrics over the data, in eval mode under no_grad.
 
-        The model's mode is restored afterwards. Returns ``{"loss": ..., metric: ...}``.
-        In distributed training every rank must call it with the same ``data``:
-        batch i is evaluated by rank i mod world size (a DataLoader loads only its
-        rank's batches), rank 0's buffers are used (broadcast first, when the DDP
-        model broadcasts buffers), and the result, equal on every rank, is that of
-        one process evaluating every batch.
+        The data is ``x`` (N, *) and ``y`` arrays or Tensors (in batches of
+        ``batch_size``, default 32), or ``x`` (or ``data``) a DataLoader or an
+        iterable of ``(inputs, targets)`` batches. The model's mode is restored
+        afterwards. Returns ``{"loss": ..., metric: ...}``; at ``verbose`` 1 or 2
+        (default: the Trainer's) it also prints them on one line. In distributed
+        training every rank must call it with the same data: batch i is evaluated
+        by rank i mod world size (a DataLoader loads only its rank's batches),
+        rank 0's buffers are used (broadcast first, when the DDP model broadcasts
+        buffers), and the result, equal on every rank, is that of one process
+        evaluating every batch.
+
+        >>> model = minidl.nn.Dense(2, 2)
+        >>> trainer = minidl.Trainer(model, minidl.optim.SGD(model.parameters(), lr=0.1),
+        ...                          loss="cross_entropy", verbose=0)
+        >>> sorted(trainer.evaluate(np.zeros((8, 2), np.float32), np.zeros(8, np.int64)))
+        ['loss']
         """
-        _check_batches(data, "Trainer.evaluate", "data")
-        totals, samples = {}, 0
+        where = "Trainer.evaluate"
+        given = _the_one(x, data, where, ("x", "data"))
+        if given is None:
+            raise TypeError(f"{where}: expected arrays x and y, or batches of (inputs, targets)")
+        batches = _batches_of(given, y, batch_size, False, where, "x")
+        totals: dict[str, float] = {}
+        samples = 0
         network = self._network()
         if self.distributed and self.model.broadcast_buffers:
             self.model._sync_buffers()
-        with evaluating(network):
-            for batch in self._shard(data):
-                inputs, targets = _split(batch)
-                inputs, targets = _tensor(inputs), _tensor(targets)
-                outputs = network(inputs)
-                count = len(inputs)
-                samples += count
-                values = {"loss": float(self.loss(outputs, targets).item())}
-                for name, fn in self.metrics:
-                    values[name] = fn(outputs.numpy(), targets.numpy())
-                for key, value in values.items():
-                    totals[key] = totals.get(key, 0.0) + value * count
-        samples, totals = self._reduce_totals(samples, totals, "evaluation")
-        if samples == 0:
-            raise ValueError("Trainer.evaluate: the data gave no batches")
-        return {key: total / samples for key, total in totals.items()}
+        with self._verbose_for(verbose, where):
+            total = len(batches) if hasattr(batches, "__len__") else None
+            bar = self._progress_bar(total, "evaluate")
+            start = time.perf_counter()
+            with evaluating(network):
+                for batch in self._shard(batches):
+                    inputs, targets = _split(batch)
+                    inputs, targets = _tensor(inputs), _tensor(targets)
+                    outputs = network(inputs)
+                    count = len(inputs)
+                    samples += count
+                    values = {"loss": float(self.loss(outputs, targets).item())}
+                    for name, fn in self.metrics:
+                        values[name] = fn(outputs.numpy(), targets.numpy())
+                    for key, value in values.items():
+                        totals[key] = totals.get(key, 0.0) + value * count
+                    if bar is not None:
+                        bar.update(1)
+            if bar is not None:
+                bar.close()
+            samples, totals = self._reduce_totals(samples, totals, "evaluation")
+            if samples == 0:
+                raise ValueError(f"{where}: the data gave no batches")
+            results = {key: total / samples for key, total in totals.items()}
+            parts = [f"{key} {value:.4f}" for key, value in results.items()]
+            elapsed = time.perf_counter() - start
+            self.say(" - ".join(["evaluate", *parts, f"{samples:,} samples", f"{elapsed:.1f}s"]))
+        return results
 
     def _shard(self, data):
         """This rank's batches of ``data``: batch i for rank i mod world size."""
@@ -525,28 +922,51 @@ class Trainer:
             )
         return (batch for i, batch in enumerate(data) if i % world == rank)
 
-    def predict(self, inputs, batch_size=256):
+    def predict(self, inputs: Any, batch_size: int = 256, verbose: int | None = None) -> np.ndarray:
         """The model's outputs for ``inputs`` (an array or Tensor, or an iterable of batches).
 
         Runs in eval mode under no_grad in batches of ``batch_size``, restores the
         model's mode, and returns one numpy array. Batches may be ``(inputs,
         targets)`` pairs, whose targets are ignored. An empty array (0, *) runs the
         model on the empty batch, so the result has the model's output shape (0, *).
+        At ``verbose`` 1 (a progress bar on a terminal) or 2 it prints one line
+        when done; default: the Trainer's verbose.
+
+        >>> model = minidl.nn.Dense(3, 2)
+        >>> trainer = minidl.Trainer(model, minidl.optim.SGD(model.parameters(), lr=0.1),
+        ...                          loss="mse", verbose=0)
+        >>> trainer.predict(np.zeros((5, 3), np.float32)).shape
+        (5, 2)
         """
-        batch_size = _checks.positive_int(batch_size, "Trainer.predict", "batch_size")
-        if isinstance(inputs, (np.ndarray, Tensor)):
+        where = "Trainer.predict"
+        batch_size = _checks.positive_int(batch_size, where, "batch_size")
+        batches: Iterable[Any]
+        if _is_array(inputs):
             array = _array(inputs)
             if array.ndim == 0:
-                raise ValueError("Trainer.predict: expected a batch of inputs (N, *), got a scalar")
+                raise ValueError(f"{where}: expected a batch of inputs (N, *), got a scalar")
             starts = range(0, len(array), batch_size) if len(array) else [0]
-            batches = (array[i : i + batch_size] for i in starts)
+            batches = [array[i : i + batch_size] for i in starts]
         else:
-            _check_batches(inputs, "Trainer.predict", "inputs")
+            _check_batches(inputs, where, "inputs")
             batches = (b[0] if isinstance(b, (tuple, list)) else b for b in inputs)
         network = self._network()
-        with evaluating(network):
-            outputs = [network(_tensor(batch)).numpy() for batch in batches]
-        return np.concatenate(outputs) if outputs else np.empty((0,))
+        with self._verbose_for(verbose, where):
+            total = len(batches) if isinstance(batches, list) else None
+            bar = self._progress_bar(total, "predict")
+            start = time.perf_counter()
+            outputs = []
+            with evaluating(network):
+                for batch in batches:
+                    outputs.append(network(_tensor(batch)).numpy())
+                    if bar is not None:
+                        bar.update(1)
+            if bar is not None:
+                bar.close()
+            result = np.concatenate(outputs) if outputs else np.empty((0,))
+            elapsed = time.perf_counter() - start
+            self.say(f"predict - {len(result):,} samples - {elapsed:.1f}s")
+        return result
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path):
@@ -588,6 +1008,7 @@ class Trainer:
             "stop_training": bool(self.stop_training),
         }
         save(state, path)
+        self.last_checkpoint = path
 
     def resume(self, path):
         """Restore everything :meth:`save_checkpoint` wrote; ``fit`` then continues from there.
@@ -749,4 +1170,5 @@ __all__ = [
     "TerminateOnNaN",
     "Trainer",
     "accuracy",
+    "top_k_accuracy",
 ]

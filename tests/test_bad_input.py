@@ -692,6 +692,48 @@ case(
     "accuracy",
 )
 case(
+    "minidl.train.top_k_accuracy",
+    lambda: minidl.train.top_k_accuracy(np.zeros((2, 3)), np.zeros(2, np.int64), k=0),
+    ValueError,
+    "top_k_accuracy",
+)
+case(
+    "minidl.train.top_k_accuracy",
+    lambda: minidl.train.top_k_accuracy(np.zeros((2, 3)), np.array([0, 3])),
+    ValueError,
+    "top_k_accuracy",
+)
+case(
+    "minidl.train.TerminateOnNaN",
+    lambda: minidl.train.TerminateOnNaN(restore_checkpoint="yes"),
+    TypeError,
+    "TerminateOnNaN",
+)
+case(
+    "minidl.Trainer",
+    lambda: minidl.Trainer(nn.Dense(4, 3), _opt(), loss="crossentropy"),
+    ValueError,
+    "Trainer: unknown loss",
+)
+case(
+    "minidl.Trainer",
+    lambda: _trainer().fit(np.zeros((4, 4)), np.zeros(3)),
+    ValueError,
+    "Trainer.fit",
+)
+case(
+    "minidl.Trainer",
+    lambda: _trainer().fit(np.zeros((4, 4)), np.zeros(4), validation_split=1.5),
+    ValueError,
+    "Trainer.fit",
+)
+case(
+    "minidl.Trainer",
+    lambda: _trainer().evaluate(np.zeros((4, 4))),
+    ValueError,
+    "Trainer.evaluate",
+)
+case(
     "minidl.train.ModelCheckpoint",
     lambda: minidl.train.ModelCheckpoint("/tmp/x", mode="best"),
     ValueError,

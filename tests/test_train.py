@@ -134,7 +134,7 @@ def test_a_tampered_or_truncated_checkpoint_is_refused(tmp_path):
         trainer.resume(tmp_path / "other.npz")
 
 
-def test_verbose_levels(capsys):
+def test_verbose_levels(capsys, monkeypatch):
     x, y = _data(64)
     _setup(verbose=2).fit([(x, y)], epochs=2)
     out = capsys.readouterr()
@@ -144,6 +144,12 @@ def test_verbose_levels(capsys):
     assert out.err == ""
     _setup(verbose=0).fit([(x, y)], epochs=2)
     assert capsys.readouterr().out == ""
+    # verbose=1 draws a bar only on a terminal: capsys is not one, so lines only
+    _setup(verbose=1).fit([(x, y)], epochs=1)
+    out = capsys.readouterr()
+    assert "epoch 1/1 - loss" in out.out and out.err == ""
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr(minidl.train, "_interactive", lambda: True)
     _setup(verbose=1).fit([(x, y)], epochs=1)
     out = capsys.readouterr()
     assert "epoch 1/1 - loss" in out.out
@@ -242,29 +248,73 @@ class _Explode(nn.Module):
         return x * (np.inf if self.calls > self.at_step else 1.0)
 
 
+class _Weights(minidl.train.Callback):
+    """Copies of the model's state after every update."""
+
+    def __init__(self):
+        self.after_update = []
+
+    def on_batch_end(self, step, logs=None):
+        self.after_update.append({k: v.copy() for k, v in self.trainer.model.state_dict().items()})
+
+
 def test_terminate_on_nan_names_epoch_and_step_and_keeps_finite_weights():
     x, y = _data(64)
-    trainer = _setup()
+    weights = _Weights()
+    trainer = _setup(callbacks=[weights])
     trainer.model.append(_Explode(at_step=5))
-    with pytest.raises(NonFiniteLossError, match=r"at epoch 2, step 1 \(global step 5\)"):
+    with pytest.raises(
+        NonFiniteLossError,
+        match=r"at epoch 2, step 1 \(global step 5\).* keeps the weights of the last finite step",
+    ):
         trainer.fit(ShuffledBatches(x, y, 16), epochs=3)
+    # the failing step made no update: the model is exactly as after the fifth update
+    assert len(weights.after_update) == 5
     for name, value in trainer.model.state_dict().items():
-        assert np.all(np.isfinite(value)), name
+        np.testing.assert_array_equal(value, weights.after_update[-1][name], err_msg=name)
     assert sum(isinstance(c, TerminateOnNaN) for c in trainer.callbacks) == 1
 
 
-def test_terminate_on_nan_restores_weights_an_update_made_non_finite():
+def test_terminate_on_nan_stops_after_an_update_made_the_weights_non_finite():
+    # Changed deliberately (issue 16): TerminateOnNaN no longer copies the weights every
+    # step to put them back; it stops and says the weights are left non-finite.
     x, y = _data(64)
     trainer = _setup(lr=1e39)  # beyond float32: the first update makes the weights inf
-    before = {k: v.copy() for k, v in trainer.model.state_dict().items()}
+    trainer.callbacks.insert(0, ModelCheckpoint("unused-{epoch}.npz"))
     with pytest.raises(
-        NonFiniteLossError, match=r"the update made parameter .* non-finite at epoch 1, step 0"
+        NonFiniteLossError,
+        match=r"the last update made parameter .* non-finite at the end of epoch 1 "
+        r"\(global step 1\); training stopped and the model's weights are left non-finite",
     ):
         with np.errstate(over="ignore", invalid="ignore"):
             trainer.fit([(x, y)], epochs=2)
-    after = trainer.model.state_dict()
-    for key, value in after.items():
-        np.testing.assert_array_equal(value, before[key], err_msg=key)
+    assert not all(np.all(np.isfinite(v)) for v in trainer.model.state_dict().values())
+    assert trainer.last_checkpoint is None  # the epoch's checkpoint was not written
+
+
+def test_terminate_on_nan_can_restore_the_last_checkpoint(tmp_path):
+    x, y = _data(64)
+    guard = TerminateOnNaN(restore_checkpoint=True)
+    trainer = _setup(callbacks=[ModelCheckpoint(tmp_path / "last.npz"), guard])
+    with pytest.raises(NonFiniteLossError, match="no checkpoint had been written to restore"):
+        with np.errstate(over="ignore", invalid="ignore"):
+            _setup(lr=1e39, callbacks=[TerminateOnNaN(restore_checkpoint=True)]).fit([(x, y)])
+    trainer.fit([(x, y)], epochs=2)
+    saved = {k: v.copy() for k, v in trainer.model.state_dict().items()}
+    trainer.optimizer.param_groups[0]["lr"] = 1e39
+    with pytest.raises(
+        NonFiniteLossError, match=r"restored from .*last\.npz \(the end of epoch 2\)"
+    ):
+        with np.errstate(over="ignore", invalid="ignore"):
+            trainer.fit([(x, y)], epochs=1)
+    for name, value in trainer.model.state_dict().items():
+        np.testing.assert_array_equal(value, saved[name], err_msg=name)
+    assert trainer.epoch == 2 and len(trainer.history.epochs) == 2
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.3  # the checkpoint's
+    # the next fit finishes the interrupted call, as after any resume: up to epoch 3
+    trainer.fit([(x, y)], epochs=3)
+    assert [r["epoch"] for r in trainer.history.epochs] == [1, 2, 3]
+    assert all(np.all(np.isfinite(v)) for v in trainer.model.state_dict().values())
 
 
 def test_nan_checking_can_be_turned_off():
@@ -414,5 +464,5 @@ def test_activation_stats_records_percentiles_of_a_layer_input():
     assert len(stats.records) == 2  # evaluation passes are not recorded
     pooled = minidl.train.ActivationStats(relu, every=1, unit=None, percentiles=(50,))
     trainer.callbacks.append(pooled)
-    trainer.fit(ShuffledBatches(x, y, 64), epochs=2)
+    trainer.fit(ShuffledBatches(x, y, 64), epochs=1)  # one epoch more: two steps
     assert pooled.as_arrays()[1].shape == (2, 1)
