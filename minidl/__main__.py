@@ -8,6 +8,8 @@ from (``MINIDL_NUM_THREADS``, ``OMP_NUM_THREADS`` or the physical cores), numpy'
 BLAS, the allocator settings and every environment variable minidl reads.
 """
 
+from __future__ import annotations
+
 import argparse
 import sys
 

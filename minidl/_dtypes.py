@@ -11,6 +11,8 @@ dtype, ``float32_tensor + float64_scalar_tensor`` stays float32, and
 dtype, Python ints for int64, Python bools for bool.
 """
 
+from __future__ import annotations
+
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

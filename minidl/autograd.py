@@ -10,6 +10,8 @@ topological order (iteratively, so graphs of any depth work) and frees what each
 one saved once it has been used, unless asked to retain the graph.
 """
 
+from __future__ import annotations
+
 import functools
 import inspect
 import sys
@@ -458,7 +460,7 @@ def _ownable(grad, tensor):
 # (_calibrate_ownership) by walking a graph whose backward returns a fresh array;
 # 0, never a real count, makes every first gradient a copy.
 _WALK_REFERENCES = 0
-_FRESH_IDS = []  # the ids of the arrays _FreshGradient.backward made
+_FRESH_IDS: list[int] = []  # the ids of the arrays _FreshGradient.backward made
 
 
 class _FreshGradient(Function):

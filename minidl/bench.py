@@ -11,6 +11,8 @@ Otherwise it prints one line saying where the benchmarks live and exits with
 status 2.
 """
 
+from __future__ import annotations
+
 import os
 import subprocess
 import sys

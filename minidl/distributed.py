@@ -33,6 +33,8 @@ upper-case methods); nothing is pickled.
 False
 """
 
+from __future__ import annotations
+
 import datetime
 import os
 import sys

@@ -1,5 +1,7 @@
 """Numerical gradient checking: analytic gradients against central differences."""
 
+from __future__ import annotations
+
 import warnings
 
 import numpy as np

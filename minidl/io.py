@@ -28,6 +28,8 @@ crash leaves either the old file or the new one, never a mix. Temporaries left
 by writers that were killed are removed by the next atomic write to the folder.
 """
 
+from __future__ import annotations
+
 import contextlib
 import hashlib
 import json

@@ -10,6 +10,8 @@ the same ``minidl.manual_seed`` gives the same initial weights wherever it is ca
 (60, 10)
 """
 
+from __future__ import annotations
+
 from . import nn
 
 __all__ = ["bn_paper_mlp", "small_cnn"]

@@ -24,6 +24,8 @@ Processes: after ``os.fork`` the child holds a copy of the parent's generators
 (the same future draws); call ``manual_seed`` in the child for another stream.
 """
 
+from __future__ import annotations
+
 import copy
 import itertools
 import threading

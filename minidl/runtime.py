@@ -54,6 +54,8 @@ thread gives it the cache. Every array is freed by the handler that allocated it
 whichever thread frees it, so mixing the two is safe.
 """
 
+from __future__ import annotations
+
 import ctypes
 import os
 import platform

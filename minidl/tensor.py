@@ -7,6 +7,8 @@ defines ``sum``, ``max``, ``min``, ``abs``, ``pow`` and ``round`` at module leve
 code here that needs Python's builtins spells them ``builtins.sum`` etc.
 """
 
+from __future__ import annotations
+
 import builtins
 import collections
 import functools
@@ -25,10 +27,10 @@ from ._dtypes import get_default_dtype
 _FLOAT_DTYPES = _dtypes.FLOAT_DTYPES
 
 # what torch.max(dim=...), sort and topk return: values and indices, by name or position
-max_result = collections.namedtuple("max", ["values", "indices"])
-min_result = collections.namedtuple("min", ["values", "indices"])
-sort_result = collections.namedtuple("sort", ["values", "indices"])
-topk_result = collections.namedtuple("topk", ["values", "indices"])
+max_result = collections.namedtuple("max", ["values", "indices"])  # type: ignore[name-match]
+min_result = collections.namedtuple("min", ["values", "indices"])  # type: ignore[name-match]
+sort_result = collections.namedtuple("sort", ["values", "indices"])  # type: ignore[name-match]
+topk_result = collections.namedtuple("topk", ["values", "indices"])  # type: ignore[name-match]
 
 
 class device:

@@ -5,6 +5,8 @@
 [1, 4, 7, 0]
 """
 
+from __future__ import annotations
+
 import math
 
 import numpy as np

@@ -5,11 +5,14 @@ of dimensions), one big-endian 32-bit size per dimension, then the values in
 row-major order, big-endian. Files may be gzip-compressed (``.gz``).
 """
 
+from __future__ import annotations
+
 import gzip
 import math
 import os
 import struct
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +20,7 @@ from .. import _checks
 from ..io import CorruptFileError, _check_max_bytes, _inflation_limit, _read_into, atomic_write
 
 # IDX type code -> numpy dtype (big-endian, as stored)
-IDX_TYPES = {
+IDX_TYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),

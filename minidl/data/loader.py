@@ -7,6 +7,8 @@ A dataset is anything with ``__len__`` and ``__getitem__``. Datasets whose
 operation instead of a Python loop over samples.
 """
 
+from __future__ import annotations
+
 import copy
 import os
 import queue

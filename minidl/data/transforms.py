@@ -5,6 +5,8 @@ Batches are (N, C, H, W) or (N, H, W) arrays. Each transform is called as
 Generator; the DataLoader passes its own) or, without one, from minidl's.
 """
 
+from __future__ import annotations
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 

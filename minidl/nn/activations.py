@@ -1,5 +1,7 @@
 """Activation layers: element-wise (or, for Softmax, along one dim); only PReLU has state."""
 
+from __future__ import annotations
+
 import numpy as np
 
 from .. import _checks

@@ -16,6 +16,8 @@ call the kernels. A layer checks its input with its own name and applies the sam
 Function.
 """
 
+from __future__ import annotations
+
 import math
 import warnings
 

@@ -5,6 +5,8 @@ Every function fills a Tensor (or Parameter) in place from minidl's generator
 shape (out, in, *kernel), fan_in = in * prod(kernel) and fan_out = out * prod(kernel).
 """
 
+from __future__ import annotations
+
 import math
 
 import numpy as np

@@ -1,7 +1,10 @@
 """Layers with Keras-like names and PyTorch-like arguments, defaults and state-dict layouts."""
 
+from __future__ import annotations
+
 import math
 from collections import OrderedDict
+from typing import ClassVar
 
 import numpy as np
 
@@ -412,7 +415,7 @@ class BatchNorm(_NormBase):
     1
     """
 
-    _ranks = (2, 3, 4)
+    _ranks: ClassVar[tuple[int, ...]] = (2, 3, 4)
     _shape_text = "(N, {0}), (N, {0}, L) or (N, {0}, H, W)"
 
     def __init__(

@@ -4,6 +4,10 @@ Names, arguments, defaults and state dicts are torch's: a class ``weight`` (and
 BCEWithLogitsLoss's ``pos_weight``) is a buffer, so it is in the state dict when given.
 """
 
+from __future__ import annotations
+
+from typing import ClassVar
+
 from .. import _checks
 from . import functional as F
 from .module import Module
@@ -15,7 +19,7 @@ class _Loss(Module):
     ``size_average`` and ``reduce`` are torch's deprecated spellings of ``reduction``.
     """
 
-    _reductions = _checks.REDUCTIONS
+    _reductions: ClassVar[tuple[str, ...]] = _checks.REDUCTIONS
 
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
         super().__init__()

@@ -8,6 +8,8 @@ names and the array layouts are PyTorch's, so state dicts move between minidl
 and PyTorch models of the same architecture.
 """
 
+from __future__ import annotations
+
 import contextlib
 import warnings
 from collections import OrderedDict, namedtuple

@@ -9,6 +9,8 @@ layer norm is that kernel with one group per row, and BatchNorm3d is
 statistics with the same core as batch norm (two passes, accumulated in double).
 """
 
+from __future__ import annotations
+
 from .. import _checks
 from .. import distributed as _distributed
 from . import functional as F

@@ -4,6 +4,8 @@
 ``vector_to_parameters`` are torch's ``nn.utils`` functions.
 """
 
+from __future__ import annotations
+
 import copy
 
 import numpy as np

@@ -20,10 +20,13 @@ Creating a scheduler applies its value for step 0, as PyTorch does.
 [0.1, 0.1, 0.05, 0.05, 0.025]
 """
 
+from __future__ import annotations
+
 import math
 import numbers
 import types
 from bisect import bisect_right
+from typing import ClassVar
 
 from .. import _checks
 
@@ -39,7 +42,7 @@ class _ScheduleState:
     ``_load_entry``, after checking that the lists have the same length.
     """
 
-    _listed = None
+    _listed: ClassVar[str | None] = None
 
     def get_last_lr(self):
         """The learning rates the last ``step`` set, one per parameter group."""
@@ -498,7 +501,7 @@ class _LambdaState:
     object saves its attributes (``__dict__``), which loading restores.
     """
 
-    _listed = "lr_lambdas"
+    _listed: ClassVar[str | None] = "lr_lambdas"
 
     @staticmethod
     def _save_entry(function):

@@ -8,6 +8,8 @@ no temporaries, threads over all the group's parameters); the other optimizers
 run numpy operations parameter by parameter.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
 
