@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import _checks
@@ -9,6 +11,11 @@ from .._dtypes import get_default_dtype
 from ..autograd import no_grad
 from . import functional as F
 from .module import Module, Parameter
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+
+    from ..tensor import Tensor
 
 
 def _inplace_repr(inplace):
@@ -22,12 +29,12 @@ class LeakyReLU(Module):
     tensor([-0.1,  2. ])
     """
 
-    def __init__(self, negative_slope=0.01, inplace=False):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
         super().__init__()
         self.negative_slope = F._real_number(negative_slope, "LeakyReLU", "negative_slope")
         self.inplace = bool(inplace)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.leaky_relu(x, self.negative_slope, self.inplace)
 
     def extra_repr(self):
@@ -41,7 +48,7 @@ class Sigmoid(Module):
     tensor([0.5])
     """
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.sigmoid(x)
 
 
@@ -52,14 +59,14 @@ class Tanh(Module):
     tensor([0.])
     """
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.tanh(x)
 
 
 class _AlongDim(Module):
     """An activation applied along one ``dim``; None takes torch's implicit choice (warning)."""
 
-    def __init__(self, dim=None):
+    def __init__(self, dim: int | None = None) -> None:
         super().__init__()
         self.dim = dim
 
@@ -77,7 +84,7 @@ class Softmax(_AlongDim):
     tensor([[0.5, 0.5]])
     """
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.softmax(x, self.dim)
 
 
@@ -88,7 +95,7 @@ class LogSoftmax(_AlongDim):
     tensor([[-0.6931472, -0.6931472]])
     """
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.log_softmax(x, self.dim)
 
 
@@ -99,13 +106,13 @@ class GELU(Module):
     tensor([0.       , 0.8413447])
     """
 
-    def __init__(self, approximate="none"):
+    def __init__(self, approximate: str = "none") -> None:
         super().__init__()
         if approximate not in F._GELU_APPROXIMATIONS:
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.gelu(x, approximate=self.approximate)
 
     def extra_repr(self):
@@ -115,7 +122,7 @@ class GELU(Module):
 class _InplaceActivation(Module):
     """An element-wise activation with torch's ``inplace`` option."""
 
-    def __init__(self, inplace=False):
+    def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = bool(inplace)
 
@@ -130,7 +137,7 @@ class ReLU(_InplaceActivation):
     tensor([0., 2.])
     """
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.relu(x, self.inplace)
 
 
@@ -141,7 +148,7 @@ class SiLU(_InplaceActivation):
     tensor([0.       , 0.7310586])
     """
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.silu(x, self.inplace)
 
 
@@ -152,7 +159,7 @@ class Mish(_InplaceActivation):
     tensor([0.       , 0.8650984])
     """
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.mish(x, self.inplace)
 
 
@@ -163,7 +170,7 @@ class ReLU6(_InplaceActivation):
     tensor([0., 3., 6.])
     """
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.relu6(x, self.inplace)
 
 
@@ -174,12 +181,12 @@ class ELU(Module):
     tensor([-0.63212055,  2.        ])
     """
 
-    def __init__(self, alpha=1.0, inplace=False):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
         self.alpha = F._real_number(alpha, "ELU", "alpha")
         self.inplace = bool(inplace)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.elu(x, self.alpha, self.inplace)
 
     def extra_repr(self):
@@ -193,12 +200,12 @@ class Softplus(Module):
     tensor([0.6931472])
     """
 
-    def __init__(self, beta=1.0, threshold=20.0):
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
         super().__init__()
         self.beta = F._real_number(beta, "Softplus", "beta")
         self.threshold = F._real_number(threshold, "Softplus", "threshold")
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.softplus(x, self.beta, self.threshold)
 
     def extra_repr(self):
@@ -212,7 +219,7 @@ class Hardtanh(Module):
     tensor([-1. ,  0.5,  1. ])
     """
 
-    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
         self.min_val = F._real_number(min_val, "Hardtanh", "min_val")
         self.max_val = F._real_number(max_val, "Hardtanh", "max_val")
@@ -222,7 +229,7 @@ class Hardtanh(Module):
             )
         self.inplace = bool(inplace)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.hardtanh(x, self.min_val, self.max_val, self.inplace)
 
     def extra_repr(self):
@@ -241,7 +248,9 @@ class PReLU(Module):
     tensor([-0.5,  3. ], grad_fn=<_PReLUFn>)
     """
 
-    def __init__(self, num_parameters=1, init=0.25, dtype=None):
+    def __init__(
+        self, num_parameters: int = 1, init: float = 0.25, dtype: DTypeLike | None = None
+    ) -> None:
         super().__init__()
         self.num_parameters = _checks.positive_int(num_parameters, "PReLU", "num_parameters")
         self.init = F._real_number(init, "PReLU", "init")
@@ -253,7 +262,7 @@ class PReLU(Module):
         with no_grad():
             self.weight.fill_(self.init)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.prelu(x, self.weight)
 
     def extra_repr(self):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -60,13 +61,13 @@ class Dense(_WeightAndBias):
     (60, 100)
     """
 
-    def __init__(self, in_features, out_features, bias=True):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
         self.in_features = _checks.positive_int(in_features, "Dense", "in_features")
         self.out_features = _checks.positive_int(out_features, "Dense", "out_features")
         self._create((self.out_features, self.in_features), bias)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         _check_input(
             self, x, x.ndim >= 1 and x.shape[-1] == self.in_features, f"(*, {self.in_features})"
         )
@@ -113,7 +114,9 @@ class _ConvNd(_WeightAndBias):
 
     _spatial = "H, W"  # the input's dims after (N, C), in errors
 
-    def __init__(self, in_channels, out_channels, groups, padding_mode, where):
+    def __init__(
+        self, in_channels: int, out_channels: int, groups: int, padding_mode: str, where: Any
+    ) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.groups = _conv_channels(
             in_channels, out_channels, groups, where
@@ -171,16 +174,16 @@ class _Conv(_ConvNd):
 
     def __init__(
         self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups=1,
-        bias=True,
-        padding_mode="zeros",
-    ):
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] | str = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+    ) -> None:
         where = type(self).__name__
         super().__init__(in_channels, out_channels, groups, padding_mode, where)
         self._sizes(where, kernel_size=kernel_size, stride=stride, dilation=dilation)
@@ -211,7 +214,7 @@ class Conv2D(_Conv):
         before, _ = F._conv_padding(padding, self.kernel_size, self.stride, self.dilation, where)
         return padding if isinstance(padding, str) else before
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         self._check_channels(x)
         return F._conv2d(
             x,
@@ -250,7 +253,7 @@ class Conv1d(_Conv):
             raise ValueError(f"{where}: padding must be non-negative, got {padding!r}")
         return single
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         self._check_channels(x)
         padding = self.padding if isinstance(self.padding, str) else self.padding[0]
         return F._conv1d(
@@ -282,17 +285,17 @@ class ConvTranspose2d(_ConvNd):
 
     def __init__(
         self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        output_padding=0,
-        groups=1,
-        bias=True,
-        dilation=1,
-        padding_mode="zeros",
-    ):
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] | str = 0,
+        output_padding: Any = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: int | tuple[int, int] = 1,
+        padding_mode: str = "zeros",
+    ) -> None:
         where = "ConvTranspose2d"
         super().__init__(in_channels, out_channels, groups, padding_mode, where)
         self._sizes(where, kernel_size=kernel_size)
@@ -304,7 +307,7 @@ class ConvTranspose2d(_ConvNd):
     def _output_padding_for(self, x, output_size):
         return _transpose_output_padding(self, x, output_size)
 
-    def forward(self, x, output_size=None):
+    def forward(self, x: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
         """``x`` (N, in_channels, H, W) -> (N, out_channels, OH, OW); ``output_size`` picks
         the output padding that gives that (OH, OW), as torch's."""
         self._check_channels(x)
@@ -420,14 +423,14 @@ class BatchNorm(_NormBase):
 
     def __init__(
         self,
-        num_features,
-        eps=1e-5,
-        momentum=0.1,
-        affine=True,
-        track_running_stats=True,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
         *,
-        bias=True,
-    ):
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self._per_feature_state(num_features, eps, momentum, affine, track_running_stats, bias)
 
@@ -449,7 +452,7 @@ class BatchNorm(_NormBase):
             count[()] = tracked  # in place: the buffer's 0-d array
         return use_batch_stats, tracked
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         use_batch_stats, tracked = self._check_and_count(x)
         if use_batch_stats and x.shape[0] == 0:
             # torch: an empty batch gives an empty output and leaves the running
@@ -502,7 +505,12 @@ class BatchNorm2D(BatchNorm):
 class _Pool2D(Module):
     """What max and average pooling share: the window, checked when the layer is made."""
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] | str = 0,
+    ) -> None:
         super().__init__()
         where = type(self).__name__
         _checks.pair(kernel_size, where, "kernel_size")
@@ -531,15 +539,21 @@ class MaxPool2D(_Pool2D):
     """
 
     def __init__(
-        self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False
-    ):
+        self,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] | str = 0,
+        dilation: int | tuple[int, int] = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+    ) -> None:
         super().__init__(kernel_size, stride, padding)
         _checks.pair(dilation, type(self).__name__, "dilation")
         self.dilation = dilation
         self.return_indices = bool(return_indices)
         self.ceil_mode = bool(ceil_mode)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Any:  # (out, indices) with return_indices
         return F._max_pool2d(x, self._geometry(x), self.return_indices)
 
     def _geometry(self, x):
@@ -577,18 +591,18 @@ class AvgPool2D(_Pool2D):
 
     def __init__(
         self,
-        kernel_size,
-        stride=None,
-        padding=0,
-        ceil_mode=False,
-        count_include_pad=True,
-        divisor_override=None,
-    ):
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] | str = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: Any = None,
+    ) -> None:
         super().__init__(kernel_size, stride, padding)
         F._avg_pool_options(ceil_mode, divisor_override, type(self).__name__)
         self.count_include_pad = count_include_pad
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         _check_input(self, x, x.ndim == 4, "(N, C, H, W)")
         return F._AvgPool2dFn.apply(
             x, self.kernel_size, self.stride, self.padding, self.count_include_pad
@@ -606,12 +620,12 @@ class AdaptiveAvgPool2d(Module):
     (4, 64, 1, 1)
     """
 
-    def __init__(self, output_size):
+    def __init__(self, output_size: int | tuple[int, int]) -> None:
         super().__init__()
         F._adaptive_output_size(output_size, (1, 1), "AdaptiveAvgPool2d")
         self.output_size = output_size
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         _check_input(
             self, x, x.ndim in (3, 4) and min(x.shape[-2:]) >= 1, "(N, C, H, W) or (C, H, W)"
         )
@@ -629,7 +643,7 @@ class Flatten(Module):
     (8, 1600)
     """
 
-    def __init__(self, start_dim=1, end_dim=-1):
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         for name, value in (("start_dim", start_dim), ("end_dim", end_dim)):
             if not _checks.is_int(value):
@@ -637,7 +651,7 @@ class Flatten(Module):
         self.start_dim = start_dim
         self.end_dim = end_dim
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         _check_input(self, x, x.ndim > self.start_dim, f"at least {self.start_dim + 1} dims")
         return x.flatten(self.start_dim, self.end_dim)
 
@@ -655,11 +669,11 @@ class Dropout(Module):
     tensor([1., 1., 1.])
     """
 
-    def __init__(self, p=0.5):
+    def __init__(self, p: float = 0.5) -> None:
         super().__init__()
         self.p = F._dropout_probability(p, "Dropout")
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F._dropout(x, self.p, self.training)
 
     def extra_repr(self):
@@ -673,10 +687,10 @@ class Identity(Module):
     tensor([1., 1.])
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return x
 
 
@@ -687,7 +701,7 @@ class Unflatten(Module):
     (4, 2, 3)
     """
 
-    def __init__(self, dim, unflattened_size):
+    def __init__(self, dim: int, unflattened_size: Any) -> None:
         super().__init__()
         if not _checks.is_int(dim):
             raise TypeError(f"Unflatten: dim must be an int, got {dim!r}")
@@ -700,7 +714,7 @@ class Unflatten(Module):
             raise ValueError("Unflatten: only one dimension can be inferred (-1)")
         self.dim, self.unflattened_size = int(dim), tuple(int(v) for v in sizes)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         ok = isinstance(x, Tensor) and -x.ndim <= self.dim < x.ndim
         _check_input(self, x, ok, f"a tensor with a dim {self.dim}")
         dim = self.dim % x.ndim
@@ -732,14 +746,14 @@ class Dropout2d(Module):
     [0.0]
     """
 
-    def __init__(self, p=0.5, inplace=False):
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         self.p = F._dropout_probability(p, "Dropout2d")
         if inplace:
             raise NotImplementedError("Dropout2d: inplace=True is not supported by minidl")
         self.inplace = False
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         _check_input(self, x, True, "(N, C, H, W)")
         return F._dropout2d(x, self.p, self.training, False, "Dropout2d")
 
@@ -757,18 +771,19 @@ class Upsample(Module):
 
     def __init__(
         self,
-        size=None,
-        scale_factor=None,
-        mode="nearest",
-        align_corners=None,
-        recompute_scale_factor=None,
-    ):
+        size: Any = None,
+        scale_factor: float | tuple[float, ...] | None = None,
+        mode: str = "nearest",
+        align_corners: Any = None,
+        recompute_scale_factor: Any = None,
+    ) -> None:
         super().__init__()
         if mode != "nearest":
             raise NotImplementedError(
                 f"Upsample: mode={mode!r} is not implemented in minidl; only mode='nearest' is"
             )
         self.size = size
+        self.scale_factor: tuple[float, ...] | float | None
         if isinstance(scale_factor, (tuple, list)):
             self.scale_factor = tuple(float(v) for v in scale_factor)
         else:
@@ -777,7 +792,7 @@ class Upsample(Module):
         self.align_corners = align_corners
         self.recompute_scale_factor = recompute_scale_factor
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         _check_input(self, x, True, "(N, C, ...)")
         return F.interpolate(
             x,
@@ -808,16 +823,16 @@ class Embedding(Module):
 
     def __init__(
         self,
-        num_embeddings,
-        embedding_dim,
-        padding_idx=None,
-        max_norm=None,
-        norm_type=2.0,
-        scale_grad_by_freq=False,
-        sparse=False,
-        _weight=None,
-        _freeze=False,
-    ):
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        max_norm: Any = None,
+        norm_type: Any = 2.0,
+        scale_grad_by_freq: Any = False,
+        sparse: Any = False,
+        _weight: Any = None,
+        _freeze: Any = False,
+    ) -> None:
         super().__init__()
         where = "Embedding"
         F._embedding_options(max_norm, scale_grad_by_freq, sparse, where)
@@ -876,7 +891,7 @@ class Embedding(Module):
             _freeze=freeze,
         )
 
-    def forward(self, indices):
+    def forward(self, indices: Tensor) -> Tensor:
         indices = F._embedding_indices(indices, self.num_embeddings, repr(self))
         return F._EmbeddingFn.apply(self.weight, indices, padding_idx=self.padding_idx)
 
@@ -904,7 +919,7 @@ class Sequential(Module):
     (3, 'Dense')
     """
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Any) -> None:
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], OrderedDict):
             for name, module in modules[0].items():
@@ -938,7 +953,7 @@ class Sequential(Module):
         self.add_module(str(len(self)), module)
         return self
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         modules = list(self._modules.values())
         index = 0
         while index < len(modules):
