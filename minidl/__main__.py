@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 from . import show_config
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Print the configuration; returns the exit status (0).
 
     >>> main([])  # doctest: +ELLIPSIS

@@ -390,7 +390,7 @@ class HookHandle:
     def __init__(self, hooks, hook, counter=None):
         self._hooks, self._hook, self._counter = hooks, hook, counter
 
-    def remove(self):
+    def remove(self) -> None:
         """Unregister the hook (a second call does nothing)."""
         if self._hook in self._hooks:
             self._hooks.remove(self._hook)

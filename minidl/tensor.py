@@ -65,7 +65,7 @@ class device:
     def __repr__(self) -> str:
         return "device(type='cpu')"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return "cpu"
 
 

@@ -37,7 +37,7 @@ class LeakyReLU(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.leaky_relu(x, self.negative_slope, self.inplace)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}{_inplace_repr(self.inplace)}"
 
 
@@ -70,7 +70,7 @@ class _AlongDim(Module):
         super().__init__()
         self.dim = dim
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
 
@@ -115,7 +115,7 @@ class GELU(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.gelu(x, approximate=self.approximate)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"approximate={self.approximate!r}"
 
 
@@ -126,7 +126,7 @@ class _InplaceActivation(Module):
         super().__init__()
         self.inplace = bool(inplace)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
 
 
@@ -189,7 +189,7 @@ class ELU(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.elu(x, self.alpha, self.inplace)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"alpha={self.alpha}{_inplace_repr(self.inplace)}"
 
 
@@ -208,7 +208,7 @@ class Softplus(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.softplus(x, self.beta, self.threshold)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"beta={self.beta}, threshold={self.threshold}"
 
 
@@ -232,7 +232,7 @@ class Hardtanh(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.hardtanh(x, self.min_val, self.max_val, self.inplace)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"min_val={self.min_val}, max_val={self.max_val}{_inplace_repr(self.inplace)}"
 
 
@@ -257,7 +257,7 @@ class PReLU(Module):
         dtype = get_default_dtype() if dtype is None else np.dtype(dtype)
         self.weight = Parameter(np.full(self.num_parameters, self.init, dtype=dtype))
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         """Set every slope back to ``init``."""
         with no_grad():
             self.weight.fill_(self.init)
@@ -265,5 +265,5 @@ class PReLU(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.prelu(x, self.weight)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"num_parameters={self.num_parameters}"

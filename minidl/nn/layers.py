@@ -39,7 +39,7 @@ class _WeightAndBias(Module):
             self.register_parameter("bias", None)
         self.reset_parameters()
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         """Draw fresh weights: Kaiming-uniform (a = sqrt(5)), bias uniform in +-1/sqrt(fan_in)."""
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
@@ -76,7 +76,7 @@ class Dense(_WeightAndBias):
             x, _registered(self, params, "weight"), _registered(self, params, "bias")
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}"
@@ -148,7 +148,7 @@ class _ConvNd(_WeightAndBias):
             f"(N, {self.in_channels}, {self._spatial})",
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         """torch's ``_ConvNd.extra_repr``: the arguments that differ from the defaults."""
         dims = len(self.kernel_size)
         text = (
@@ -387,7 +387,7 @@ class _NormBase(Module):
             self.running_var.numpy()[...] = 1
             self.num_batches_tracked.data = np.array(0, dtype=np.int64)
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         """Running statistics reset; weight 1 and bias 0."""
         self.reset_running_stats()
         if self.weight is not None:
@@ -471,7 +471,7 @@ class BatchNorm(_NormBase):
             tracked,
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
             f"affine={self.affine}, bias={self.bias_enabled}, "
@@ -520,7 +520,7 @@ class _Pool2D(Module):
         _checks.pair(self.stride, where, "stride")
         self.padding = padding
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
@@ -572,7 +572,7 @@ class MaxPool2D(_Pool2D):
         # this layer applied to relu(x), in one node (Sequential fuses ReLU -> MaxPool2d)
         return F._relu_max_pool2d(x, self._geometry(x))
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (
             f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
             f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
@@ -632,7 +632,7 @@ class AdaptiveAvgPool2d(Module):
         size = F._adaptive_output_size(self.output_size, x.shape, "AdaptiveAvgPool2d")
         return F._AdaptiveAvgPool2dFn.apply(x, size)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
 
 
@@ -655,7 +655,7 @@ class Flatten(Module):
         _check_input(self, x, x.ndim > self.start_dim, f"at least {self.start_dim + 1} dims")
         return x.flatten(self.start_dim, self.end_dim)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
@@ -676,7 +676,7 @@ class Dropout(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F._dropout(x, self.p, self.training)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p}"
 
 
@@ -729,7 +729,7 @@ class Unflatten(Module):
             )
         return x.reshape(*x.shape[:dim], *sizes, *x.shape[dim + 1 :])
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
@@ -757,7 +757,7 @@ class Dropout2d(Module):
         _check_input(self, x, True, "(N, C, H, W)")
         return F._dropout2d(x, self.p, self.training, False, "Dropout2d")
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
 
 
@@ -803,7 +803,7 @@ class Upsample(Module):
             self.recompute_scale_factor,
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         if self.scale_factor is not None:
             return f"scale_factor={self.scale_factor!r}, mode={self.mode!r}"
         return f"size={self.size!r}, mode={self.mode!r}"
@@ -851,7 +851,7 @@ class Embedding(Module):
                 raise ValueError(f"{where}: _weight has shape {array.shape}, expected {shape}")
             self.weight = Parameter(array.copy(), requires_grad=not _freeze)
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         """Draw the weight from N(0, 1), then zero the padding row."""
         init.normal_(self.weight)
         if self.padding_idx is not None:
@@ -895,7 +895,7 @@ class Embedding(Module):
         indices = F._embedding_indices(indices, self.num_embeddings, repr(self))
         return F._EmbeddingFn.apply(self.weight, indices, padding_idx=self.padding_idx)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         text = f"{self.num_embeddings}, {self.embedding_dim}"
         if self.padding_idx is not None:
             text += f", padding_idx={self.padding_idx}"

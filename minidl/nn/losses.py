@@ -36,7 +36,7 @@ class _Loss(Module):
             )
         self.reduction = reduction
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
 
 
@@ -90,7 +90,7 @@ class CrossEntropyLoss(_WeightedLoss):
             label_smoothing=self.label_smoothing,
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"label_smoothing={self.label_smoothing}, reduction={self.reduction!r}"
 
 

@@ -62,7 +62,7 @@ class LayerNorm(_NormBase):
             x, self.weight, self.bias, normalized_ndim=len(shape), eps=self.eps
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (
             f"{self.normalized_shape}, eps={self.eps}, "
             f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
@@ -109,7 +109,7 @@ class GroupNorm(_NormBase):
             x, self.weight, self.bias, num_groups=self.num_groups, eps=self.eps
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (
             f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
             f"bias={self.bias is not None}"
@@ -164,7 +164,7 @@ class _InstanceNorm(_NormBase):
         )
         return y.squeeze(0) if unbatched else y
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
             f"affine={self.affine}, bias={self.bias is not None}, "

@@ -57,6 +57,16 @@ def main() -> None:
     print(f"loss {loss.item():.4f}, accuracy {accuracy(model(x), labels):.2f}")
     print(schedule.get_last_lr())
 
+    dataset = minidl.data.ArrayDataset(np.zeros((8, 1, 8, 8), np.float32), np.arange(8) % 10)
+    loader = minidl.data.DataLoader(dataset, batch_size=4, shuffle=True, seed=0)
+    nn.init.kaiming_normal_(model.head.weight, nonlinearity="relu")
+    for images, targets in loader:
+        optimizer.zero_grad()
+        loss_fn(model(minidl.tensor(images)), minidl.tensor(targets)).backward()
+        total_norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+        optimizer.step()
+    print(len(loader), float(total_norm.item()))
+
     adam = minidl.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     cosine = CosineAnnealingLR(adam, T_max=10)
     adam.zero_grad()
