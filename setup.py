@@ -10,12 +10,17 @@ Environment switches (read at build time):
 * ``MINIDL_DEBUG=1``  turns Cython's bounds, wrap-around and initialization checks
   back on and builds with ``-O0 -g``: slow, for hunting a crash in a kernel.
 * ``MINIDL_NO_OPENMP=1``  builds single-threaded even where OpenMP is available.
-* ``MINIDL_MARCH=<arch>``  the ``-march`` value (default ``native`` where the compiler
-  accepts it: the extension is built on the machine that runs it; set ``MINIDL_MARCH=``
-  (empty) for a portable wheel).
+* ``MINIDL_MARCH=<arch>``  the ``-march`` value, when the compiler accepts it. By default
+  a build that stays where it was made (``python setup.py build_ext --inplace``,
+  ``pip install -e .``) takes ``native``, the instructions of this machine's CPU; every
+  other build (a wheel, an sdist install, ``pip install .``) takes the portable
+  ``x86-64-v2`` on x86-64 (the SSE4.2 baseline numpy's own wheels require) and no
+  ``-march`` elsewhere, so the wheel runs on any machine numpy runs on.
+  ``MINIDL_MARCH=`` (empty) builds with no ``-march`` at all.
 """
 
 import os
+import platform
 import sys
 import tempfile
 
@@ -44,6 +49,10 @@ REDUCTION_FLAGS = [
     "-fno-trapping-math",
     "-fno-math-errno",
 ]
+
+# The -march of a build that may run on another machine (a wheel): numpy's own x86-64
+# baseline (SSE4.2, POPCNT), so minidl asks no more of the CPU than numpy does.
+PORTABLE_MARCH = {"x86_64": "x86-64-v2", "amd64": "x86-64-v2"}
 
 OPENMP_PROBE = r"""
 #include <omp.h>
@@ -75,6 +84,17 @@ class BuildExt(build_ext):
                 return False
         return True
 
+    def run(self):
+        # setuptools clears ``inplace`` while it compiles; remember what was asked
+        self.stays_here = bool(self.inplace or getattr(self, "editable_mode", False))
+        super().run()
+
+    def default_march(self):
+        """``native`` for an in-place or editable build, a portable baseline otherwise."""
+        if getattr(self, "stays_here", False):
+            return "native"
+        return PORTABLE_MARCH.get(platform.machine().lower(), "")
+
     def build_extensions(self):
         msvc = self.compiler.compiler_type == "msvc"
         if msvc:
@@ -82,7 +102,7 @@ class BuildExt(build_ext):
             openmp_flags = ["/openmp"]
         else:
             compile_flags = ["-O0", "-g"] if DEBUG else ["-O3", *REDUCTION_FLAGS]
-            march = os.environ.get("MINIDL_MARCH", "native")
+            march = os.environ.get("MINIDL_MARCH", self.default_march())
             if march and not DEBUG:
                 flag = f"-march={march}"
                 if self._compiles("int main(void){return 0;}", [flag], link=False):

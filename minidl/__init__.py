@@ -7,6 +7,8 @@
 tensor([2., 4., 6.])
 """
 
+from __future__ import annotations
+
 # runtime comes first: it sets the environment the OpenMP runtime and OpenBLAS read
 # when they load (see minidl.runtime for every process-wide setting and its opt-out).
 try:

@@ -8,13 +8,16 @@ from (``MINIDL_NUM_THREADS``, ``OMP_NUM_THREADS`` or the physical cores), numpy'
 BLAS, the allocator settings and every environment variable minidl reads.
 """
 
+from __future__ import annotations
+
 import argparse
 import sys
+from collections.abc import Sequence
 
 from . import show_config
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Print the configuration; returns the exit status (0).
 
     >>> main([])  # doctest: +ELLIPSIS

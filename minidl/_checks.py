@@ -6,6 +6,8 @@ optimizers can all use it. Each check takes ``where``, the name of the function
 or layer the user called, and puts it first in its message.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
 import os

@@ -11,16 +11,23 @@ dtype, ``float32_tensor + float64_scalar_tensor`` stays float32, and
 dtype, Python ints for int64, Python bools for bool.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _INT64 = np.dtype(np.int64)
 _BOOL = np.dtype(np.bool_)
 
-_default_float = np.dtype(np.float32)
+_default_float: np.dtype[Any] = np.dtype(np.float32)
 
 
-def get_default_dtype():
+def get_default_dtype() -> np.dtype[Any]:
     """The dtype of floats made from Python numbers and of float results of integers.
 
     >>> minidl.get_default_dtype()
@@ -29,7 +36,7 @@ def get_default_dtype():
     return _default_float
 
 
-def set_default_dtype(dtype):
+def set_default_dtype(dtype: DTypeLike) -> None:
     """Set the default float dtype (float32 or float64), as ``torch.set_default_dtype``.
 
     >>> minidl.set_default_dtype(minidl.float64)
@@ -38,10 +45,10 @@ def set_default_dtype(dtype):
     >>> minidl.set_default_dtype(minidl.float32)
     """
     global _default_float
-    dtype = np.dtype(dtype)
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"set_default_dtype: expected float32 or float64, got {dtype}")
-    _default_float = dtype
+    chosen = np.dtype(dtype)
+    if chosen not in FLOAT_DTYPES:
+        raise TypeError(f"set_default_dtype: expected float32 or float64, got {chosen}")
+    _default_float = chosen
 
 
 def _category(dtype):

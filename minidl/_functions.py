@@ -12,8 +12,11 @@ between tied maxima (as ``torch.amax``), ``Clip`` passes the gradient where
 ``min <= x <= max``.
 """
 
+from __future__ import annotations
+
 import builtins
 import math
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -68,7 +71,9 @@ def _keepdims_shape(shape, axes):
 class _AddOrSub(Function):
     """``a + sign * b``: the gradient goes to ``a`` as it is and to ``b`` times ``sign``."""
 
-    name, ufunc, sign = "", None, 1
+    name: ClassVar[str] = ""
+    ufunc: ClassVar[Callable[..., Any] | None] = None
+    sign: ClassVar[int] = 1
 
     @classmethod
     def forward(cls, ctx, a, b):
@@ -101,7 +106,8 @@ class _SavesBoth(Function):
     the gradients are summed back to each operand's shape here.
     """
 
-    name, ufunc = "", None
+    name: ClassVar[str] = ""
+    ufunc: ClassVar[Callable[..., Any] | None] = None
 
     @classmethod
     def forward(cls, ctx, a, b):
@@ -260,8 +266,8 @@ class Mean(Function):
 class _Extremum(Function):
     """max or min over axes; the gradient is shared evenly between tied extremes."""
 
-    reduce = None
-    name = ""
+    reduce: ClassVar[Callable[..., Any] | None] = None
+    name: ClassVar[str] = ""
 
     @classmethod
     def forward(cls, ctx, x, axis=None, keepdims=False):
@@ -628,7 +634,7 @@ class Where(Function):
 class _Extreme2(_SavesBoth):
     """Element-wise maximum or minimum of two tensors; a tie splits the gradient in half."""
 
-    loses = None
+    loses: ClassVar[Callable[..., Any] | None] = None
 
     @classmethod
     def input_grads(cls, grad, a, b, need_a, need_b):

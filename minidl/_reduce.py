@@ -9,6 +9,8 @@ Fortran-ordered array is summed as its C-ordered transpose. Other sums go to
 numpy, also accumulating in float64.
 """
 
+from __future__ import annotations
+
 import numpy as np
 
 from . import _ops

@@ -7,6 +7,8 @@ are computed in float64, as the compiled kernels do, and results come back in
 the input's dtype.
 """
 
+from __future__ import annotations
+
 import math
 
 import numpy as np

@@ -10,10 +10,14 @@ topological order (iteratively, so graphs of any depth work) and frees what each
 one saved once it has been used, unless asked to retain the graph.
 """
 
+from __future__ import annotations
+
 import functools
 import inspect
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 
@@ -37,7 +41,10 @@ def result_type(cls):
     return cls
 
 
-def is_grad_enabled():
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+def is_grad_enabled() -> bool:
     """Whether operations currently record a graph for backward.
 
     >>> minidl.is_grad_enabled()
@@ -62,7 +69,7 @@ class _GradMode:
 
     enabled = True
 
-    def __new__(cls, func=None):
+    def __new__(cls, func: Callable[..., Any] | None = None) -> Any:
         mode = super().__new__(cls)
         if func is None:
             return mode
@@ -70,16 +77,16 @@ class _GradMode:
             raise TypeError(f"{cls.__name__}: expected nothing or a function, got {func!r}")
         return mode(func)
 
-    def __enter__(self):
+    def __enter__(self) -> _GradMode:
         self._previous = is_grad_enabled()
         _set_grad_enabled(self.enabled)
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         _set_grad_enabled(self._previous)
         return False
 
-    def __call__(self, func):
+    def __call__(self, func: _Function) -> _Function:
         mode = self.enabled
         if inspect.isgeneratorfunction(func):
 
@@ -96,14 +103,14 @@ class _GradMode:
                             return stop.value
                     yield value
 
-            return generator
+            return cast("_Function", generator)
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
             with set_grad_enabled(mode):
                 return func(*args, **kwargs)
 
-        return wrapper
+        return cast("_Function", wrapper)
 
 
 class no_grad(_GradMode):
@@ -149,20 +156,20 @@ class set_grad_enabled(_GradMode):
     True
     """
 
-    def __new__(cls, mode):
+    def __new__(cls, mode: bool) -> Any:
         return super().__new__(cls)
 
-    def __init__(self, mode):
+    def __init__(self, mode: bool) -> None:
         if not isinstance(mode, (bool, np.bool_)):
             raise TypeError(f"set_grad_enabled: expected a bool, got {mode!r}")
         self.enabled = bool(mode)
         self._previous = is_grad_enabled()
         _set_grad_enabled(mode)  # takes effect at once, as torch's does
 
-    def __enter__(self):
+    def __enter__(self) -> _GradMode:
         return self
 
-    def __call__(self, func):
+    def __call__(self, func: _Function) -> _Function:
         _set_grad_enabled(self._previous)  # decorating does not change the mode, as in torch
         return super().__call__(func)
 
@@ -383,7 +390,7 @@ class HookHandle:
     def __init__(self, hooks, hook, counter=None):
         self._hooks, self._hook, self._counter = hooks, hook, counter
 
-    def remove(self):
+    def remove(self) -> None:
         """Unregister the hook (a second call does nothing)."""
         if self._hook in self._hooks:
             self._hooks.remove(self._hook)
@@ -458,7 +465,7 @@ def _ownable(grad, tensor):
 # (_calibrate_ownership) by walking a graph whose backward returns a fresh array;
 # 0, never a real count, makes every first gradient a copy.
 _WALK_REFERENCES = 0
-_FRESH_IDS = []  # the ids of the arrays _FreshGradient.backward made
+_FRESH_IDS: list[int] = []  # the ids of the arrays _FreshGradient.backward made
 
 
 class _FreshGradient(Function):

@@ -11,12 +11,16 @@ Otherwise it prints one line saying where the benchmarks live and exits with
 status 2.
 """
 
+from __future__ import annotations
+
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 
-def source_checkout():
+def source_checkout() -> Any:
     """The source tree minidl was imported from, or None for an installed copy.
 
     >>> source_checkout() is None or os.path.isdir(source_checkout())
@@ -28,7 +32,7 @@ def source_checkout():
     return None
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the quick suite in the checkout; returns its exit status (2 outside a checkout).
 
     >>> main(["--only", "train_step"])  # doctest: +SKIP

@@ -33,12 +33,15 @@ upper-case methods); nothing is pickled.
 False
 """
 
+from __future__ import annotations
+
 import datetime
 import os
 import sys
 import threading
 import time
 import traceback
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +94,7 @@ def _load_mpi():
     return MPI
 
 
-def is_available():
+def is_available() -> bool:
     """Whether mpi4py can be imported (``torch.distributed.is_available``'s counterpart).
 
     >>> isinstance(is_available(), bool)
@@ -104,7 +107,7 @@ def is_available():
     return True
 
 
-def launched_by_mpi():
+def launched_by_mpi() -> bool:
     """Whether this process was started by an MPI launcher with more than one rank.
 
     Reads the environment that mpiexec (MPICH's hydra, Open MPI) and Slurm's srun
@@ -181,7 +184,7 @@ def _timeout_seconds(timeout):
     return seconds
 
 
-def init(timeout=None, abort_on_exception=True):
+def init(timeout: Any = None, abort_on_exception: bool = True) -> int:
     """Join this process to the world's process group (``MPI.COMM_WORLD``); idempotent.
 
     ``timeout`` (seconds or a ``datetime.timedelta``) bounds how long a collective
@@ -207,7 +210,7 @@ def init(timeout=None, abort_on_exception=True):
     return _group.size
 
 
-def is_initialized():
+def is_initialized() -> bool:
     """Whether :func:`init` has run in this process.
 
     >>> is_initialized() in (True, False)
@@ -225,7 +228,7 @@ def _require(what):
     return _group
 
 
-def get_rank():
+def get_rank() -> int:
     """This process's rank in the world, 0 to ``get_world_size() - 1``.
 
     >>> get_rank()  # doctest: +SKIP
@@ -234,7 +237,7 @@ def get_rank():
     return _require("get_rank").rank
 
 
-def get_world_size():
+def get_world_size() -> int:
     """The number of processes in the world.
 
     >>> get_world_size()  # doctest: +SKIP
@@ -243,7 +246,7 @@ def get_world_size():
     return _require("get_world_size").size
 
 
-def is_main_process():
+def is_main_process() -> bool:
     """True on rank 0, and in a process that has not called :func:`init` (a world of one).
 
     Rank 0 is the one that prints, draws progress bars and writes files.
@@ -314,13 +317,13 @@ class Work:
         self._group, self._request, self._what, self._finish = group, request, what, finish
         self._done = False
 
-    def is_completed(self):
+    def is_completed(self) -> bool:
         """Whether the collective has finished (without waiting for it)."""
         if not self._done and self._request.Test():
             self._complete()
         return self._done
 
-    def wait(self):
+    def wait(self) -> Any:
         """Wait (at most the group's timeout) for the collective, then apply its result."""
         if not self._done:
             self._group.wait(self._request, self._what)
@@ -346,7 +349,9 @@ def _no_group(group, what):
         raise ValueError(f"{what}: only the world's process group exists; pass group=None")
 
 
-def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
+def all_reduce(
+    tensor: Tensor, op: str = ReduceOp.SUM, group: Any = None, async_op: bool = False
+) -> Any:
     """Reduce ``tensor`` over all ranks, in place: every rank ends with the result.
 
     ``tensor`` is a numpy array or Tensor (any shape, float32/float64/int32/int64),
@@ -382,7 +387,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     return _run(world, request, what, finish, async_op)
 
 
-def broadcast(tensor, src=0, group=None, async_op=False):
+def broadcast(tensor: Tensor, src: int = 0, group: Any = None, async_op: bool = False) -> Any:
     """Copy rank ``src``'s ``tensor`` into ``tensor`` on every other rank, in place.
 
     Same shape and dtype on every rank.
@@ -410,7 +415,9 @@ def broadcast(tensor, src=0, group=None, async_op=False):
     return _run(world, request, what, finish, async_op)
 
 
-def all_gather(tensor_list, tensor, group=None, async_op=False):
+def all_gather(
+    tensor_list: list[Tensor], tensor: Tensor, group: Any = None, async_op: bool = False
+) -> Any:
     """Fill ``tensor_list[r]`` with rank r's ``tensor``, on every rank (torch's signature).
 
     ``tensor_list`` holds ``get_world_size()`` arrays or Tensors of ``tensor``'s
@@ -448,7 +455,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
     return _run(world, request, what, finish, async_op)
 
 
-def barrier(group=None):
+def barrier(group: Any = None) -> None:
     """Wait until every rank has called ``barrier`` (at most the group's timeout).
 
     >>> barrier()  # doctest: +SKIP

@@ -1,6 +1,10 @@
 """Numerical gradient checking: analytic gradients against central differences."""
 
+from __future__ import annotations
+
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +20,14 @@ def _outputs(result):
     return outputs
 
 
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+def gradcheck(
+    fn: Callable[..., Any],
+    inputs: Any,
+    eps: float = 1e-06,
+    atol: float = 1e-05,
+    rtol: float = 0.001,
+    seed: int = 0,
+) -> bool:
     """Check ``fn``'s analytic gradients against central differences, in float64.
 
     ``fn`` takes ``inputs`` (a Tensor or a tuple of them and other values) and

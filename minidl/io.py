@@ -28,6 +28,8 @@ crash leaves either the old file or the new one, never a mix. Temporaries left
 by writers that were killed are removed by the next atomic write to the folder.
 """
 
+from __future__ import annotations
+
 import contextlib
 import hashlib
 import json
@@ -39,6 +41,8 @@ import tempfile
 import time
 import zipfile
 import zlib
+from collections.abc import Iterator
+from typing import IO, Any
 
 import numpy as np
 
@@ -256,7 +260,7 @@ class _Decoder:
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="wb"):
+def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success, sync it and rename it over ``path``.
 
     The temporary is named ``.tmp-<host>-<pid>-<random>.part``. Before creating
@@ -316,7 +320,7 @@ def _process_is_running(pid):
     return True
 
 
-def remove_stale_temporaries(directory):
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[str]:
     """Delete the ``.tmp-*.part`` files in ``directory`` that no running writer owns; list them.
 
     A temporary named by this host whose writer process has exited is removed at
@@ -332,7 +336,7 @@ def remove_stale_temporaries(directory):
     """
     # os.listdir would take an int as an open descriptor and None as the working folder
     directory = _checks.file_path(directory, "remove_stale_temporaries", "a directory path")
-    removed = []
+    removed: list[str] = []
     here = _host_tag()
     try:
         names = os.listdir(directory)
@@ -391,7 +395,7 @@ def _safetensors_state(obj):
     return state
 
 
-def save(obj, path):
+def save(obj: Any, path: str | os.PathLike[str]) -> None:
     """Write ``obj`` (nested dicts/lists of arrays, numbers, strings) to ``path`` atomically.
 
     The file is a zip of ``.npy`` members (numpy's ``.npz`` layout) with a JSON
@@ -425,7 +429,7 @@ def save(obj, path):
         with atomic_write(path) as handle:
             handle.write(data)
         return
-    arrays = {}
+    arrays: dict[str, Any] = {}
     root = _encode(obj, arrays, "obj")
     listing = [[name, a.dtype.str, list(a.shape)] for name, a in arrays.items()]
     manifest = {"format": FORMAT, "version": VERSION, "arrays": listing, "root": root}
@@ -434,8 +438,9 @@ def save(obj, path):
     with atomic_write(path) as handle:
         np.savez(
             handle,
-            **{_MANIFEST: np.frombuffer(manifest_bytes, dtype=np.uint8)},
-            **{_DIGEST: np.frombuffer(digest, dtype=np.uint8)},
+            # numpy's stubs take the first ** for allow_pickle
+            **{_MANIFEST: np.frombuffer(manifest_bytes, dtype=np.uint8)},  # type: ignore[arg-type]
+            **{_DIGEST: np.frombuffer(digest, dtype=np.uint8)},  # type: ignore[arg-type]
             **arrays,
         )
 
@@ -518,7 +523,7 @@ class _Archive:
         return array.T if fortran_order else array
 
 
-def load(path, max_bytes=None):
+def load(path: str | os.PathLike[str], max_bytes: int | None = None) -> Any:
     """Read a file written by :func:`save`; never unpickles; malformed files raise CorruptFileError.
 
     Arrays come back as numpy arrays, tuples as tuples, dicts as dicts. Files

@@ -10,12 +10,14 @@ the same ``minidl.manual_seed`` gives the same initial weights wherever it is ca
 (60, 10)
 """
 
+from __future__ import annotations
+
 from . import nn
 
 __all__ = ["bn_paper_mlp", "small_cnn"]
 
 
-def bn_paper_mlp(batch_norm=True):
+def bn_paper_mlp(batch_norm: bool = True) -> nn.Sequential:
     """The MLP of Ioffe & Szegedy's Figure 1: 784-100-100-100-10 with sigmoids.
 
     Three hidden ``Dense`` layers of 100 units, each followed by a sigmoid, then a
@@ -32,7 +34,7 @@ def bn_paper_mlp(batch_norm=True):
     >>> sum(p.numel() for p in model.parameters())
     99710
     """
-    layers = [nn.Flatten()]
+    layers: list[nn.Module] = [nn.Flatten()]
     width = 784
     for _ in range(3):
         layers.append(nn.Dense(width, 100, bias=not batch_norm))
@@ -44,7 +46,7 @@ def bn_paper_mlp(batch_norm=True):
     return nn.Sequential(*layers)
 
 
-def small_cnn(batch_norm=True, in_channels=1, classes=10):
+def small_cnn(batch_norm: bool = True, in_channels: int = 1, classes: int = 10) -> nn.Sequential:
     """A small CNN for 28x28 images: two convolution blocks, then two dense layers.
 
     Each block is ``Conv2D`` 3x3 (padding 1; 32, then 64 channels) -> [``BatchNorm2D``] ->

@@ -24,9 +24,12 @@ Processes: after ``os.fork`` the child holds a copy of the parent's generators
 (the same future draws); call ``manual_seed`` in the child for another stream.
 """
 
+from __future__ import annotations
+
 import copy
 import itertools
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +43,7 @@ _unseeded_threads = itertools.count(1)
 _seed_lock = threading.Lock()
 
 
-def generator():
+def generator() -> np.random.Generator:
     """The numpy ``Generator`` every random draw in minidl makes on the calling thread.
 
     >>> minidl.manual_seed(0)
@@ -56,7 +59,7 @@ def generator():
     return rng
 
 
-def manual_seed(seed):
+def manual_seed(seed: int) -> None:
     """Seed the calling thread's generator, which init, dropout and shuffling draw from.
 
     >>> minidl.manual_seed(42)
@@ -74,7 +77,7 @@ def manual_seed(seed):
     _local.generator = np.random.default_rng(int(seed))
 
 
-def get_rng_state():
+def get_rng_state() -> dict[str, Any]:
     """A copy of the calling thread's generator state: a dict of plain values (JSON-safe).
 
     >>> state = minidl.random.get_rng_state()
@@ -83,7 +86,7 @@ def get_rng_state():
     >>> bool((minidl.rand(2) == x).all())
     True
     """
-    return copy.deepcopy(generator().bit_generator.state)
+    return dict(copy.deepcopy(generator().bit_generator.state))
 
 
 def _check_state(state, where):
@@ -105,7 +108,7 @@ def _check_state(state, where):
         raise ValueError(f"{where}: the generator state is malformed ({error})") from None
 
 
-def set_rng_state(state):
+def set_rng_state(state: dict[str, Any]) -> None:
     """Restore, on the calling thread, a state returned by :func:`get_rng_state`."""
     _check_state(state, "set_rng_state")
     generator().bit_generator.state = copy.deepcopy(state)

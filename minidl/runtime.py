@@ -54,11 +54,14 @@ thread gives it the cache. Every array is freed by the handler that allocated it
 whichever thread frees it, so mixing the two is safe.
 """
 
+from __future__ import annotations
+
 import ctypes
 import os
 import platform
 import sys
 import warnings
+from typing import Any
 
 _ENABLED_VALUES = ("", "1")
 
@@ -162,7 +165,7 @@ def _cache_large_blocks():
 CACHE_LARGE_BLOCKS = _switched_on("MINIDL_CACHE_LARGE_BLOCKS") and _cache_large_blocks()
 
 
-def use_block_cache():
+def use_block_cache() -> bool:
     """Make the block cache numpy's memory handler in the calling thread's context.
 
     Importing minidl does this for the importing thread; numpy starts every new
@@ -178,7 +181,7 @@ def use_block_cache():
     return CACHE_LARGE_BLOCKS and _alloc.install()
 
 
-def empty_cache():
+def empty_cache() -> int:
     """Free the large blocks minidl's memory handler keeps for reuse; returns the bytes freed.
 
     As ``torch.cuda.empty_cache()``: arrays in use are untouched, and the cache
@@ -226,7 +229,7 @@ def _logical_cpus():
         return set(range(os.cpu_count() or 1))
 
 
-def physical_cores(cpus=None, root=None):
+def physical_cores(cpus: Any = None, root: Any = None) -> int:
     """The number of physical cores among the logical CPUs ``cpus``.
 
     Two SMT siblings (hyper-threads) share a core; both are counted once. A core is
@@ -286,7 +289,7 @@ def _default_threads():
     return cores, f"physical cores available ({cores} of {len(cpus)} logical CPUs allowed)"
 
 
-def default_num_threads():
+def default_num_threads() -> int:
     """The thread count minidl starts with.
 
     ``MINIDL_NUM_THREADS``, else ``OMP_NUM_THREADS`` (its first entry), else the
@@ -302,7 +305,7 @@ def default_num_threads():
     return _default_threads()[0]
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Use ``n`` threads in the compiled kernels and, with threadpoolctl, in numpy's BLAS.
 
     ``n`` is an int in [1, :data:`MAX_NUM_THREADS`] (1024); anything else raises
@@ -325,7 +328,7 @@ def set_num_threads(n):
     _blas_limits = threadpool_limits(limits=n, user_api="blas")
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The number of threads the compiled kernels use.
 
     >>> minidl.get_num_threads() >= 1
@@ -363,7 +366,7 @@ def _handler_name():
     return _numpy_multiarray().get_handler_name()
 
 
-def config():
+def config() -> dict[str, Any]:
     """What :func:`show_config` prints, as a dict of plain values.
 
     >>> sorted(minidl.runtime.config())[:3]
@@ -417,7 +420,7 @@ def config():
     }
 
 
-def show_config():
+def show_config() -> None:
     """Print minidl's build and run-time configuration (as ``numpy.show_config()`` does).
 
     The build (OpenMP, compiler flags), the thread counts, numpy's BLAS (through

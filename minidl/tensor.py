@@ -7,12 +7,16 @@ defines ``sum``, ``max``, ``min``, ``abs``, ``pow`` and ``round`` at module leve
 code here that needs Python's builtins spells them ``builtins.sum`` etc.
 """
 
+from __future__ import annotations
+
 import builtins
 import collections
 import functools
 import math
 import numbers
 import weakref
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -22,13 +26,19 @@ from . import autograd as _autograd
 from . import random as _random
 from ._dtypes import get_default_dtype
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+    # what the operators and factories take: a tensor, or anything numpy makes an array of
+    _TensorLike = Union["Tensor", ArrayLike]
+
 _FLOAT_DTYPES = _dtypes.FLOAT_DTYPES
 
 # what torch.max(dim=...), sort and topk return: values and indices, by name or position
-max_result = collections.namedtuple("max", ["values", "indices"])
-min_result = collections.namedtuple("min", ["values", "indices"])
-sort_result = collections.namedtuple("sort", ["values", "indices"])
-topk_result = collections.namedtuple("topk", ["values", "indices"])
+max_result = collections.namedtuple("max", ["values", "indices"])  # type: ignore[name-match]
+min_result = collections.namedtuple("min", ["values", "indices"])  # type: ignore[name-match]
+sort_result = collections.namedtuple("sort", ["values", "indices"])  # type: ignore[name-match]
+topk_result = collections.namedtuple("topk", ["values", "indices"])  # type: ignore[name-match]
 
 
 class device:
@@ -38,22 +48,24 @@ class device:
     device(type='cpu')
     """
 
-    def __init__(self, type="cpu"):
+    type: str
+
+    def __init__(self, type: str | device = "cpu") -> None:
         name = type.type if isinstance(type, device) else type
         if not isinstance(name, str) or name.split(":")[0] != "cpu":
             raise RuntimeError(f"device: minidl computes on the CPU only; got {type!r} (use 'cpu')")
         self.type = "cpu"
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, (device, str)) and str(other).split(":")[0] == "cpu"
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash("cpu")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "device(type='cpu')"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return "cpu"
 
 
@@ -119,7 +131,7 @@ class Tensor:
     __array_priority__ = 1000  # numpy defers to Tensor's reflected operators
     __hash__ = object.__hash__  # == is element-wise, so the default hash must be kept
 
-    def __init__(self, *data, requires_grad=False):
+    def __init__(self, *data: Any, requires_grad: bool = False) -> None:
         # torch.Tensor's legacy constructor: Tensor(2, 3) is a (2, 3) tensor of the default
         # float dtype (zeros here, not uninitialized memory); Tensor([1, 2]) and
         # Tensor(array) hold the values in the default float dtype; Tensor(tensor) shares
@@ -175,7 +187,7 @@ class Tensor:
 
     # ------------------------------------------------------------------ data and grad
     @property
-    def data(self):
+    def data(self) -> Tensor:
         """This tensor's values as a tensor outside of autograd, as in PyTorch.
 
         It shares the memory but not the graph or the version counter: changes made
@@ -192,7 +204,7 @@ class Tensor:
         return Tensor._wrap(self._data)
 
     @data.setter
-    def data(self, value):
+    def data(self, value: _TensorLike) -> None:
         array = value._data if isinstance(value, Tensor) else np.asarray(value)
         if array.shape != self._data.shape:
             raise RuntimeError(
@@ -202,12 +214,12 @@ class Tensor:
         self._data = np.asarray(array, dtype=self._data.dtype)
 
     @property
-    def grad(self):
+    def grad(self) -> Tensor | None:
         """The accumulated gradient (a Tensor of this shape), or None before any backward."""
         return self._grad
 
     @grad.setter
-    def grad(self, value):
+    def grad(self, value: Tensor | ArrayLike | None) -> None:
         if value is None:
             self._grad = None
             return
@@ -239,26 +251,26 @@ class Tensor:
 
     # ------------------------------------------------------------------ attributes
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         """The shape, a tuple of ints."""
         return self._data.shape
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         """The number of dimensions."""
         return self._data.ndim
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         """The numpy dtype of the data."""
         return self._data.dtype
 
     @property
-    def device(self):
+    def device(self) -> device:
         """Always ``device('cpu')``."""
         return device("cpu")
 
-    def size(self, dim=None):
+    def size(self, dim: int | Sequence[int] | None = None) -> Any:
         """The shape (a tuple), or with ``dim`` the length of that dim, as ``torch.Tensor.size``.
 
         >>> x = minidl.zeros(2, 3)
@@ -269,7 +281,7 @@ class Tensor:
             return self._data.shape
         return self._data.shape[_F._normalize_axes(dim, self.ndim, "size")[0]]
 
-    def dim(self):
+    def dim(self) -> int:
         """The number of dimensions.
 
         >>> minidl.zeros(2, 3).dim()
@@ -277,7 +289,7 @@ class Tensor:
         """
         return self._data.ndim
 
-    def numel(self):
+    def numel(self) -> int:
         """The number of elements.
 
         >>> minidl.zeros(2, 3).numel()
@@ -286,16 +298,16 @@ class Tensor:
         return self._data.size
 
     @property
-    def is_leaf(self):
+    def is_leaf(self) -> bool:
         """True for tensors the user made (not results of recorded operations)."""
         return self._ctx is None
 
     @property
-    def grad_fn(self):
+    def grad_fn(self) -> Any:
         """The record of the operation that made this tensor, or None for a leaf."""
         return self._ctx
 
-    def requires_grad_(self, requires_grad=True):
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set whether gradients are computed for this leaf tensor; returns self."""
         if requires_grad and self._data.dtype not in _FLOAT_DTYPES:
             raise TypeError(
@@ -312,16 +324,16 @@ class Tensor:
         return self
 
     @property
-    def requires_grad(self):
+    def requires_grad(self) -> bool:
         """Whether gradients are computed for this tensor (settable on leaves, as in torch)."""
         return self._requires_grad
 
     @requires_grad.setter
-    def requires_grad(self, value):
+    def requires_grad(self, value: bool) -> None:
         if bool(value) != self._requires_grad:
             self.requires_grad_(bool(value))
 
-    def retain_grad(self):
+    def retain_grad(self) -> Tensor:
         """Keep ``.grad`` for this non-leaf tensor after backward (leaves always keep it)."""
         if not self.requires_grad:
             raise RuntimeError(
@@ -331,7 +343,7 @@ class Tensor:
             self._ctx._retained = weakref.ref(self)
         return self
 
-    def register_hook(self, hook):
+    def register_hook(self, hook: Callable[..., Any]) -> _autograd.HookHandle:
         """Call ``hook(grad)`` when this tensor's gradient is computed; a return value replaces it.
 
         >>> w = minidl.ones(2, requires_grad=True)
@@ -350,7 +362,7 @@ class Tensor:
         owner._hooks.append(hook)
         return _autograd.HookHandle(owner._hooks, hook)
 
-    def register_post_accumulate_grad_hook(self, hook):
+    def register_post_accumulate_grad_hook(self, hook: Callable[..., Any]) -> _autograd.HookHandle:
         """Call ``hook(tensor)`` once this leaf's ``.grad`` holds its gradient from a backward.
 
         As torch's: leaves only; the hook sees the tensor (its ``.grad`` complete for
@@ -375,15 +387,16 @@ class Tensor:
                 "register_post_accumulate_grad_hook: cannot register a hook on a tensor that "
                 "doesn't require gradient"
             )
-        hooks = getattr(self, "_post_accumulate_hooks", None)
+        hooks: list[Callable[..., Any]] | None = getattr(self, "_post_accumulate_hooks", None)
         if hooks is None:
-            hooks = self._post_accumulate_hooks = []
+            hooks = []
+            self._post_accumulate_hooks = hooks
         hooks.append(hook)
         _autograd._post_accumulate_hooks[0] += 1
         return _autograd.HookHandle(hooks, hook, _autograd._post_accumulate_hooks)
 
     # ------------------------------------------------------------------ conversions
-    def numpy(self):
+    def numpy(self) -> NDArray[Any]:
         """The data as a numpy array (shared, not copied).
 
         >>> minidl.ones(2).numpy()
@@ -391,7 +404,7 @@ class Tensor:
         """
         return self._data
 
-    def item(self):
+    def item(self) -> int | float | bool:
         """The value of a one-element tensor as a Python number.
 
         >>> minidl.tensor([2.5]).item()
@@ -404,7 +417,7 @@ class Tensor:
             )
         return self._data.item()
 
-    def tolist(self):
+    def tolist(self) -> Any:
         """The data as nested Python lists.
 
         >>> minidl.arange(3).tolist()
@@ -412,7 +425,7 @@ class Tensor:
         """
         return self._data.tolist()
 
-    def detach(self):
+    def detach(self) -> Tensor:
         """A tensor sharing this data (and its version counter), cut from the graph.
 
         >>> minidl.ones(2, requires_grad=True).detach().requires_grad
@@ -422,7 +435,7 @@ class Tensor:
         out._version_box = self._version_box
         return out
 
-    def detach_(self):
+    def detach_(self) -> Tensor:
         """Cut this tensor from the graph in place (it becomes a leaf that does not require grad).
 
         >>> y = minidl.ones(2, requires_grad=True) * 2
@@ -433,7 +446,7 @@ class Tensor:
         self._requires_grad = False
         return self
 
-    def clone(self):
+    def clone(self) -> Tensor:
         """A copy with its own memory; gradients flow back to this tensor.
 
         >>> x = minidl.ones(2)
@@ -444,7 +457,7 @@ class Tensor:
         """
         return _F.Clone.apply(self)
 
-    def contiguous(self):
+    def contiguous(self) -> Tensor:
         """This tensor with C-contiguous data (itself when it already is).
 
         >>> minidl.zeros(2, 3).T.contiguous().numpy().flags.c_contiguous
@@ -452,7 +465,9 @@ class Tensor:
         """
         return self if self._data.flags.c_contiguous else _F.Clone.apply(self, order="C")
 
-    def to(self, *args, dtype=None, device=None, copy=False):
+    def to(
+        self, *args: Any, dtype: DTypeLike | None = None, device: Any = None, copy: bool = False
+    ) -> Tensor:
         """This tensor converted to a dtype and/or moved to a device (only 'cpu' exists).
 
         ``to(minidl.float64)``, ``to("cpu")``, ``to(device="cpu", dtype=...)``,
@@ -475,7 +490,7 @@ class Tensor:
         out = self if dtype is None else self.astype(dtype)
         return out.clone() if copy and out is self else out
 
-    def cpu(self):
+    def cpu(self) -> Tensor:
         """This tensor (minidl computes on the CPU).
 
         >>> minidl.ones(1).cpu()
@@ -483,45 +498,45 @@ class Tensor:
         """
         return self
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: DTypeLike | None = None, copy: bool | None = None) -> NDArray[Any]:
         if copy:
             return np.array(self._data, dtype=dtype, copy=True)
         return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
-    def __len__(self):
+    def __len__(self) -> int:
         if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return self._data.shape[0]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tensor]:
         if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(self._data.shape[0]))
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         if self._data.size != 1:
             raise ValueError(
                 f"the truth value of a tensor with {self._data.size} elements is ambiguous"
             )
         return bool(self._data)
 
-    def __float__(self):
+    def __float__(self) -> float:
         return float(self.item())
 
-    def __int__(self):
+    def __int__(self) -> int:
         return int(self.item())
 
-    def __format__(self, spec):
+    def __format__(self, spec: Any) -> str:
         if spec and self._data.size == 1:
             return format(self._data.item(), spec)
         return format(repr(self), spec)
 
-    def __index__(self):
+    def __index__(self) -> int:
         if self._data.size != 1 or self._data.dtype.kind not in "iu":
             raise TypeError("only integer tensors of a single element can be used as an index")
         return int(self._data.item())
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         prefix = "tensor("
         body = np.array2string(self._data, separator=", ", prefix=prefix)
         extras = []
@@ -537,7 +552,14 @@ class Tensor:
         return prefix + body + "".join(", " + e for e in extras) + ")"
 
     # ------------------------------------------------------------------ autograd
-    def backward(self, gradient=None, retain_graph=None, create_graph=False, *, grad=None):
+    def backward(
+        self,
+        gradient: _TensorLike | None = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+        *,
+        grad: Any = None,
+    ) -> None:
         """Compute the gradients of this tensor with respect to the leaves of its graph.
 
         A one-element tensor (a loss) needs no ``gradient``; any other needs one, an
@@ -559,62 +581,62 @@ class Tensor:
         gradient = grad if gradient is None else gradient
         _autograd.backward(self, gradient, retain_graph=bool(retain_graph))
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Forget the accumulated gradient (sets ``.grad`` to None)."""
         self._grad = None
 
     # ------------------------------------------------------------------ arithmetic
     # Operands broadcast as in numpy and promote as in torch; each gradient is summed
     # back to its input's shape and comes back in its input's dtype.
-    def __add__(self, other):
+    def __add__(self, other: _TensorLike) -> Tensor:
         return _binary(_F.Add, self, other)
 
-    def __radd__(self, other):
+    def __radd__(self, other: _TensorLike) -> Tensor:
         return _binary(_F.Add, other, self)
 
-    def __sub__(self, other):
+    def __sub__(self, other: _TensorLike) -> Tensor:
         return _binary(_F.Sub, self, other)
 
-    def __rsub__(self, other):
+    def __rsub__(self, other: _TensorLike) -> Tensor:
         return _binary(_F.Sub, other, self)
 
-    def __mul__(self, other):
+    def __mul__(self, other: _TensorLike) -> Tensor:
         return _binary(_F.Mul, self, other)
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: _TensorLike) -> Tensor:
         return _binary(_F.Mul, other, self)
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: _TensorLike) -> Tensor:
         return _binary(_F.Div, self, other, floats=True)
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self, other: _TensorLike) -> Tensor:
         return _binary(_F.Div, other, self, floats=True)
 
-    def __floordiv__(self, other):
+    def __floordiv__(self, other: _TensorLike) -> Tensor:
         return _binary(_F.FloorDivide, self, other)
 
-    def __rfloordiv__(self, other):
+    def __rfloordiv__(self, other: _TensorLike) -> Tensor:
         return _binary(_F.FloorDivide, other, self)
 
-    def __mod__(self, other):
+    def __mod__(self, other: _TensorLike) -> Tensor:
         return _binary(_F.Remainder, self, other)
 
-    def __rmod__(self, other):
+    def __rmod__(self, other: _TensorLike) -> Tensor:
         return _binary(_F.Remainder, other, self)
 
-    def __pow__(self, other):
+    def __pow__(self, other: _TensorLike) -> Tensor:
         return _binary(_F.Pow, self, other)
 
-    def __rpow__(self, other):
+    def __rpow__(self, other: _TensorLike) -> Tensor:
         return _binary(_F.Pow, other, self)
 
-    def __matmul__(self, other):
+    def __matmul__(self, other: _TensorLike) -> Tensor:
         return _binary(_F.MatMul, self, other)
 
-    def __rmatmul__(self, other):
+    def __rmatmul__(self, other: _TensorLike) -> Tensor:
         return _binary(_F.MatMul, other, self)
 
-    def __neg__(self):
+    def __neg__(self) -> Tensor:
         """``-x``.
 
         >>> -minidl.ones(2)
@@ -627,10 +649,10 @@ class Tensor:
             )
         return _F.Neg.apply(self)
 
-    def __abs__(self):
+    def __abs__(self) -> Tensor:
         return _F.Abs.apply(self)
 
-    def add(self, other):
+    def add(self, other: _TensorLike) -> Tensor:
         """``self + other``, as ``torch.add``.
 
         >>> minidl.ones(2).add(1)
@@ -638,7 +660,7 @@ class Tensor:
         """
         return _binary(_F.Add, self, other)
 
-    def sub(self, other):
+    def sub(self, other: _TensorLike) -> Tensor:
         """``self - other``, as ``torch.sub``.
 
         >>> minidl.ones(2).sub(1)
@@ -646,7 +668,7 @@ class Tensor:
         """
         return _binary(_F.Sub, self, other)
 
-    def mul(self, other):
+    def mul(self, other: _TensorLike) -> Tensor:
         """``self * other``, as ``torch.mul``.
 
         >>> minidl.ones(2).mul(3)
@@ -654,7 +676,7 @@ class Tensor:
         """
         return _binary(_F.Mul, self, other)
 
-    def div(self, other):
+    def div(self, other: _TensorLike) -> Tensor:
         """``self / other`` (true division; integers give the default float dtype).
 
         >>> minidl.tensor([3, 4]).div(2)
@@ -662,7 +684,7 @@ class Tensor:
         """
         return _binary(_F.Div, self, other, floats=True)
 
-    def pow(self, exponent):
+    def pow(self, exponent: _TensorLike) -> Tensor:
         """``self ** exponent``; the exponent may be a number or a tensor (both get gradients).
 
         >>> minidl.tensor([2.0, 3.0]).pow(minidl.tensor([2.0, 1.0]))
@@ -670,7 +692,7 @@ class Tensor:
         """
         return _binary(_F.Pow, self, exponent)
 
-    def matmul(self, other):
+    def matmul(self, other: _TensorLike) -> Tensor:
         """Matrix product with numpy's broadcasting rules (``self @ other``).
 
         >>> minidl.ones(2, 3).matmul(minidl.ones(3)).shape
@@ -678,7 +700,7 @@ class Tensor:
         """
         return _binary(_F.MatMul, self, other)
 
-    def maximum(self, other):
+    def maximum(self, other: _TensorLike) -> Tensor:
         """Element-wise larger of two tensors; a tie splits the gradient in half.
 
         >>> minidl.tensor([1.0, 5.0]).maximum(minidl.tensor([3.0, 2.0]))
@@ -686,7 +708,7 @@ class Tensor:
         """
         return _binary(_F.Maximum, self, other)
 
-    def minimum(self, other):
+    def minimum(self, other: _TensorLike) -> Tensor:
         """Element-wise smaller of two tensors; a tie splits the gradient in half.
 
         >>> minidl.tensor([1.0, 5.0]).minimum(minidl.tensor([3.0, 2.0]))
@@ -694,7 +716,7 @@ class Tensor:
         """
         return _binary(_F.Minimum, self, other)
 
-    def outer(self, other):
+    def outer(self, other: _TensorLike) -> Tensor:
         """The outer product of two 1-d tensors: (n,) and (m,) -> (n, m).
 
         >>> minidl.ones(2).outer(minidl.arange(3.0)).shape
@@ -710,37 +732,37 @@ class Tensor:
     # PyTorch's rules: a leaf that requires grad cannot be changed in place while grad
     # mode is on; under no_grad the array is updated where it is. Every change bumps the
     # version counter, which backward checks for the tensors it saved.
-    def __iadd__(self, other):
+    def __iadd__(self, other: _TensorLike) -> Tensor:
         return self._in_place(_F.Add, other)
 
-    def __isub__(self, other):
+    def __isub__(self, other: _TensorLike) -> Tensor:
         return self._in_place(_F.Sub, other)
 
-    def __imul__(self, other):
+    def __imul__(self, other: _TensorLike) -> Tensor:
         return self._in_place(_F.Mul, other)
 
-    def __itruediv__(self, other):
+    def __itruediv__(self, other: _TensorLike) -> Tensor:
         return self._in_place(_F.Div, other, floats=True)
 
-    def __ipow__(self, other):
+    def __ipow__(self, other: _TensorLike) -> Tensor:
         return self._in_place(_F.Pow, other)
 
-    def __ifloordiv__(self, other):
+    def __ifloordiv__(self, other: _TensorLike) -> Tensor:
         return self._in_place(_F.FloorDivide, other)
 
-    def __imod__(self, other):
+    def __imod__(self, other: _TensorLike) -> Tensor:
         return self._in_place(_F.Remainder, other)
 
-    def __iand__(self, other):
+    def __iand__(self, other: _TensorLike) -> Tensor:
         return self._assign(self._bitwise(np.bitwise_and, other))
 
-    def __ior__(self, other):
+    def __ior__(self, other: _TensorLike) -> Tensor:
         return self._assign(self._bitwise(np.bitwise_or, other))
 
-    def __ixor__(self, other):
+    def __ixor__(self, other: _TensorLike) -> Tensor:
         return self._assign(self._bitwise(np.bitwise_xor, other))
 
-    def pow_(self, exponent):
+    def pow_(self, exponent: _TensorLike) -> Tensor:
         """In-place ``self **= exponent``; returns self.
 
         >>> minidl.tensor([2.0, 3.0]).pow_(2)
@@ -748,7 +770,7 @@ class Tensor:
         """
         return self._in_place(_F.Pow, exponent)
 
-    def neg_(self):
+    def neg_(self) -> Tensor:
         """In-place negation; returns self.
 
         >>> minidl.ones(2).neg_()
@@ -756,7 +778,7 @@ class Tensor:
         """
         return self._in_place(_F.Neg)
 
-    def exp_(self):
+    def exp_(self) -> Tensor:
         """In-place :meth:`exp`; returns self.
 
         >>> minidl.zeros(1).exp_()
@@ -764,7 +786,7 @@ class Tensor:
         """
         return self._in_place(_F.Exp)
 
-    def log_(self):
+    def log_(self) -> Tensor:
         """In-place :meth:`log`; returns self.
 
         >>> minidl.ones(1).log_()
@@ -772,7 +794,7 @@ class Tensor:
         """
         return self._in_place(_F.Log)
 
-    def sqrt_(self):
+    def sqrt_(self) -> Tensor:
         """In-place :meth:`sqrt`; returns self.
 
         >>> minidl.tensor([4.0]).sqrt_()
@@ -780,7 +802,7 @@ class Tensor:
         """
         return self._in_place(_F.Sqrt)
 
-    def abs_(self):
+    def abs_(self) -> Tensor:
         """In-place :meth:`abs`; returns self.
 
         >>> minidl.tensor([-2.0]).abs_()
@@ -788,7 +810,7 @@ class Tensor:
         """
         return self._in_place(_F.Abs)
 
-    def relu_(self):
+    def relu_(self) -> Tensor:
         """In-place :meth:`relu`; returns self.
 
         >>> minidl.tensor([-2.0, 1.0]).relu_()
@@ -796,7 +818,7 @@ class Tensor:
         """
         return self._in_place(_F.ReLU)
 
-    def sigmoid_(self):
+    def sigmoid_(self) -> Tensor:
         """In-place :meth:`sigmoid`; returns self.
 
         >>> minidl.zeros(1).sigmoid_()
@@ -804,7 +826,7 @@ class Tensor:
         """
         return self._in_place(_F.Sigmoid)
 
-    def tanh_(self):
+    def tanh_(self) -> Tensor:
         """In-place :meth:`tanh`; returns self.
 
         >>> minidl.zeros(1).tanh_()
@@ -812,7 +834,7 @@ class Tensor:
         """
         return self._in_place(_F.Tanh)
 
-    def masked_fill_(self, mask, value):
+    def masked_fill_(self, mask: _TensorLike, value: _TensorLike) -> Tensor:
         """In-place :meth:`masked_fill`; returns self.
 
         >>> minidl.ones(2).masked_fill_(minidl.tensor([True, False]), 0.0)
@@ -824,7 +846,14 @@ class Tensor:
         index = np.broadcast_to(mask, self.shape) if mask.shape != self.shape else mask
         return self._in_place(_F.IndexPut, _fill_value(value, self.dtype), index=index.copy())
 
-    def scatter_(self, dim, index, src=None, *, value=None):
+    def scatter_(
+        self,
+        dim: int,
+        index: _TensorLike,
+        src: _TensorLike | None = None,
+        *,
+        value: _TensorLike | None = None,
+    ) -> Tensor:
         """In-place :meth:`scatter`; returns self.
 
         >>> minidl.zeros(3).scatter_(0, minidl.tensor([1]), 5.0)
@@ -832,7 +861,7 @@ class Tensor:
         """
         return self._assign(self.scatter(dim, index, src, value=value))
 
-    def scatter_add_(self, dim, index, src):
+    def scatter_add_(self, dim: int, index: Tensor, src: _TensorLike) -> Tensor:
         """In-place :meth:`scatter_add`; returns self.
 
         >>> minidl.zeros(3).scatter_add_(0, minidl.tensor([1, 1]), minidl.ones(2))
@@ -854,7 +883,7 @@ class Tensor:
             self._ctx, self._requires_grad = result._ctx, True
         return self
 
-    def add_(self, other):
+    def add_(self, other: _TensorLike) -> Tensor:
         """In-place ``self += other``; returns self.
 
         >>> x = minidl.zeros(2)
@@ -863,7 +892,7 @@ class Tensor:
         """
         return self._in_place(_F.Add, other)
 
-    def sub_(self, other):
+    def sub_(self, other: _TensorLike) -> Tensor:
         """In-place ``self -= other``; returns self.
 
         >>> minidl.ones(2).sub_(1)
@@ -871,7 +900,7 @@ class Tensor:
         """
         return self._in_place(_F.Sub, other)
 
-    def mul_(self, other):
+    def mul_(self, other: _TensorLike) -> Tensor:
         """In-place ``self *= other``; returns self.
 
         >>> minidl.ones(2).mul_(3)
@@ -879,7 +908,7 @@ class Tensor:
         """
         return self._in_place(_F.Mul, other)
 
-    def div_(self, other):
+    def div_(self, other: _TensorLike) -> Tensor:
         """In-place ``self /= other``; returns self.
 
         >>> minidl.ones(2).div_(4)
@@ -887,7 +916,7 @@ class Tensor:
         """
         return self._in_place(_F.Div, other, floats=True)
 
-    def clamp_(self, min=None, max=None):
+    def clamp_(self, min: _TensorLike | None = None, max: _TensorLike | None = None) -> Tensor:
         """In-place :meth:`clamp`; returns self.
 
         >>> minidl.tensor([-1.0, 2.0]).clamp_(min=0.0)
@@ -896,7 +925,7 @@ class Tensor:
         _clamp_bounds(min, max, "clamp_")
         return self._in_place(_F.Clip, min=min, max=max)
 
-    def zero_(self):
+    def zero_(self) -> Tensor:
         """Fill with zeros in place; returns self.
 
         >>> minidl.ones(2).zero_()
@@ -904,7 +933,7 @@ class Tensor:
         """
         return self.fill_(0)
 
-    def fill_(self, value):
+    def fill_(self, value: _TensorLike) -> Tensor:
         """Fill with ``value`` in place; returns self.
 
         >>> minidl.zeros(2).fill_(7)
@@ -912,7 +941,7 @@ class Tensor:
         """
         return self._in_place(_F.Fill, value, shape=self.shape)
 
-    def copy_(self, src):
+    def copy_(self, src: _TensorLike) -> Tensor:
         """Copy ``src`` (broadcast to this shape, cast to this dtype) into this tensor.
 
         >>> x = minidl.zeros(2, 2)
@@ -922,7 +951,7 @@ class Tensor:
         """
         return self._in_place(_F.Fill, src, shape=self.shape)
 
-    def normal_(self, mean=0.0, std=1.0):
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
         """Fill with samples from N(mean, std**2) drawn from minidl's generator; returns self.
 
         >>> minidl.zeros(3).normal_().shape
@@ -933,7 +962,7 @@ class Tensor:
         values = _random.generator().normal(mean, std, self.shape)
         return self._in_place(_F.Fill, values.astype(self.dtype), shape=self.shape)
 
-    def uniform_(self, a=0.0, b=1.0):
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
         """Fill with samples uniform on [a, b) drawn from minidl's generator; returns self.
 
         >>> bool(((minidl.zeros(100).uniform_(2, 3)) >= 2).all())
@@ -1007,25 +1036,25 @@ class Tensor:
 
     # ------------------------------------------------------------------ comparisons
     # Element-wise, giving bool tensors that do not require grad.
-    def __lt__(self, other):
+    def __lt__(self, other: _TensorLike) -> Tensor:
         return self._compare(np.less, other)
 
-    def __le__(self, other):
+    def __le__(self, other: _TensorLike) -> Tensor:
         return self._compare(np.less_equal, other)
 
-    def __gt__(self, other):
+    def __gt__(self, other: _TensorLike) -> Tensor:
         return self._compare(np.greater, other)
 
-    def __ge__(self, other):
+    def __ge__(self, other: _TensorLike) -> Tensor:
         return self._compare(np.greater_equal, other)
 
-    def __eq__(self, other):
+    def __eq__(self, other: _TensorLike) -> Tensor:  # type: ignore[override]
         return self._compare(np.equal, other)
 
-    def __ne__(self, other):
+    def __ne__(self, other: _TensorLike) -> Tensor:  # type: ignore[override]
         return self._compare(np.not_equal, other)
 
-    def lt(self, other):
+    def lt(self, other: _TensorLike) -> Tensor:
         """``self < other`` element-wise (bool).
 
         >>> minidl.tensor([1, 3]).lt(2)
@@ -1033,7 +1062,7 @@ class Tensor:
         """
         return self._compare(np.less, other)
 
-    def le(self, other):
+    def le(self, other: _TensorLike) -> Tensor:
         """``self <= other`` element-wise (bool).
 
         >>> minidl.tensor([1, 3]).le(1)
@@ -1041,7 +1070,7 @@ class Tensor:
         """
         return self._compare(np.less_equal, other)
 
-    def gt(self, other):
+    def gt(self, other: _TensorLike) -> Tensor:
         """``self > other`` element-wise (bool).
 
         >>> minidl.tensor([1, 3]).gt(2)
@@ -1049,7 +1078,7 @@ class Tensor:
         """
         return self._compare(np.greater, other)
 
-    def ge(self, other):
+    def ge(self, other: _TensorLike) -> Tensor:
         """``self >= other`` element-wise (bool).
 
         >>> minidl.tensor([1, 3]).ge(3)
@@ -1057,7 +1086,7 @@ class Tensor:
         """
         return self._compare(np.greater_equal, other)
 
-    def eq(self, other):
+    def eq(self, other: _TensorLike) -> Tensor:
         """``self == other`` element-wise (bool).
 
         >>> minidl.tensor([1, 3]).eq(3)
@@ -1065,7 +1094,7 @@ class Tensor:
         """
         return self._compare(np.equal, other)
 
-    def ne(self, other):
+    def ne(self, other: _TensorLike) -> Tensor:
         """``self != other`` element-wise (bool).
 
         >>> minidl.tensor([1, 3]).ne(3)
@@ -1077,7 +1106,7 @@ class Tensor:
         other = other._data if isinstance(other, Tensor) else other
         return Tensor._wrap(_F._broadcasting(ufunc.__name__, ufunc, self._data, other))
 
-    def isnan(self):
+    def isnan(self) -> Tensor:
         """Where the values are NaN (bool).
 
         >>> minidl.tensor([1.0, float("nan")]).isnan()
@@ -1085,7 +1114,7 @@ class Tensor:
         """
         return Tensor._wrap(np.isnan(self._data))
 
-    def isinf(self):
+    def isinf(self) -> Tensor:
         """Where the values are +-inf (bool).
 
         >>> minidl.tensor([1.0, float("inf")]).isinf()
@@ -1093,7 +1122,7 @@ class Tensor:
         """
         return Tensor._wrap(np.isinf(self._data))
 
-    def isfinite(self):
+    def isfinite(self) -> Tensor:
         """Where the values are neither NaN nor +-inf (bool).
 
         >>> minidl.tensor([1.0, float("inf")]).isfinite()
@@ -1101,7 +1130,9 @@ class Tensor:
         """
         return Tensor._wrap(np.isfinite(self._data))
 
-    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    def isclose(
+        self, other: _TensorLike, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+    ) -> Tensor:
         """``|self - other| <= atol + rtol * |other|`` element-wise (bool), as torch.isclose.
 
         >>> minidl.tensor([1.0, 2.0]).isclose(minidl.tensor([1.0, 2.1]))
@@ -1114,7 +1145,9 @@ class Tensor:
             )
         )
 
-    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    def allclose(
+        self, other: _TensorLike, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+    ) -> bool:
         """Whether :meth:`isclose` holds everywhere (a Python bool).
 
         >>> minidl.ones(2).allclose(minidl.ones(2) + 1e-9)
@@ -1123,25 +1156,25 @@ class Tensor:
         return bool(self.isclose(other, rtol, atol, equal_nan)._data.all())
 
     # ------------------------------------------------------------------ logic and bits
-    def __and__(self, other):
+    def __and__(self, other: _TensorLike) -> Tensor:
         return self._bitwise(np.bitwise_and, other)
 
-    def __rand__(self, other):
+    def __rand__(self, other: _TensorLike) -> Tensor:
         return self._bitwise(np.bitwise_and, other)
 
-    def __or__(self, other):
+    def __or__(self, other: _TensorLike) -> Tensor:
         return self._bitwise(np.bitwise_or, other)
 
-    def __ror__(self, other):
+    def __ror__(self, other: _TensorLike) -> Tensor:
         return self._bitwise(np.bitwise_or, other)
 
-    def __xor__(self, other):
+    def __xor__(self, other: _TensorLike) -> Tensor:
         return self._bitwise(np.bitwise_xor, other)
 
-    def __rxor__(self, other):
+    def __rxor__(self, other: _TensorLike) -> Tensor:
         return self._bitwise(np.bitwise_xor, other)
 
-    def __invert__(self):
+    def __invert__(self) -> Tensor:
         if self.dtype.kind not in "biu":
             raise TypeError(f"~: bitwise not needs a bool or integer tensor, got {self.dtype}")
         return Tensor._wrap(np.invert(self._data))
@@ -1157,7 +1190,7 @@ class Tensor:
         result = _F._broadcasting(ufunc.__name__, ufunc, self._data.astype(dtype), other)
         return Tensor._wrap(np.asarray(result, dtype=dtype))
 
-    def logical_and(self, other):
+    def logical_and(self, other: _TensorLike) -> Tensor:
         """Element-wise ``self and other`` of the truth values (bool).
 
         >>> minidl.tensor([1, 0]).logical_and(minidl.tensor([1, 1]))
@@ -1167,7 +1200,7 @@ class Tensor:
             _F._broadcasting("logical_and", np.logical_and, self._data, _plain(other))
         )
 
-    def logical_or(self, other):
+    def logical_or(self, other: _TensorLike) -> Tensor:
         """Element-wise ``self or other`` of the truth values (bool).
 
         >>> minidl.tensor([1, 0]).logical_or(minidl.tensor([0, 0]))
@@ -1177,7 +1210,7 @@ class Tensor:
             _F._broadcasting("logical_or", np.logical_or, self._data, _plain(other))
         )
 
-    def logical_not(self):
+    def logical_not(self) -> Tensor:
         """Element-wise ``not self`` of the truth values (bool).
 
         >>> minidl.tensor([1, 0]).logical_not()
@@ -1186,7 +1219,7 @@ class Tensor:
         return Tensor._wrap(np.logical_not(self._data))
 
     # ------------------------------------------------------------------ indexing
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Tensor:
         """``x[index]``: ints, slices, None, Ellipsis, integer or boolean arrays (or tensors).
 
         Layout as in PyTorch: integer indices are applied first, so ``x[0, :, [0, 1]]``
@@ -1204,7 +1237,7 @@ class Tensor:
             out._view_index = first  # lets an in-place change of the view reach self
         return out
 
-    def __setitem__(self, index, value):
+    def __setitem__(self, index: Any, value: _TensorLike) -> None:
         """``x[index] = value``: in place, ``value`` broadcast; recorded for autograd.
 
         >>> x = minidl.zeros(2, 3)
@@ -1222,7 +1255,7 @@ class Tensor:
             index = first
         self._in_place(_F.IndexPut, _operand(value), index=index)
 
-    def gather(self, dim, index):
+    def gather(self, dim: int, index: Tensor) -> Tensor:
         """``out[i][j] = self[i][index[i][j]]`` for dim 1 (any dim), as ``torch.gather``.
 
         >>> minidl.tensor([[1.0, 2.0], [3.0, 4.0]]).gather(1, minidl.tensor([[1], [0]]))
@@ -1239,7 +1272,14 @@ class Tensor:
         _check_index_range(index, self.shape[axis], "gather")
         return _F.Gather.apply(self, axis, index)
 
-    def scatter(self, dim, index, src=None, *, value=None):
+    def scatter(
+        self,
+        dim: int,
+        index: _TensorLike,
+        src: _TensorLike | None = None,
+        *,
+        value: _TensorLike | None = None,
+    ) -> Tensor:
         """A copy with ``src`` (or ``value``) written at ``index`` along ``dim`` (torch.scatter).
 
         >>> minidl.zeros(2, 3).scatter(1, minidl.tensor([[2], [0]]), 5.0)
@@ -1248,7 +1288,7 @@ class Tensor:
         """
         return self._scatter(dim, index, value if src is None else src, False, "scatter")
 
-    def scatter_add(self, dim, index, src):
+    def scatter_add(self, dim: int, index: Tensor, src: _TensorLike) -> Tensor:
         """A copy with ``src`` added at ``index`` along ``dim`` (repeats add up).
 
         >>> minidl.zeros(3).scatter_add(0, minidl.tensor([0, 0, 2]), minidl.ones(3))
@@ -1272,7 +1312,7 @@ class Tensor:
             src = np.asarray(src, dtype=self.dtype)  # a number, in this tensor's dtype
         return _F.Scatter.apply(self, axis, index, src, add=add)
 
-    def index_select(self, dim, index):
+    def index_select(self, dim: int, index: Tensor) -> Tensor:
         """The entries ``index`` (1-d integers) along ``dim``.
 
         >>> minidl.arange(6.0).reshape(2, 3).index_select(1, minidl.tensor([2, 0]))
@@ -1286,7 +1326,7 @@ class Tensor:
         _check_index_range(index, self.shape[axis], "index_select")
         return _F.IndexSelect.apply(self, axis, index.reshape(-1))
 
-    def masked_fill(self, mask, value):
+    def masked_fill(self, mask: _TensorLike, value: _TensorLike) -> Tensor:
         """A copy with ``value`` where the bool ``mask`` (broadcast) is true.
 
         >>> minidl.ones(3).masked_fill(minidl.tensor([True, False, True]), 0.0)
@@ -1300,7 +1340,15 @@ class Tensor:
         return where(mask, _fill_value(value, self.dtype), self)  # keeps self's dtype
 
     # ------------------------------------------------------------------ reductions
-    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
+    def sum(
+        self,
+        dim: int | Sequence[int] | None = None,
+        keepdim: bool = False,
+        *,
+        axis: int | Sequence[int] | None = None,
+        keepdims: bool | None = None,
+        dtype: DTypeLike | None = None,
+    ) -> Tensor:
         """Sum over ``dim`` (None: all; an int or a tuple); ``keepdim`` keeps them as size 1.
 
         Float data is accumulated in float64 by the compiled kernels; integers and
@@ -1314,7 +1362,15 @@ class Tensor:
             x = x.astype(np.int64)
         return _F.Sum.apply(x, axis=_dims(dim, axis, "sum"), keepdims=_keep(keepdim, keepdims))
 
-    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
+    def mean(
+        self,
+        dim: int | Sequence[int] | None = None,
+        keepdim: bool = False,
+        *,
+        axis: int | Sequence[int] | None = None,
+        keepdims: bool | None = None,
+        dtype: DTypeLike | None = None,
+    ) -> Tensor:
         """Mean over ``dim`` (None: all; an int or a tuple).
 
         >>> minidl.tensor([[1.0, 3.0]]).mean(dim=1)
@@ -1323,7 +1379,13 @@ class Tensor:
         x = self._float_input("mean", dtype)
         return _F.Mean.apply(x, axis=_dims(dim, axis, "mean"), keepdims=_keep(keepdim, keepdims))
 
-    def prod(self, dim=None, keepdim=False, *, dtype=None):
+    def prod(
+        self,
+        dim: int | Sequence[int] | None = None,
+        keepdim: bool = False,
+        *,
+        dtype: DTypeLike | None = None,
+    ) -> Tensor:
         """Product over one ``dim`` (None: all); integers give int64.
 
         >>> minidl.tensor([[1.0, 2.0], [3.0, 4.0]]).prod(1)
@@ -1340,7 +1402,7 @@ class Tensor:
             return _F.Prod.apply(x).reshape([1] * self.ndim)
         return _F.Prod.apply(x, axis=axis, keepdims=bool(keepdim))
 
-    def amax(self, dim=None, keepdim=False):
+    def amax(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
         """Largest value over ``dim`` (an int or a tuple); tied maxima share the gradient.
 
         >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).amax(dim=1)
@@ -1348,7 +1410,7 @@ class Tensor:
         """
         return _F.Max.apply(self, axis=dim, keepdims=bool(keepdim))
 
-    def amin(self, dim=None, keepdim=False):
+    def amin(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
         """Smallest value over ``dim`` (an int or a tuple); tied minima share the gradient.
 
         >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).amin(dim=0)
@@ -1356,7 +1418,14 @@ class Tensor:
         """
         return _F.Min.apply(self, axis=dim, keepdims=bool(keepdim))
 
-    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def max(
+        self,
+        dim: int | Sequence[int] | None = None,
+        keepdim: bool = False,
+        *,
+        axis: int | Sequence[int] | None = None,
+        keepdims: bool | None = None,
+    ) -> Any:
         """The largest value; with ``dim`` (an int) a named pair ``(values, indices)``.
 
         As ``torch.max``: ``x.max()`` is one value (tied maxima share the gradient);
@@ -1371,7 +1440,14 @@ class Tensor:
         """
         return self._extreme(dim, keepdim, axis, keepdims, "max")
 
-    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def min(
+        self,
+        dim: int | Sequence[int] | None = None,
+        keepdim: bool = False,
+        *,
+        axis: int | Sequence[int] | None = None,
+        keepdims: bool | None = None,
+    ) -> Any:
         """The smallest value; with ``dim`` (an int) a named pair ``(values, indices)``.
 
         >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).min(0).values
@@ -1399,8 +1475,15 @@ class Tensor:
         return pair(values, indices)
 
     def var(
-        self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None
-    ):
+        self,
+        dim: int | Sequence[int] | None = None,
+        unbiased: bool | None = None,
+        keepdim: bool = False,
+        *,
+        correction: float | None = None,
+        axis: int | Sequence[int] | None = None,
+        keepdims: bool | None = None,
+    ) -> Tensor:
         """Variance over ``dim``: ``sum((x - mean)**2) / (count - correction)``.
 
         ``correction=1`` (the default, as in PyTorch; ``unbiased=False`` is
@@ -1421,8 +1504,15 @@ class Tensor:
         )
 
     def std(
-        self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None
-    ):
+        self,
+        dim: int | Sequence[int] | None = None,
+        unbiased: bool | None = None,
+        keepdim: bool = False,
+        *,
+        correction: float | None = None,
+        axis: int | Sequence[int] | None = None,
+        keepdims: bool | None = None,
+    ) -> Tensor:
         """Standard deviation over ``dim``: the square root of :meth:`var`.
 
         >>> minidl.tensor([1.0, 3.0]).std(unbiased=False)
@@ -1433,7 +1523,7 @@ class Tensor:
         )
         return _F.SqrtZeroSafe.apply(variance)  # zero gradient where the spread is zero
 
-    def logsumexp(self, dim, keepdim=False):
+    def logsumexp(self, dim: int, keepdim: bool = False) -> Tensor:
         """``log(sum(exp(x)))`` over ``dim``, computed without overflow.
 
         >>> minidl.tensor([[0.0, 0.0]]).logsumexp(1)
@@ -1445,7 +1535,9 @@ class Tensor:
             return x if keepdim else x.reshape(self.shape)
         return _F.LogSumExp.apply(x, axis=axes, keepdims=bool(keepdim))
 
-    def norm(self, p="fro", dim=None, keepdim=False):
+    def norm(
+        self, p: float | str = "fro", dim: int | Sequence[int] | None = None, keepdim: bool = False
+    ) -> Tensor:
         """The p-norm over ``dim`` (all by default): p = 2 ('fro'), 1, inf, or any number.
 
         >>> minidl.tensor([3.0, 4.0]).norm()
@@ -1465,7 +1557,7 @@ class Tensor:
             raise ValueError(f"norm: p must be a non-negative number, 'fro' or inf, got {p!r}")
         return _F.NormP.apply(x, float(p), axis=dim, keepdims=bool(keepdim))
 
-    def cumsum(self, dim, *, dtype=None):
+    def cumsum(self, dim: int, *, dtype: DTypeLike | None = None) -> Tensor:
         """Running sums along ``dim``; integers give int64.
 
         >>> minidl.tensor([1.0, 2.0, 3.0]).cumsum(0)
@@ -1478,7 +1570,14 @@ class Tensor:
             return x.clone()
         return _F.Cumsum.apply(x, axis[0])
 
-    def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def argmax(
+        self,
+        dim: int | Sequence[int] | None = None,
+        keepdim: bool = False,
+        *,
+        axis: int | Sequence[int] | None = None,
+        keepdims: bool | None = None,
+    ) -> Tensor:
         """Indices of the largest values along ``dim`` (int64, no gradient).
 
         >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).argmax(dim=1)
@@ -1486,7 +1585,14 @@ class Tensor:
         """
         return self._arg(np.argmax, dim, keepdim, axis, keepdims, "argmax")
 
-    def argmin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def argmin(
+        self,
+        dim: int | Sequence[int] | None = None,
+        keepdim: bool = False,
+        *,
+        axis: int | Sequence[int] | None = None,
+        keepdims: bool | None = None,
+    ) -> Tensor:
         """Indices of the smallest values along ``dim`` (int64, no gradient).
 
         >>> minidl.tensor([[1.0, 5.0], [7.0, 2.0]]).argmin(dim=1)
@@ -1509,7 +1615,7 @@ class Tensor:
         out = function(self._data, axis=axes[0], keepdims=keepdim)
         return Tensor._wrap(np.asarray(out, dtype=np.int64))
 
-    def sort(self, dim=-1, descending=False, stable=False):
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
         """Sorted values and their indices along ``dim``: a named pair ``(values, indices)``.
 
         NaN sorts as the largest value, as in PyTorch.
@@ -1522,7 +1628,7 @@ class Tensor:
             return sort_result(self.clone(), indices)
         return sort_result(self.gather(dim, indices), indices)
 
-    def argsort(self, dim=-1, descending=False, stable=False):
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
         """The indices that sort the values along ``dim`` (int64).
 
         >>> minidl.tensor([3.0, 1.0, 2.0]).argsort(descending=True)
@@ -1541,7 +1647,7 @@ class Tensor:
             order = np.argsort(self._data, axis=axis, kind="stable")
         return Tensor._wrap(order.astype(np.int64))
 
-    def topk(self, k, dim=-1, largest=True, sorted=True):
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:
         """The ``k`` largest (or smallest) values along ``dim`` and their indices.
 
         >>> minidl.tensor([1.0, 5.0, 3.0]).topk(2)
@@ -1557,7 +1663,14 @@ class Tensor:
         indices = order.narrow(axes[0], 0, int(k))
         return topk_result(self.gather(axes[0], indices), indices)
 
-    def all(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def all(
+        self,
+        dim: int | Sequence[int] | None = None,
+        keepdim: bool = False,
+        *,
+        axis: int | Sequence[int] | None = None,
+        keepdims: bool | None = None,
+    ) -> Tensor:
         """Whether every element (along ``dim``) is true: a bool tensor, no gradient.
 
         >>> (minidl.ones(2) > 0).all()
@@ -1566,7 +1679,14 @@ class Tensor:
         axes = _F._normalize_axes(_dims(dim, axis, "all"), self.ndim, "all")
         return Tensor._wrap(np.all(self._data, axis=axes, keepdims=_keep(keepdim, keepdims)))
 
-    def any(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def any(
+        self,
+        dim: int | Sequence[int] | None = None,
+        keepdim: bool = False,
+        *,
+        axis: int | Sequence[int] | None = None,
+        keepdims: bool | None = None,
+    ) -> Tensor:
         """Whether any element (along ``dim``) is true: a bool tensor, no gradient.
 
         >>> (minidl.ones(2) > 1).any()
@@ -1575,7 +1695,7 @@ class Tensor:
         axes = _F._normalize_axes(_dims(dim, axis, "any"), self.ndim, "any")
         return Tensor._wrap(np.any(self._data, axis=axes, keepdims=_keep(keepdim, keepdims)))
 
-    def softmax(self, dim):
+    def softmax(self, dim: int) -> Tensor:
         """``exp(x) / sum(exp(x))`` along ``dim``, computed stably.
 
         >>> minidl.zeros(1, 2).softmax(1)
@@ -1586,7 +1706,7 @@ class Tensor:
             _F.Softmax.apply(self._as_float(), dim=dim) if self.ndim else self._as_float() * 0 + 1
         )
 
-    def log_softmax(self, dim):
+    def log_softmax(self, dim: int) -> Tensor:
         """``x - logsumexp(x)`` along ``dim``, computed stably.
 
         >>> minidl.zeros(1, 2).log_softmax(1)
@@ -1606,7 +1726,7 @@ class Tensor:
         return x
 
     # ------------------------------------------------------------------ shape
-    def reshape(self, *shape):
+    def reshape(self, *shape: Any) -> Tensor:
         """The same data in a new shape; one dim may be -1. ``reshape(2, 3)`` or ``((2, 3))``.
 
         >>> minidl.arange(6.0).reshape(2, 3).shape
@@ -1622,7 +1742,7 @@ class Tensor:
                 )
         return _F.Reshape.apply(self, shape=shape)
 
-    def view(self, *shape):
+    def view(self, *shape: int | Sequence[int]) -> Tensor:
         """This tensor's memory seen in another shape; refused where that needs a copy.
 
         As ``torch.Tensor.view``: a transposed tensor cannot always be viewed
@@ -1639,7 +1759,7 @@ class Tensor:
             )
         return out
 
-    def view_as(self, other):
+    def view_as(self, other: Tensor) -> Tensor:
         """This tensor in ``other``'s shape.
 
         >>> minidl.zeros(6).view_as(minidl.zeros(2, 3)).shape
@@ -1647,7 +1767,7 @@ class Tensor:
         """
         return self.reshape(other.shape)
 
-    def unsqueeze(self, dim):
+    def unsqueeze(self, dim: int) -> Tensor:
         """A size-1 dim inserted at ``dim`` (negative counts from the end of the result).
 
         >>> minidl.zeros(2, 3).unsqueeze(1).shape
@@ -1656,7 +1776,7 @@ class Tensor:
         axis = _F._normalize_axes(dim, self.ndim + 1, "unsqueeze")[0]
         return self.reshape(*self.shape[:axis], 1, *self.shape[axis:])
 
-    def squeeze(self, dim=None):
+    def squeeze(self, dim: int | Sequence[int] | None = None) -> Tensor:
         """Size-1 dims removed: all of them, or only ``dim`` (an int or a tuple) when size 1.
 
         >>> minidl.zeros(2, 1, 3, 1).squeeze().shape
@@ -1668,7 +1788,7 @@ class Tensor:
         shape = [n for i, n in enumerate(self.shape) if not (i in axes and n == 1)]
         return self.reshape(*shape)
 
-    def expand(self, *sizes):
+    def expand(self, *sizes: int | Sequence[int]) -> Tensor:
         """This tensor broadcast to ``sizes`` (a view; -1 keeps a dim), as ``torch.expand``.
 
         >>> minidl.ones(3, 1).expand(3, 4).shape
@@ -1686,7 +1806,7 @@ class Tensor:
         )
         return _F.Expand.apply(self, shape=shape)
 
-    def expand_as(self, other):
+    def expand_as(self, other: Tensor) -> Tensor:
         """This tensor broadcast to ``other``'s shape.
 
         >>> minidl.ones(3).expand_as(minidl.zeros(2, 3)).shape
@@ -1694,7 +1814,7 @@ class Tensor:
         """
         return _F.Expand.apply(self, shape=other.shape)
 
-    def repeat(self, *repeats):
+    def repeat(self, *repeats: int | Sequence[int]) -> Tensor:
         """The tensor tiled ``repeats[i]`` times along dim i (``torch.repeat``, numpy's ``tile``).
 
         >>> minidl.tensor([1.0, 2.0]).repeat(2, 2)
@@ -1709,7 +1829,7 @@ class Tensor:
             )
         return _F.Repeat.apply(self, repeats=repeats)
 
-    def flip(self, *dims):
+    def flip(self, *dims: int | Sequence[int]) -> Tensor:
         """The order of the entries reversed along ``dims``.
 
         >>> minidl.arange(3.0).flip(0)
@@ -1718,7 +1838,7 @@ class Tensor:
         axes = _F._normalize_axes(_int_list(dims, "flip", "dims"), self.ndim, "flip")
         return _F.Flip.apply(self, axes=axes)
 
-    def roll(self, shifts, dims=None):
+    def roll(self, shifts: Any, dims: int | Sequence[int] | None = None) -> Tensor:
         """Entries shifted cyclically by ``shifts`` along ``dims`` (flattened when None).
 
         >>> minidl.arange(4.0).roll(1)
@@ -1734,7 +1854,7 @@ class Tensor:
             self, shifts=shifts, axes=_F._normalize_axes(dims, self.ndim, "roll")[0]
         )
 
-    def narrow(self, dim, start, length):
+    def narrow(self, dim: int, start: int, length: int) -> Tensor:
         """``length`` entries from ``start`` along ``dim`` (a view).
 
         >>> minidl.arange(5.0).narrow(0, 1, 2)
@@ -1752,7 +1872,11 @@ class Tensor:
         index[axis] = slice(start, start + length)
         return self[tuple(index)]
 
-    def split(self, split_size_or_sections, dim=0):
+    def split(
+        self,
+        split_size_or_sections: int | list[int] | tuple[int, ...],
+        dim: int | Sequence[int] = 0,
+    ) -> tuple[Tensor, ...]:
         """Pieces along ``dim``: of ``split_size`` each (the last may be smaller), or of the
         given sizes.
 
@@ -1778,7 +1902,7 @@ class Tensor:
             start += size
         return tuple(pieces)
 
-    def chunk(self, chunks, dim=0):
+    def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
         """``chunks`` pieces along ``dim`` of equal size (the last may be smaller), as torch.
 
         >>> [t.shape for t in minidl.zeros(5).chunk(3)]
@@ -1789,7 +1913,7 @@ class Tensor:
             raise ValueError(f"chunk: chunks must be positive, got {chunks}")
         return self.split(builtins.max(1, -(-self.shape[axis] // chunks)), axis)
 
-    def permute(self, *axes):
+    def permute(self, *axes: int | Sequence[int]) -> Tensor:
         """Reorder the axes: result axis i is input axis ``axes[i]``.
 
         >>> minidl.zeros(2, 3, 4).permute(2, 0, 1).shape
@@ -1797,7 +1921,7 @@ class Tensor:
         """
         return _F.Permute.apply(self, axes=_int_list(axes, "permute", "dims"))
 
-    def transpose(self, *axes):
+    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
         """Swap two axes, as ``torch.transpose(x, dim0, dim1)``; with none, reverse all axes.
 
         >>> minidl.zeros(2, 3, 4).transpose(0, 2).shape
@@ -1815,7 +1939,7 @@ class Tensor:
         order[first], order[second] = order[second], order[first]
         return _F.Permute.apply(self, axes=tuple(order))
 
-    def t(self):
+    def t(self) -> Tensor:
         """The transpose of a 2-d tensor (a 0-d or 1-d tensor unchanged), as ``torch.t``.
 
         >>> minidl.zeros(2, 3).t().shape
@@ -1826,7 +1950,7 @@ class Tensor:
         return self.transpose() if self.ndim == 2 else self
 
     @property
-    def mT(self):
+    def mT(self) -> Tensor:
         """The last two dims swapped (a batch of matrices transposed).
 
         >>> minidl.zeros(4, 2, 3).mT.shape
@@ -1834,21 +1958,21 @@ class Tensor:
         """
         return self.transpose(-2, -1)
 
-    def unbind(self, dim=0):
+    def unbind(self, dim: int = 0) -> tuple[Tensor, ...]:
         """The slices along ``dim``, as a tuple (that dim removed).
 
         >>> [t.shape for t in minidl.zeros(2, 3).unbind(1)]
         [(2,), (2,), (2,)]
         """
         axis = _F._normalize_axes(dim, self.ndim, "unbind")[0]
-        index = [slice(None)] * self.ndim
+        index: list[Any] = [slice(None)] * self.ndim
         pieces = []
         for i in range(self.shape[axis]):
             index[axis] = i
             pieces.append(self[tuple(index)])
         return tuple(pieces)
 
-    def new_zeros(self, *size):
+    def new_zeros(self, *size: int | Sequence[int]) -> Tensor:
         """Zeros of ``size`` in this tensor's dtype.
 
         >>> minidl.ones(2, dtype="float64").new_zeros(3).dtype
@@ -1856,7 +1980,7 @@ class Tensor:
         """
         return Tensor._of(np.zeros(_shape_of(size, "new_zeros"), self.dtype))
 
-    def new_ones(self, *size):
+    def new_ones(self, *size: int | Sequence[int]) -> Tensor:
         """Ones of ``size`` in this tensor's dtype.
 
         >>> minidl.ones(2).new_ones(2, 2).shape
@@ -1864,7 +1988,7 @@ class Tensor:
         """
         return Tensor._of(np.ones(_shape_of(size, "new_ones"), self.dtype))
 
-    def new_full(self, size, fill_value):
+    def new_full(self, size: int | Sequence[int], fill_value: float) -> Tensor:
         """``size`` filled with ``fill_value`` in this tensor's dtype.
 
         >>> minidl.ones(2).new_full((2,), 7)
@@ -1872,7 +1996,7 @@ class Tensor:
         """
         return Tensor._of(np.full(_shape_of((size,), "new_full"), fill_value, self.dtype))
 
-    def new_tensor(self, data):
+    def new_tensor(self, data: _TensorLike) -> Tensor:
         """A copy of ``data`` in this tensor's dtype.
 
         >>> minidl.ones(1, dtype="float64").new_tensor([1, 2]).dtype
@@ -1880,7 +2004,7 @@ class Tensor:
         """
         return tensor(data, dtype=self.dtype)
 
-    def type_as(self, other):
+    def type_as(self, other: Tensor) -> Tensor:
         """This tensor in ``other``'s dtype.
 
         >>> minidl.arange(2).type_as(minidl.ones(1)).dtype
@@ -1891,7 +2015,7 @@ class Tensor:
         return self.astype(other.dtype)
 
     @property
-    def T(self):
+    def T(self) -> Tensor:
         """All axes reversed (a matrix's transpose).
 
         >>> minidl.zeros(2, 3).T.shape
@@ -1899,7 +2023,7 @@ class Tensor:
         """
         return self.transpose()
 
-    def flatten(self, start_dim=0, end_dim=-1):
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         """Merge dims ``start_dim`` to ``end_dim`` (inclusive) into one, as ``torch.flatten``.
 
         >>> minidl.zeros(2, 3, 4).flatten(start_dim=1).shape
@@ -1919,7 +2043,7 @@ class Tensor:
         merged = math.prod(self.shape[start : end + 1])
         return self.reshape(*self.shape[:start], merged, *self.shape[end + 1 :])
 
-    def tril(self, diagonal=0):
+    def tril(self, diagonal: int = 0) -> Tensor:
         """The lower triangle of the last two dims (the rest zero).
 
         >>> minidl.ones(2, 2).tril()
@@ -1928,7 +2052,7 @@ class Tensor:
         """
         return self._triangle(False, _int_list((diagonal,), "tril", "diagonal")[0])
 
-    def triu(self, diagonal=0):
+    def triu(self, diagonal: int = 0) -> Tensor:
         """The upper triangle of the last two dims (the rest zero).
 
         >>> minidl.ones(2, 2).triu(1)
@@ -1947,7 +2071,7 @@ class Tensor:
     # ------------------------------------------------------------------ element-wise
     # Functions defined on floats compute integer and bool tensors in the default float
     # dtype, as in PyTorch.
-    def exp(self):
+    def exp(self) -> Tensor:
         """Element-wise e**x.
 
         >>> minidl.zeros(2).exp()
@@ -1955,7 +2079,7 @@ class Tensor:
         """
         return _F.Exp.apply(self._as_float())
 
-    def log(self):
+    def log(self) -> Tensor:
         """Element-wise natural logarithm.
 
         >>> minidl.ones(2).log()
@@ -1963,7 +2087,7 @@ class Tensor:
         """
         return _F.Log.apply(self._as_float())
 
-    def log2(self):
+    def log2(self) -> Tensor:
         """Element-wise base-2 logarithm.
 
         >>> minidl.tensor([8.0]).log2()
@@ -1971,7 +2095,7 @@ class Tensor:
         """
         return _F.Log2.apply(self._as_float())
 
-    def log10(self):
+    def log10(self) -> Tensor:
         """Element-wise base-10 logarithm.
 
         >>> minidl.tensor([100.0]).log10()
@@ -1979,7 +2103,7 @@ class Tensor:
         """
         return _F.Log10.apply(self._as_float())
 
-    def log1p(self):
+    def log1p(self) -> Tensor:
         """Element-wise ``log(1 + x)``, accurate for small x.
 
         >>> minidl.zeros(1).log1p()
@@ -1987,7 +2111,7 @@ class Tensor:
         """
         return _F.Log1p.apply(self._as_float())
 
-    def expm1(self):
+    def expm1(self) -> Tensor:
         """Element-wise ``exp(x) - 1``, accurate for small x.
 
         >>> minidl.zeros(1).expm1()
@@ -1995,7 +2119,7 @@ class Tensor:
         """
         return _F.Expm1.apply(self._as_float())
 
-    def sqrt(self):
+    def sqrt(self) -> Tensor:
         """Element-wise square root.
 
         >>> minidl.tensor([4.0, 9.0]).sqrt()
@@ -2003,7 +2127,7 @@ class Tensor:
         """
         return _F.Sqrt.apply(self._as_float())
 
-    def rsqrt(self):
+    def rsqrt(self) -> Tensor:
         """Element-wise ``1 / sqrt(x)``.
 
         >>> minidl.tensor([4.0]).rsqrt()
@@ -2011,7 +2135,7 @@ class Tensor:
         """
         return _F.Rsqrt.apply(self._as_float())
 
-    def sin(self):
+    def sin(self) -> Tensor:
         """Element-wise sine.
 
         >>> minidl.zeros(1).sin()
@@ -2019,7 +2143,7 @@ class Tensor:
         """
         return _F.Sin.apply(self._as_float())
 
-    def cos(self):
+    def cos(self) -> Tensor:
         """Element-wise cosine.
 
         >>> minidl.zeros(1).cos()
@@ -2027,7 +2151,7 @@ class Tensor:
         """
         return _F.Cos.apply(self._as_float())
 
-    def erf(self):
+    def erf(self) -> Tensor:
         """Element-wise error function.
 
         >>> minidl.zeros(1).erf()
@@ -2035,7 +2159,7 @@ class Tensor:
         """
         return _F.Erf.apply(self._as_float())
 
-    def tanh(self):
+    def tanh(self) -> Tensor:
         """Element-wise hyperbolic tangent.
 
         >>> minidl.zeros(1).tanh()
@@ -2043,7 +2167,7 @@ class Tensor:
         """
         return _F.Tanh.apply(self._as_float())
 
-    def sigmoid(self):
+    def sigmoid(self) -> Tensor:
         """Element-wise logistic function 1 / (1 + exp(-x)) (0 where exp(-x) overflows, as torch).
 
         >>> minidl.zeros(1).sigmoid()
@@ -2051,7 +2175,7 @@ class Tensor:
         """
         return _F.Sigmoid.apply(self._as_float())
 
-    def relu(self):
+    def relu(self) -> Tensor:
         """Element-wise max(x, 0); the gradient at 0 is 0, as in PyTorch.
 
         >>> minidl.tensor([-1.0, 2.0]).relu()
@@ -2059,7 +2183,7 @@ class Tensor:
         """
         return _F.ReLU.apply(self)
 
-    def abs(self):
+    def abs(self) -> Tensor:
         """Element-wise absolute value; the gradient at 0 is 0.
 
         >>> minidl.tensor([-2.0, 3.0]).abs()
@@ -2067,7 +2191,7 @@ class Tensor:
         """
         return _F.Abs.apply(self)
 
-    def sign(self):
+    def sign(self) -> Tensor:
         """Element-wise -1, 0 or 1 (zero gradient).
 
         >>> minidl.tensor([-2.0, 0.0, 3.0]).sign()
@@ -2075,7 +2199,7 @@ class Tensor:
         """
         return _F.Sign.apply(self)
 
-    def floor(self):
+    def floor(self) -> Tensor:
         """Element-wise rounding down (zero gradient).
 
         >>> minidl.tensor([1.5, -1.5]).floor()
@@ -2083,7 +2207,7 @@ class Tensor:
         """
         return _F.Floor.apply(self)
 
-    def ceil(self):
+    def ceil(self) -> Tensor:
         """Element-wise rounding up (zero gradient).
 
         >>> minidl.tensor([1.5, -1.5]).ceil()
@@ -2091,7 +2215,7 @@ class Tensor:
         """
         return _F.Ceil.apply(self)
 
-    def round(self):
+    def round(self) -> Tensor:
         """Element-wise rounding to the nearest integer, halves to even (zero gradient).
 
         >>> minidl.tensor([0.5, 1.5, 2.6]).round()
@@ -2099,7 +2223,7 @@ class Tensor:
         """
         return _F.Round.apply(self)
 
-    def trunc(self):
+    def trunc(self) -> Tensor:
         """Element-wise rounding toward zero (zero gradient).
 
         >>> minidl.tensor([1.7, -1.7]).trunc()
@@ -2107,7 +2231,7 @@ class Tensor:
         """
         return _F.Trunc.apply(self)
 
-    def clip(self, min=None, max=None):
+    def clip(self, min: _TensorLike | None = None, max: _TensorLike | None = None) -> Tensor:
         """Limit values to [min, max] (``torch.clamp``); the gradient flows where min <= x <= max.
 
         >>> minidl.tensor([-2.0, 0.5, 3.0]).clip(-1.0, 1.0)
@@ -2115,7 +2239,7 @@ class Tensor:
         """
         return self.clamp(min, max)
 
-    def clamp(self, min=None, max=None):
+    def clamp(self, min: _TensorLike | None = None, max: _TensorLike | None = None) -> Tensor:
         """:meth:`clip` under PyTorch's name; bounds may be numbers or tensors (with gradients).
 
         The result's dtype promotes with the bounds' (``int.clamp(min=1.5)`` is float).
@@ -2142,7 +2266,7 @@ class Tensor:
         return self if dtype == self._data.dtype else self.astype(dtype)
 
     # ------------------------------------------------------------------ dtype
-    def astype(self, dtype):
+    def astype(self, dtype: DTypeLike) -> Tensor:
         """This tensor converted to ``dtype`` (differentiable between float dtypes).
 
         >>> minidl.ones(2).astype("float64").dtype
@@ -2156,7 +2280,7 @@ class Tensor:
             return Tensor._wrap(self._data.astype(dtype))
         return _F.Cast.apply(self, dtype=dtype)
 
-    def type(self, dtype=None):
+    def type(self, dtype: DTypeLike | None = None) -> Any:
         """The dtype's name without ``dtype``; with it, this tensor converted.
 
         >>> minidl.ones(1).type()
@@ -2164,7 +2288,7 @@ class Tensor:
         """
         return str(self.dtype) if dtype is None else self.astype(dtype)
 
-    def float(self):
+    def float(self) -> Tensor:
         """This tensor as float32.
 
         >>> minidl.arange(2).float()
@@ -2172,7 +2296,7 @@ class Tensor:
         """
         return self.astype(np.float32)
 
-    def double(self):
+    def double(self) -> Tensor:
         """This tensor as float64.
 
         >>> minidl.ones(1).double().dtype
@@ -2180,7 +2304,7 @@ class Tensor:
         """
         return self.astype(np.float64)
 
-    def long(self):
+    def long(self) -> Tensor:
         """This tensor as int64.
 
         >>> minidl.tensor([1.7]).long()
@@ -2188,7 +2312,7 @@ class Tensor:
         """
         return self.astype(np.int64)
 
-    def int(self):
+    def int(self) -> Tensor:
         """This tensor as int32.
 
         >>> minidl.tensor([1.7]).int().dtype
@@ -2196,7 +2320,7 @@ class Tensor:
         """
         return self.astype(np.int32)
 
-    def bool(self):
+    def bool(self) -> Tensor:
         """This tensor as bool.
 
         >>> minidl.tensor([0, 2]).bool()
@@ -2423,7 +2547,9 @@ def _infer_array(data, dtype, copy):
     return array
 
 
-def tensor(data, dtype=None, requires_grad=False):
+def tensor(
+    data: _TensorLike, dtype: DTypeLike | None = None, requires_grad: bool = False
+) -> Tensor:
     """A new tensor holding a copy of ``data`` (a number, nested lists or an array).
 
     Python floats become the default float dtype (float32 unless
@@ -2444,7 +2570,7 @@ def tensor(data, dtype=None, requires_grad=False):
     return Tensor._of(array, requires_grad=requires_grad)
 
 
-def from_numpy(array, requires_grad=False):
+def from_numpy(array: ArrayLike, requires_grad: bool = False) -> Tensor:
     """A tensor sharing memory with the numpy ``array`` (no copy), keeping its dtype.
 
     >>> a = np.zeros(3, dtype=np.float32)
@@ -2499,7 +2625,9 @@ def _float_dtype(dtype, where):
     return dtype
 
 
-def zeros(*shape, dtype=None, requires_grad=False):
+def zeros(
+    *shape: int | Sequence[int], dtype: DTypeLike | None = None, requires_grad: bool = False
+) -> Tensor:
     """A tensor of zeros; ``zeros(2, 3)`` or ``zeros((2, 3))``. Float32 unless ``dtype`` says.
 
     >>> minidl.zeros(2, 3).shape
@@ -2511,7 +2639,9 @@ def zeros(*shape, dtype=None, requires_grad=False):
     return Tensor._of(array, requires_grad=requires_grad)
 
 
-def ones(*shape, dtype=None, requires_grad=False):
+def ones(
+    *shape: int | Sequence[int], dtype: DTypeLike | None = None, requires_grad: bool = False
+) -> Tensor:
     """A tensor of ones; ``ones(2, 3)`` or ``ones((2, 3))``. Float32 unless ``dtype`` says.
 
     >>> minidl.ones(3)
@@ -2521,7 +2651,9 @@ def ones(*shape, dtype=None, requires_grad=False):
     return Tensor._of(array, requires_grad=requires_grad)
 
 
-def zeros_like(other, dtype=None, requires_grad=False):
+def zeros_like(
+    other: Tensor, dtype: DTypeLike | None = None, requires_grad: bool = False
+) -> Tensor:
     """A tensor of zeros with the shape (and, unless ``dtype`` says, the dtype) of ``other``.
 
     >>> minidl.zeros_like(minidl.ones(2, dtype="float64"))
@@ -2531,7 +2663,7 @@ def zeros_like(other, dtype=None, requires_grad=False):
     return Tensor._of(np.zeros(data.shape, dtype=dtype or data.dtype), requires_grad=requires_grad)
 
 
-def ones_like(other, dtype=None, requires_grad=False):
+def ones_like(other: Tensor, dtype: DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones with the shape (and, unless ``dtype`` says, the dtype) of ``other``.
 
     >>> minidl.ones_like(minidl.zeros(2))
@@ -2541,30 +2673,40 @@ def ones_like(other, dtype=None, requires_grad=False):
     return Tensor._of(np.ones(data.shape, dtype=dtype or data.dtype), requires_grad=requires_grad)
 
 
-def randn(*shape, dtype=None, requires_grad=False):
+def randn(
+    *shape: int | Sequence[int], dtype: DTypeLike | None = None, requires_grad: bool = False
+) -> Tensor:
     """Standard-normal samples from minidl's generator (see :func:`minidl.manual_seed`).
 
     >>> minidl.manual_seed(0)
     >>> minidl.randn(2, 3).shape
     (2, 3)
     """
-    dtype = _float_dtype(dtype, "randn")
-    array = _random.generator().standard_normal(_shape_of(shape, "randn"), dtype=dtype)
+    float_dtype = _float_dtype(dtype, "randn")
+    array = _random.generator().standard_normal(_shape_of(shape, "randn"), dtype=float_dtype)
     return Tensor._of(array, requires_grad=requires_grad)
 
 
-def rand(*shape, dtype=None, requires_grad=False):
+def rand(
+    *shape: int | Sequence[int], dtype: DTypeLike | None = None, requires_grad: bool = False
+) -> Tensor:
     """Samples uniform on [0, 1) from minidl's generator (see :func:`minidl.manual_seed`).
 
     >>> minidl.rand(4).shape
     (4,)
     """
-    dtype = _float_dtype(dtype, "rand")
-    array = _random.generator().random(_shape_of(shape, "rand"), dtype=dtype)
+    float_dtype = _float_dtype(dtype, "rand")
+    array = _random.generator().random(_shape_of(shape, "rand"), dtype=float_dtype)
     return Tensor._of(array, requires_grad=requires_grad)
 
 
-def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
+def arange(
+    start: float,
+    stop: float | None = None,
+    step: float = 1,
+    dtype: DTypeLike | None = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """Evenly spaced values in [start, stop), like ``numpy.arange`` and ``torch.arange``.
 
     Integers give int64; any float argument gives float32 unless ``dtype`` says.
@@ -2589,7 +2731,12 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
     return Tensor._of(np.arange(start, stop, step, dtype=dtype), requires_grad=requires_grad)
 
 
-def full(size, fill_value, dtype=None, requires_grad=False):
+def full(
+    size: int | Sequence[int],
+    fill_value: float,
+    dtype: DTypeLike | None = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """A tensor of ``size`` filled with ``fill_value``; the dtype follows the value, as torch.
 
     >>> minidl.full((2,), 7)
@@ -2607,7 +2754,12 @@ def full(size, fill_value, dtype=None, requires_grad=False):
     return Tensor._of(array, requires_grad=requires_grad)
 
 
-def full_like(other, fill_value, dtype=None, requires_grad=False):
+def full_like(
+    other: Tensor,
+    fill_value: float,
+    dtype: DTypeLike | None = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """A tensor of ``other``'s shape (and dtype, unless ``dtype`` says) filled with ``fill_value``.
 
     >>> minidl.full_like(minidl.zeros(2), 3)
@@ -2618,7 +2770,9 @@ def full_like(other, fill_value, dtype=None, requires_grad=False):
     return Tensor._of(array, requires_grad=requires_grad)
 
 
-def empty(*shape, dtype=None, requires_grad=False):
+def empty(
+    *shape: int | Sequence[int], dtype: DTypeLike | None = None, requires_grad: bool = False
+) -> Tensor:
     """A tensor whose values are whatever the memory held (the default float dtype).
 
     >>> minidl.empty(2, 3).shape
@@ -2630,7 +2784,9 @@ def empty(*shape, dtype=None, requires_grad=False):
     return Tensor._of(array, requires_grad=requires_grad)
 
 
-def eye(n, m=None, dtype=None, requires_grad=False):
+def eye(
+    n: int, m: int | None = None, dtype: DTypeLike | None = None, requires_grad: bool = False
+) -> Tensor:
     """The (n, m) identity matrix (m = n by default).
 
     >>> minidl.eye(2)
@@ -2644,7 +2800,13 @@ def eye(n, m=None, dtype=None, requires_grad=False):
     return Tensor._of(array, requires_grad=requires_grad)
 
 
-def linspace(start, end, steps, dtype=None, requires_grad=False):
+def linspace(
+    start: float,
+    end: float,
+    steps: int,
+    dtype: DTypeLike | None = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive.
 
     >>> minidl.linspace(0, 1, 5)
@@ -2656,7 +2818,12 @@ def linspace(start, end, steps, dtype=None, requires_grad=False):
     return Tensor._of(array, requires_grad=requires_grad)
 
 
-def randint(low, high=None, size=None, dtype=None):
+def randint(
+    low: int,
+    high: int | None = None,
+    size: int | Sequence[int] | None = None,
+    dtype: DTypeLike | None = None,
+) -> Tensor:
     """Integers uniform in [low, high) from minidl's generator (int64), as ``torch.randint``.
 
     ``randint(high, size)`` or ``randint(low, high, size)``.
@@ -2669,13 +2836,15 @@ def randint(low, high=None, size=None, dtype=None):
     if size is None:
         raise TypeError("randint: size is required, e.g. randint(0, 10, (3,))")
     size = _shape_of((size,), "randint")
-    if not low < high:
+    if not low < high:  # type: ignore[operator]  # an int once size is known
         raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
     array = _random.generator().integers(low, high, size)
     return Tensor._of(array.astype(np.int64 if dtype is None else dtype))
 
 
-def randn_like(other, dtype=None, requires_grad=False):
+def randn_like(
+    other: Tensor, dtype: DTypeLike | None = None, requires_grad: bool = False
+) -> Tensor:
     """Standard-normal samples shaped like ``other`` (its float dtype unless ``dtype`` says).
 
     >>> minidl.randn_like(minidl.zeros(2, 3)).shape
@@ -2686,7 +2855,7 @@ def randn_like(other, dtype=None, requires_grad=False):
     return randn(*other.shape, dtype=dtype, requires_grad=requires_grad)
 
 
-def rand_like(other, dtype=None, requires_grad=False):
+def rand_like(other: Tensor, dtype: DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
     """Samples uniform on [0, 1) shaped like ``other``.
 
     >>> minidl.rand_like(minidl.zeros(2)).shape
@@ -2795,7 +2964,7 @@ softmax = _function_of(Tensor.softmax, "softmax")
 log_softmax = _function_of(Tensor.log_softmax, "log_softmax")
 
 
-def add(a, b):
+def add(a: _TensorLike, b: _TensorLike) -> Tensor:
     """``a + b`` with broadcasting. Shapes: any two that broadcast.
 
     >>> minidl.add(minidl.ones(2, 3), minidl.tensor([1.0, 2.0, 3.0])).shape
@@ -2804,7 +2973,7 @@ def add(a, b):
     return _binary(_F.Add, a, b)
 
 
-def sub(a, b):
+def sub(a: _TensorLike, b: _TensorLike) -> Tensor:
     """``a - b`` with broadcasting.
 
     >>> minidl.sub(minidl.ones(2), 1.0)
@@ -2813,7 +2982,7 @@ def sub(a, b):
     return _binary(_F.Sub, a, b)
 
 
-def mul(a, b):
+def mul(a: _TensorLike, b: _TensorLike) -> Tensor:
     """``a * b`` (element-wise) with broadcasting.
 
     >>> minidl.mul(minidl.ones(2), 3.0)
@@ -2822,7 +2991,7 @@ def mul(a, b):
     return _binary(_F.Mul, a, b)
 
 
-def div(a, b):
+def div(a: _TensorLike, b: _TensorLike) -> Tensor:
     """``a / b`` (true division) with broadcasting.
 
     >>> minidl.div(minidl.ones(2), 4.0)
@@ -2831,7 +3000,7 @@ def div(a, b):
     return _binary(_F.Div, a, b, floats=True)
 
 
-def pow(a, b):
+def pow(a: _TensorLike, b: _TensorLike) -> Tensor:
     """``a ** b`` with broadcasting; either may be a tensor or a number.
 
     >>> minidl.pow(minidl.tensor([2.0, 3.0]), 2)
@@ -2840,7 +3009,7 @@ def pow(a, b):
     return _binary(_F.Pow, a, b)
 
 
-def maximum(a, b):
+def maximum(a: _TensorLike, b: _TensorLike) -> Tensor:
     """Element-wise larger of ``a`` and ``b``; a tie splits the gradient in half.
 
     >>> minidl.maximum(minidl.tensor([1.0, 5.0]), minidl.tensor([3.0, 2.0]))
@@ -2849,7 +3018,7 @@ def maximum(a, b):
     return _binary(_F.Maximum, a, b)
 
 
-def minimum(a, b):
+def minimum(a: _TensorLike, b: _TensorLike) -> Tensor:
     """Element-wise smaller of ``a`` and ``b``; a tie splits the gradient in half.
 
     >>> minidl.minimum(minidl.tensor([1.0, 5.0]), minidl.tensor([3.0, 2.0]))
@@ -2858,7 +3027,7 @@ def minimum(a, b):
     return _binary(_F.Minimum, a, b)
 
 
-def matmul(a, b):
+def matmul(a: _TensorLike, b: _TensorLike) -> Tensor:
     """Matrix product with numpy's rules: (..., n, k) @ (..., k, m) -> (..., n, m).
 
     Batch dims broadcast; a 1-d operand is a vector (its dim is dropped from the result).
@@ -2883,7 +3052,12 @@ def _joined_operands(tensors, where):
     ]
 
 
-def concatenate(tensors, axis=0, *, dim=None):
+def concatenate(
+    tensors: Sequence[Tensor],
+    axis: int = 0,
+    *,
+    dim: int | None = None,
+) -> Tensor:
     """Join tensors along an existing dim (``torch.cat``; dtypes promote).
 
     >>> minidl.concatenate([minidl.ones(2, 3), minidl.zeros(1, 3)]).shape
@@ -2893,7 +3067,7 @@ def concatenate(tensors, axis=0, *, dim=None):
     return _F.Concatenate.apply(*_joined_operands(tensors, "cat"), axis=axis)
 
 
-def cat(tensors, dim=0):
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Join tensors along an existing ``dim``: :func:`concatenate` under torch's name.
 
     >>> minidl.cat([minidl.ones(2), minidl.zeros(1)])
@@ -2902,7 +3076,12 @@ def cat(tensors, dim=0):
     return _F.Concatenate.apply(*_joined_operands(tensors, "cat"), axis=dim)
 
 
-def stack(tensors, axis=0, *, dim=None):
+def stack(
+    tensors: Sequence[Tensor],
+    axis: int = 0,
+    *,
+    dim: int | None = None,
+) -> Tensor:
     """Join same-shaped tensors along a new dim.
 
     >>> minidl.stack([minidl.ones(3), minidl.zeros(3)], dim=1).shape
@@ -2912,7 +3091,7 @@ def stack(tensors, axis=0, *, dim=None):
     return _F.Stack.apply(*_joined_operands(tensors, "stack"), axis=axis)
 
 
-def where(condition, x, y):
+def where(condition: _TensorLike, x: _TensorLike, y: _TensorLike) -> Tensor:
     """Element-wise ``x`` where ``condition`` holds, else ``y``; all three broadcast.
 
     >>> a = minidl.tensor([1.0, -1.0])
@@ -2926,7 +3105,7 @@ def where(condition, x, y):
     return _F.Where.apply(condition, _cast(x, dtype), _cast(y, dtype))
 
 
-def einsum(equation, *operands):
+def einsum(equation: str, *operands: Any) -> Tensor:
     """Einstein summation over tensors, with gradients (``torch.einsum``).
 
     Explicit (``"ij,jk->ik"``) and implicit (``"ij,jk"``) forms; each operand's
@@ -2940,8 +3119,8 @@ def einsum(equation, *operands):
     equation = equation.replace(" ", "")
     if "." in equation:
         raise NotImplementedError("einsum: ellipsis ('...') subscripts are not supported")
-    inputs, arrow, output = equation.partition("->")
-    inputs = inputs.split(",")
+    subscripts, arrow, output = equation.partition("->")
+    inputs = subscripts.split(",")
     if not arrow:
         letters = "".join(inputs)
         output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
@@ -2956,7 +3135,7 @@ def einsum(equation, *operands):
             raise ValueError(
                 f"einsum: subscripts {letters!r} do not match an operand of shape {_shape(operand)}"
             )
-    sizes = {}
+    sizes: dict[str, int] = {}
     for letters, operand in zip(inputs, operands):
         for letter, size in zip(letters, _shape(operand)):
             if sizes.setdefault(letter, size) != size and 1 not in (size, sizes[letter]):
@@ -2964,8 +3143,6 @@ def einsum(equation, *operands):
                     f"einsum: subscript {letter!r} has size {sizes[letter]} in one operand and "
                     f"{size} in another"
                 )
-    operands = [_operand(o) for o in operands]
-    dtype = _dtypes.result_dtype(*operands)
-    return _F.Einsum.apply(
-        *[_cast(o, dtype) for o in operands], inputs=tuple(inputs), output=output
-    )
+    arrays = [_operand(o) for o in operands]
+    dtype = _dtypes.result_dtype(*arrays)
+    return _F.Einsum.apply(*[_cast(o, dtype) for o in arrays], inputs=tuple(inputs), output=output)

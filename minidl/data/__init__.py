@@ -7,6 +7,8 @@
 [(4, 1, 28, 28), (2, 1, 28, 28)]
 """
 
+from __future__ import annotations
+
 from . import datasets, transforms
 from .datasets import (
     FASHION_MNIST_MEAN,

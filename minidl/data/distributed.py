@@ -5,7 +5,11 @@
 [1, 4, 7, 0]
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +40,14 @@ class DistributedSampler:
     """
 
     def __init__(
-        self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False
-    ):
+        self,
+        dataset: Any,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
         if num_replicas is None:
             num_replicas = _distributed.get_world_size()
         if rank is None:
@@ -61,7 +71,7 @@ class DistributedSampler:
             self.num_samples = math.ceil(size / self.num_replicas)
         self.total_size = self.num_samples * self.num_replicas
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         size = len(self.dataset)
         if self.shuffle:
             indices = np.random.default_rng(self.seed + self.epoch).permutation(size)
@@ -78,10 +88,10 @@ class DistributedSampler:
         mine = indices[self.rank : self.total_size : self.num_replicas]
         return iter(mine.tolist())
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.num_samples
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch: int) -> None:
         """Use ``epoch`` in the shuffle's seed (``seed + epoch``); call it before each epoch.
 
         >>> sampler = minidl.data.DistributedSampler(range(4), 2, 0, seed=1)

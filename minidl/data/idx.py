@@ -5,19 +5,25 @@ of dimensions), one big-endian 32-bit size per dimension, then the values in
 row-major order, big-endian. Files may be gzip-compressed (``.gz``).
 """
 
+from __future__ import annotations
+
 import gzip
 import math
 import os
 import struct
 import zlib
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import _checks
 from ..io import CorruptFileError, _check_max_bytes, _inflation_limit, _read_into, atomic_write
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+
 # IDX type code -> numpy dtype (big-endian, as stored)
-IDX_TYPES = {
+IDX_TYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -32,7 +38,7 @@ def _fail(path, what):
     return CorruptFileError(f"read_idx: {path} {what}")
 
 
-def read_idx(path, max_bytes=None):
+def read_idx(path: str | os.PathLike[str], max_bytes: int | None = None) -> NDArray[Any]:
     """Read an IDX file (raw or gzip-compressed) into a numpy array in native byte order.
 
     Every IDX element type (0x08 uint8 to 0x0E float64) and any number of
@@ -136,7 +142,7 @@ def _read_idx_stream(stream, path, file_size, compressed, max_bytes):
     return array.astype(native)
 
 
-def write_idx(path, array):
+def write_idx(path: str | os.PathLike[str], array: ArrayLike) -> None:
     """Write ``array`` (uint8, int8, int16, int32, float32 or float64) as an IDX file.
 
     A path ending in ``.gz`` is gzip-compressed. The write is atomic.

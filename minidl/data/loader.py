@@ -7,16 +7,23 @@ A dataset is anything with ``__len__`` and ``__getitem__``. Datasets whose
 operation instead of a Python loop over samples.
 """
 
+from __future__ import annotations
+
 import copy
 import os
 import queue
 import threading
 import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import random as _random
 from ..tensor import Tensor
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 
 class Dataset:
@@ -33,10 +40,10 @@ class Dataset:
 
     batched = False
 
-    def __len__(self):
+    def __len__(self) -> int:
         raise NotImplementedError
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> Any:
         raise NotImplementedError
 
 
@@ -57,7 +64,7 @@ class ArrayDataset(Dataset):
 
     batched = True
 
-    def __init__(self, *arrays):
+    def __init__(self, *arrays: Any) -> None:
         if not arrays:
             raise ValueError("ArrayDataset: give at least one array")
         self.arrays = tuple(_as_array(a) for a in arrays)
@@ -68,10 +75,10 @@ class ArrayDataset(Dataset):
                 + ", ".join(str(len(a)) for a in self.arrays)
             )
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.arrays[0])
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Any:
         items = tuple(a[index] for a in self.arrays)
         return items if len(items) > 1 else items[0]
 
@@ -84,19 +91,21 @@ class Subset(Dataset):
     (2, 3)
     """
 
-    def __init__(self, dataset, indices):
+    def __init__(self, dataset: Dataset, indices: ArrayLike) -> None:
         self.dataset = dataset
         self.indices = np.asarray(indices, dtype=np.int64)
         self.batched = getattr(dataset, "batched", False)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> Any:
         return self.dataset[self.indices[index]]
 
 
-def random_split(dataset, lengths, seed=None):
+def random_split(
+    dataset: Dataset, lengths: Sequence[float], seed: int | None = None
+) -> list[Subset]:
     """Split ``dataset`` into non-overlapping random Subsets of the given lengths.
 
     ``lengths`` are counts summing to ``len(dataset)``, or fractions summing to 1
@@ -125,7 +134,7 @@ def random_split(dataset, lengths, seed=None):
     parts, start = [], 0
     for n in lengths:
         parts.append(Subset(dataset, order[start : start + n]))
-        start += n
+        start += n  # type: ignore[assignment]  # counts, once fractions are converted
     return parts
 
 
@@ -161,15 +170,15 @@ class DataLoader:
 
     def __init__(
         self,
-        dataset,
-        batch_size=1,
-        shuffle=False,
-        drop_last=False,
-        seed=None,
-        transform=None,
-        prefetch=False,
-        sampler=None,
-    ):
+        dataset: Any,
+        batch_size: int = 1,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int | None = None,
+        transform: Callable[..., Any] | None = None,
+        prefetch: bool = False,
+        sampler: Any = None,
+    ) -> None:
         if (
             isinstance(batch_size, bool)
             or not isinstance(batch_size, (int, np.integer))
@@ -197,7 +206,7 @@ class DataLoader:
         self.prefetch = prefetch
         self._generator = np.random.default_rng(seed) if seed is not None else None
 
-    def __len__(self):
+    def __len__(self) -> int:
         count = len(self.dataset) if self.sampler is None else len(self.sampler)
         if self.drop_last:
             return count // self.batch_size
@@ -256,13 +265,13 @@ class DataLoader:
         tensors = tuple(Tensor._of(_as_array(item)) for item in items)
         return tensors if isinstance(batch, tuple) else tensors[0]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         batches = self._batches(*self._plan())
         if not self.prefetch:
             return batches
         return _Prefetcher(batches)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """``{"generator": state}``: a seeded loader's generator state (plain values), else None.
 
         The Trainer puts it in checkpoints so a resumed run shuffles and transforms
@@ -277,7 +286,7 @@ class DataLoader:
             return {"generator": None}
         return {"generator": copy.deepcopy(self._generator.bit_generator.state)}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a state from :meth:`state_dict`; a seeded state needs a seeded loader."""
         if not isinstance(state, dict) or set(state) != {"generator"}:
             raise ValueError(
@@ -294,6 +303,7 @@ class DataLoader:
                 + "; give both loaders a seed, or neither"
             )
         if saved is not None:
+            assert self._generator is not None  # both have a seed or neither, checked above
             _random._check_state(saved, "DataLoader.load_state_dict")
             self._generator.bit_generator.state = copy.deepcopy(saved)
 

@@ -5,11 +5,19 @@ Batches are (N, C, H, W) or (N, H, W) arrays. Each transform is called as
 Generator; the DataLoader passes its own) or, without one, from minidl's.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import _checks
 from .. import random as _random
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 
 def _generator(rng):
@@ -61,19 +69,19 @@ class Compose:
            [1., 1.]], dtype=float32)
     """
 
-    def __init__(self, transforms):
+    def __init__(self, transforms: Sequence[Callable[..., Any]]) -> None:
         if not hasattr(transforms, "__iter__") or not all(map(callable, transforms)):
             raise TypeError(
                 f"Compose: expected a list of transforms (callables), got {transforms!r}"
             )
         self.transforms = list(transforms)
 
-    def __call__(self, batch, rng=None):
+    def __call__(self, batch: NDArray[Any], rng: np.random.Generator | None = None) -> NDArray[Any]:
         for transform in self.transforms:
             batch = transform(batch, rng=rng)
         return batch
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Compose(" + ", ".join(repr(t) for t in self.transforms) + ")"
 
 
@@ -84,7 +92,7 @@ class Normalize:
     array([[[[0.]]]])
     """
 
-    def __init__(self, mean, std):
+    def __init__(self, mean: Any, std: Any) -> None:
         self.mean = np.asarray(mean, dtype=np.float64)
         self.std = np.asarray(std, dtype=np.float64)
         if self.mean.ndim > 1 or self.std.ndim > 1 or not np.isfinite(self.mean).all():
@@ -95,14 +103,14 @@ class Normalize:
         if not np.isfinite(self.std).all() or np.any(self.std <= 0):
             raise ValueError(f"Normalize: std must be positive, got {std}")
 
-    def __call__(self, batch, rng=None):
+    def __call__(self, batch: NDArray[Any], rng: np.random.Generator | None = None) -> NDArray[Any]:
         _image_batch(batch, "Normalize", ranks=range(1 if self.mean.ndim == 0 else 2, 33))
         shape = (1, -1) + (1,) * (batch.ndim - 2) if self.mean.ndim else ()
         mean = self.mean.reshape(shape).astype(batch.dtype, copy=False)
         std = self.std.reshape(shape).astype(batch.dtype, copy=False)
         return (batch - mean) / std
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Normalize(mean={self.mean.tolist()}, std={self.std.tolist()})"
 
 
@@ -116,16 +124,16 @@ class RandomCrop:
     (8, 1, 28, 28)
     """
 
-    def __init__(self, size, padding=0):
+    def __init__(self, size: int | tuple[int, int], padding: int = 0) -> None:
         self.size = _checks.pair(size, "RandomCrop", "size")
         if min(self.size) < 1:
             raise ValueError(f"RandomCrop: size must be positive, got {size!r}")
         self.padding = _checks.non_negative_int(padding, "RandomCrop", "padding")
 
-    def __call__(self, batch, rng=None):
+    def __call__(self, batch: NDArray[Any], rng: np.random.Generator | None = None) -> NDArray[Any]:
         return _random_crop(batch, self.size, self.padding, _generator(rng), "RandomCrop")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"RandomCrop(size={self.size}, padding={self.padding})"
 
 
@@ -139,14 +147,14 @@ class RandomShift:
     (4, 28, 28)
     """
 
-    def __init__(self, pixels):
+    def __init__(self, pixels: int) -> None:
         self.pixels = _checks.non_negative_int(pixels, "RandomShift", "pixels")
 
-    def __call__(self, batch, rng=None):
+    def __call__(self, batch: NDArray[Any], rng: np.random.Generator | None = None) -> NDArray[Any]:
         size = batch.shape[-2:]  # per call: the transform's own state never changes
         return _random_crop(batch, size, self.pixels, _generator(rng), "RandomShift")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"RandomShift(pixels={self.pixels})"
 
 
@@ -158,15 +166,15 @@ class RandomHorizontalFlip:
     array([[[2., 1.]]])
     """
 
-    def __init__(self, p=0.5):
+    def __init__(self, p: float = 0.5) -> None:
         self.p = _checks.real(p, "RandomHorizontalFlip", "p", low=0.0, high=1.0)
 
-    def __call__(self, batch, rng=None):
+    def __call__(self, batch: NDArray[Any], rng: np.random.Generator | None = None) -> NDArray[Any]:
         _image_batch(batch, "RandomHorizontalFlip")
         flip = _generator(rng).random(len(batch)) < self.p
         out = batch.copy()
         out[flip] = batch[flip][..., ::-1]
         return out
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"RandomHorizontalFlip(p={self.p})"

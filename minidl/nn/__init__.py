@@ -8,6 +8,8 @@
 (60, 10)
 """
 
+from __future__ import annotations
+
 from . import functional, init, parallel, utils
 from .activations import (
     ELU,

@@ -1,5 +1,9 @@
 """Activation layers: element-wise (or, for Softmax, along one dim); only PReLU has state."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import _checks
@@ -7,6 +11,11 @@ from .._dtypes import get_default_dtype
 from ..autograd import no_grad
 from . import functional as F
 from .module import Module, Parameter
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+
+    from ..tensor import Tensor
 
 
 def _inplace_repr(inplace):
@@ -20,15 +29,15 @@ class LeakyReLU(Module):
     tensor([-0.1,  2. ])
     """
 
-    def __init__(self, negative_slope=0.01, inplace=False):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
         super().__init__()
         self.negative_slope = F._real_number(negative_slope, "LeakyReLU", "negative_slope")
         self.inplace = bool(inplace)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.leaky_relu(x, self.negative_slope, self.inplace)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}{_inplace_repr(self.inplace)}"
 
 
@@ -39,7 +48,7 @@ class Sigmoid(Module):
     tensor([0.5])
     """
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.sigmoid(x)
 
 
@@ -50,18 +59,18 @@ class Tanh(Module):
     tensor([0.])
     """
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.tanh(x)
 
 
 class _AlongDim(Module):
     """An activation applied along one ``dim``; None takes torch's implicit choice (warning)."""
 
-    def __init__(self, dim=None):
+    def __init__(self, dim: int | None = None) -> None:
         super().__init__()
         self.dim = dim
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
 
@@ -75,7 +84,7 @@ class Softmax(_AlongDim):
     tensor([[0.5, 0.5]])
     """
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.softmax(x, self.dim)
 
 
@@ -86,7 +95,7 @@ class LogSoftmax(_AlongDim):
     tensor([[-0.6931472, -0.6931472]])
     """
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.log_softmax(x, self.dim)
 
 
@@ -97,27 +106,27 @@ class GELU(Module):
     tensor([0.       , 0.8413447])
     """
 
-    def __init__(self, approximate="none"):
+    def __init__(self, approximate: str = "none") -> None:
         super().__init__()
         if approximate not in F._GELU_APPROXIMATIONS:
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.gelu(x, approximate=self.approximate)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"approximate={self.approximate!r}"
 
 
 class _InplaceActivation(Module):
     """An element-wise activation with torch's ``inplace`` option."""
 
-    def __init__(self, inplace=False):
+    def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = bool(inplace)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
 
 
@@ -128,7 +137,7 @@ class ReLU(_InplaceActivation):
     tensor([0., 2.])
     """
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.relu(x, self.inplace)
 
 
@@ -139,7 +148,7 @@ class SiLU(_InplaceActivation):
     tensor([0.       , 0.7310586])
     """
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.silu(x, self.inplace)
 
 
@@ -150,7 +159,7 @@ class Mish(_InplaceActivation):
     tensor([0.       , 0.8650984])
     """
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.mish(x, self.inplace)
 
 
@@ -161,7 +170,7 @@ class ReLU6(_InplaceActivation):
     tensor([0., 3., 6.])
     """
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.relu6(x, self.inplace)
 
 
@@ -172,15 +181,15 @@ class ELU(Module):
     tensor([-0.63212055,  2.        ])
     """
 
-    def __init__(self, alpha=1.0, inplace=False):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
         self.alpha = F._real_number(alpha, "ELU", "alpha")
         self.inplace = bool(inplace)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.elu(x, self.alpha, self.inplace)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"alpha={self.alpha}{_inplace_repr(self.inplace)}"
 
 
@@ -191,15 +200,15 @@ class Softplus(Module):
     tensor([0.6931472])
     """
 
-    def __init__(self, beta=1.0, threshold=20.0):
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
         super().__init__()
         self.beta = F._real_number(beta, "Softplus", "beta")
         self.threshold = F._real_number(threshold, "Softplus", "threshold")
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.softplus(x, self.beta, self.threshold)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"beta={self.beta}, threshold={self.threshold}"
 
 
@@ -210,7 +219,7 @@ class Hardtanh(Module):
     tensor([-1. ,  0.5,  1. ])
     """
 
-    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
         self.min_val = F._real_number(min_val, "Hardtanh", "min_val")
         self.max_val = F._real_number(max_val, "Hardtanh", "max_val")
@@ -220,10 +229,10 @@ class Hardtanh(Module):
             )
         self.inplace = bool(inplace)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.hardtanh(x, self.min_val, self.max_val, self.inplace)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"min_val={self.min_val}, max_val={self.max_val}{_inplace_repr(self.inplace)}"
 
 
@@ -239,20 +248,22 @@ class PReLU(Module):
     tensor([-0.5,  3. ], grad_fn=<_PReLUFn>)
     """
 
-    def __init__(self, num_parameters=1, init=0.25, dtype=None):
+    def __init__(
+        self, num_parameters: int = 1, init: float = 0.25, dtype: DTypeLike | None = None
+    ) -> None:
         super().__init__()
         self.num_parameters = _checks.positive_int(num_parameters, "PReLU", "num_parameters")
         self.init = F._real_number(init, "PReLU", "init")
         dtype = get_default_dtype() if dtype is None else np.dtype(dtype)
         self.weight = Parameter(np.full(self.num_parameters, self.init, dtype=dtype))
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         """Set every slope back to ``init``."""
         with no_grad():
             self.weight.fill_(self.init)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.prelu(x, self.weight)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"num_parameters={self.num_parameters}"

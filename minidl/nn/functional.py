@@ -16,8 +16,12 @@ call the kernels. A layer checks its input with its own name and applies the sam
 Function.
 """
 
+from __future__ import annotations
+
 import math
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +55,7 @@ class _LinearFn(Function):
         return dx, dweight, dbias
 
 
-def linear(x, weight, bias=None):
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight.T + bias``: x (*, in_features), weight (out, in), bias (out,) -> (*, out).
 
     >>> F.linear(minidl.ones(2, 3), minidl.ones(4, 3)).shape
@@ -109,14 +113,14 @@ def _padding_index(padding_idx, rows, where):
 
 
 def embedding(
-    indices,
-    weight,
-    padding_idx=None,
-    max_norm=None,
-    norm_type=2.0,
-    scale_grad_by_freq=False,
-    sparse=False,
-):
+    indices: Tensor,
+    weight: Tensor,
+    padding_idx: int | None = None,
+    max_norm: float | None = None,
+    norm_type: float = 2.0,
+    scale_grad_by_freq: bool = False,
+    sparse: bool = False,
+) -> Tensor:
     """Rows of ``weight`` (num_embeddings, D) picked by integer ``indices`` (*) -> (*, D).
 
     The row ``padding_idx`` gets no gradient (it is not zeroed here: the
@@ -256,7 +260,15 @@ def _conv_padding(padding, kernel_size, stride, dilation, where):
     return padding, (0, 0)
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] | str = 0,
+    dilation: int | tuple[int, int] = 1,
+    groups: int = 1,
+) -> Tensor:
     """2-D convolution (cross-correlation, as in PyTorch) through im2col and a matrix product.
 
     x (N, C, H, W), weight (O, C / groups, kh, kw), bias (O,) -> (N, O, OH, OW).
@@ -349,7 +361,15 @@ def _conv_groups(groups, x, weight, where):
     return groups
 
 
-def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv1d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] | str = 0,
+    dilation: int | tuple[int, int] = 1,
+    groups: int = 1,
+) -> Tensor:
     """1-D convolution: x (N, C, L), weight (O, C / groups, k), bias (O,) -> (N, O, OL).
 
     ``stride``, ``padding`` and ``dilation`` are ints (or 1-tuples); ``padding``
@@ -461,8 +481,15 @@ class _ConvTranspose2dFn(Function):
 
 
 def conv_transpose2d(
-    x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
-):
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] | str = 0,
+    output_padding: int | tuple[int, int] = 0,
+    groups: int = 1,
+    dilation: int | tuple[int, int] = 1,
+) -> Tensor:
     """2-D transposed convolution ("deconvolution"), torch's argument order and layout.
 
     x (N, C, H, W), weight (C, O / groups, kh, kw) (torch's layout), bias (O,) ->
@@ -591,16 +618,16 @@ class _BatchNormFn(Function):
 
 
 def batch_norm(
-    x,
-    running_mean=None,
-    running_var=None,
-    weight=None,
-    bias=None,
-    training=False,
-    momentum=0.1,
-    eps=1e-5,
-    num_batches_tracked=None,
-):
+    x: Tensor,
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    num_batches_tracked: Tensor | int | None = None,
+) -> Tensor:
     """Batch normalization with statistics per channel (axis 1) over every other axis.
 
     x (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W); ``running_mean``/``running_var`` (C,)
@@ -804,7 +831,13 @@ class _GroupNormFn(Function):
         )
 
 
-def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+def group_norm(
+    x: Tensor,
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
     """Group normalization (Wu & He, 2018): statistics per sample over groups of channels.
 
     x (N, C, *); the C channels are split into ``num_groups`` groups of C / G
@@ -842,15 +875,15 @@ def _affine_shape(weight, bias, shape, where):
 
 
 def instance_norm(
-    x,
-    running_mean=None,
-    running_var=None,
-    weight=None,
-    bias=None,
-    use_input_stats=True,
-    momentum=0.1,
-    eps=1e-5,
-):
+    x: Tensor,
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
     """Instance normalization: statistics per sample and channel over the trailing axes.
 
     x (N, C, *) with at least one trailing axis; ``weight``/``bias`` (C,) or None.
@@ -936,7 +969,13 @@ def _normalized_shape(normalized_shape, where):
     return tuple(int(size) for size in items)
 
 
-def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+def layer_norm(
+    x: Tensor,
+    normalized_shape: int | Sequence[int],
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
     """Layer normalization (Ba et al., 2016) over the trailing ``normalized_shape`` dims.
 
     x (*, *normalized_shape): each sample is normalized by the mean and biased
@@ -1142,8 +1181,14 @@ def _max_pool2d(x, geometry, return_indices):
 
 
 def max_pool2d(
-    x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
-):
+    x: Tensor,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: int | tuple[int, int] | str = 0,
+    dilation: int | tuple[int, int] = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Any:
     """Max over (kh, kw) windows of a (N, C, H, W) input; stride defaults to the kernel size.
 
     Padding counts as -inf; ``dilation`` spaces the window's cells; ``ceil_mode``
@@ -1186,14 +1231,14 @@ def _avg_pool_options(ceil_mode, divisor_override, where):
 
 
 def avg_pool2d(
-    x,
-    kernel_size,
-    stride=None,
-    padding=0,
-    ceil_mode=False,
-    count_include_pad=True,
-    divisor_override=None,
-):
+    x: Tensor,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: int | tuple[int, int] | str = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Tensor:
     """Mean over (kh, kw) windows of a (N, C, H, W) input; zero padding.
 
     Arguments in torch's order; ``ceil_mode=True`` and ``divisor_override`` are
@@ -1245,7 +1290,7 @@ def _adaptive_output_size(output_size, shape, where):
     return tuple(shape[i] if v is None else int(v) for i, v in zip((-2, -1), items))
 
 
-def adaptive_avg_pool2d(x, output_size):
+def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int, int]) -> Tensor:
     """Average pooling of a (N, C, H, W) or (C, H, W) input to ``output_size`` (OH, OW).
 
     Window i along H covers floor(i H / OH) to ceil((i + 1) H / OH), as torch's
@@ -1303,14 +1348,14 @@ def _nearest_source(size, out, scale):
 
 
 def interpolate(
-    x,
-    size=None,
-    scale_factor=None,
-    mode="nearest",
-    align_corners=None,
-    recompute_scale_factor=None,
-    antialias=False,
-):
+    x: Tensor,
+    size: int | tuple[int, int] | None = None,
+    scale_factor: float | tuple[float, ...] | None = None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+    recompute_scale_factor: bool | None = None,
+    antialias: bool = False,
+) -> Tensor:
     """Resize the spatial dims of a (N, C, L), (N, C, H, W) or (N, C, D, H, W) input.
 
     Give ``size`` (an int or one per spatial dim) or ``scale_factor`` (the output
@@ -1384,7 +1429,7 @@ def _resize_arguments(size, scale_factor, dims, where):
     return None, tuple(float(v) for v in scales)
 
 
-def dropout2d(x, p=0.5, training=True, inplace=False):
+def dropout2d(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero whole channels: each (n, c) plane of a (N, C, H, W) input is zeroed with
     probability ``p`` and the rest scaled by 1 / (1 - p) (training only).
 
@@ -1444,7 +1489,7 @@ def _dropout_probability(p, where):
     return float(p)
 
 
-def dropout(x, p=0.5, training=True):
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p) (training only).
 
     Masks are drawn from minidl's generator (``minidl.manual_seed``).
@@ -1462,7 +1507,7 @@ def _dropout(x, p, training, mask_shape=None):
     return _DropoutFn.apply(x, p, mask_shape=mask_shape)
 
 
-def relu(x, inplace=False):
+def relu(x: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0), element-wise, as torch's: NaN stays NaN, -0.0 stays -0.0; the gradient
     is 0 where the output is <= 0. With ``inplace`` the result is written into ``x``.
 
@@ -1490,7 +1535,7 @@ class _LeakyReLUFn(Function):
         return np.where(positive, grad, grad * grad.dtype.type(ctx.negative_slope))
 
 
-def leaky_relu(x, negative_slope=0.01, inplace=False):
+def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x where x > 0, else ``negative_slope * x``; integers compute in the default float dtype.
 
     >>> F.leaky_relu(minidl.tensor([-1.0, 2.0]), 0.1)
@@ -1500,7 +1545,7 @@ def leaky_relu(x, negative_slope=0.01, inplace=False):
     return _activate(_LeakyReLUFn, x, "leaky_relu", inplace, negative_slope=negative_slope)
 
 
-def sigmoid(x):
+def sigmoid(x: Tensor) -> Tensor:
     """1 / (1 + exp(-x)), element-wise.
 
     >>> F.sigmoid(minidl.zeros(1))
@@ -1510,7 +1555,7 @@ def sigmoid(x):
     return x.sigmoid()
 
 
-def tanh(x):
+def tanh(x: Tensor) -> Tensor:
     """Hyperbolic tangent, element-wise.
 
     >>> F.tanh(minidl.zeros(1))
@@ -1535,7 +1580,7 @@ def _softmax_dim(x, dim, name):
     return 0 if x.ndim in (0, 1, 3) else 1
 
 
-def softmax(x, dim=None):
+def softmax(x: Tensor, dim: int | None = None) -> Tensor:
     """exp(x) / sum(exp(x)) along ``dim``, computed stably.
 
     ``dim=None`` takes torch's implicit (deprecated) choice with its warning: dim 0
@@ -1548,7 +1593,7 @@ def softmax(x, dim=None):
     return x.softmax(dim)
 
 
-def log_softmax(x, dim=None):
+def log_softmax(x: Tensor, dim: int | None = None) -> Tensor:
     """x - log(sum(exp(x))) along ``dim``, computed stably; ``dim=None`` as :func:`softmax`.
 
     >>> F.log_softmax(minidl.zeros(1, 2), dim=1)
@@ -1624,7 +1669,7 @@ class _GELUFn(_ActivationFn):
         return cdf + x * pdf
 
 
-def gelu(x, approximate="none"):
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     """Gaussian error linear unit ``x * Phi(x)`` (Phi the standard normal CDF), element-wise.
 
     ``approximate='tanh'`` uses ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``, as
@@ -1649,7 +1694,7 @@ class _SiLUFn(_ActivationFn):
         return sigmoid * (1 + x * (1 - sigmoid))
 
 
-def silu(x, inplace=False):
+def silu(x: Tensor, inplace: bool = False) -> Tensor:
     """Sigmoid linear unit (swish) ``x * sigmoid(x)``, element-wise; any shape.
 
     >>> F.silu(minidl.tensor([0.0, 1.0]))
@@ -1668,7 +1713,7 @@ class _ELUFn(_ActivationFn):
         return np.where(x > 0, 1.0, alpha * np.exp(x))
 
 
-def elu(x, alpha=1.0, inplace=False):
+def elu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """Exponential linear unit: x where x > 0, else ``alpha * (exp(x) - 1)``; any shape.
 
     >>> F.elu(minidl.tensor([-1.0, 2.0]))
@@ -1691,7 +1736,7 @@ class _SoftplusFn(_ActivationFn):
         return np.where(scaled > threshold, 1.0, z / (z + 1))
 
 
-def softplus(x, beta=1.0, threshold=20.0):
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """``log(1 + exp(beta * x)) / beta``, and x itself where ``beta * x > threshold``; any shape.
 
     >>> F.softplus(minidl.tensor([0.0, 30.0]))
@@ -1722,7 +1767,9 @@ def _hardtanh(x, min_val, max_val, inplace, where):
     return _HardtanhFn.apply(x, min_val=min_val, max_val=max_val)
 
 
-def hardtanh(x, min_val=-1.0, max_val=1.0, inplace=False):
+def hardtanh(
+    x: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False
+) -> Tensor:
     """``x`` clamped to [min_val, max_val]; the gradient is 1 strictly inside, else 0.
 
     Any shape; integer tensors keep their dtype (as torch's).
@@ -1737,7 +1784,7 @@ def hardtanh(x, min_val=-1.0, max_val=1.0, inplace=False):
     return _hardtanh(x, min_val, max_val, inplace, "hardtanh")
 
 
-def relu6(x, inplace=False):
+def relu6(x: Tensor, inplace: bool = False) -> Tensor:
     """``min(max(x, 0), 6)``: :func:`hardtanh` on [0, 6]; any shape.
 
     >>> F.relu6(minidl.tensor([-1.0, 3.0, 8.0]))
@@ -1758,7 +1805,7 @@ class _MishFn(_ActivationFn):
         return tanh_softplus + x * sigmoid * (1 - tanh_softplus * tanh_softplus)
 
 
-def mish(x, inplace=False):
+def mish(x: Tensor, inplace: bool = False) -> Tensor:
     """``x * tanh(softplus(x))``, element-wise; any shape.
 
     >>> F.mish(minidl.tensor([0.0, 1.0]))
@@ -1791,7 +1838,7 @@ class _PReLUFn(Function):
         return dx, dweight
 
 
-def prelu(x, weight):
+def prelu(x: Tensor, weight: Tensor) -> Tensor:
     """x where x > 0, else ``weight * x``: the slope learned, one per channel or one for all.
 
     x of any shape, (N, C, *) when ``weight`` has C > 1 entries (the slopes run along
@@ -1901,15 +1948,15 @@ class _CrossEntropyFn(Function):
 
 
 def cross_entropy(
-    input,
-    target,
-    weight=None,
-    size_average=None,
-    ignore_index=-100,
-    reduce=None,
-    reduction="mean",
-    label_smoothing=0.0,
-):
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
     """Softmax cross-entropy of class scores against class indices or class probabilities.
 
     As ``torch.nn.functional.cross_entropy``: ``input`` (N, C), (C,) or (N, C, d1, ...)
@@ -1950,7 +1997,7 @@ def cross_entropy(
     return loss.reshape(out_shape) if reduction == "none" else loss
 
 
-def one_hot(labels, num_classes=-1):
+def one_hot(labels: Tensor, num_classes: int = -1) -> Tensor:
     """(*,) integer class labels as (*, num_classes) int64 one-hot rows, as ``F.one_hot``.
 
     ``num_classes=-1`` takes one more than the largest label.
@@ -1972,8 +2019,14 @@ def one_hot(labels, num_classes=-1):
 
 
 def nll_loss(
-    input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"
-):
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:
     """Negative log-likelihood of class indices under log-probabilities, as torch's.
 
     ``input`` (N, C), (C,) or (N, C, d1, ...) log-probabilities; ``target`` integer
@@ -2006,7 +2059,14 @@ def _reduce(values, reduction):
     return values
 
 
-def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+def mse_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+) -> Tensor:
     """Squared error ``(input - target)**2``, reduced; input and target of the same shape.
 
     With ``weight`` (the input's shape) each term is weighted and 'mean' divides by
@@ -2252,7 +2312,14 @@ def _weighted_reduce(values, weight, reduction, where, mean_by_weight=True):
     return _reduce(weighted, reduction)
 
 
-def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+def l1_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+) -> Tensor:
     """Absolute error ``|input - target|``, reduced; input and target of the same shape.
 
     With ``weight`` (the input's shape) each term is weighted and 'mean' divides by
@@ -2299,7 +2366,14 @@ class _HuberFn(Function):
         return grad * np.clip(difference, -ctx.delta, ctx.delta), None
 
 
-def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+def smooth_l1_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    beta: float = 1.0,
+) -> Tensor:
     """Smooth L1 of d = input - target: ``d**2 / (2 beta)`` if ``|d| < beta``, else |d| - beta/2.
 
     ``beta=0`` is :func:`l1_loss`, as torch's. Input and target of the same shape.
@@ -2318,7 +2392,13 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     return _reduce(_SmoothL1Fn.apply(difference, beta), reduction)
 
 
-def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+def huber_loss(
+    input: Tensor,
+    target: Tensor,
+    reduction: str = "mean",
+    delta: float = 1.0,
+    weight: Tensor | None = None,
+) -> Tensor:
     """Huber of d = input - target: ``0.5 d**2`` if ``|d| < delta``, else ``delta (|d| - delta/2)``.
 
     With ``weight`` (the input's shape) each term is weighted; 'mean' stays the mean
@@ -2381,8 +2461,13 @@ def _element_weight(weight, shape, where, name="weight"):
 
 
 def binary_cross_entropy(
-    input, target, weight=None, size_average=None, reduce=None, reduction="mean"
-):
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:
     """Binary cross-entropy of probabilities ``input`` in [0, 1] against ``target`` in [0, 1].
 
     Each term is ``-weight * (t log(x) + (1 - t) log(1 - x))`` with each log clamped at
@@ -2425,8 +2510,14 @@ class _LogSigmoidFn(Function):
 
 
 def binary_cross_entropy_with_logits(
-    input, target, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None
-):
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    pos_weight: Tensor | None = None,
+) -> Tensor:
     """Binary cross-entropy of ``sigmoid(input)`` against ``target``, computed stably from logits.
 
     Each term is ``-weight * (pos_weight * t * log(sigmoid(x)) + (1 - t) * log(1 - sigmoid(x)))``
@@ -2493,7 +2584,14 @@ class _KLDivFn(Function):
 _KL_REDUCTIONS = ("mean", "batchmean", "sum", "none")
 
 
-def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+def kl_div(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    log_target: bool = False,
+) -> Tensor:
     """Kullback-Leibler divergence ``target * (log(target) - input)``, ``input`` log-probabilities.
 
     ``target`` holds probabilities (log-probabilities with ``log_target=True``), of the

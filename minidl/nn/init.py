@@ -5,6 +5,8 @@ Every function fills a Tensor (or Parameter) in place from minidl's generator
 shape (out, in, *kernel), fan_in = in * prod(kernel) and fan_out = out * prod(kernel).
 """
 
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -20,7 +22,7 @@ def _array(tensor, where):
     return tensor.numpy()
 
 
-def calculate_gain(nonlinearity, param=None):
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """The recommended gain for a nonlinearity (PyTorch's table).
 
     1 for linear, convolutions and sigmoid; 5/3 for tanh; sqrt(2) for relu;
@@ -63,7 +65,7 @@ def calculate_gain(nonlinearity, param=None):
     raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
 
 
-def calculate_fan_in_and_fan_out(tensor):
+def calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight of at least 2 dims.
 
     >>> minidl.nn.init.calculate_fan_in_and_fan_out(minidl.zeros(8, 3, 5, 5))
@@ -89,7 +91,7 @@ def _fan(tensor, mode, where):
     return fan_in if mode == "fan_in" else fan_out
 
 
-def uniform_(tensor, a=0.0, b=1.0):
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     """Fill with values uniform on [a, b).
 
     >>> w = minidl.nn.init.uniform_(minidl.zeros(100), -1.0, 1.0)
@@ -108,7 +110,7 @@ def _uniform(tensor, a, b, where):
     return tensor
 
 
-def normal_(tensor, mean=0.0, std=1.0):
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """Fill with normal samples of the given mean and standard deviation.
 
     >>> minidl.nn.init.normal_(minidl.zeros(3), std=0.01).shape
@@ -125,7 +127,7 @@ def _normal(tensor, mean, std, where):
     return tensor
 
 
-def constant_(tensor, value):
+def constant_(tensor: Tensor, value: float) -> Tensor:
     """Fill with ``value``.
 
     >>> minidl.nn.init.constant_(minidl.zeros(2), 0.5)
@@ -139,7 +141,7 @@ def _constant(tensor, value, where):
     return tensor
 
 
-def zeros_(tensor):
+def zeros_(tensor: Tensor) -> Tensor:
     """Fill with zeros.
 
     >>> minidl.nn.init.zeros_(minidl.ones(2))
@@ -148,7 +150,7 @@ def zeros_(tensor):
     return _constant(tensor, 0.0, "zeros_")
 
 
-def ones_(tensor):
+def ones_(tensor: Tensor) -> Tensor:
     """Fill with ones.
 
     >>> minidl.nn.init.ones_(minidl.zeros(2))
@@ -157,7 +159,7 @@ def ones_(tensor):
     return _constant(tensor, 1.0, "ones_")
 
 
-def xavier_uniform_(tensor, gain=1.0):
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     """Glorot uniform: bound = gain * sqrt(6 / (fan_in + fan_out)).
 
     >>> minidl.nn.init.xavier_uniform_(minidl.zeros(4, 3)).shape
@@ -168,7 +170,7 @@ def xavier_uniform_(tensor, gain=1.0):
     return _uniform(tensor, -bound, bound, "xavier_uniform_")
 
 
-def xavier_normal_(tensor, gain=1.0):
+def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     """Glorot normal: std = gain * sqrt(2 / (fan_in + fan_out)).
 
     >>> minidl.nn.init.xavier_normal_(minidl.zeros(4, 3)).shape
@@ -178,7 +180,9 @@ def xavier_normal_(tensor, gain=1.0):
     return _normal(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), "xavier_normal_")
 
 
-def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_uniform_(
+    tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"
+) -> Tensor:
     """He uniform: bound = gain * sqrt(3 / fan), gain from ``nonlinearity`` (slope ``a``).
 
     With ``a=math.sqrt(5)`` this is PyTorch's default for Linear and Conv2d weights:
@@ -192,7 +196,9 @@ def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     return _uniform(tensor, -bound, bound, "kaiming_uniform_")
 
 
-def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_normal_(
+    tensor: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"
+) -> Tensor:
     """He normal: std = gain / sqrt(fan), gain from ``nonlinearity`` (slope ``a``).
 
     >>> minidl.nn.init.kaiming_normal_(minidl.zeros(4, 3), nonlinearity="relu").shape
@@ -204,7 +210,9 @@ def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     )
 
 
-def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
+def trunc_normal_(
+    tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0
+) -> Tensor:
     """Fill with normal samples of ``mean`` and ``std`` truncated to [a, b] (absolute bounds,
     as torch's), drawn by redrawing the samples that fall outside.
 
@@ -232,7 +240,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
     return tensor
 
 
-def orthogonal_(tensor, gain=1.0):
+def orthogonal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     """Fill a tensor of at least 2 dims with a (semi-)orthogonal matrix times ``gain``.
 
     The tensor is viewed as (rows, numel / rows); as torch's, a QR decomposition

@@ -1,7 +1,11 @@
 """Layers with Keras-like names and PyTorch-like arguments, defaults and state-dict layouts."""
 
+from __future__ import annotations
+
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -35,7 +39,7 @@ class _WeightAndBias(Module):
             self.register_parameter("bias", None)
         self.reset_parameters()
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         """Draw fresh weights: Kaiming-uniform (a = sqrt(5)), bias uniform in +-1/sqrt(fan_in)."""
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
@@ -57,13 +61,13 @@ class Dense(_WeightAndBias):
     (60, 100)
     """
 
-    def __init__(self, in_features, out_features, bias=True):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
         self.in_features = _checks.positive_int(in_features, "Dense", "in_features")
         self.out_features = _checks.positive_int(out_features, "Dense", "out_features")
         self._create((self.out_features, self.in_features), bias)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         _check_input(
             self, x, x.ndim >= 1 and x.shape[-1] == self.in_features, f"(*, {self.in_features})"
         )
@@ -72,7 +76,7 @@ class Dense(_WeightAndBias):
             x, _registered(self, params, "weight"), _registered(self, params, "bias")
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}"
@@ -110,7 +114,9 @@ class _ConvNd(_WeightAndBias):
 
     _spatial = "H, W"  # the input's dims after (N, C), in errors
 
-    def __init__(self, in_channels, out_channels, groups, padding_mode, where):
+    def __init__(
+        self, in_channels: int, out_channels: int, groups: int, padding_mode: str, where: Any
+    ) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.groups = _conv_channels(
             in_channels, out_channels, groups, where
@@ -142,7 +148,7 @@ class _ConvNd(_WeightAndBias):
             f"(N, {self.in_channels}, {self._spatial})",
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         """torch's ``_ConvNd.extra_repr``: the arguments that differ from the defaults."""
         dims = len(self.kernel_size)
         text = (
@@ -168,16 +174,16 @@ class _Conv(_ConvNd):
 
     def __init__(
         self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups=1,
-        bias=True,
-        padding_mode="zeros",
-    ):
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] | str = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+    ) -> None:
         where = type(self).__name__
         super().__init__(in_channels, out_channels, groups, padding_mode, where)
         self._sizes(where, kernel_size=kernel_size, stride=stride, dilation=dilation)
@@ -208,7 +214,7 @@ class Conv2D(_Conv):
         before, _ = F._conv_padding(padding, self.kernel_size, self.stride, self.dilation, where)
         return padding if isinstance(padding, str) else before
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         self._check_channels(x)
         return F._conv2d(
             x,
@@ -247,7 +253,7 @@ class Conv1d(_Conv):
             raise ValueError(f"{where}: padding must be non-negative, got {padding!r}")
         return single
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         self._check_channels(x)
         padding = self.padding if isinstance(self.padding, str) else self.padding[0]
         return F._conv1d(
@@ -279,17 +285,17 @@ class ConvTranspose2d(_ConvNd):
 
     def __init__(
         self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        output_padding=0,
-        groups=1,
-        bias=True,
-        dilation=1,
-        padding_mode="zeros",
-    ):
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] | str = 0,
+        output_padding: Any = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: int | tuple[int, int] = 1,
+        padding_mode: str = "zeros",
+    ) -> None:
         where = "ConvTranspose2d"
         super().__init__(in_channels, out_channels, groups, padding_mode, where)
         self._sizes(where, kernel_size=kernel_size)
@@ -301,7 +307,7 @@ class ConvTranspose2d(_ConvNd):
     def _output_padding_for(self, x, output_size):
         return _transpose_output_padding(self, x, output_size)
 
-    def forward(self, x, output_size=None):
+    def forward(self, x: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
         """``x`` (N, in_channels, H, W) -> (N, out_channels, OH, OW); ``output_size`` picks
         the output padding that gives that (OH, OW), as torch's."""
         self._check_channels(x)
@@ -381,7 +387,7 @@ class _NormBase(Module):
             self.running_var.numpy()[...] = 1
             self.num_batches_tracked.data = np.array(0, dtype=np.int64)
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         """Running statistics reset; weight 1 and bias 0."""
         self.reset_running_stats()
         if self.weight is not None:
@@ -412,19 +418,19 @@ class BatchNorm(_NormBase):
     1
     """
 
-    _ranks = (2, 3, 4)
+    _ranks: ClassVar[tuple[int, ...]] = (2, 3, 4)
     _shape_text = "(N, {0}), (N, {0}, L) or (N, {0}, H, W)"
 
     def __init__(
         self,
-        num_features,
-        eps=1e-5,
-        momentum=0.1,
-        affine=True,
-        track_running_stats=True,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
         *,
-        bias=True,
-    ):
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self._per_feature_state(num_features, eps, momentum, affine, track_running_stats, bias)
 
@@ -446,7 +452,7 @@ class BatchNorm(_NormBase):
             count[()] = tracked  # in place: the buffer's 0-d array
         return use_batch_stats, tracked
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         use_batch_stats, tracked = self._check_and_count(x)
         if use_batch_stats and x.shape[0] == 0:
             # torch: an empty batch gives an empty output and leaves the running
@@ -465,7 +471,7 @@ class BatchNorm(_NormBase):
             tracked,
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
             f"affine={self.affine}, bias={self.bias_enabled}, "
@@ -499,7 +505,12 @@ class BatchNorm2D(BatchNorm):
 class _Pool2D(Module):
     """What max and average pooling share: the window, checked when the layer is made."""
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] | str = 0,
+    ) -> None:
         super().__init__()
         where = type(self).__name__
         _checks.pair(kernel_size, where, "kernel_size")
@@ -509,7 +520,7 @@ class _Pool2D(Module):
         _checks.pair(self.stride, where, "stride")
         self.padding = padding
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
@@ -528,15 +539,21 @@ class MaxPool2D(_Pool2D):
     """
 
     def __init__(
-        self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False
-    ):
+        self,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] | str = 0,
+        dilation: int | tuple[int, int] = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+    ) -> None:
         super().__init__(kernel_size, stride, padding)
         _checks.pair(dilation, type(self).__name__, "dilation")
         self.dilation = dilation
         self.return_indices = bool(return_indices)
         self.ceil_mode = bool(ceil_mode)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Any:  # (out, indices) with return_indices
         return F._max_pool2d(x, self._geometry(x), self.return_indices)
 
     def _geometry(self, x):
@@ -555,7 +572,7 @@ class MaxPool2D(_Pool2D):
         # this layer applied to relu(x), in one node (Sequential fuses ReLU -> MaxPool2d)
         return F._relu_max_pool2d(x, self._geometry(x))
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (
             f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
             f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
@@ -574,18 +591,18 @@ class AvgPool2D(_Pool2D):
 
     def __init__(
         self,
-        kernel_size,
-        stride=None,
-        padding=0,
-        ceil_mode=False,
-        count_include_pad=True,
-        divisor_override=None,
-    ):
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] | str = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: Any = None,
+    ) -> None:
         super().__init__(kernel_size, stride, padding)
         F._avg_pool_options(ceil_mode, divisor_override, type(self).__name__)
         self.count_include_pad = count_include_pad
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         _check_input(self, x, x.ndim == 4, "(N, C, H, W)")
         return F._AvgPool2dFn.apply(
             x, self.kernel_size, self.stride, self.padding, self.count_include_pad
@@ -603,19 +620,19 @@ class AdaptiveAvgPool2d(Module):
     (4, 64, 1, 1)
     """
 
-    def __init__(self, output_size):
+    def __init__(self, output_size: int | tuple[int, int]) -> None:
         super().__init__()
         F._adaptive_output_size(output_size, (1, 1), "AdaptiveAvgPool2d")
         self.output_size = output_size
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         _check_input(
             self, x, x.ndim in (3, 4) and min(x.shape[-2:]) >= 1, "(N, C, H, W) or (C, H, W)"
         )
         size = F._adaptive_output_size(self.output_size, x.shape, "AdaptiveAvgPool2d")
         return F._AdaptiveAvgPool2dFn.apply(x, size)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
 
 
@@ -626,7 +643,7 @@ class Flatten(Module):
     (8, 1600)
     """
 
-    def __init__(self, start_dim=1, end_dim=-1):
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         for name, value in (("start_dim", start_dim), ("end_dim", end_dim)):
             if not _checks.is_int(value):
@@ -634,11 +651,11 @@ class Flatten(Module):
         self.start_dim = start_dim
         self.end_dim = end_dim
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         _check_input(self, x, x.ndim > self.start_dim, f"at least {self.start_dim + 1} dims")
         return x.flatten(self.start_dim, self.end_dim)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
@@ -652,14 +669,14 @@ class Dropout(Module):
     tensor([1., 1., 1.])
     """
 
-    def __init__(self, p=0.5):
+    def __init__(self, p: float = 0.5) -> None:
         super().__init__()
         self.p = F._dropout_probability(p, "Dropout")
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F._dropout(x, self.p, self.training)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p}"
 
 
@@ -670,10 +687,10 @@ class Identity(Module):
     tensor([1., 1.])
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return x
 
 
@@ -684,7 +701,7 @@ class Unflatten(Module):
     (4, 2, 3)
     """
 
-    def __init__(self, dim, unflattened_size):
+    def __init__(self, dim: int, unflattened_size: Any) -> None:
         super().__init__()
         if not _checks.is_int(dim):
             raise TypeError(f"Unflatten: dim must be an int, got {dim!r}")
@@ -697,7 +714,7 @@ class Unflatten(Module):
             raise ValueError("Unflatten: only one dimension can be inferred (-1)")
         self.dim, self.unflattened_size = int(dim), tuple(int(v) for v in sizes)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         ok = isinstance(x, Tensor) and -x.ndim <= self.dim < x.ndim
         _check_input(self, x, ok, f"a tensor with a dim {self.dim}")
         dim = self.dim % x.ndim
@@ -712,7 +729,7 @@ class Unflatten(Module):
             )
         return x.reshape(*x.shape[:dim], *sizes, *x.shape[dim + 1 :])
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
@@ -729,18 +746,18 @@ class Dropout2d(Module):
     [0.0]
     """
 
-    def __init__(self, p=0.5, inplace=False):
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         self.p = F._dropout_probability(p, "Dropout2d")
         if inplace:
             raise NotImplementedError("Dropout2d: inplace=True is not supported by minidl")
         self.inplace = False
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         _check_input(self, x, True, "(N, C, H, W)")
         return F._dropout2d(x, self.p, self.training, False, "Dropout2d")
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
 
 
@@ -754,18 +771,19 @@ class Upsample(Module):
 
     def __init__(
         self,
-        size=None,
-        scale_factor=None,
-        mode="nearest",
-        align_corners=None,
-        recompute_scale_factor=None,
-    ):
+        size: Any = None,
+        scale_factor: float | tuple[float, ...] | None = None,
+        mode: str = "nearest",
+        align_corners: Any = None,
+        recompute_scale_factor: Any = None,
+    ) -> None:
         super().__init__()
         if mode != "nearest":
             raise NotImplementedError(
                 f"Upsample: mode={mode!r} is not implemented in minidl; only mode='nearest' is"
             )
         self.size = size
+        self.scale_factor: tuple[float, ...] | float | None
         if isinstance(scale_factor, (tuple, list)):
             self.scale_factor = tuple(float(v) for v in scale_factor)
         else:
@@ -774,7 +792,7 @@ class Upsample(Module):
         self.align_corners = align_corners
         self.recompute_scale_factor = recompute_scale_factor
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         _check_input(self, x, True, "(N, C, ...)")
         return F.interpolate(
             x,
@@ -785,7 +803,7 @@ class Upsample(Module):
             self.recompute_scale_factor,
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         if self.scale_factor is not None:
             return f"scale_factor={self.scale_factor!r}, mode={self.mode!r}"
         return f"size={self.size!r}, mode={self.mode!r}"
@@ -805,16 +823,16 @@ class Embedding(Module):
 
     def __init__(
         self,
-        num_embeddings,
-        embedding_dim,
-        padding_idx=None,
-        max_norm=None,
-        norm_type=2.0,
-        scale_grad_by_freq=False,
-        sparse=False,
-        _weight=None,
-        _freeze=False,
-    ):
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        max_norm: Any = None,
+        norm_type: Any = 2.0,
+        scale_grad_by_freq: Any = False,
+        sparse: Any = False,
+        _weight: Any = None,
+        _freeze: Any = False,
+    ) -> None:
         super().__init__()
         where = "Embedding"
         F._embedding_options(max_norm, scale_grad_by_freq, sparse, where)
@@ -833,7 +851,7 @@ class Embedding(Module):
                 raise ValueError(f"{where}: _weight has shape {array.shape}, expected {shape}")
             self.weight = Parameter(array.copy(), requires_grad=not _freeze)
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         """Draw the weight from N(0, 1), then zero the padding row."""
         init.normal_(self.weight)
         if self.padding_idx is not None:
@@ -873,11 +891,11 @@ class Embedding(Module):
             _freeze=freeze,
         )
 
-    def forward(self, indices):
+    def forward(self, indices: Tensor) -> Tensor:
         indices = F._embedding_indices(indices, self.num_embeddings, repr(self))
         return F._EmbeddingFn.apply(self.weight, indices, padding_idx=self.padding_idx)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         text = f"{self.num_embeddings}, {self.embedding_dim}"
         if self.padding_idx is not None:
             text += f", padding_idx={self.padding_idx}"
@@ -901,7 +919,7 @@ class Sequential(Module):
     (3, 'Dense')
     """
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Any) -> None:
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], OrderedDict):
             for name, module in modules[0].items():
@@ -935,7 +953,7 @@ class Sequential(Module):
         self.add_module(str(len(self)), module)
         return self
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         modules = list(self._modules.values())
         index = 0
         while index < len(modules):

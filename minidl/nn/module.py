@@ -8,14 +8,22 @@ names and the array layouts are PyTorch's, so state dicts move between minidl
 and PyTorch models of the same architecture.
 """
 
+from __future__ import annotations
+
 import contextlib
 import warnings
 from collections import OrderedDict, namedtuple
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..autograd import Function, is_grad_enabled, no_grad
 from ..tensor import Tensor
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+    from typing_extensions import Self
 
 
 class Parameter(Tensor):
@@ -26,11 +34,11 @@ class Parameter(Tensor):
     (True, (2, 3))
     """
 
-    def __init__(self, data, requires_grad=True):
+    def __init__(self, data: Any, requires_grad: bool = True) -> None:
         array = data.numpy() if isinstance(data, Tensor) else np.asarray(data)
         self._init(array, requires_grad)  # a Parameter keeps its data's dtype, as torch's
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
 
 
@@ -39,12 +47,12 @@ class RemovableHandle:
 
     _next_id = 0
 
-    def __init__(self, hooks):
+    def __init__(self, hooks: Any) -> None:
         self._hooks = hooks
         self.id = RemovableHandle._next_id
         RemovableHandle._next_id += 1
 
-    def remove(self):
+    def remove(self) -> None:
         """Unregister the hook (a second call does nothing)."""
         self._hooks.pop(self.id, None)
 
@@ -227,7 +235,7 @@ def _not_a_tensor(module, value):
 
 
 @contextlib.contextmanager
-def evaluating(module):
+def evaluating(module: Module) -> Iterator[Module]:
     """Run the block with ``module`` in evaluation mode under no_grad, then put every
     sub-module back in the mode it had (modes may differ between sub-modules).
 
@@ -285,7 +293,7 @@ class Module:
     (3, 2)
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
@@ -303,7 +311,7 @@ class Module:
                 "buffers or sub-modules"
             )
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         if isinstance(value, Parameter):
             self._require_init()
             self._forget(name, keep=self._parameters)
@@ -337,7 +345,7 @@ class Module:
         self._non_persistent.discard(name)
         self.__dict__.pop(name, None)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         # only called when normal lookup fails: parameters, buffers and sub-modules
         state = self.__dict__
         for registry in _REGISTRIES:
@@ -346,18 +354,18 @@ class Module:
                 return values[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
-    def __delattr__(self, name):
+    def __delattr__(self, name: str) -> None:
         for registry in (self._parameters, self._buffers, self._modules):
             if name in registry:
                 del registry[name]
                 return
         object.__delattr__(self, name)
 
-    def register_parameter(self, name, parameter):
+    def register_parameter(self, name: str, parameter: Parameter | None) -> None:
         """Register ``parameter`` (a Parameter or None) under ``name``."""
         self._register(self._parameters, name, parameter, Parameter, "register_parameter")
 
-    def register_buffer(self, name, value, persistent=True):
+    def register_buffer(self, name: str, value: Tensor | None, persistent: bool = True) -> None:
         """Register state that is not learned (e.g. running statistics) under ``name``.
 
         ``value`` is a Tensor, an array, or None. Buffers appear in ``state_dict``
@@ -376,7 +384,7 @@ class Module:
         if not persistent:
             self._non_persistent.add(name)
 
-    def add_module(self, name, module):
+    def add_module(self, name: str, module: Module | None) -> None:
         """Register ``module`` (or None) as a sub-module called ``name``."""
         self._register(self._modules, name, module, Module, "add_module")
 
@@ -389,18 +397,20 @@ class Module:
         registry[name] = value
 
     # ------------------------------------------------------------------ traversal
-    def named_children(self):
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         """(name, module) for each direct sub-module, in registration order."""
         for name, module in self._modules.items():
             if module is not None:
                 yield name, module
 
-    def children(self):
+    def children(self) -> Iterator[Module]:
         """The direct sub-modules, in registration order."""
         for _, module in self.named_children():
             yield module
 
-    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+    def named_modules(
+        self, memo: set[Module] | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
         """(dotted name, module) for this module and every module below it, depth first.
 
         A module reachable by several paths is given once (under its first name)
@@ -426,7 +436,7 @@ class Module:
             ]
             stack.extend(reversed(children))
 
-    def modules(self):
+    def modules(self) -> Iterator[Module]:
         """This module and every module below it, each once."""
         for _, module in self.named_modules():
             yield module
@@ -445,7 +455,9 @@ class Module:
                     seen.add(id(value))
                 yield (f"{module_prefix}.{name}" if module_prefix else name), value
 
-    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
         """(dotted name, Parameter) pairs, in a stable order; a shared parameter appears once.
 
         Arguments are torch's: ``prefix`` starts every name, ``recurse=False`` lists
@@ -456,21 +468,23 @@ class Module:
         """
         return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
-    def parameters(self, recurse=True):
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         """The parameters, in the order of :meth:`named_parameters`."""
         for _, parameter in self.named_parameters(recurse=recurse):
             yield parameter
 
-    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Tensor]]:
         """(dotted name, buffer Tensor) pairs; arguments as :meth:`named_parameters`'."""
         return self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
-    def buffers(self, recurse=True):
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
         """The buffers, in the order of :meth:`named_buffers`."""
         for _, buffer in self.named_buffers(recurse=recurse):
             yield buffer
 
-    def apply(self, fn):
+    def apply(self, fn: Callable[[Module], Any]) -> Self:
         """Call ``fn(module)`` on every sub-module (children first) and on self; returns self."""
         for child in self.children():
             child.apply(fn)
@@ -478,7 +492,7 @@ class Module:
         return self
 
     # ------------------------------------------------------------------ modes and state
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Self:
         """Set training mode (``mode=True``) or evaluation mode, recursively; returns self."""
         if not isinstance(mode, bool):
             raise ValueError(f"train: expected a bool, got {mode!r}")
@@ -486,17 +500,17 @@ class Module:
             object.__setattr__(module, "training", mode)
         return self
 
-    def eval(self):
+    def eval(self) -> Self:
         """Set evaluation mode recursively (``train(False)``); returns self."""
         return self.train(False)
 
-    def requires_grad_(self, requires_grad=True):
+    def requires_grad_(self, requires_grad: bool = True) -> Self:
         """Set ``requires_grad`` on every parameter (``False`` freezes them); returns self."""
         for parameter in self.parameters():
             parameter.requires_grad_(requires_grad)
         return self
 
-    def zero_grad(self, set_to_none=True):
+    def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of all parameters: to None (default) or to zeros."""
         for parameter in self.parameters():
             if set_to_none or parameter.grad is None:
@@ -504,7 +518,7 @@ class Module:
             else:
                 parameter.grad.numpy()[...] = 0
 
-    def to(self, dtype):
+    def to(self, dtype: DTypeLike) -> Self:
         """Convert every float parameter and buffer (and gradient) to ``dtype``; returns self.
 
         >>> minidl.nn.Dense(2, 3).to(np.float64).weight.dtype
@@ -521,11 +535,11 @@ class Module:
                     tensor.grad._data = tensor.grad._data.astype(dtype)
         return self
 
-    def float(self):
+    def float(self) -> Self:
         """Convert float parameters and buffers to float32; returns self."""
         return self.to(np.float32)
 
-    def double(self):
+    def double(self) -> Self:
         """Convert float parameters and buffers to float64 (for gradient checks); returns self."""
         return self.to(np.float64)
 
@@ -544,7 +558,7 @@ class Module:
                     targets[dot + name] = buffer
         return targets
 
-    def state_dict(self):
+    def state_dict(self) -> OrderedDict[str, Tensor]:
         """Parameters and persistent buffers: an ordered dict of numpy arrays (shared, not copied).
 
         Keys, their order and layouts are PyTorch's (a module or parameter reachable
@@ -556,7 +570,7 @@ class Module:
         """
         return OrderedDict((key, tensor.numpy()) for key, tensor in self._state_targets().items())
 
-    def load_state_dict(self, state, strict=True):
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> Any:
         """Copy ``state`` (name -> array, Tensor or torch tensor) into the parameters and buffers.
 
         Values are copied into the existing arrays, converted to their dtype
@@ -618,10 +632,10 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ calling
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
-    def register_forward_hook(self, hook):
+    def register_forward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
         """Call ``hook(module, inputs, output)`` after every forward; returns a removable handle.
 
         A hook that returns something other than None replaces the output.
@@ -638,7 +652,7 @@ class Module:
         self._forward_hooks[handle.id] = hook
         return handle
 
-    def register_forward_pre_hook(self, hook):
+    def register_forward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
         """Call ``hook(module, args)`` before every forward; returns a removable handle.
 
         ``args`` is the tuple of positional arguments; a hook that returns something
@@ -653,7 +667,7 @@ class Module:
         self._forward_pre_hooks[handle.id] = hook
         return handle
 
-    def register_full_backward_hook(self, hook):
+    def register_full_backward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
         """Call ``hook(module, grad_input, grad_output)`` once the gradients with respect to
         the module's positional inputs are computed; returns a removable handle.
 
@@ -681,7 +695,7 @@ class Module:
         """Whether a call runs hooks around ``forward`` (forward-pre, forward or backward)."""
         return bool(self._forward_pre_hooks or self._backward_hooks or self._forward_hooks)
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             if not self._has_call_hooks():
                 return self.forward(*args, **kwargs)  # the common case, kept short
@@ -709,11 +723,11 @@ class Module:
         return output
 
     # ------------------------------------------------------------------ printing
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         """The text inside this module's parentheses in its repr (layers override it)."""
         return ""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         lines = []
         extra = self.extra_repr()
         if extra:
@@ -727,7 +741,7 @@ class Module:
             return f"{type(self).__name__}({extra})"
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
-    def summary(self, input_shape, dtype=np.float32):
+    def summary(self, input_shape: Sequence[int], dtype: DTypeLike = np.float32) -> str:
         """Print (and return) each layer's output shape and parameter count, and the totals.
 
         ``input_shape`` excludes the batch dimension, as in Keras. The model runs
@@ -813,7 +827,7 @@ class ModuleList(Module):
     ['0.weight', '0.bias', '1.weight', '1.bias']
     """
 
-    def __init__(self, modules=None):
+    def __init__(self, modules: Iterable[Module] | None = None) -> None:
         super().__init__()
         if modules is not None:
             self.extend(modules)
@@ -823,22 +837,22 @@ class ModuleList(Module):
             raise TypeError(f"ModuleList.{where}: expected a Module, got {type(module).__name__}")
         return module
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
             return type(self)(list(self._modules.values())[index])
         return list(self._modules.values())[_index(index, len(self), "ModuleList")]
 
-    def __setitem__(self, index, module):
+    def __setitem__(self, index: int, module: Module) -> None:
         position = _index(index, len(self), "ModuleList")
         self._modules[str(position)] = self._check(module, "__setitem__")
 
-    def __delitem__(self, index):
+    def __delitem__(self, index: int | slice) -> None:
         modules = list(self._modules.values())
         if isinstance(index, slice):
             del modules[index]
@@ -851,15 +865,15 @@ class ModuleList(Module):
         for position, module in enumerate(modules):
             self._modules[str(position)] = module
 
-    def __iadd__(self, modules):
+    def __iadd__(self, modules: Iterable[Module]) -> Self:
         return self.extend(modules)
 
-    def append(self, module):
+    def append(self, module: Module) -> Self:
         """Add ``module`` at the end; returns self."""
         self._modules[str(len(self))] = self._check(module, "append")
         return self
 
-    def extend(self, modules):
+    def extend(self, modules: Iterable[Module]) -> Self:
         """Append each module of the iterable ``modules``; returns self."""
         if isinstance(modules, Module) and not isinstance(modules, ModuleList):
             raise TypeError(
@@ -870,7 +884,7 @@ class ModuleList(Module):
             self.append(module)
         return self
 
-    def insert(self, index, module):
+    def insert(self, index: int, module: Module) -> None:
         """Insert ``module`` before position ``index`` (names are renumbered)."""
         modules = list(self._modules.values())
         modules.insert(index, self._check(module, "insert"))
@@ -889,54 +903,56 @@ class ModuleDict(Module):
     ((1, 3), ['a', 'b'])
     """
 
-    def __init__(self, modules=None):
+    def __init__(
+        self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None
+    ) -> None:
         super().__init__()
         if modules is not None:
             self.update(modules)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> Module:
         return self._modules[key]
 
-    def __setitem__(self, key, module):
+    def __setitem__(self, key: str, module: Module) -> None:
         if not isinstance(key, str):
             raise TypeError(f"ModuleDict: keys must be strings, got {type(key).__name__}")
         self.add_module(key, module)
 
-    def __delitem__(self, key):
+    def __delitem__(self, key: str) -> None:
         del self._modules[key]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._modules)
 
-    def __contains__(self, key):
+    def __contains__(self, key: object) -> bool:
         return key in self._modules
 
-    def keys(self):
+    def keys(self) -> Any:
         """The names, in insertion order."""
         return self._modules.keys()
 
-    def values(self):
+    def values(self) -> Any:
         """The modules, in insertion order."""
         return self._modules.values()
 
-    def items(self):
+    def items(self) -> Any:
         """(name, module) pairs, in insertion order."""
         return self._modules.items()
 
-    def clear(self):
+    def clear(self) -> None:
         """Remove every module."""
         self._modules.clear()
 
-    def pop(self, key):
+    def pop(self, key: str) -> Module:
         """Remove the module called ``key`` and return it."""
         module = self._modules[key]
         del self._modules[key]
         return module
 
-    def update(self, modules):
+    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
         """Add (or replace) modules from a mapping or from (name, module) pairs."""
         items = modules.items() if hasattr(modules, "items") else modules
         for entry in items:
@@ -960,7 +976,7 @@ class ParameterList(Module):
     (['0', '1'], 'Parameter')
     """
 
-    def __init__(self, values=None):
+    def __init__(self, values: Iterable[Any] | None = None) -> None:
         super().__init__()
         if values is not None:
             self.extend(values)
@@ -969,30 +985,30 @@ class ParameterList(Module):
     def _as_parameter(value):
         return value if isinstance(value, Parameter) else Parameter(value)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._parameters)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Parameter]:
         return iter(self._parameters.values())
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
             return type(self)(list(self._parameters.values())[index])
         return list(self._parameters.values())[_index(index, len(self), "ParameterList")]
 
-    def __setitem__(self, index, value):
+    def __setitem__(self, index: int, value: Any) -> None:
         position = _index(index, len(self), "ParameterList")
         self._parameters[str(position)] = self._as_parameter(value)
 
-    def __iadd__(self, values):
+    def __iadd__(self, values: Iterable[Any]) -> Self:
         return self.extend(values)
 
-    def append(self, value):
+    def append(self, value: Any) -> Self:
         """Add ``value`` (made a Parameter) at the end; returns self."""
         self._parameters[str(len(self))] = self._as_parameter(value)
         return self
 
-    def extend(self, values):
+    def extend(self, values: Iterable[Any]) -> Self:
         """Append each of ``values``; returns self."""
         if isinstance(values, Tensor):
             raise TypeError("ParameterList.extend should be called with an iterable, got a Tensor")
@@ -1000,7 +1016,7 @@ class ParameterList(Module):
             self.append(value)
         return self
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return "\n".join(
             f"({name}): Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}]"
             for name, p in self._parameters.items()

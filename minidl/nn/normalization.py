@@ -9,8 +9,14 @@ layer norm is that kernel with one group per row, and BatchNorm3d is
 statistics with the same core as batch norm (two passes, accumulated in double).
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 from .. import _checks
 from .. import distributed as _distributed
+from ..tensor import Tensor
 from . import functional as F
 from .layers import BatchNorm, _check_input, _NormBase
 
@@ -31,14 +37,20 @@ class LayerNorm(_NormBase):
     ['bias', 'weight']
     """
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
+    def __init__(
+        self,
+        normalized_shape: int | Sequence[int],
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self.normalized_shape = F._normalized_shape(normalized_shape, "LayerNorm")
         self.eps = _checks.real(eps, "LayerNorm", "eps", low=0.0)
         self.elementwise_affine = bool(elementwise_affine)
         self._create_affine(self.normalized_shape, self.elementwise_affine, bias)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         shape = self.normalized_shape
         _check_input(
             self,
@@ -50,7 +62,7 @@ class LayerNorm(_NormBase):
             x, self.weight, self.bias, normalized_ndim=len(shape), eps=self.eps
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (
             f"{self.normalized_shape}, eps={self.eps}, "
             f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
@@ -72,7 +84,15 @@ class GroupNorm(_NormBase):
     (2, 64, 7, 7)
     """
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *, bias=True):
+    def __init__(
+        self,
+        num_groups: int,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        *,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self.num_groups = _checks.positive_int(num_groups, "GroupNorm", "num_groups")
         self.num_channels = _checks.positive_int(num_channels, "GroupNorm", "num_channels")
@@ -81,7 +101,7 @@ class GroupNorm(_NormBase):
         self.affine = bool(affine)
         self._create_affine(self.num_channels, self.affine, bias)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         _check_input(
             self, x, x.ndim >= 2 and x.shape[1] == self.num_channels, f"(N, {self.num_channels}, *)"
         )
@@ -89,7 +109,7 @@ class GroupNorm(_NormBase):
             x, self.weight, self.bias, num_groups=self.num_groups, eps=self.eps
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (
             f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
             f"bias={self.bias is not None}"
@@ -105,18 +125,18 @@ class _InstanceNorm(_NormBase):
 
     def __init__(
         self,
-        num_features,
-        eps=1e-5,
-        momentum=0.1,
-        affine=False,
-        track_running_stats=False,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = False,
+        track_running_stats: bool = False,
         *,
-        bias=True,
-    ):
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self._per_feature_state(num_features, eps, momentum, affine, track_running_stats, bias)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         batched = self._batched_rank
         channel_dim = 1 if x.ndim == batched else 0
         _check_input(
@@ -144,7 +164,7 @@ class _InstanceNorm(_NormBase):
         )
         return y.squeeze(0) if unbatched else y
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
             f"affine={self.affine}, bias={self.bias is not None}, "
@@ -232,15 +252,15 @@ class SyncBatchNorm(BatchNorm):
 
     def __init__(
         self,
-        num_features,
-        eps=1e-5,
-        momentum=0.1,
-        affine=True,
-        track_running_stats=True,
-        process_group=None,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        process_group: Any = None,
         *,
-        bias=True,
-    ):
+        bias: bool = True,
+    ) -> None:
         if process_group is not None:
             raise ValueError(
                 "SyncBatchNorm: only the world's process group exists; pass process_group=None"
@@ -251,7 +271,7 @@ class SyncBatchNorm(BatchNorm):
     def _needs_sync(self):
         return self.training and _distributed.is_initialized() and _distributed.get_world_size() > 1
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         if not self._needs_sync():
             return super().forward(x)
         # the statistics span every rank: a rank's own batch may be small, even empty

@@ -4,7 +4,10 @@
 ``vector_to_parameters`` are torch's ``nn.utils`` functions.
 """
 
+from __future__ import annotations
+
 import copy
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -56,7 +59,7 @@ def _tensors(parameters, where):
     return parameters
 
 
-def fold_batchnorm(model):
+def fold_batchnorm(model: Module) -> Module:
     """A copy of ``model`` for inference, each BatchNorm after a Conv2D or Dense folded into it.
 
     In evaluation mode a BatchNorm is an affine map per channel, ``y = (x - mean)
@@ -88,7 +91,12 @@ def fold_batchnorm(model):
     return folded.eval()
 
 
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grad_norm_(
+    parameters: Tensor | Iterable[Tensor],
+    max_norm: float,
+    norm_type: float | str = 2.0,
+    error_if_nonfinite: bool = False,
+) -> Tensor:
     """Scale gradients in place so that their total norm is at most ``max_norm``.
 
     The norm is taken over all gradients together, as if concatenated (``norm_type``
@@ -128,7 +136,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     return Tensor._of(np.array(total))
 
 
-def clip_grad_value_(parameters, clip_value, foreach=None):
+def clip_grad_value_(
+    parameters: Tensor | Iterable[Tensor], clip_value: float, foreach: bool | None = None
+) -> None:
     """Clamp every gradient in place to [-clip_value, clip_value]; returns None, as torch's.
 
     >>> w = minidl.nn.Parameter(minidl.zeros(3))
@@ -145,7 +155,7 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
             np.clip(grad, -clip_value, clip_value, out=grad)
 
 
-def parameters_to_vector(parameters):
+def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:
     """The parameters flattened and concatenated into one 1-d Tensor (differentiable).
 
     >>> layer = minidl.nn.Dense(3, 2)
@@ -158,7 +168,7 @@ def parameters_to_vector(parameters):
     return cat([parameter.reshape(-1) for parameter in parameters])
 
 
-def vector_to_parameters(vec, parameters):
+def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
     """Copy consecutive slices of the 1-d Tensor ``vec`` into ``parameters`` (their data).
 
     >>> layer = minidl.nn.Dense(3, 2)

@@ -8,6 +8,8 @@
 >>> opt.step()
 """
 
+from __future__ import annotations
+
 from . import lr_scheduler
 from .optimizer import SGD, Adadelta, Adagrad, Adam, AdamW, NAdam, Optimizer, RAdam, RMSprop
 

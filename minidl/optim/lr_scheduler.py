@@ -20,12 +20,19 @@ Creating a scheduler applies its value for step 0, as PyTorch does.
 [0.1, 0.1, 0.05, 0.05, 0.025]
 """
 
+from __future__ import annotations
+
 import math
 import numbers
 import types
 from bisect import bisect_right
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import _checks
+
+if TYPE_CHECKING:
+    from .optimizer import Optimizer
 
 _NOT_STATE = ("optimizer",)
 
@@ -39,23 +46,27 @@ class _ScheduleState:
     ``_load_entry``, after checking that the lists have the same length.
     """
 
-    _listed = None
+    _listed: ClassVar[str | None] = None
+    _last_lr: list[float]
+    # a schedule that sets _listed gives these: one entry's state, and restoring it
+    _save_entry: Callable[[Any], Any]
+    _load_entry: Callable[[Any, Any], None]
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> list[float]:
         """The learning rates the last ``step`` set, one per parameter group."""
         return list(self._last_lr)
 
     def _plain_state(self, state):
         return {k: v for k, v in state.items() if k not in (*_NOT_STATE, self._listed)}
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """The scheduler's state (plain values), without the optimizer."""
         state = self._plain_state(self.__dict__)
         if self._listed:
             state[self._listed] = [self._save_entry(entry) for entry in getattr(self, self._listed)]
         return state
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a state from :meth:`state_dict`."""
         if self._listed:
             saved, entries = state[self._listed], getattr(self, self._listed)
@@ -78,7 +89,7 @@ class LRScheduler(_ScheduleState):
     # ``_initial_step``), when chained schedules such as MultiplicativeLR leave the lr alone.
     _is_initial = False
 
-    def __init__(self, optimizer, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not _checks.is_int(last_epoch) or last_epoch < -1:
             raise ValueError(
                 f"{type(self).__name__}: last_epoch must be an integer >= -1, got {last_epoch!r}"
@@ -121,7 +132,7 @@ class LRScheduler(_ScheduleState):
         self.last_epoch = 0
         self._set_lrs(self._compute_lrs())
 
-    def step(self):
+    def step(self) -> None:
         """Advance one step (an epoch, or a batch for per-batch schedules) and set the lrs."""
         self.last_epoch += 1
         self._set_lrs(self._compute_lrs())
@@ -135,7 +146,9 @@ class StepLR(LRScheduler):
     [1.0]
     """
 
-    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+    def __init__(
+        self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
+    ) -> None:
         self.step_size = _checks.positive_int(step_size, "StepLR", "step_size")
         self.gamma = _checks.real(gamma, "StepLR", "gamma", low=0.0)
         super().__init__(optimizer, last_epoch)
@@ -152,7 +165,13 @@ class MultiStepLR(LRScheduler):
     [1.0]
     """
 
-    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        milestones: Sequence[int],
+        gamma: float = 0.1,
+        last_epoch: int = -1,
+    ) -> None:
         self.milestones = sorted(
             _checks.non_negative_int(m, "MultiStepLR", "each milestone") for m in milestones
         )
@@ -171,7 +190,7 @@ class ExponentialLR(LRScheduler):
     [1.0]
     """
 
-    def __init__(self, optimizer, gamma, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
         self.gamma = _checks.real(gamma, "ExponentialLR", "gamma", low=0.0)
         super().__init__(optimizer, last_epoch)
 
@@ -187,7 +206,9 @@ class CosineAnnealingLR(LRScheduler):
     [1.0]
     """
 
-    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+    def __init__(
+        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
+    ) -> None:
         self.T_max = _checks.positive_int(T_max, "CosineAnnealingLR", "T_max")
         self.eta_min = _checks.real(eta_min, "CosineAnnealingLR", "eta_min")
         super().__init__(optimizer, last_epoch)
@@ -208,8 +229,13 @@ class LinearLR(LRScheduler):
     """
 
     def __init__(
-        self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1
-    ):
+        self,
+        optimizer: Optimizer,
+        start_factor: float = 1.0 / 3,
+        end_factor: float = 1.0,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ) -> None:
         _checks.real(start_factor, "LinearLR", "start_factor")
         _checks.real(end_factor, "LinearLR", "end_factor")
         if start_factor > 1.0 or start_factor <= 0:
@@ -240,7 +266,13 @@ class ConstantLR(LRScheduler):
     [0.5]
     """
 
-    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        factor: float = 1.0 / 3,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ) -> None:
         _checks.real(factor, "ConstantLR", "factor")
         if factor > 1.0 or factor <= 0:
             # torch accepts 0 and then divides by it when the lr is restored
@@ -277,21 +309,21 @@ class OneCycleLR(LRScheduler):
 
     def __init__(
         self,
-        optimizer,
-        max_lr,
-        total_steps=None,
-        epochs=None,
-        steps_per_epoch=None,
-        pct_start=0.3,
-        anneal_strategy="cos",
-        cycle_momentum=True,
-        base_momentum=0.85,
-        max_momentum=0.95,
-        div_factor=25.0,
-        final_div_factor=1e4,
-        three_phase=False,
-        last_epoch=-1,
-    ):
+        optimizer: Optimizer,
+        max_lr: float | Sequence[float],
+        total_steps: int | None = None,
+        epochs: int | None = None,
+        steps_per_epoch: int | None = None,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        cycle_momentum: bool = True,
+        base_momentum: float | Sequence[float] = 0.85,
+        max_momentum: float | Sequence[float] = 0.95,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+        last_epoch: int = -1,
+    ) -> None:
         if total_steps is None:
             if epochs is None or steps_per_epoch is None:
                 raise ValueError("OneCycleLR: give total_steps, or epochs and steps_per_epoch")
@@ -413,16 +445,16 @@ class ReduceLROnPlateau(_ScheduleState):
 
     def __init__(
         self,
-        optimizer,
-        mode="min",
-        factor=0.1,
-        patience=10,
-        threshold=1e-4,
-        threshold_mode="rel",
-        cooldown=0,
-        min_lr=0.0,
-        eps=1e-8,
-    ):
+        optimizer: Optimizer,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: float | Sequence[float] = 0.0,
+        eps: float = 1e-8,
+    ) -> None:
         _checks.real(factor, "ReduceLROnPlateau", "factor", low=0.0)
         if factor >= 1.0:
             raise ValueError("ReduceLROnPlateau: factor should be < 1.0")
@@ -449,7 +481,7 @@ class ReduceLROnPlateau(_ScheduleState):
         self.last_epoch = 0
         self._last_lr = [group["lr"] for group in optimizer.param_groups]
 
-    def step(self, metrics):
+    def step(self, metrics: float) -> None:
         """Record this epoch's monitored value and reduce the lr after a plateau."""
         value = float(metrics)
         self.last_epoch += 1
@@ -498,7 +530,7 @@ class _LambdaState:
     object saves its attributes (``__dict__``), which loading restores.
     """
 
-    _listed = "lr_lambdas"
+    _listed: ClassVar[str | None] = "lr_lambdas"
 
     @staticmethod
     def _save_entry(function):
@@ -524,7 +556,12 @@ class LambdaLR(_LambdaState, LRScheduler):
     [0.5]
     """
 
-    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]],
+        last_epoch: int = -1,
+    ) -> None:
         self.lr_lambdas = _lr_lambdas("LambdaLR", optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
@@ -549,7 +586,12 @@ class MultiplicativeLR(_LambdaState, LRScheduler):
     [0.81]
     """
 
-    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]],
+        last_epoch: int = -1,
+    ) -> None:
         self.lr_lambdas = _lr_lambdas("MultiplicativeLR", optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
@@ -582,7 +624,19 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     [1.0]
     """
 
-    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
+    T_0: int
+    T_i: int
+    T_mult: int
+    T_cur: float
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        T_0: int,
+        T_mult: int = 1,
+        eta_min: float = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
         integer = (numbers.Integral,)
         if isinstance(T_0, bool) or not isinstance(T_0, integer) or T_0 <= 0:
             raise ValueError(
@@ -606,7 +660,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         cosine = (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
         return [self.eta_min + (base - self.eta_min) * cosine for base in self.base_lrs]
 
-    def step(self, epoch=None):
+    def step(self, epoch: float | None = None) -> None:
         """Advance one epoch, or go to ``epoch`` (a float is allowed: a point within an epoch)."""
         if epoch is None and self.last_epoch < 0:
             epoch = 0
@@ -659,7 +713,13 @@ class SequentialLR(_ScheduleState):
     [0.25, 0.5, 0.75, 1.0, 0.5, 0.25]
     """
 
-    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        schedulers: Sequence[Any],
+        milestones: Sequence[int],
+        last_epoch: int = -1,
+    ) -> None:
         schedulers, milestones = list(schedulers), [int(m) for m in milestones]
         if not schedulers:
             raise ValueError("SequentialLR expects at least one scheduler, but got no scheduler.")
@@ -702,7 +762,7 @@ class SequentialLR(_ScheduleState):
         first._initial_step()
         self._last_lr = first.get_last_lr()
 
-    def step(self):
+    def step(self) -> None:
         """Advance one epoch with the schedule whose turn it is (restarting it at its milestone)."""
         self.last_epoch += 1
         index = bisect_right(self._milestones, self.last_epoch)
