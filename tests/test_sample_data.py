@@ -180,3 +180,11 @@ def test_make_sample_refuses_files_that_are_not_mnist(tmp_path):
     with pytest.raises(SystemExit, match="not the official MNIST file"):
         main([str(source), "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out" / "train-images-idx3-ubyte.gz").exists()
+
+
+def test_the_fallback_checks_the_sample_before_announcing_it(offline, sample_copy, capsys):
+    path = sample_copy / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(minidl.CorruptFileError, match=r"train-images-idx3-ubyte\.gz is damaged"):
+        datasets.choose_dataset("auto", sample_fallback=True)
+    assert capsys.readouterr().out == ""  # no "training on the sample" line for a bad sample

@@ -658,10 +658,11 @@ def choose_dataset(
     A named data set is located (downloaded where allowed) for both splits, so that a
     missing one fails here, before any work. ``"auto"`` is MNIST where it is found or
     can be downloaded; otherwise, with ``sample_fallback=True`` and no ``data_dir``,
-    the bundled ``"mnist-sample"``, saying so in one line on standard output, with
-    how to get the full set. Otherwise the :class:`DataNotFoundError` of the data set
-    asked for, which lists the places searched and names the ``data_dir`` argument as
-    ``data_dir_option`` (a script passes its own option, ``"--data-dir"``).
+    the bundled ``"mnist-sample"`` (its files checked: ``CorruptFileError`` when
+    damaged), saying so in one line on standard output, with how to get the full set.
+    Otherwise the :class:`DataNotFoundError` of the data set asked for, which lists the
+    places searched and names the ``data_dir`` argument as ``data_dir_option`` (a
+    script passes its own option, ``"--data-dir"``).
 
     >>> minidl.data.datasets.choose_dataset("mnist-sample")
     'mnist-sample'
@@ -676,6 +677,8 @@ def choose_dataset(
         if name != "auto" or not sample_fallback or data_dir is not None:
             error.data_dir_option = data_dir_option
             raise
+        for split in ("train", "test"):  # a damaged sample fails here, before any work
+            locate("mnist-sample", split)
         reason = "downloading is off" if error.download_error is None else "the download failed"
         option = data_dir_option if data_dir_option.endswith("=") else data_dir_option + " "
         print(
