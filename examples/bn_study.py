@@ -313,23 +313,36 @@ def figures(img_dir, runs, lrs, inits, gaps):
     os.makedirs(img_dir, exist_ok=True)
     paths = {}
 
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for run in runs:
-        records = run["tracker"].records
-        axis.plot(
-            [r["step"] for r in records],
-            [r["accuracy"] for r in records],
-            color="C1" if run["bn"] else "C0",
-            alpha=1.0 if run["seed"] == 0 else 0.4,
-            label=f"{label(run['bn'])}" if run["seed"] == 0 else None,
-        )
-    # every run in view, the one without BN too when it stays low (a diverged nan is skipped)
-    lowest = np.nanmin([r["accuracy"] for run in runs for r in run["tracker"].records] + [0.85])
-    axis.set_ylim(max(0.0, lowest - 0.02), 1.0)
-    axis.set_xlabel("training steps")
-    axis.set_ylabel("test accuracy")
-    axis.set_title("(1) convergence (Figure 1(a) set-up)")
-    axis.legend()
+    # left: all of training, every run in view however low it starts or stays; right: the
+    # second half enlarged, where the runs differ by a percent or less
+    figure, (whole, late) = plt.subplots(1, 2, figsize=(11, 4))
+    last_step = max(r["step"] for run in runs for r in run["tracker"].records)
+    for axis in (whole, late):
+        for run in runs:
+            records = run["tracker"].records
+            axis.plot(
+                [r["step"] for r in records],
+                [r["accuracy"] for r in records],
+                color="C1" if run["bn"] else "C0",
+                alpha=1.0 if run["seed"] == 0 else 0.4,
+                label=f"{label(run['bn'])}" if run["seed"] == 0 else None,
+            )
+        axis.set_xlabel("training steps")
+        axis.set_ylabel("test accuracy")
+        axis.legend()
+    every = [r["accuracy"] for run in runs for r in run["tracker"].records]
+    second_half = [
+        r["accuracy"] for run in runs for r in run["tracker"].records if r["step"] >= last_step / 2
+    ]
+    if np.isfinite(every).any():  # a diverged run's nan is skipped
+        whole.set_ylim(max(0.0, np.nanmin(every) - 0.02), 1.0)
+    whole.set_title("(1) convergence (Figure 1(a) set-up)")
+    late.set_xlim(last_step / 2, last_step)
+    if np.isfinite(second_half).any():
+        low, high = np.nanmin(second_half), np.nanmax(second_half)
+        margin = max(0.002, (high - low) * 0.1)
+        late.set_ylim(max(0.0, low - margin), min(1.0, high + margin))
+    late.set_title("the second half, enlarged")
     paths["convergence"] = _save(figure, img_dir, "bn_study_convergence.png", plt)
 
     for name, results, xlabel in (
@@ -390,7 +403,7 @@ def caveat(quick, dataset):
     return ""
 
 
-def report(path, args, cfg, dataset, test_count, runs, lrs, inits, gaps, images, elapsed):
+def report(path, args, cfg, dataset, data, runs, lrs, inits, gaps, images, elapsed):
     results = verdicts(runs, lrs, inits, gaps)
     warning = caveat(args.quick, dataset)
     if warning:
@@ -409,9 +422,7 @@ def report(path, args, cfg, dataset, test_count, runs, lrs, inits, gaps, images,
         "# What batch normalization buys: five claims, tested",
         "",
         f"Written by `{command}` on {time.strftime('%Y-%m-%d')} ({elapsed / 60:.1f} minutes, "
-        f"{threads} thread{'s' if threads != 1 else ''}), on {dataset} "
-        f"({'a subset of the training set, ' if cfg['train_subset'] else ''}the full test set "
-        f"of {test_count:,} images). Set-up: Ioffe & "
+        f"{threads} thread{'s' if threads != 1 else ''}), on {dataset} ({data}). Set-up: Ioffe & "
         "Szegedy's Figure 1 MLP (784-100-100-100-10, sigmoid; BatchNorm before each sigmoid), "
         f"batches of 60, plain SGD with a constant learning rate ({cfg['lr']} unless varied), "
         "the same seeds with and without BN. Figures and verdicts below are this run's; a "
@@ -549,8 +560,16 @@ def main(argv=None):
         sys.exit(str(error))  # the places searched and the fixes, without a traceback
     train_data = datasets.open_dataset(dataset, "train", args.data_dir, normalize=True)
     test_data = datasets.open_dataset(dataset, "test", args.data_dir, normalize=True)
+    available = len(train_data)
     train_data = subset(train_data, cfg["train_subset"])
     print(f"{dataset}: {len(train_data):,} training images, {len(test_data):,} test images")
+    data = (
+        f"the first {len(train_data):,} of its {available:,} training images"
+        if len(train_data) < available
+        else f"all {available:,} training images"
+    ) + f", the full test set of {len(test_data):,} images"
+    if dataset == "mnist-sample":
+        data = f"the MNIST sample bundled with minidl: {data}"
     print("1, 5: convergence and sigmoid inputs")
     runs = convergence(cfg, train_data, test_data)
     print("2: learning rates")
@@ -566,7 +585,7 @@ def main(argv=None):
         args,
         cfg,
         dataset,
-        len(test_data),
+        data,
         runs,
         lrs,
         inits,
