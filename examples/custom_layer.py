@@ -28,6 +28,7 @@ import numpy as np
 
 from minidl import nn
 from minidl.autograd import Function
+from minidl.data import datasets
 
 # isort: on
 
@@ -94,27 +95,40 @@ def build(features=128):
 
 
 def load_data(quick, data_dir):
-    """MNIST where it can be had, else Fashion-MNIST: (name, train, test)."""
-    failure = None
-    for name, cls in (("mnist", minidl.data.MNIST), ("fashion-mnist", minidl.data.FashionMNIST)):
-        try:
-            train = cls("train", data_dir, normalize=True)
-            test = cls("test", data_dir, normalize=True)
-        except minidl.data.DataNotFoundError as error:
-            failure = error
-            continue
-        if quick:
-            train = minidl.data.Subset(train, np.arange(5000))
-            test = minidl.data.Subset(test, np.arange(1000))
-        return name, train, test
-    raise failure
+    """MNIST where it can be had, else the sample bundled with minidl: (name, train, test).
+
+    When neither is there (``--data-dir`` names a folder without MNIST), the script
+    exits with the places searched and the fixes.
+    """
+    try:
+        name = datasets.choose_dataset(
+            "auto", data_dir, sample_fallback=True, data_dir_option="--data-dir"
+        )
+    except (FileNotFoundError, minidl.CorruptFileError) as error:
+        sys.exit(str(error))  # the places searched and the fixes, without a traceback
+    train = datasets.open_dataset(name, "train", data_dir, normalize=True)
+    test = datasets.open_dataset(name, "test", data_dir, normalize=True)
+    if quick:
+        train = minidl.data.Subset(train, np.arange(min(5000, len(train))))
+        test = minidl.data.Subset(test, np.arange(min(1000, len(test))))
+    return name, train, test
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--data-dir")
-    parser.add_argument("--quick", action="store_true", help="5,000 samples, 1 epoch")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs")
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="a folder holding MNIST's files, searched before $MINIDL_DATA/mnist, the cache "
+        "and /usr/share/datasets (without MNIST anywhere: the bundled sample)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="5,000 training and 1,000 test images, 1 epoch"
+    )
     args = parser.parse_args(argv)
     check_gradients()
 

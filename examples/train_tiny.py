@@ -36,11 +36,14 @@ def cross_entropy(logits, labels):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=0.5)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--steps", type=int, default=3000, help="gradient-descent steps")
+    parser.add_argument("--hidden", type=int, default=64, help="tanh units in the hidden layer")
+    parser.add_argument("--lr", type=float, default=0.5, help="learning rate")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data and the weights")
     parser.add_argument("--quick", action="store_true", help="300 steps, for smoke tests")
     args = parser.parse_args(argv)
     steps = 300 if args.quick else args.steps

@@ -609,6 +609,7 @@ for reader in (
     "load_fashion_mnist",
     "load_kmnist",
     "MNIST",
+    "MNISTSample",
     "FashionMNIST",
     "KMNIST",
 ):

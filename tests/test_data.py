@@ -152,7 +152,10 @@ def test_uncompressed_files_are_found(isolated):
 def test_not_found_offline_lists_places_and_remedies(isolated, monkeypatch):
     monkeypatch.setenv("MINIDL_OFFLINE", "1")
     monkeypatch.setenv("MINIDL_DATA", str(isolated / "nowhere"))
-    with pytest.raises(minidl.data.DataNotFoundError) as error:
+    with (
+        pytest.raises(minidl.data.DataNotFoundError) as error,
+        pytest.warns(UserWarning, match="MINIDL_DATA=.*nowhere.* does not exist"),
+    ):
         minidl.data.load_kmnist("test", data_dir=isolated / "given")
     message = str(error.value)
     places = [
@@ -165,7 +168,9 @@ def test_not_found_offline_lists_places_and_remedies(isolated, monkeypatch):
         assert str(place) in message
     assert "MINIDL_OFFLINE" in message
     assert "MINIDL_DATA" in message and "download the files by hand" in message
-    assert "pass data_dir=" in message
+    assert "pass data_dir=DIR" in message
+    error.value.data_dir_option = "--data-dir"  # what a script sets: its own option's name
+    assert "pass --data-dir DIR" in str(error.value) and "data_dir=" not in str(error.value)
     fashion = datasets._not_found_message(
         datasets.DATASETS["fashion-mnist"], "train", ["/somewhere"], OSError("offline")
     )

@@ -12,8 +12,18 @@ of the split wins, and the place used is reported once per process):
    MD5 checksum, written to a temporary file and renamed only once verified.
 
 ``MINIDL_OFFLINE=1`` turns step 5 off. When nothing is found, the error lists every
-place looked and the ways to provide the data.
+place looked and the ways to provide the data. A ``MINIDL_DATA`` that names no folder is
+warned about (``UserWarning``); an empty one counts as unset.
+
+A sample of MNIST ships inside the package (``minidl/data/sample/``: the first 6,000
+training and the first 1,000 test images of the official files, with their README):
+``MNISTSample`` or ``load("mnist-sample")``. It is never searched for or substituted
+silently: ``MNIST()`` with nothing found raises :class:`DataNotFoundError`, and only
+``choose_dataset("auto", sample_fallback=True)`` (what the examples call) falls back to
+it, saying so.
 """
+
+from __future__ import annotations
 
 import hashlib
 import os
@@ -21,10 +31,12 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..io import CorruptFileError
 from .idx import read_idx
 from .loader import ArrayDataset
 
@@ -41,7 +53,7 @@ class RemoteFile:
 
     name: str
     md5: str
-    size: "int | None" = None
+    size: int | None = None
 
 
 @dataclass
@@ -55,7 +67,13 @@ class DatasetSpec:
     mean: float
     std: float
     classes: tuple = field(default_factory=tuple)
-    debian_package: "str | None" = None
+    debian_package: str | None = None
+    # a folder inside the package holding the files: never searched for nor downloaded,
+    # and every file checked against its MD5 and size before it is read
+    bundled: str | None = None
+
+
+SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sample", "mnist")
 
 
 DATASETS = {
@@ -142,27 +160,102 @@ DATASETS = {
         std=KMNIST_STD,
         classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
     ),
+    # cut by minidl/data/sample/make_sample.py; provenance and licence in its README.md
+    "mnist-sample": DatasetSpec(
+        name="mnist-sample",
+        title="MNIST sample (bundled)",
+        mirrors=[],
+        files={
+            "train": (
+                RemoteFile(
+                    "train-images-idx3-ubyte.gz", "1ac03de7ecb10d80269b8abd182afbd4", 969511
+                ),
+                RemoteFile("train-labels-idx1-ubyte.gz", "59fdc8a419aa8ad3df0ff5c74064416a", 3027),
+            ),
+            "test": (
+                RemoteFile("t10k-images-idx3-ubyte.gz", "c3379f275b566375ab4528689c1795c4", 155853),
+                RemoteFile("t10k-labels-idx1-ubyte.gz", "1d88dbe1fbee9022616057ede4463181", 526),
+            ),
+        },
+        mean=MNIST_MEAN,
+        std=MNIST_STD,
+        classes=tuple(str(d) for d in range(10)),
+        bundled=SAMPLE_DIR,
+    ),
 }
 
-_reported = set()
+_reported: set[tuple[str, str, str]] = set()
 
 
 class DataNotFoundError(FileNotFoundError):
-    """No copy of the data set was found and none could be downloaded."""
+    """No copy of the data set was found and none could be downloaded.
+
+    Its message lists the places searched and the ways to provide the data; ``places``
+    holds the folders, ``download_error`` why the download failed (None: it was off).
+    ``data_dir_option`` is how the message names the ``data_dir`` argument: a script
+    sets it to its own option (``"--data-dir"``) before printing the error.
+
+    >>> try:
+    ...     minidl.data.datasets.locate("kmnist", data_dir="/nowhere", download_missing=False)
+    ... except minidl.data.DataNotFoundError as error:
+    ...     error.data_dir_option = "--data-dir"
+    ...     print(error.places[0], "--data-dir" in str(error))
+    /nowhere True
+    """
+
+    def __init__(
+        self,
+        spec: DatasetSpec,
+        split: str,
+        places: list[str],
+        download_error: BaseException | None,
+    ) -> None:
+        super().__init__(f"{spec.title} ({split}) was not found")
+        self.spec, self.split, self.places = spec, split, places
+        self.download_error = download_error
+        self.data_dir_option = "data_dir="
+
+    def __str__(self) -> str:
+        return _not_found_message(
+            self.spec, self.split, self.places, self.download_error, self.data_dir_option
+        )
 
 
-def cache_dir(name):
-    """``~/.cache/minidl/<name>``: where downloads go."""
+def cache_dir(name: str) -> str:
+    """``~/.cache/minidl/<name>``: where downloads go.
+
+    >>> minidl.data.datasets.cache_dir("mnist").endswith(os.path.join("minidl", "mnist"))
+    True
+    """
     return os.path.join(os.path.expanduser("~"), ".cache", "minidl", name)
 
 
-def candidate_dirs(name, data_dir=None):
-    """The folders searched for data set ``name``, in order."""
+def _data_root() -> str | None:
+    """``$MINIDL_DATA``, or None when unset or empty; a UserWarning when it names no folder."""
+    root = os.environ.get("MINIDL_DATA", "")
+    if root and not os.path.isdir(root):
+        what = "is not a folder" if os.path.exists(root) else "does not exist"
+        warnings.warn(
+            f"MINIDL_DATA={root!r} holds no data sets: that path {what} "
+            "(set MINIDL_DATA to a folder holding mnist/, fashion-mnist/ ..., or unset it)",
+            UserWarning,
+            stacklevel=3,
+        )
+    return root or None
+
+
+def candidate_dirs(name: str, data_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """The folders searched for data set ``name``, in order.
+
+    >>> minidl.data.datasets.candidate_dirs("mnist", data_dir="/data")[0]
+    '/data'
+    """
     places = []
     if data_dir is not None:
         places.append(os.fspath(data_dir))
-    if os.environ.get("MINIDL_DATA"):
-        places.append(os.path.join(os.environ["MINIDL_DATA"], name))
+    root = _data_root()
+    if root is not None:
+        places.append(os.path.join(root, name))
     places.append(cache_dir(name))
     places.append(os.path.join("/usr/share/datasets", name))
     return places
@@ -191,6 +284,17 @@ def _md5(path):
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _mismatch(path, remote):
+    """How ``path`` differs from ``remote``'s size and MD5 checksum, or None when it matches."""
+    size = os.path.getsize(path)
+    if remote.size is not None and size != remote.size:
+        return f"has {size} bytes; the published size is {remote.size}"
+    checksum = _md5(path)
+    if checksum != remote.md5:
+        return f"has MD5 {checksum}; the published checksum is {remote.md5}"
+    return None
 
 
 def _fetch(url, remote, target_dir, timeout, progress):
@@ -222,12 +326,9 @@ def _fetch(url, remote, target_dir, timeout, progress):
                     bar.close()
             handle.flush()
             os.fsync(handle.fileno())
-        size = os.path.getsize(temporary)
-        if remote.size is not None and size != remote.size:
-            raise ValueError(f"{url} gave {size} bytes; the published size is {remote.size}")
-        checksum = _md5(temporary)
-        if checksum != remote.md5:
-            raise ValueError(f"{url} has MD5 {checksum}; the published checksum is {remote.md5}")
+        problem = _mismatch(temporary, remote)
+        if problem is not None:
+            raise ValueError(f"{url} {problem}")
         final = os.path.join(target_dir, remote.name)
         os.replace(temporary, final)
         return final
@@ -244,6 +345,8 @@ def download(name, split="train", mirrors=None, timeout=30.0, progress=True):
     match. Returns the folder. Raises OSError listing every failed attempt.
     """
     spec = _spec(name)
+    if spec.bundled:
+        raise ValueError(f"download: {spec.title} ships with minidl; there is nothing to download")
     target_dir = cache_dir(name)
     failures = []
     for remote in spec.files[split]:
@@ -261,7 +364,7 @@ def download(name, split="train", mirrors=None, timeout=30.0, progress=True):
     return target_dir
 
 
-def _not_found_message(spec, split, places, download_error):
+def _not_found_message(spec, split, places, download_error, data_dir_option="data_dir="):
     files = " and ".join(remote.name for remote in spec.files[split])
     lines = [
         f"{spec.title} ({split}) was not found. Looked for {files} in:",
@@ -271,49 +374,90 @@ def _not_found_message(spec, split, places, download_error):
         lines.append("and did not download it (downloading was off: MINIDL_OFFLINE or the caller).")
     else:
         lines.append(f"and the download failed: {download_error}")
-    lines.append("Three ways to provide it:")
+    option = data_dir_option if data_dir_option.endswith("=") else data_dir_option + " "
+    ways = [
+        f"pass {option}DIR, a folder that holds {files}",
+        f"set MINIDL_DATA to a folder with a {spec.name}/ subfolder holding the files",
+    ]
     if spec.debian_package:
-        lines.append(
-            f"  1. on Debian or Ubuntu: sudo apt-get install {spec.debian_package} "
+        ways.append(
+            f"on Debian or Ubuntu: sudo apt-get install {spec.debian_package} "
             f"(installs /usr/share/datasets/{spec.name}/)"
         )
-    else:
-        lines.append(f"  1. pass data_dir= a folder that holds {files}")
-    lines.append(
-        f"  2. set MINIDL_DATA to a folder with a {spec.name}/ subfolder holding the files"
-    )
-    lines.append(
-        f"  3. download the files by hand from {spec.mirrors[0]} into {cache_dir(spec.name)}"
-    )
+    if download_error is None:
+        ways.append("let minidl download it: go online and unset MINIDL_OFFLINE")
+    ways.append(f"download the files by hand from {spec.mirrors[0]} into {cache_dir(spec.name)}")
+    lines.append("Ways to provide it:")
+    lines += [f"  {number}. {way}" for number, way in enumerate(ways, 1)]
     return "\n".join(lines)
 
 
-def locate(name, split="train", data_dir=None, download_missing=True):
+def _check_split(spec, split):
+    if split not in spec.files:
+        raise ValueError(f"{spec.title}: split must be 'train' or 'test', got {split!r}")
+
+
+def _bundled(spec, split, data_dir):
+    """The package folder of a bundled data set, each file of ``split`` checked first."""
+    if data_dir is not None:
+        raise ValueError(
+            f"{spec.title} ships inside minidl and is read from there; data_dir does not apply "
+            f"(got {os.fspath(data_dir)!r})"
+        )
+    reinstall = (
+        "reinstall minidl (python -m pip install --force-reinstall minidl; in a clone: "
+        "git checkout -- minidl/data/sample)"
+    )
+    for remote in spec.files[split]:
+        path = os.path.join(spec.bundled, remote.name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{spec.title}: {path} is missing; {reinstall}")
+        problem = _mismatch(path, remote)
+        if problem is not None:
+            raise CorruptFileError(f"{spec.title}: {path} is damaged: it {problem}; {reinstall}")
+    return spec.bundled
+
+
+def locate(
+    name: str,
+    split: str = "train",
+    data_dir: str | os.PathLike[str] | None = None,
+    download_missing: bool = True,
+) -> str:
     """The folder holding ``split`` of data set ``name``, downloading it if needed.
 
     With ``download_missing=False`` (or ``MINIDL_OFFLINE=1``) only local copies count.
+    The bundled ``"mnist-sample"`` is never searched for: its folder in the package is
+    returned once every file matches its checksum (``CorruptFileError`` otherwise).
+    Raises :class:`DataNotFoundError` listing the places searched.
 
-    >>> minidl.data.datasets.candidate_dirs("mnist", data_dir="/data")[0]
-    '/data'
+    >>> minidl.data.datasets.locate("mnist-sample", "test").endswith("mnist")
+    True
     """
     spec = _spec(name)
-    if split not in spec.files:
-        raise ValueError(f"{spec.title}: split must be 'train' or 'test', got {split!r}")
+    _check_split(spec, split)
+    if spec.bundled:
+        place = _bundled(spec, split, data_dir)
+        _report(spec, split, place)
+        return place
     places = candidate_dirs(name, data_dir)
     for place in places:
         if all(_present(place, remote) for remote in spec.files[split]):
             _report(spec, split, place)
             return place
     download_error = None
-    offline = os.environ.get("MINIDL_OFFLINE", "") not in ("", "0")
-    if download_missing and not offline:
+    if download_missing and not _offline():
         try:
             place = download(name, split)
             _report(spec, split, place)
             return place
         except OSError as error:
             download_error = error
-    raise DataNotFoundError(_not_found_message(spec, split, places, download_error))
+    raise DataNotFoundError(spec, split, places, download_error)
+
+
+def _offline():
+    return os.environ.get("MINIDL_OFFLINE", "") not in ("", "0")
 
 
 def _report(spec, split, place):
@@ -323,10 +467,17 @@ def _report(spec, split, place):
         print(f"minidl: {spec.title} ({split}) from {place}", file=sys.stderr)
 
 
-def load(name, split="train", data_dir=None):
+def load(
+    name: str, split: str = "train", data_dir: str | os.PathLike[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(images, labels)`` of data set ``name``: uint8 (N, 28, 28) and int64 (N,).
 
-    >>> images, labels = minidl.data.load_mnist("train")  # doctest: +SKIP
+    ``name`` is a key of ``DATASETS``: ``"mnist"``, ``"fashion-mnist"``, ``"kmnist"``,
+    or ``"mnist-sample"`` (bundled, N = 6,000 for ``"train"``, 1,000 for ``"test"``).
+
+    >>> images, labels = minidl.data.datasets.load("mnist-sample", "test")
+    >>> images.shape, images.dtype, labels[:5]
+    ((1000, 28, 28), dtype('uint8'), array([7, 2, 1, 0, 4]))
     """
     spec = _spec(name)
     place = locate(name, split, data_dir)
@@ -346,18 +497,36 @@ def load(name, split="train", data_dir=None):
     return images, labels
 
 
-def load_mnist(split="train", data_dir=None):
-    """MNIST digits: uint8 images (N, 28, 28) and int64 labels (N,); see the module docstring."""
+def load_mnist(
+    split: str = "train", data_dir: str | os.PathLike[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST digits: uint8 images (N, 28, 28) and int64 labels (N,); see the module docstring.
+
+    The full data set only: with nothing found it raises :class:`DataNotFoundError`
+    (the bundled sample is ``load("mnist-sample")``).
+
+    >>> images, labels = minidl.data.load_mnist("train")  # doctest: +SKIP
+    """
     return load("mnist", split, data_dir)
 
 
-def load_fashion_mnist(split="train", data_dir=None):
-    """Fashion-MNIST: uint8 images (N, 28, 28) and int64 labels (N,)."""
+def load_fashion_mnist(
+    split: str = "train", data_dir: str | os.PathLike[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST: uint8 images (N, 28, 28) and int64 labels (N,).
+
+    >>> images, labels = minidl.data.load_fashion_mnist("test")  # doctest: +SKIP
+    """
     return load("fashion-mnist", split, data_dir)
 
 
-def load_kmnist(split="train", data_dir=None):
-    """Kuzushiji-MNIST: uint8 images (N, 28, 28) and int64 labels (N,)."""
+def load_kmnist(
+    split: str = "train", data_dir: str | os.PathLike[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kuzushiji-MNIST: uint8 images (N, 28, 28) and int64 labels (N,).
+
+    >>> images, labels = minidl.data.load_kmnist("test")  # doctest: +SKIP
+    """
     return load("kmnist", split, data_dir)
 
 
@@ -370,9 +539,15 @@ class MNISTLike(ArrayDataset):
     keep the raw uint8 and int64 arrays.
     """
 
-    name = None
+    name: str | None = None
 
-    def __init__(self, split="train", data_dir=None, normalize=False):
+    def __init__(
+        self,
+        split: str = "train",
+        data_dir: str | os.PathLike[str] | None = None,
+        normalize: bool = False,
+    ) -> None:
+        assert self.name is not None, "a subclass names its data set"
         images, labels = load(self.name, split, data_dir)
         super().__init__(images, labels)
         self.images, self.labels = images, labels
@@ -387,7 +562,7 @@ class MNISTLike(ArrayDataset):
             images = (images - np.float32(self.mean)) / np.float32(self.std)
         return images[..., None, :, :], self.labels[index]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(split={self.split!r}, samples={len(self)}, "
             f"normalize={self.normalize})"
@@ -397,10 +572,34 @@ class MNISTLike(ArrayDataset):
 class MNIST(MNISTLike):
     """MNIST handwritten digits (LeCun et al.); 10 classes.
 
+    The full data set, found or downloaded; with nothing found it raises
+    :class:`DataNotFoundError` (it never falls back to :class:`MNISTSample`).
+
     >>> train = minidl.data.MNIST("train", normalize=True)  # doctest: +SKIP
     """
 
     name = "mnist"
+
+
+class MNISTSample(MNISTLike):
+    """The MNIST sample bundled with minidl: 6,000 training and 1,000 test images.
+
+    The first 6,000 training and the first 1,000 test images of the official MNIST
+    files, with their labels, inside the package (``minidl/data/sample/``: its README
+    gives the licence, the provenance and the checksums); always there, offline too.
+    Each file is checked against its MD5 checksum before it is read. Images are
+    (N, 1, 28, 28) float32 in [0, 1], or standardized with MNIST's statistics with
+    ``normalize=True``; labels (N,) int64. For the full data set use :class:`MNIST`.
+
+    >>> test = minidl.data.MNISTSample("test", normalize=True)
+    >>> len(test), test[np.arange(2)][0].shape
+    (1000, (2, 1, 28, 28))
+    """
+
+    name = "mnist-sample"
+
+    def __init__(self, split: str = "train", normalize: bool = False) -> None:
+        super().__init__(split, None, normalize)
 
 
 class FashionMNIST(MNISTLike):
@@ -421,27 +620,70 @@ class KMNIST(MNISTLike):
     name = "kmnist"
 
 
-def choose_dataset(name, data_dir=None):
-    """The data set to train on: ``name`` itself, or for ``"auto"`` MNIST where it can be had.
+# the dataset class of each name in DATASETS
+CLASSES: dict[str, type[MNISTLike]] = {
+    "mnist": MNIST,
+    "fashion-mnist": FashionMNIST,
+    "kmnist": KMNIST,
+    "mnist-sample": MNISTSample,
+}
 
-    ``"auto"`` is MNIST when it is found (or downloaded, where that is allowed);
-    otherwise a Fashion-MNIST that is already on the machine, saying so; otherwise
-    MNIST's :class:`DataNotFoundError`, which lists the places searched.
 
-    >>> minidl.data.datasets.choose_dataset("fashion-mnist")
-    'fashion-mnist'
+def open_dataset(
+    name: str,
+    split: str = "train",
+    data_dir: str | os.PathLike[str] | None = None,
+    normalize: bool = False,
+) -> MNISTLike:
+    """The dataset object of data set ``name`` (a key of ``DATASETS``), as the classes make it.
+
+    >>> minidl.data.datasets.open_dataset("mnist-sample", "test")
+    MNISTSample(split='test', samples=1000, normalize=False)
     """
-    if name != "auto":
-        return name
+    if name == "mnist-sample":
+        _bundled(DATASETS[name], split, data_dir)  # refuses a data_dir, as locate does
+        return MNISTSample(split, normalize=normalize)
+    return CLASSES[_spec(name).name](split, data_dir, normalize=normalize)
+
+
+def choose_dataset(
+    name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    sample_fallback: bool = False,
+    data_dir_option: str = "data_dir=",
+) -> str:
+    """The data set to train on: ``name`` itself, checked to be there, or one for ``"auto"``.
+
+    A named data set is located (downloaded where allowed) for both splits, so that a
+    missing one fails here, before any work. ``"auto"`` is MNIST where it is found or
+    can be downloaded; otherwise, with ``sample_fallback=True`` and no ``data_dir``,
+    the bundled ``"mnist-sample"`` (its files checked: ``CorruptFileError`` when
+    damaged), saying so in one line on standard output, with how to get the full set.
+    Otherwise the :class:`DataNotFoundError` of the data set asked for, which lists the
+    places searched and names the ``data_dir`` argument as ``data_dir_option`` (a
+    script passes its own option, ``"--data-dir"``).
+
+    >>> minidl.data.datasets.choose_dataset("mnist-sample")
+    'mnist-sample'
+    """
+    asked = "mnist" if name == "auto" else name
+    _spec(asked)
     try:
-        locate("mnist", "train", data_dir)
-        locate("mnist", "test", data_dir)
-        return "mnist"
-    except DataNotFoundError as mnist_error:
-        try:  # Fashion-MNIST only where it already is
-            locate("fashion-mnist", "train", data_dir, download_missing=False)
-            locate("fashion-mnist", "test", data_dir, download_missing=False)
-        except DataNotFoundError:
-            raise mnist_error from None
-        print("MNIST is not available here; using Fashion-MNIST, found locally.")
-        return "fashion-mnist"
+        for split in ("train", "test"):
+            locate(asked, split, data_dir)
+        return asked
+    except DataNotFoundError as error:
+        if name != "auto" or not sample_fallback or data_dir is not None:
+            error.data_dir_option = data_dir_option
+            raise
+        for split in ("train", "test"):  # a damaged sample fails here, before any work
+            locate("mnist-sample", split)
+        reason = "downloading is off" if error.download_error is None else "the download failed"
+        option = data_dir_option if data_dir_option.endswith("=") else data_dir_option + " "
+        print(
+            f"MNIST is not on this machine and {reason}: training on the MNIST sample bundled "
+            f"with minidl (6,000 training, 1,000 test images). For the full set pass "
+            f"{option}DIR, set MINIDL_DATA, or go online to let minidl download it."
+        )
+        return "mnist-sample"
