@@ -170,15 +170,22 @@ def _split(batch):
 class History:
     """What :meth:`Trainer.fit` recorded: one dict per epoch (and per step, if asked).
 
-    ``epochs[i]`` holds ``epoch``, ``loss``, the metrics, ``val_*`` values, ``lr``,
-    ``time`` and ``samples_per_second``; ``history[name]`` is the list of one value
-    across epochs (Keras' ``History.history``); ``steps`` holds ``{"epoch",
-    "step", "loss"}`` per batch when the Trainer records steps.
+    ``epochs[i]`` holds ``epoch`` (counted from 1), ``loss``, the metrics, ``val_*``
+    values, ``lr``, ``time`` and ``samples_per_second``; ``history[name]`` is the
+    list of one value across epochs (Keras' ``History.history``); ``epoch`` is the
+    list of the epochs' Keras indices (counted from 0, as Keras' ``History.epoch``);
+    ``steps`` holds ``{"epoch", "step", "loss"}`` per batch when the Trainer
+    records steps.
+
+    Each ``fit`` call returns a new History that holds that call's epochs only
+    (Keras 3's rule), so a History kept from an earlier call does not change;
+    ``Trainer.history`` holds every epoch the trainer trained (what checkpoints
+    save).
 
     >>> h = History()
     >>> h.epochs.append({"epoch": 1, "loss": 0.5})
-    >>> h.history["loss"]
-    [0.5]
+    >>> h.history["loss"], h.epoch
+    ([0.5], [0])
     """
 
     def __init__(self, epochs=None, steps=None):
@@ -191,6 +198,11 @@ class History:
         for record in self.epochs:
             names.extend(key for key in record if key not in names)
         return {name: [record.get(name) for record in self.epochs] for name in names}
+
+    @property
+    def epoch(self) -> list[int]:
+        """Keras' ``History.epoch``: the epochs' indices counted from 0 (epoch 1 is 0)."""
+        return [record["epoch"] - 1 for record in self.epochs]
 
     def to_dict(self):
         """``{"epochs": [...], "steps": [...]}``, plain values only."""
@@ -545,6 +557,7 @@ class Trainer:
         self._resumed = None  # what resume read that fit applies: callbacks' and loaders' state
         self._deferred = None  # checkpoints asked for during on_epoch_end, written after it
         self._verbosity = None  # the verbose of the running fit/evaluate/predict call
+        self._call_history = History()  # what the running (or last) fit call returns
         self.last_checkpoint = None  # the path of the last checkpoint this trainer wrote
 
     # ------------------------------------------------------------------ callbacks
@@ -620,7 +633,7 @@ class Trainer:
         val_data: Any = None,
         train_data: Any = None,
     ) -> History:
-        """Train for ``epochs`` more epochs (Keras' ``fit``); returns the :class:`History`.
+        """Train for ``epochs`` more epochs (Keras' ``fit``); returns this call's :class:`History`.
 
         The data is either arrays or batches:
 
@@ -652,6 +665,8 @@ class Trainer:
         >>> len(trainer.fit(x, y, batch_size=10, epochs=2, validation_split=0.2).epochs)
         2
         >>> [r["epoch"] for r in trainer.fit(x, y, epochs=1).epochs]
+        [3]
+        >>> [r["epoch"] for r in trainer.history.epochs]
         [1, 2, 3]
         """
         where = "Trainer.fit"
@@ -675,12 +690,13 @@ class Trainer:
             if self._resumed is not None:
                 self._apply_resumed_state()
             first = last_epoch + 1 if self.stop_training else first_epoch + 1
+            self._call_history = History()
             for epoch in range(first, last_epoch + 1):
                 self._fit_epoch(train, validation, epoch, last_epoch)
                 if self.stop_training:
                     break
             self._call("on_train_end", {})
-        return self.history
+        return self._call_history
 
     def _fit_epoch(self, train, validation, epoch, last_epoch):
         self.current_epoch = epoch
@@ -691,6 +707,7 @@ class Trainer:
         notes = self._step_epoch_scheduler(logs, epoch)
         self.epoch = epoch
         self.history.epochs.append(logs)
+        self._call_history.epochs.append(logs)
         self._deferred = []
         try:
             self._call("on_epoch_end", epoch, logs)
@@ -767,7 +784,9 @@ class Trainer:
                 totals[key] = totals.get(key, 0.0) + value * count
             self.global_step += 1
             if self.record_steps:
-                self.history.steps.append({"epoch": epoch, "step": self.global_step, **logs})
+                record = {"epoch": epoch, "step": self.global_step, **logs}
+                self.history.steps.append(record)
+                self._call_history.steps.append(record)
             if self.scheduler is not None and self.scheduler_interval == "step":
                 self.scheduler.step()
             self._call("on_batch_end", step, logs)

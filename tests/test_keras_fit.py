@@ -40,7 +40,7 @@ def test_a_keras_session(capsys):
     x, y = _separable()
     x_test, y_test = _separable(100, seed=1)
     trainer = _trainer(lr=0.02, verbose=1)  # verbose 1, but capsys is no terminal: lines
-    history = trainer.fit(x, y, batch_size=32, epochs=2, validation_split=0.25)
+    first = trainer.fit(x, y, batch_size=32, epochs=2, validation_split=0.25)
     history = trainer.fit(x, y, batch_size=32, epochs=3, validation_split=0.25)
     results = trainer.evaluate(x_test, y_test)
     probabilities = trainer.predict(x_test)
@@ -62,18 +62,23 @@ def test_a_keras_session(capsys):
     assert lines[5].startswith("evaluate - loss ") and "100 samples" in lines[5]
     assert lines[6].startswith("predict - 100 samples")
     assert len(lines) == 7
-    # the history appends: five epochs, numbered 1..5, with every figure
-    assert [record["epoch"] for record in history.epochs] == [1, 2, 3, 4, 5]
-    assert all(len(values) == 5 for values in history.history.values())
+    # Keras 3: each call returns a new History of its own epochs (the first is left as
+    # it was); the trainer's history holds all five, numbered 1..5, with every figure
+    assert first.epoch == [0, 1] and history.epoch == [2, 3, 4]
+    assert [record["epoch"] for record in history.epochs] == [3, 4, 5]
+    assert [record["epoch"] for record in trainer.history.epochs] == [1, 2, 3, 4, 5]
+    assert all(len(values) == 3 for values in history.history.values())
+    assert all(len(values) == 5 for values in trainer.history.history.values())
+    assert trainer.history.epochs == first.epochs + history.epochs
     assert trainer.epoch == 5 and trainer.global_step == 5 * 10  # 300 samples in 32s
-    accuracy = history.history["val_accuracy"]
+    accuracy = trainer.history.history["val_accuracy"]
     assert accuracy[-1] > accuracy[0] and accuracy[-1] > 0.9
     assert results["accuracy"] > 0.9 and set(results) == {"loss", "accuracy"}
     assert probabilities.shape == (100, 2) and probabilities.dtype == np.float32
     pytest.importorskip("matplotlib")
     from matplotlib.figure import Figure
 
-    figure = history.plot()
+    figure = trainer.history.plot()
     assert isinstance(figure, Figure) and len(figure.axes) == 2
     assert [axis.get_title() for axis in figure.axes] == ["loss", "accuracy"]
 
@@ -426,3 +431,19 @@ def test_fit_on_batches_refuses_what_only_arrays_take():
         trainer.evaluate(batches, data=batches)
     with pytest.raises(ValueError, match=r"Trainer\.predict: verbose must be 0, 1 or 2"):
         trainer.predict(x, verbose=True)
+
+
+# ---------------------------------------------------------------- 8. a hostile Keras user
+def test_each_fit_returns_a_new_history_holding_that_calls_epochs():
+    x, y = _separable(64)
+    trainer = _trainer(verbose=0, record_steps=True)
+    first = trainer.fit(x, y, batch_size=16, epochs=2)
+    kept = [dict(record) for record in first.epochs]
+    second = trainer.fit(x, y, batch_size=16, epochs=1)
+    assert second is not first and first.epochs == kept  # an earlier History does not change
+    assert first.epoch == [0, 1] and second.epoch == [2]  # Keras' indices, from 0
+    assert [r["epoch"] for r in second.epochs] == [3] and len(second.steps) == 4
+    assert len(trainer.history.epochs) == 3 and len(trainer.history.steps) == 12
+    assert trainer.fit(x, y, epochs=5, initial_epoch=3).epoch == [3, 4]
+    empty = trainer.fit(x, y, epochs=0)  # Keras: trains nothing, an empty History
+    assert empty.epochs == [] and empty.history == {} and trainer.epoch == 5
