@@ -66,6 +66,9 @@ CHECKPOINT_FORMAT = "minidl-checkpoint"
 def accuracy(outputs: Any, targets: Any) -> float:
     """Fraction of rows whose largest output is at the target class: (N, K) and (N,) arrays.
 
+    Targets (N, K), one-hot or class probabilities, count their largest entry as the
+    class (Keras' ``categorical_accuracy``).
+
     >>> accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1]))
     0.5
     """
@@ -78,7 +81,7 @@ def top_k_accuracy(outputs: Any, targets: Any, k: int = 5) -> float:
 
     Keras' ``sparse_top_k_categorical_accuracy`` (k=5 by default, as there): a
     target tied with the k-th largest output counts as found, and with ``k >= K``
-    every row does.
+    every row does. One-hot targets (N, K) count their largest entry as the class.
 
     >>> top_k_accuracy(np.array([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7]]), np.array([1, 0]), k=2)
     0.5
@@ -99,6 +102,9 @@ def top_k_accuracy(outputs: Any, targets: Any, k: int = 5) -> float:
 
 def _class_scores(outputs, targets, where):
     outputs, targets = np.asarray(outputs), np.asarray(targets)
+    if outputs.ndim == 2 and targets.shape == outputs.shape:
+        # one-hot or class-probability targets (Keras' categorical accuracy)
+        targets = np.argmax(targets, axis=1)
     if outputs.ndim != 2 or targets.shape != outputs.shape[:1]:
         raise ValueError(
             f"{where}: expected outputs (N, K) and targets (N,), got shapes {outputs.shape} "
@@ -533,6 +539,8 @@ class Trainer:
         # Keras' name for cross entropy: its models often end in Softmax, which minidl's
         # loss (on logits) would silently train through; the first batch is looked at
         self._expect_logits = loss == "sparse_categorical_crossentropy"
+        # with Keras' name, Keras' labels too: (N, 1) and integral floats are class indices
+        self._keras_labels = loss == "sparse_categorical_crossentropy"
         self.metrics = [_metric(m) for m in (metrics or [])]
         self.scheduler = scheduler
         self.scheduler_interval = scheduler_interval
@@ -595,7 +603,7 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def train_step(self, inputs, targets):
         """One forward, backward and update on a batch; returns its loss and metrics."""
-        inputs, targets = _tensor(inputs), _tensor(targets)
+        inputs, targets = _tensor(inputs), self._targets(targets)
         outputs = self.model(inputs)
         if self._expect_logits:
             self._expect_logits = False
@@ -619,13 +627,32 @@ class Trainer:
             logs[name] = fn(outputs.numpy(), targets.numpy())
         return logs
 
+    def _targets(self, targets):
+        """A batch's targets as a Tensor; with loss "sparse_categorical_crossentropy" Keras'
+        labels are taken as Keras takes them: (N, 1) is squeezed to (N,), and float labels
+        that are whole numbers become int64 class indices."""
+        if not self._keras_labels:
+            return _tensor(targets)
+        labels = _array(targets)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        if labels.dtype.kind == "f":
+            if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+                raise ValueError(
+                    "Trainer: loss 'sparse_categorical_crossentropy' takes class indices, but "
+                    f"the targets are floats that are not whole numbers ({labels[:4]!r}); for "
+                    "one-hot or probability targets use loss='cross_entropy'"
+                )
+            labels = labels.astype(np.int64)
+        return _tensor(labels)
+
     def fit(
         self,
         x: Any = None,
         y: Any = None,
         batch_size: int | None = None,
         epochs: int = 1,
-        verbose: int | None = None,
+        verbose: int | str | None = None,
         validation_split: float = 0.0,
         validation_data: Any = None,
         shuffle: bool = True,
@@ -897,7 +924,7 @@ class Trainer:
             with evaluating(network):
                 for batch in self._shard(batches):
                     inputs, targets = _split(batch)
-                    inputs, targets = _tensor(inputs), _tensor(targets)
+                    inputs, targets = _tensor(inputs), self._targets(targets)
                     outputs = network(inputs)
                     count = len(inputs)
                     samples += count

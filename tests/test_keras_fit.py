@@ -434,6 +434,10 @@ def test_fit_on_batches_refuses_what_only_arrays_take():
 
 
 # ---------------------------------------------------------------- 8. a hostile Keras user
+def _losses(trainer):
+    return [record["loss"] for record in trainer.history.epochs]
+
+
 def test_each_fit_returns_a_new_history_holding_that_calls_epochs():
     x, y = _separable(64)
     trainer = _trainer(verbose=0, record_steps=True)
@@ -447,3 +451,34 @@ def test_each_fit_returns_a_new_history_holding_that_calls_epochs():
     assert trainer.fit(x, y, epochs=5, initial_epoch=3).epoch == [3, 4]
     empty = trainer.fit(x, y, epochs=0)  # Keras: trains nothing, an empty History
     assert empty.epochs == [] and empty.history == {} and trainer.epoch == 5
+
+
+def test_keras_labels_with_the_keras_loss_name_and_torchs_rule_with_cross_entropy():
+    torch = pytest.importorskip("torch")
+    x, y = _separable(64)
+    reference = _trainer(verbose=0)
+    reference.fit(x, y, batch_size=16, epochs=2)
+    for labels in (y[:, None], y.astype(np.float32), y.astype(np.float64)[:, None]):
+        keras = _trainer(verbose=0)
+        keras.fit(x, labels, batch_size=16, epochs=2, validation_data=(x, labels))
+        assert _losses(keras) == _losses(reference)
+        assert keras.evaluate(x, labels) == reference.evaluate(x, y)
+    with pytest.raises(ValueError, match=r"not whole numbers .* use loss='cross_entropy'"):
+        _trainer(verbose=0).fit(x, y + 0.5)
+    # "cross_entropy" is torch's: (N, 1) targets raise, as torch's cross_entropy does
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.cross_entropy(torch.zeros(4, 2), torch.zeros(4, 1, dtype=torch.long))
+    with pytest.raises(RuntimeError, match=r"expected a target of shape \(16,\)"):
+        _trainer(loss="cross_entropy", verbose=0).fit(x, y[:, None], batch_size=16)
+    # one-hot targets are class probabilities (torch), and accuracy reads their largest entry
+    one_hot = np.eye(2, dtype=np.float32)[y]
+    soft = _trainer(loss="cross_entropy", metrics=["accuracy", "top_k_accuracy"], verbose=0)
+    soft.fit(x, one_hot, batch_size=16, epochs=2, shuffle=False)
+    outputs = soft.predict(x)
+    results = soft.evaluate(x, one_hot)
+    expected = torch.nn.functional.cross_entropy(
+        torch.from_numpy(outputs), torch.from_numpy(one_hot)
+    )
+    assert results["loss"] == pytest.approx(float(expected), rel=1e-5)
+    assert results["accuracy"] == float(np.mean(outputs.argmax(1) == y))
+    assert results["top_k_accuracy"] == 1.0
