@@ -366,10 +366,12 @@ def test_history_plot_returns_the_figure_or_saves_it_atomically(tmp_path):
         ({"validation_split": 1e-17}, ValueError, "leaves 0 for validation and 64 for training"),
         ({"y": np.zeros(63, np.int64)}, ValueError, r"64 inputs \(shape \(64, 2\)\) and 63"),
         ({"y": None}, ValueError, r"x is an array, so y .* is needed; got y=None"),
-        ({"y": [0, 1]}, TypeError, "expected y as a numpy array or Tensor like x, got list"),
+        ({"y": "01"}, TypeError, "expected y as a numpy array, a Tensor or a list of numbers"),
+        ({"y": [0, 1]}, ValueError, r"64 inputs \(shape \(64, 2\)\) and 2 targets"),
+        ({"y": np.array(["a"] * 64)}, TypeError, "expected y of numbers .* dtype <U1"),
         ({"batch_size": 0}, ValueError, "batch_size must be a positive integer, got 0"),
         ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
-        ({"verbose": 3}, ValueError, "verbose must be 0, 1 or 2, got 3"),
+        ({"verbose": 3}, ValueError, "verbose must be 0, 1, 2 or 'auto', got 3"),
         ({"initial_epoch": -1}, ValueError, "initial_epoch must be a non-negative integer"),
         (
             {"validation_data": (np.zeros((4, 3), np.float32), np.zeros(4, np.int64))},
@@ -429,7 +431,7 @@ def test_fit_on_batches_refuses_what_only_arrays_take():
         trainer.evaluate(x)
     with pytest.raises(ValueError, match=r"Trainer\.evaluate: give x or data, not both"):
         trainer.evaluate(batches, data=batches)
-    with pytest.raises(ValueError, match=r"Trainer\.predict: verbose must be 0, 1 or 2"):
+    with pytest.raises(ValueError, match=r"Trainer\.predict: verbose must be 0, 1, 2 or 'auto'"):
         trainer.predict(x, verbose=True)
 
 
@@ -451,6 +453,62 @@ def test_each_fit_returns_a_new_history_holding_that_calls_epochs():
     assert trainer.fit(x, y, epochs=5, initial_epoch=3).epoch == [3, 4]
     empty = trainer.fit(x, y, epochs=0)  # Keras: trains nothing, an empty History
     assert empty.epochs == [] and empty.history == {} and trainer.epoch == 5
+
+
+def test_verbose_auto_and_the_keras_batch_size_defaults(capsys):
+    x, y = _separable(70)
+    sizes = []
+
+    class Sizes(nn.Module):
+        def forward(self, inputs):
+            sizes.append(len(inputs))
+            return inputs
+
+    trainer = _trainer(verbose="auto")  # Keras' default: 1
+    trainer.model = nn.Sequential(Sizes(), trainer.model)
+    assert trainer.verbose == 1
+    trainer.fit(x, y, shuffle=False)  # Keras' defaults: batch_size 32, one epoch
+    assert sizes == [32, 32, 6] and trainer.epoch == 1
+    sizes.clear()
+    trainer.evaluate(x, y, verbose="auto")
+    assert sizes == [32, 32, 6]
+    sizes.clear()
+    outputs = trainer.predict(minidl.tensor(x), batch_size=None)  # Keras' None: 32
+    assert sizes == [32, 32, 6] and type(outputs) is np.ndarray and outputs.dtype == np.float32
+    lines = _lines(capsys.readouterr().out)
+    assert [line.split(" - ")[0] for line in lines] == ["epoch 1/1", "evaluate", "predict"]
+    with pytest.raises(ValueError, match=r"Trainer: verbose must be 0, 1, 2 or 'auto', got 'Auto'"):
+        _trainer(verbose="Auto")
+
+
+def test_lists_of_numbers_are_arrays_as_torch_tensor_takes_them():
+    torch = pytest.importorskip("torch")
+    x, y = _separable(64)
+    assert torch.tensor(x.tolist()).dtype == torch.float32  # Python floats: float32
+    as_arrays = _trainer(verbose=0)
+    as_arrays.fit(x, y, batch_size=16, epochs=2, validation_data=(x, y))
+    as_lists = _trainer(verbose=0)
+    as_lists.fit(x.tolist(), y.tolist(), batch_size=16, epochs=2, validation_data=(x.tolist(), y))
+    assert _losses(as_lists) == _losses(as_arrays)
+    assert as_lists.history.history["val_loss"] == as_arrays.history.history["val_loss"]
+    np.testing.assert_array_equal(as_lists.predict(x.tolist()), as_arrays.predict(x))
+    assert as_lists.evaluate(x.tolist(), y.tolist()) == as_arrays.evaluate(x, y)
+    with pytest.raises(ValueError, match=r"Trainer\.fit: x is a list of lists of different"):
+        as_lists.fit([[0.0, 1.0], [2.0]], [0, 1])
+    with pytest.raises(TypeError, match=r"Trainer\.fit: expected x of numbers .* dtype <U1"):
+        as_lists.fit(np.array([["a", "b"]] * 64), y)
+
+
+def test_float64_arrays_are_given_to_the_model_as_they_are_with_a_warning():
+    x, y = _separable(64)
+    trainer = _trainer(verbose=0)
+    with pytest.warns(UserWarning, match=r"x is float64 .* Keras would cast .*astype"):
+        trainer.fit(x.astype(np.float64), y, epochs=1)
+    assert trainer.predict(x.astype(np.float64)).dtype == np.float64  # no cast, as torch
+    assert all(p.dtype == np.float32 for p in trainer.model.parameters())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trainer.fit(x, y, epochs=1)  # float32: no warning
 
 
 def test_keras_labels_with_the_keras_loss_name_and_torchs_rule_with_cross_entropy():
@@ -482,3 +540,28 @@ def test_keras_labels_with_the_keras_loss_name_and_torchs_rule_with_cross_entrop
     assert results["loss"] == pytest.approx(float(expected), rel=1e-5)
     assert results["accuracy"] == float(np.mean(outputs.argmax(1) == y))
     assert results["top_k_accuracy"] == 1.0
+
+
+def test_degenerate_data_is_refused_before_training():
+    x, y = _separable(64)
+    trainer = _trainer(verbose=0)
+    with pytest.raises(ValueError, match=r"Trainer\.fit: x holds no samples \(shape \(0, 2\)\)"):
+        trainer.fit(x[:0], y[:0])
+    with pytest.raises(ValueError, match=r"validation_data's x_val holds no samples"):
+        trainer.fit(x, y, validation_data=(x[:0], y[:0]))
+    with pytest.raises(ValueError, match=r"leaves 1 for validation and 0 for training"):
+        trainer.fit(x[:1], y[:1], validation_split=0.5)
+    for size in (0, -1, 2.0, True, "32"):
+        with pytest.raises(ValueError, match=r"Trainer\.fit: batch_size must be a positive"):
+            trainer.fit(x, y, batch_size=size)
+    with pytest.raises(TypeError, match=r"shuffle must be True or False, got 'batch' \(Keras'"):
+        trainer.fit(x, y, shuffle="batch")
+    with pytest.raises(ValueError, match=r"a tuple of 3 \(sample weights are not supported\)"):
+        trainer.fit(x, y, validation_data=(x, y, np.ones(64)))
+    assert trainer.epoch == 0 and trainer.global_step == 0
+    trainer.fit(x, y, batch_size=10**6)  # one batch of all 64 samples
+    assert trainer.global_step == 1
+    bad = x.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(minidl.train.NonFiniteLossError, match=r"loss is nan .* check the inputs"):
+        trainer.fit(bad, y, shuffle=False)
