@@ -4,6 +4,8 @@ learning rate on the epoch line, callbacks that say what they did, lines instead
 off a terminal, and History.plot returning the figure."""
 
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -565,3 +567,84 @@ def test_degenerate_data_is_refused_before_training():
     bad[3, 1] = np.nan
     with pytest.raises(minidl.train.NonFiniteLossError, match=r"loss is nan .* check the inputs"):
         trainer.fit(bad, y, shuffle=False)
+
+
+def test_several_parameter_groups_and_epoch_schedules_on_the_epoch_line(capsys):
+    x, y = _separable(64)
+    minidl.manual_seed(0)
+    first, second = nn.Dense(2, 16), nn.Dense(16, 2)
+    model = nn.Sequential(first, nn.ReLU(), second)
+    groups = [{"params": first.parameters(), "lr": 0.1}, {"params": second.parameters()}]
+    opt = optim.SGD(groups, lr=0.003)
+    scheduler = optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    trainer = Trainer(model, opt, loss="cross_entropy", scheduler=scheduler, verbose=2)
+    trainer.fit(x, y, epochs=2)
+    lines = _lines(capsys.readouterr().out)
+    # each epoch shows the rates its batches used; StepLR halves them after the epoch
+    assert " - lr [1.0e-01, 3.0e-03] - " in lines[0]
+    assert " - lr [5.0e-02, 1.5e-03] - " in lines[1]
+    assert trainer.history.history["lr"] == [[0.1, 0.003], [0.05, 0.0015]]
+    assert [g["lr"] for g in opt.param_groups] == [0.025, 0.00075]
+
+
+def test_callbacks_are_silent_at_verbose_0_and_say_why_at_2(capsys):
+    x, y = _separable(64)
+    for verbose in (0, 2):
+        stop = EarlyStopping(monitor="val_loss", patience=0)
+        trainer = _trainer(lr=0.5, verbose=verbose, callbacks=[stop])
+        trainer.scheduler = optim.lr_scheduler.ReduceLROnPlateau(trainer.optimizer, patience=0)
+        trainer.fit(x, y, epochs=20, validation_data=(x, 1 - y))
+        assert stop.stopped_epoch is not None
+        out = capsys.readouterr().out
+        if verbose == 0:
+            assert out == ""
+            continue
+        said = [line for line in _lines(out) if not line.startswith("epoch ")]
+        assert said[-1] == (
+            f"Epoch {stop.stopped_epoch}: early stopping (val_loss has not improved for 1 "
+            f"epochs; best {stop.best:.4g} at epoch {stop.best_epoch})"
+        )
+
+
+_RESUME_SCRIPT = """
+import sys
+import numpy as np
+import minidl
+from minidl import nn, optim
+from minidl.train import ModelCheckpoint, Trainer
+
+folder, resume = sys.argv[1], sys.argv[2] == "resume"
+rng = np.random.default_rng(0)
+x = rng.standard_normal((96, 2)).astype(np.float32)
+y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64)
+minidl.manual_seed(123 if resume else 0)  # a fresh process: the checkpoint's RNG must win
+model = nn.Sequential(nn.Dense(2, 16), nn.BatchNorm(16), nn.ReLU(), nn.Dropout(0.2),
+                      nn.Dense(16, 2))
+opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+trainer = Trainer(model, opt, loss="cross_entropy", metrics=["accuracy"], verbose=0,
+                  callbacks=[ModelCheckpoint(folder + "/ckpt-{epoch}.npz")])
+if resume:
+    trainer.resume(folder + "/ckpt-2.npz")
+trainer.fit(x, y, batch_size=16, epochs=4, validation_split=0.25, shuffle=True)
+minidl.save({"model": dict(trainer.model.state_dict()),
+             "val_loss": np.array(trainer.history.history["val_loss"])},
+            folder + ("/resumed.npz" if resume else "/straight.npz"))
+"""
+
+
+def test_a_checkpoint_from_the_middle_of_a_shuffled_fit_resumes_in_a_new_process(tmp_path):
+    """fit(x, y, shuffle=True) checkpointed after epoch 2 of 4, resumed by another Python
+    process: the same bits as the run that went on."""
+    script = tmp_path / "run.py"
+    script.write_text(_RESUME_SCRIPT)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for mode in ("straight", "resume"):
+        subprocess.run(
+            [sys.executable, str(script), str(tmp_path), mode], check=True, env=environment
+        )
+    straight = minidl.load(tmp_path / "straight.npz")
+    resumed = minidl.load(tmp_path / "resumed.npz")
+    assert straight["val_loss"].tobytes() == resumed["val_loss"].tobytes()
+    assert len(straight["val_loss"]) == 4
+    for name, value in straight["model"].items():
+        assert value.tobytes() == resumed["model"][name].tobytes(), name
