@@ -496,6 +496,14 @@ def _fit_data(x, y, train_data, batch_size, validation_split, validation_data, v
         return train, _ArrayBatches(full.x[cut:], full.y[cut:], full.batch_size, False)
     if validation is None:
         return train, None
+    if isinstance(validation, list) and validation and all(map(_is_array, validation)):
+        # never batches (each batch is a pair): Keras' (x_val, y_val) written as a list
+        if len(validation) != 2:
+            raise ValueError(
+                f"{where}: expected validation_data as (x_val, y_val) or batches of (inputs, "
+                f"targets), got a list of {len(validation)} arrays"
+            )
+        validation = tuple(validation)
     x_val = None
     if isinstance(validation, tuple) and validation:
         x_val = _arrayish(validation[0], where, "x_val")
@@ -738,9 +746,9 @@ class Trainer:
           ``validation_split`` must be left out, and ``shuffle`` does nothing (a
           DataLoader shuffles as it was built).
 
-        ``validation_data`` is ``(x_val, y_val)`` arrays or batches (``val_data``
-        is its older name; give one of them). Each call trains ``epochs`` epochs
-        more, numbered on from the trainer's ``epoch`` (the History appends); with
+        ``validation_data`` is ``(x_val, y_val)`` arrays (a list of the two as well) or
+        batches (``val_data`` is its older name; give one of them). Each call trains
+        ``epochs`` epochs more, numbered on from the trainer's ``epoch``; with
         ``initial_epoch`` it trains epochs ``initial_epoch + 1`` to ``epochs``, so
         ``epochs`` is then the number of the last epoch (Keras' meaning). The first
         ``fit`` after :meth:`resume` finishes the interrupted call: ``epochs`` is

@@ -560,9 +560,14 @@ def test_degenerate_data_is_refused_before_training():
         trainer.fit(x, y, shuffle="batch")
     with pytest.raises(ValueError, match=r"a tuple of 3 \(sample weights are not supported\)"):
         trainer.fit(x, y, validation_data=(x, y, np.ones(64)))
+    with pytest.raises(ValueError, match=r"validation_data as \(x_val, y_val\) .* a list of 3"):
+        trainer.fit(x, y, validation_data=[x, y, y])
     assert trainer.epoch == 0 and trainer.global_step == 0
     trainer.fit(x, y, batch_size=10**6)  # one batch of all 64 samples
     assert trainer.global_step == 1
+    listed = _trainer(verbose=0)  # [x_val, y_val], a list, is Keras' pair, not batches
+    listed.fit(x, y, epochs=1, validation_data=[x[:16], y[:16]])
+    assert listed.history.epochs[0]["val_loss"] == listed.evaluate(x[:16], y[:16])["loss"]
     bad = x.copy()
     bad[3, 1] = np.nan
     with pytest.raises(minidl.train.NonFiniteLossError, match=r"loss is nan .* check the inputs"):
@@ -602,7 +607,7 @@ def test_callbacks_are_silent_at_verbose_0_and_say_why_at_2(capsys):
         said = [line for line in _lines(out) if not line.startswith("epoch ")]
         assert said[-1] == (
             f"Epoch {stop.stopped_epoch}: early stopping (val_loss has not improved for 1 "
-            f"epochs; best {stop.best:.4g} at epoch {stop.best_epoch})"
+            f"epoch; best {stop.best:.4g} at epoch {stop.best_epoch})"
         )
 
 
