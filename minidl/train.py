@@ -307,9 +307,9 @@ def _is_array(value):
 
 
 def _arrayish(value, where, name):
-    """``value`` if it is an array or Tensor; a (nested) list of numbers as a numpy array,
-    as ``torch.tensor`` takes it (dtype as numpy infers it: floats give float64); else None
-    (batches, a loader, ...)."""
+    """``value`` if it is an array or Tensor; a (nested) list of numbers as a numpy array
+    of the dtype ``torch.tensor`` gives it (floats float32, ints int64, bools bool); else
+    None (batches, a loader, ...)."""
     if _is_array(value):
         return value
     if not isinstance(value, list) or not value:
