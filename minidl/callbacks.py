@@ -166,7 +166,8 @@ class EarlyStopping(Callback):
                 said += f"; restoring the weights of epoch {self.best_epoch}"
             else:
                 said += (
-                    f" ({self.monitor} has not improved for {self.wait} epochs; best "
+                    f" ({self.monitor} has not improved for {self.wait} "
+                    f"epoch{'' if self.wait == 1 else 's'}; best "
                     f"{self.best:.4g} at epoch {self.best_epoch})"
                 )
             say = getattr(self.trainer, "say", None)

@@ -66,6 +66,9 @@ CHECKPOINT_FORMAT = "minidl-checkpoint"
 def accuracy(outputs: Any, targets: Any) -> float:
     """Fraction of rows whose largest output is at the target class: (N, K) and (N,) arrays.
 
+    Targets (N, K), one-hot or class probabilities, count their largest entry as the
+    class (Keras' ``categorical_accuracy``).
+
     >>> accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1]))
     0.5
     """
@@ -78,7 +81,7 @@ def top_k_accuracy(outputs: Any, targets: Any, k: int = 5) -> float:
 
     Keras' ``sparse_top_k_categorical_accuracy`` (k=5 by default, as there): a
     target tied with the k-th largest output counts as found, and with ``k >= K``
-    every row does.
+    every row does. One-hot targets (N, K) count their largest entry as the class.
 
     >>> top_k_accuracy(np.array([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7]]), np.array([1, 0]), k=2)
     0.5
@@ -99,6 +102,9 @@ def top_k_accuracy(outputs: Any, targets: Any, k: int = 5) -> float:
 
 def _class_scores(outputs, targets, where):
     outputs, targets = np.asarray(outputs), np.asarray(targets)
+    if outputs.ndim == 2 and targets.shape == outputs.shape:
+        # one-hot or class-probability targets (Keras' categorical accuracy)
+        targets = np.argmax(targets, axis=1)
     if outputs.ndim != 2 or targets.shape != outputs.shape[:1]:
         raise ValueError(
             f"{where}: expected outputs (N, K) and targets (N,), got shapes {outputs.shape} "
@@ -170,15 +176,22 @@ def _split(batch):
 class History:
     """What :meth:`Trainer.fit` recorded: one dict per epoch (and per step, if asked).
 
-    ``epochs[i]`` holds ``epoch``, ``loss``, the metrics, ``val_*`` values, ``lr``,
-    ``time`` and ``samples_per_second``; ``history[name]`` is the list of one value
-    across epochs (Keras' ``History.history``); ``steps`` holds ``{"epoch",
-    "step", "loss"}`` per batch when the Trainer records steps.
+    ``epochs[i]`` holds ``epoch`` (counted from 1), ``loss``, the metrics, ``val_*``
+    values, ``lr``, ``time`` and ``samples_per_second``; ``history[name]`` is the
+    list of one value across epochs (Keras' ``History.history``); ``epoch`` is the
+    list of the epochs' Keras indices (counted from 0, as Keras' ``History.epoch``);
+    ``steps`` holds ``{"epoch", "step", "loss"}`` per batch when the Trainer
+    records steps.
+
+    Each ``fit`` call returns a new History that holds that call's epochs only
+    (Keras 3's rule), so a History kept from an earlier call does not change;
+    ``Trainer.history`` holds every epoch the trainer trained (what checkpoints
+    save).
 
     >>> h = History()
     >>> h.epochs.append({"epoch": 1, "loss": 0.5})
-    >>> h.history["loss"]
-    [0.5]
+    >>> h.history["loss"], h.epoch
+    ([0.5], [0])
     """
 
     def __init__(self, epochs=None, steps=None):
@@ -191,6 +204,11 @@ class History:
         for record in self.epochs:
             names.extend(key for key in record if key not in names)
         return {name: [record.get(name) for record in self.epochs] for name in names}
+
+    @property
+    def epoch(self) -> list[int]:
+        """Keras' ``History.epoch``: the epochs' indices counted from 0 (epoch 1 is 0)."""
+        return [record["epoch"] - 1 for record in self.epochs]
 
     def to_dict(self):
         """``{"epochs": [...], "steps": [...]}``, plain values only."""
@@ -288,6 +306,32 @@ def _is_array(value):
     return isinstance(value, (np.ndarray, Tensor))
 
 
+def _arrayish(value, where, name):
+    """``value`` if it is an array or Tensor; a (nested) list of numbers as a numpy array
+    of the dtype ``torch.tensor`` gives it (floats float32, ints int64, bools bool); else
+    None (batches, a loader, ...)."""
+    if _is_array(value):
+        return value
+    if not isinstance(value, list) or not value:
+        return None
+    first = value[0]
+    while isinstance(first, list) and first:
+        first = first[0]
+    if not isinstance(first, (int, float, np.number, np.bool_)):
+        return None  # a list of batches, or of arrays
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        raise ValueError(
+            f"{where}: {name} is a list of lists of different lengths; expected the same "
+            "number of values in every sample"
+        ) from None
+    if array.dtype.kind not in "biuf":
+        return None
+    # torch.tensor's dtypes: Python floats become float32 (its default dtype)
+    return array.astype(np.float32) if array.dtype == np.float64 else array
+
+
 def _paired_arrays(x, y, where, x_name, y_name):
     """``x`` and ``y`` as numpy arrays with one target per sample, or a clear error."""
     if y is None:
@@ -295,12 +339,20 @@ def _paired_arrays(x, y, where, x_name, y_name):
             f"{where}: {x_name} is an array, so {y_name} (the targets, one per sample) is "
             f"needed; got {y_name}=None"
         )
-    if not _is_array(y):
+    given = y
+    y = _arrayish(y, where, y_name)
+    if y is None:
         raise TypeError(
-            f"{where}: expected {y_name} as a numpy array or Tensor like {x_name}, "
-            f"got {type(y).__name__}"
+            f"{where}: expected {y_name} as a numpy array, a Tensor or a list of numbers like "
+            f"{x_name}, got {type(given).__name__}"
         )
     x, y = _array(x), _array(y)
+    for name, array in ((x_name, x), (y_name, y)):
+        if array.dtype.kind not in "biuf":
+            raise TypeError(
+                f"{where}: expected {name} of numbers (bool, integer or float), got an array "
+                f"of dtype {array.dtype}"
+            )
     if x.ndim == 0 or y.ndim == 0:
         raise ValueError(
             f"{where}: expected {x_name} and {y_name} with a first axis of samples, got shapes "
@@ -343,9 +395,12 @@ def _warn_if_probabilities(outputs):
         )
 
 
-def _check_verbose(verbose, where):
-    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-        raise ValueError(f"{where}: verbose must be 0, 1 or 2, got {verbose!r}")
+def _check_verbose(verbose: Any, where: str) -> int:
+    """0, 1 or 2; Keras' "auto" is 1 (what Keras picks outside a parameter-server strategy)."""
+    if isinstance(verbose, str) and verbose == "auto":
+        return 1
+    if isinstance(verbose, (bool, str)) or verbose not in (0, 1, 2):
+        raise ValueError(f"{where}: verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
     return int(verbose)
 
 
@@ -373,8 +428,9 @@ def _interactive():
 def _batches_of(x, y, batch_size, shuffle, where, x_name):
     """Arrays ``x`` and ``y`` as batches, or the iterable of batches ``x`` checked: the
     two forms of data ``fit`` and ``evaluate`` take."""
-    if _is_array(x):
-        x, y = _paired_arrays(x, y, where, x_name, "y")
+    arrays = _arrayish(x, where, x_name)
+    if arrays is not None:
+        x, y = _paired_arrays(arrays, y, where, x_name, "y")
         size = 32 if batch_size is None else _checks.positive_int(batch_size, where, "batch_size")
         return _ArrayBatches(x, y, size, shuffle)
     _check_batches(x, where, x_name)
@@ -411,9 +467,10 @@ def _fit_data(x, y, train_data, batch_size, validation_split, validation_data, v
             "(inputs, targets) batches; got none"
         )
     if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"{where}: shuffle must be True or False, got {shuffle!r}")
+        hint = " (Keras' 'batch', for HDF5 files, is not supported)" if shuffle == "batch" else ""
+        raise TypeError(f"{where}: shuffle must be True or False, got {shuffle!r}{hint}")
     split = _checks.real(validation_split, where, "validation_split", 0.0, 1.0, high_open=True)
-    if split > 0 and not _is_array(data):
+    if split > 0 and _arrayish(data, where, "x") is None:
         raise ValueError(
             f"{where}: validation_split needs arrays x and y (it keeps their last samples for "
             f"validation); the data is {type(data).__name__}: give validation_data instead"
@@ -424,6 +481,8 @@ def _fit_data(x, y, train_data, batch_size, validation_split, validation_data, v
             "(Keras would silently ignore validation_split)"
         )
     train = _batches_of(data, y, batch_size, bool(shuffle), where, "x")
+    if isinstance(train, _ArrayBatches) and len(train.x) == 0:
+        raise ValueError(f"{where}: x holds no samples (shape {train.x.shape}); nothing to train")
     if split > 0:
         count = len(train.x)
         cut = math.floor(count * (1.0 - split))
@@ -437,13 +496,24 @@ def _fit_data(x, y, train_data, batch_size, validation_split, validation_data, v
         return train, _ArrayBatches(full.x[cut:], full.y[cut:], full.batch_size, False)
     if validation is None:
         return train, None
-    if isinstance(validation, tuple) and validation and _is_array(validation[0]):
+    if isinstance(validation, list) and validation and all(map(_is_array, validation)):
+        # never batches (each batch is a pair): Keras' (x_val, y_val) written as a list
+        if len(validation) != 2:
+            raise ValueError(
+                f"{where}: expected validation_data as (x_val, y_val) or batches of (inputs, "
+                f"targets), got a list of {len(validation)} arrays"
+            )
+        validation = tuple(validation)
+    x_val = None
+    if isinstance(validation, tuple) and validation:
+        x_val = _arrayish(validation[0], where, "x_val")
+    if x_val is not None:
         if len(validation) != 2:
             raise ValueError(
                 f"{where}: expected validation_data as (x_val, y_val), got a tuple of "
                 f"{len(validation)} (sample weights are not supported)"
             )
-        x_val, y_val = _paired_arrays(*validation, where, "validation_data x_val", "y_val")
+        x_val, y_val = _paired_arrays(x_val, validation[1], where, "validation_data x_val", "y_val")
         if isinstance(train, _ArrayBatches):
             for name, val, fit in (("x_val", x_val, train.x), ("y_val", y_val, train.y)):
                 if val.shape[1:] != fit.shape[1:]:
@@ -452,6 +522,11 @@ def _fit_data(x, y, train_data, batch_size, validation_split, validation_data, v
                         f"(array {val.shape}), but the training data's are {fit.shape[1:]} "
                         f"(array {fit.shape})"
                     )
+        if len(x_val) == 0:
+            raise ValueError(
+                f"{where}: validation_data's x_val holds no samples (shape {x_val.shape}); "
+                "give validation samples, or no validation_data"
+            )
         size = train.batch_size if isinstance(train, _ArrayBatches) else 32
         return train, _ArrayBatches(x_val, y_val, size, False)
     _check_batches(validation, where, "validation_data")
@@ -499,7 +574,7 @@ class Trainer:
         scheduler_monitor: str = "val_loss",
         callbacks: Sequence[Callback] | None = None,
         grad_clip_norm: float | None = None,
-        verbose: int = 1,
+        verbose: int | str = 1,
         record_steps: bool = False,
         terminate_on_nan: bool = True,
     ) -> None:
@@ -507,7 +582,7 @@ class Trainer:
             raise ValueError(
                 f"Trainer: scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
             )
-        verbose = _check_verbose(verbose, "Trainer")
+        level = _check_verbose(verbose, "Trainer")
         if not callable(model):
             raise TypeError(f"Trainer: expected a model (a Module), got {type(model).__name__}")
         if not all(hasattr(optimizer, name) for name in ("step", "zero_grad", "param_groups")):
@@ -521,6 +596,8 @@ class Trainer:
         # Keras' name for cross entropy: its models often end in Softmax, which minidl's
         # loss (on logits) would silently train through; the first batch is looked at
         self._expect_logits = loss == "sparse_categorical_crossentropy"
+        # with Keras' name, Keras' labels too: (N, 1) and integral floats are class indices
+        self._keras_labels = loss == "sparse_categorical_crossentropy"
         self.metrics = [_metric(m) for m in (metrics or [])]
         self.scheduler = scheduler
         self.scheduler_interval = scheduler_interval
@@ -532,7 +609,7 @@ class Trainer:
         if terminate_on_nan and not any(isinstance(c, TerminateOnNaN) for c in self.callbacks):
             self.callbacks.append(TerminateOnNaN())
         self.grad_clip_norm = grad_clip_norm
-        self.verbose = verbose
+        self.verbose = level
         self.record_steps = record_steps
         self.history = History()
         self.epoch = 0  # epochs completed
@@ -545,6 +622,7 @@ class Trainer:
         self._resumed = None  # what resume read that fit applies: callbacks' and loaders' state
         self._deferred = None  # checkpoints asked for during on_epoch_end, written after it
         self._verbosity = None  # the verbose of the running fit/evaluate/predict call
+        self._call_history = History()  # what the running (or last) fit call returns
         self.last_checkpoint = None  # the path of the last checkpoint this trainer wrote
 
     # ------------------------------------------------------------------ callbacks
@@ -582,7 +660,7 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def train_step(self, inputs, targets):
         """One forward, backward and update on a batch; returns its loss and metrics."""
-        inputs, targets = _tensor(inputs), _tensor(targets)
+        inputs, targets = _tensor(inputs), self._targets(targets)
         outputs = self.model(inputs)
         if self._expect_logits:
             self._expect_logits = False
@@ -606,13 +684,46 @@ class Trainer:
             logs[name] = fn(outputs.numpy(), targets.numpy())
         return logs
 
+    def _warn_if_float64(self, train):
+        """Arrays are given to the model as they are (torch's rule; Keras casts to float32):
+        warn once when float64 inputs meet float32 parameters, which then compute in float64."""
+        if not isinstance(train, _ArrayBatches) or train.x.dtype != np.float64:
+            return
+        if any(p.dtype == np.float32 for p in self.model.parameters()):
+            warnings.warn(
+                "Trainer.fit: x is float64 and the model's parameters are float32; minidl "
+                "passes arrays as they are (as PyTorch does; Keras would cast to float32), so "
+                "the layers compute in float64, slower: give x.astype(np.float32)",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def _targets(self, targets):
+        """A batch's targets as a Tensor; with loss "sparse_categorical_crossentropy" Keras'
+        labels are taken as Keras takes them: (N, 1) is squeezed to (N,), and float labels
+        that are whole numbers become int64 class indices."""
+        if not self._keras_labels:
+            return _tensor(targets)
+        labels = _array(targets)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        if labels.dtype.kind == "f":
+            if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+                raise ValueError(
+                    "Trainer: loss 'sparse_categorical_crossentropy' takes class indices, but "
+                    f"the targets are floats that are not whole numbers ({labels[:4]!r}); for "
+                    "one-hot or probability targets use loss='cross_entropy'"
+                )
+            labels = labels.astype(np.int64)
+        return _tensor(labels)
+
     def fit(
         self,
         x: Any = None,
         y: Any = None,
         batch_size: int | None = None,
         epochs: int = 1,
-        verbose: int | None = None,
+        verbose: int | str | None = None,
         validation_split: float = 0.0,
         validation_data: Any = None,
         shuffle: bool = True,
@@ -620,7 +731,7 @@ class Trainer:
         val_data: Any = None,
         train_data: Any = None,
     ) -> History:
-        """Train for ``epochs`` more epochs (Keras' ``fit``); returns the :class:`History`.
+        """Train for ``epochs`` more epochs (Keras' ``fit``); returns this call's :class:`History`.
 
         The data is either arrays or batches:
 
@@ -635,15 +746,17 @@ class Trainer:
           ``validation_split`` must be left out, and ``shuffle`` does nothing (a
           DataLoader shuffles as it was built).
 
-        ``validation_data`` is ``(x_val, y_val)`` arrays or batches (``val_data``
-        is its older name; give one of them). Each call trains ``epochs`` epochs
-        more, numbered on from the trainer's ``epoch`` (the History appends); with
+        ``validation_data`` is ``(x_val, y_val)`` arrays (a list of the two as well) or
+        batches (``val_data`` is its older name; give one of them). Each call trains
+        ``epochs`` epochs more, numbered on from the trainer's ``epoch``; with
         ``initial_epoch`` it trains epochs ``initial_epoch + 1`` to ``epochs``, so
         ``epochs`` is then the number of the last epoch (Keras' meaning). The first
         ``fit`` after :meth:`resume` finishes the interrupted call: ``epochs`` is
         the last epoch's number, as with ``initial_epoch`` set to the checkpoint's
-        epoch. ``verbose`` (0, 1, 2) overrides the Trainer's for this call. The
-        History also stays on ``trainer.history``.
+        epoch. ``verbose`` (0, 1, 2, or Keras' "auto", which is 1) overrides the
+        Trainer's for this call. The returned History holds this call's epochs only
+        (Keras 3: a new History per call); ``trainer.history`` holds every epoch
+        the trainer trained, over all calls (what checkpoints save).
 
         >>> model = minidl.nn.Dense(2, 2)
         >>> trainer = minidl.Trainer(model, minidl.optim.SGD(model.parameters(), lr=0.1),
@@ -652,6 +765,8 @@ class Trainer:
         >>> len(trainer.fit(x, y, batch_size=10, epochs=2, validation_split=0.2).epochs)
         2
         >>> [r["epoch"] for r in trainer.fit(x, y, epochs=1).epochs]
+        [3]
+        >>> [r["epoch"] for r in trainer.history.epochs]
         [1, 2, 3]
         """
         where = "Trainer.fit"
@@ -659,6 +774,7 @@ class Trainer:
             x, y, train_data, batch_size, validation_split, validation_data, val_data, shuffle
         )
         _checks.non_negative_int(epochs, where, "epochs")
+        self._warn_if_float64(train)
         if initial_epoch is not None:
             first_epoch = _checks.non_negative_int(initial_epoch, where, "initial_epoch")
             last_epoch = epochs
@@ -675,12 +791,13 @@ class Trainer:
             if self._resumed is not None:
                 self._apply_resumed_state()
             first = last_epoch + 1 if self.stop_training else first_epoch + 1
+            self._call_history = History()
             for epoch in range(first, last_epoch + 1):
                 self._fit_epoch(train, validation, epoch, last_epoch)
                 if self.stop_training:
                     break
             self._call("on_train_end", {})
-        return self.history
+        return self._call_history
 
     def _fit_epoch(self, train, validation, epoch, last_epoch):
         self.current_epoch = epoch
@@ -691,6 +808,7 @@ class Trainer:
         notes = self._step_epoch_scheduler(logs, epoch)
         self.epoch = epoch
         self.history.epochs.append(logs)
+        self._call_history.epochs.append(logs)
         self._deferred = []
         try:
             self._call("on_epoch_end", epoch, logs)
@@ -767,7 +885,9 @@ class Trainer:
                 totals[key] = totals.get(key, 0.0) + value * count
             self.global_step += 1
             if self.record_steps:
-                self.history.steps.append({"epoch": epoch, "step": self.global_step, **logs})
+                record = {"epoch": epoch, "step": self.global_step, **logs}
+                self.history.steps.append(record)
+                self._call_history.steps.append(record)
             if self.scheduler is not None and self.scheduler_interval == "step":
                 self.scheduler.step()
             self._call("on_batch_end", step, logs)
@@ -839,7 +959,7 @@ class Trainer:
         x: Any = None,
         y: Any = None,
         batch_size: int | None = None,
-        verbose: int | None = None,
+        verbose: int | str | None = None,
         data: Any = None,
     ) -> dict:
         """The mean loss and metrics over the data, in eval mode under no_grad.
@@ -878,7 +998,7 @@ class Trainer:
             with evaluating(network):
                 for batch in self._shard(batches):
                     inputs, targets = _split(batch)
-                    inputs, targets = _tensor(inputs), _tensor(targets)
+                    inputs, targets = _tensor(inputs), self._targets(targets)
                     outputs = network(inputs)
                     count = len(inputs)
                     samples += count
@@ -922,11 +1042,15 @@ class Trainer:
             )
         return (batch for i, batch in enumerate(data) if i % world == rank)
 
-    def predict(self, inputs: Any, batch_size: int = 256, verbose: int | None = None) -> np.ndarray:
+    def predict(
+        self, inputs: Any, batch_size: int | None = None, verbose: int | str | None = None
+    ) -> np.ndarray:
         """The model's outputs for ``inputs`` (an array or Tensor, or an iterable of batches).
 
-        Runs in eval mode under no_grad in batches of ``batch_size``, restores the
-        model's mode, and returns one numpy array. Batches may be ``(inputs,
+        Runs in eval mode under no_grad in batches of ``batch_size`` (default 32,
+        as Keras), restores the model's mode, and returns one numpy array, also
+        for a Tensor input (the outputs' dtype is the model's: float32 inputs give
+        float32). Batches may be ``(inputs,
         targets)`` pairs, whose targets are ignored. An empty array (0, *) runs the
         model on the empty batch, so the result has the model's output shape (0, *).
         At ``verbose`` 1 (a progress bar on a terminal) or 2 it prints one line
@@ -939,10 +1063,12 @@ class Trainer:
         (5, 2)
         """
         where = "Trainer.predict"
+        batch_size = 32 if batch_size is None else batch_size
         batch_size = _checks.positive_int(batch_size, where, "batch_size")
         batches: Iterable[Any]
-        if _is_array(inputs):
-            array = _array(inputs)
+        arrays = _arrayish(inputs, where, "inputs")
+        if arrays is not None:
+            array = _array(arrays)
             if array.ndim == 0:
                 raise ValueError(f"{where}: expected a batch of inputs (N, *), got a scalar")
             starts = range(0, len(array), batch_size) if len(array) else [0]

@@ -4,6 +4,8 @@ learning rate on the epoch line, callbacks that say what they did, lines instead
 off a terminal, and History.plot returning the figure."""
 
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -40,7 +42,7 @@ def test_a_keras_session(capsys):
     x, y = _separable()
     x_test, y_test = _separable(100, seed=1)
     trainer = _trainer(lr=0.02, verbose=1)  # verbose 1, but capsys is no terminal: lines
-    history = trainer.fit(x, y, batch_size=32, epochs=2, validation_split=0.25)
+    first = trainer.fit(x, y, batch_size=32, epochs=2, validation_split=0.25)
     history = trainer.fit(x, y, batch_size=32, epochs=3, validation_split=0.25)
     results = trainer.evaluate(x_test, y_test)
     probabilities = trainer.predict(x_test)
@@ -62,18 +64,23 @@ def test_a_keras_session(capsys):
     assert lines[5].startswith("evaluate - loss ") and "100 samples" in lines[5]
     assert lines[6].startswith("predict - 100 samples")
     assert len(lines) == 7
-    # the history appends: five epochs, numbered 1..5, with every figure
-    assert [record["epoch"] for record in history.epochs] == [1, 2, 3, 4, 5]
-    assert all(len(values) == 5 for values in history.history.values())
+    # Keras 3: each call returns a new History of its own epochs (the first is left as
+    # it was); the trainer's history holds all five, numbered 1..5, with every figure
+    assert first.epoch == [0, 1] and history.epoch == [2, 3, 4]
+    assert [record["epoch"] for record in history.epochs] == [3, 4, 5]
+    assert [record["epoch"] for record in trainer.history.epochs] == [1, 2, 3, 4, 5]
+    assert all(len(values) == 3 for values in history.history.values())
+    assert all(len(values) == 5 for values in trainer.history.history.values())
+    assert trainer.history.epochs == first.epochs + history.epochs
     assert trainer.epoch == 5 and trainer.global_step == 5 * 10  # 300 samples in 32s
-    accuracy = history.history["val_accuracy"]
+    accuracy = trainer.history.history["val_accuracy"]
     assert accuracy[-1] > accuracy[0] and accuracy[-1] > 0.9
     assert results["accuracy"] > 0.9 and set(results) == {"loss", "accuracy"}
     assert probabilities.shape == (100, 2) and probabilities.dtype == np.float32
     pytest.importorskip("matplotlib")
     from matplotlib.figure import Figure
 
-    figure = history.plot()
+    figure = trainer.history.plot()
     assert isinstance(figure, Figure) and len(figure.axes) == 2
     assert [axis.get_title() for axis in figure.axes] == ["loss", "accuracy"]
 
@@ -361,10 +368,12 @@ def test_history_plot_returns_the_figure_or_saves_it_atomically(tmp_path):
         ({"validation_split": 1e-17}, ValueError, "leaves 0 for validation and 64 for training"),
         ({"y": np.zeros(63, np.int64)}, ValueError, r"64 inputs \(shape \(64, 2\)\) and 63"),
         ({"y": None}, ValueError, r"x is an array, so y .* is needed; got y=None"),
-        ({"y": [0, 1]}, TypeError, "expected y as a numpy array or Tensor like x, got list"),
+        ({"y": "01"}, TypeError, "expected y as a numpy array, a Tensor or a list of numbers"),
+        ({"y": [0, 1]}, ValueError, r"64 inputs \(shape \(64, 2\)\) and 2 targets"),
+        ({"y": np.array(["a"] * 64)}, TypeError, "expected y of numbers .* dtype <U1"),
         ({"batch_size": 0}, ValueError, "batch_size must be a positive integer, got 0"),
         ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
-        ({"verbose": 3}, ValueError, "verbose must be 0, 1 or 2, got 3"),
+        ({"verbose": 3}, ValueError, "verbose must be 0, 1, 2 or 'auto', got 3"),
         ({"initial_epoch": -1}, ValueError, "initial_epoch must be a non-negative integer"),
         (
             {"validation_data": (np.zeros((4, 3), np.float32), np.zeros(4, np.int64))},
@@ -424,5 +433,223 @@ def test_fit_on_batches_refuses_what_only_arrays_take():
         trainer.evaluate(x)
     with pytest.raises(ValueError, match=r"Trainer\.evaluate: give x or data, not both"):
         trainer.evaluate(batches, data=batches)
-    with pytest.raises(ValueError, match=r"Trainer\.predict: verbose must be 0, 1 or 2"):
+    with pytest.raises(ValueError, match=r"Trainer\.predict: verbose must be 0, 1, 2 or 'auto'"):
         trainer.predict(x, verbose=True)
+
+
+# ---------------------------------------------------------------- 8. a hostile Keras user
+def _losses(trainer):
+    return [record["loss"] for record in trainer.history.epochs]
+
+
+def test_each_fit_returns_a_new_history_holding_that_calls_epochs():
+    x, y = _separable(64)
+    trainer = _trainer(verbose=0, record_steps=True)
+    first = trainer.fit(x, y, batch_size=16, epochs=2)
+    kept = [dict(record) for record in first.epochs]
+    second = trainer.fit(x, y, batch_size=16, epochs=1)
+    assert second is not first and first.epochs == kept  # an earlier History does not change
+    assert first.epoch == [0, 1] and second.epoch == [2]  # Keras' indices, from 0
+    assert [r["epoch"] for r in second.epochs] == [3] and len(second.steps) == 4
+    assert len(trainer.history.epochs) == 3 and len(trainer.history.steps) == 12
+    assert trainer.fit(x, y, epochs=5, initial_epoch=3).epoch == [3, 4]
+    empty = trainer.fit(x, y, epochs=0)  # Keras: trains nothing, an empty History
+    assert empty.epochs == [] and empty.history == {} and trainer.epoch == 5
+
+
+def test_verbose_auto_and_the_keras_batch_size_defaults(capsys):
+    x, y = _separable(70)
+    sizes = []
+
+    class Sizes(nn.Module):
+        def forward(self, inputs):
+            sizes.append(len(inputs))
+            return inputs
+
+    trainer = _trainer(verbose="auto")  # Keras' default: 1
+    trainer.model = nn.Sequential(Sizes(), trainer.model)
+    assert trainer.verbose == 1
+    trainer.fit(x, y, shuffle=False)  # Keras' defaults: batch_size 32, one epoch
+    assert sizes == [32, 32, 6] and trainer.epoch == 1
+    sizes.clear()
+    trainer.evaluate(x, y, verbose="auto")
+    assert sizes == [32, 32, 6]
+    sizes.clear()
+    outputs = trainer.predict(minidl.tensor(x), batch_size=None)  # Keras' None: 32
+    assert sizes == [32, 32, 6] and type(outputs) is np.ndarray and outputs.dtype == np.float32
+    lines = _lines(capsys.readouterr().out)
+    assert [line.split(" - ")[0] for line in lines] == ["epoch 1/1", "evaluate", "predict"]
+    with pytest.raises(ValueError, match=r"Trainer: verbose must be 0, 1, 2 or 'auto', got 'Auto'"):
+        _trainer(verbose="Auto")
+
+
+def test_lists_of_numbers_are_arrays_as_torch_tensor_takes_them():
+    torch = pytest.importorskip("torch")
+    x, y = _separable(64)
+    assert torch.tensor(x.tolist()).dtype == torch.float32  # Python floats: float32
+    as_arrays = _trainer(verbose=0)
+    as_arrays.fit(x, y, batch_size=16, epochs=2, validation_data=(x, y))
+    as_lists = _trainer(verbose=0)
+    as_lists.fit(x.tolist(), y.tolist(), batch_size=16, epochs=2, validation_data=(x.tolist(), y))
+    assert _losses(as_lists) == _losses(as_arrays)
+    assert as_lists.history.history["val_loss"] == as_arrays.history.history["val_loss"]
+    np.testing.assert_array_equal(as_lists.predict(x.tolist()), as_arrays.predict(x))
+    assert as_lists.evaluate(x.tolist(), y.tolist()) == as_arrays.evaluate(x, y)
+    with pytest.raises(ValueError, match=r"Trainer\.fit: x is a list of lists of different"):
+        as_lists.fit([[0.0, 1.0], [2.0]], [0, 1])
+    with pytest.raises(TypeError, match=r"Trainer\.fit: expected x of numbers .* dtype <U1"):
+        as_lists.fit(np.array([["a", "b"]] * 64), y)
+
+
+def test_float64_arrays_are_given_to_the_model_as_they_are_with_a_warning():
+    x, y = _separable(64)
+    trainer = _trainer(verbose=0)
+    with pytest.warns(UserWarning, match=r"x is float64 .* Keras would cast .*astype"):
+        trainer.fit(x.astype(np.float64), y, epochs=1)
+    assert trainer.predict(x.astype(np.float64)).dtype == np.float64  # no cast, as torch
+    assert all(p.dtype == np.float32 for p in trainer.model.parameters())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trainer.fit(x, y, epochs=1)  # float32: no warning
+
+
+def test_keras_labels_with_the_keras_loss_name_and_torchs_rule_with_cross_entropy():
+    torch = pytest.importorskip("torch")
+    x, y = _separable(64)
+    reference = _trainer(verbose=0)
+    reference.fit(x, y, batch_size=16, epochs=2)
+    for labels in (y[:, None], y.astype(np.float32), y.astype(np.float64)[:, None]):
+        keras = _trainer(verbose=0)
+        keras.fit(x, labels, batch_size=16, epochs=2, validation_data=(x, labels))
+        assert _losses(keras) == _losses(reference)
+        assert keras.evaluate(x, labels) == reference.evaluate(x, y)
+    with pytest.raises(ValueError, match=r"not whole numbers .* use loss='cross_entropy'"):
+        _trainer(verbose=0).fit(x, y + 0.5)
+    # "cross_entropy" is torch's: (N, 1) targets raise, as torch's cross_entropy does
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.cross_entropy(torch.zeros(4, 2), torch.zeros(4, 1, dtype=torch.long))
+    with pytest.raises(RuntimeError, match=r"expected a target of shape \(16,\)"):
+        _trainer(loss="cross_entropy", verbose=0).fit(x, y[:, None], batch_size=16)
+    # one-hot targets are class probabilities (torch), and accuracy reads their largest entry
+    one_hot = np.eye(2, dtype=np.float32)[y]
+    soft = _trainer(loss="cross_entropy", metrics=["accuracy", "top_k_accuracy"], verbose=0)
+    soft.fit(x, one_hot, batch_size=16, epochs=2, shuffle=False)
+    outputs = soft.predict(x)
+    results = soft.evaluate(x, one_hot)
+    expected = torch.nn.functional.cross_entropy(
+        torch.from_numpy(outputs), torch.from_numpy(one_hot)
+    )
+    assert results["loss"] == pytest.approx(float(expected), rel=1e-5)
+    assert results["accuracy"] == float(np.mean(outputs.argmax(1) == y))
+    assert results["top_k_accuracy"] == 1.0
+
+
+def test_degenerate_data_is_refused_before_training():
+    x, y = _separable(64)
+    trainer = _trainer(verbose=0)
+    with pytest.raises(ValueError, match=r"Trainer\.fit: x holds no samples \(shape \(0, 2\)\)"):
+        trainer.fit(x[:0], y[:0])
+    with pytest.raises(ValueError, match=r"validation_data's x_val holds no samples"):
+        trainer.fit(x, y, validation_data=(x[:0], y[:0]))
+    with pytest.raises(ValueError, match=r"leaves 1 for validation and 0 for training"):
+        trainer.fit(x[:1], y[:1], validation_split=0.5)
+    for size in (0, -1, 2.0, True, "32"):
+        with pytest.raises(ValueError, match=r"Trainer\.fit: batch_size must be a positive"):
+            trainer.fit(x, y, batch_size=size)
+    with pytest.raises(TypeError, match=r"shuffle must be True or False, got 'batch' \(Keras'"):
+        trainer.fit(x, y, shuffle="batch")
+    with pytest.raises(ValueError, match=r"a tuple of 3 \(sample weights are not supported\)"):
+        trainer.fit(x, y, validation_data=(x, y, np.ones(64)))
+    with pytest.raises(ValueError, match=r"validation_data as \(x_val, y_val\) .* a list of 3"):
+        trainer.fit(x, y, validation_data=[x, y, y])
+    assert trainer.epoch == 0 and trainer.global_step == 0
+    trainer.fit(x, y, batch_size=10**6)  # one batch of all 64 samples
+    assert trainer.global_step == 1
+    listed = _trainer(verbose=0)  # [x_val, y_val], a list, is Keras' pair, not batches
+    listed.fit(x, y, epochs=1, validation_data=[x[:16], y[:16]])
+    assert listed.history.epochs[0]["val_loss"] == listed.evaluate(x[:16], y[:16])["loss"]
+    bad = x.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(minidl.train.NonFiniteLossError, match=r"loss is nan .* check the inputs"):
+        trainer.fit(bad, y, shuffle=False)
+
+
+def test_several_parameter_groups_and_epoch_schedules_on_the_epoch_line(capsys):
+    x, y = _separable(64)
+    minidl.manual_seed(0)
+    first, second = nn.Dense(2, 16), nn.Dense(16, 2)
+    model = nn.Sequential(first, nn.ReLU(), second)
+    groups = [{"params": first.parameters(), "lr": 0.1}, {"params": second.parameters()}]
+    opt = optim.SGD(groups, lr=0.003)
+    scheduler = optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    trainer = Trainer(model, opt, loss="cross_entropy", scheduler=scheduler, verbose=2)
+    trainer.fit(x, y, epochs=2)
+    lines = _lines(capsys.readouterr().out)
+    # each epoch shows the rates its batches used; StepLR halves them after the epoch
+    assert " - lr [1.0e-01, 3.0e-03] - " in lines[0]
+    assert " - lr [5.0e-02, 1.5e-03] - " in lines[1]
+    assert trainer.history.history["lr"] == [[0.1, 0.003], [0.05, 0.0015]]
+    assert [g["lr"] for g in opt.param_groups] == [0.025, 0.00075]
+
+
+def test_callbacks_are_silent_at_verbose_0_and_say_why_at_2(capsys):
+    x, y = _separable(64)
+    for verbose in (0, 2):
+        stop = EarlyStopping(monitor="val_loss", patience=0)
+        trainer = _trainer(lr=0.5, verbose=verbose, callbacks=[stop])
+        trainer.scheduler = optim.lr_scheduler.ReduceLROnPlateau(trainer.optimizer, patience=0)
+        trainer.fit(x, y, epochs=20, validation_data=(x, 1 - y))
+        assert stop.stopped_epoch is not None
+        out = capsys.readouterr().out
+        if verbose == 0:
+            assert out == ""
+            continue
+        said = [line for line in _lines(out) if not line.startswith("epoch ")]
+        assert said[-1] == (
+            f"Epoch {stop.stopped_epoch}: early stopping (val_loss has not improved for 1 "
+            f"epoch; best {stop.best:.4g} at epoch {stop.best_epoch})"
+        )
+
+
+_RESUME_SCRIPT = """
+import sys
+import numpy as np
+import minidl
+from minidl import nn, optim
+from minidl.train import ModelCheckpoint, Trainer
+
+folder, resume = sys.argv[1], sys.argv[2] == "resume"
+rng = np.random.default_rng(0)
+x = rng.standard_normal((96, 2)).astype(np.float32)
+y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64)
+minidl.manual_seed(123 if resume else 0)  # a fresh process: the checkpoint's RNG must win
+model = nn.Sequential(nn.Dense(2, 16), nn.BatchNorm(16), nn.ReLU(), nn.Dropout(0.2),
+                      nn.Dense(16, 2))
+opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+trainer = Trainer(model, opt, loss="cross_entropy", metrics=["accuracy"], verbose=0,
+                  callbacks=[ModelCheckpoint(folder + "/ckpt-{epoch}.npz")])
+if resume:
+    trainer.resume(folder + "/ckpt-2.npz")
+trainer.fit(x, y, batch_size=16, epochs=4, validation_split=0.25, shuffle=True)
+minidl.save({"model": dict(trainer.model.state_dict()),
+             "val_loss": np.array(trainer.history.history["val_loss"])},
+            folder + ("/resumed.npz" if resume else "/straight.npz"))
+"""
+
+
+def test_a_checkpoint_from_the_middle_of_a_shuffled_fit_resumes_in_a_new_process(tmp_path):
+    """fit(x, y, shuffle=True) checkpointed after epoch 2 of 4, resumed by another Python
+    process: the same bits as the run that went on."""
+    script = tmp_path / "run.py"
+    script.write_text(_RESUME_SCRIPT)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for mode in ("straight", "resume"):
+        subprocess.run(
+            [sys.executable, str(script), str(tmp_path), mode], check=True, env=environment
+        )
+    straight = minidl.load(tmp_path / "straight.npz")
+    resumed = minidl.load(tmp_path / "resumed.npz")
+    assert straight["val_loss"].tobytes() == resumed["val_loss"].tobytes()
+    assert len(straight["val_loss"]) == 4
+    for name, value in straight["model"].items():
+        assert value.tobytes() == resumed["model"][name].tobytes(), name

@@ -466,3 +466,49 @@ def test_activation_stats_records_percentiles_of_a_layer_input():
     trainer.callbacks.append(pooled)
     trainer.fit(ShuffledBatches(x, y, 64), epochs=1)  # one epoch more: two steps
     assert pooled.as_arrays()[1].shape == (2, 1)
+
+
+def _flat(value, prefix=""):
+    """A nested state (dicts, lists, arrays, numbers) as {path: bytes or value}."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        array = np.asarray(value)
+        return {prefix: (array.dtype.str, array.shape, array.tobytes())}
+    flat = {}
+    for key, item in items:
+        flat.update(_flat(item, f"{prefix}/{key}"))
+    return flat
+
+
+class _States(minidl.train.Callback):
+    """The model's and the optimizer's state after every update."""
+
+    def __init__(self):
+        self.after_update = []
+
+    def on_batch_end(self, step, logs=None):
+        trainer = self.trainer
+        self.after_update.append(
+            (_flat(dict(trainer.model.state_dict())), _flat(trainer.optimizer.state_dict()))
+        )
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_nan_loss_mid_epoch_leaves_model_buffers_and_optimizer_as_after_the_last_step(optimizer):
+    x, y = _data(64)
+    states = _States()
+    trainer = _setup(callbacks=[states])
+    if optimizer == "adam":
+        trainer.optimizer = optim.Adam(trainer.model.parameters(), lr=0.01)
+    trainer.model.append(_Explode(at_step=6))  # after BatchNorm: its statistics move first
+    with pytest.raises(NonFiniteLossError, match=r"at epoch 2, step 2 \(global step 6\)"):
+        trainer.fit(ShuffledBatches(x, y, 16), epochs=3)
+    model, optimizer_state = states.after_update[-1]
+    assert len(states.after_update) == 6
+    assert _flat(dict(trainer.model.state_dict())) == model  # parameters and buffers
+    assert _flat(trainer.optimizer.state_dict()) == optimizer_state  # momentum, Adam's moments
+    assert any("running_mean" in name for name in model)
+    assert any(len(value[2]) > 8 for name, value in optimizer_state.items())  # real state
