@@ -684,19 +684,27 @@ class Trainer:
             logs[name] = fn(outputs.numpy(), targets.numpy())
         return logs
 
-    def _warn_if_float64(self, train):
-        """Arrays are given to the model as they are (torch's rule; Keras casts to float32):
-        warn once when float64 inputs meet float32 parameters, which then compute in float64."""
-        if not isinstance(train, _ArrayBatches) or train.x.dtype != np.float64:
-            return
-        if any(p.dtype == np.float32 for p in self.model.parameters()):
-            warnings.warn(
-                "Trainer.fit: x is float64 and the model's parameters are float32; minidl "
-                "passes arrays as they are (as PyTorch does; Keras would cast to float32), so "
-                "the layers compute in float64, slower: give x.astype(np.float32)",
-                UserWarning,
-                stacklevel=3,
-            )
+    def _model_float_dtype(self):
+        """The dtype of the model's floating parameters when they share one, else None."""
+        dtypes = {p.numpy().dtype for p in self.model.parameters() if p.numpy().dtype.kind == "f"}
+        return dtypes.pop() if len(dtypes) == 1 else None
+
+    def _as_model_dtype(self, x):
+        """Keras' habit for arrays: a floating numpy array given to ``fit``, ``evaluate`` or
+        ``predict`` is cast to the dtype of the model's floating parameters (a float64
+        ``np.random.rand`` batch to a float32 model). Tensors, integer arrays (embedding
+        indices) and loaders' batches are passed as they are, as in PyTorch, whose layers
+        refuse mixed dtypes with a RuntimeError (so do minidl's)."""
+        if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+            dtype = self._model_float_dtype()
+            if dtype is not None and x.dtype != dtype:
+                return x.astype(dtype)
+        return x
+
+    def _cast_array_batches(self, *batches):
+        for data in batches:
+            if isinstance(data, _ArrayBatches):
+                data.x = self._as_model_dtype(data.x)
 
     def _targets(self, targets):
         """A batch's targets as a Tensor; with loss "sparse_categorical_crossentropy" Keras'
@@ -774,7 +782,7 @@ class Trainer:
             x, y, train_data, batch_size, validation_split, validation_data, val_data, shuffle
         )
         _checks.non_negative_int(epochs, where, "epochs")
-        self._warn_if_float64(train)
+        self._cast_array_batches(train, validation)
         if initial_epoch is not None:
             first_epoch = _checks.non_negative_int(initial_epoch, where, "initial_epoch")
             last_epoch = epochs
@@ -986,6 +994,7 @@ class Trainer:
         if given is None:
             raise TypeError(f"{where}: expected arrays x and y, or batches of (inputs, targets)")
         batches = _batches_of(given, y, batch_size, False, where, "x")
+        self._cast_array_batches(batches)
         totals: dict[str, float] = {}
         samples = 0
         network = self._network()
@@ -1069,6 +1078,8 @@ class Trainer:
         arrays = _arrayish(inputs, where, "inputs")
         if arrays is not None:
             array = _array(arrays)
+            if not isinstance(arrays, Tensor):
+                array = self._as_model_dtype(array)
             if array.ndim == 0:
                 raise ValueError(f"{where}: expected a batch of inputs (N, *), got a scalar")
             starts = range(0, len(array), batch_size) if len(array) else [0]

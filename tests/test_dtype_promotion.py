@@ -274,3 +274,57 @@ def test_uint8_over_255_is_float32():
     expected = torch.tensor(np.zeros(3, np.uint8)) / 255
     got = minidl.tensor(np.zeros(3, np.uint8)) / 255
     assert _dtype_name(got) == _dtype_name(expected) == "float32"
+
+
+# Layers with parameters compute in their parameters' dtype: torch refuses an input of
+# another dtype (float64 into a float32 Linear, int64 into a float32 Conv2d) with a
+# RuntimeError instead of promoting; minidl must refuse where torch does, naming the layer,
+# and give torch's dtype where torch accepts.
+_LAYERS = {
+    "Linear": (lambda m: m.Linear(3, 2), (4, 3)),
+    "Conv1d": (lambda m: m.Conv1d(2, 3, 3), (2, 2, 6)),
+    "Conv2d": (lambda m: m.Conv2d(2, 3, 3), (2, 2, 5, 5)),
+    "ConvTranspose2d": (lambda m: m.ConvTranspose2d(2, 3, 3), (2, 2, 4, 4)),
+    "BatchNorm1d": (lambda m: m.BatchNorm1d(3), (4, 3)),
+    "BatchNorm2d": (lambda m: m.BatchNorm2d(2), (3, 2, 4, 4)),
+    "LayerNorm": (lambda m: m.LayerNorm(3), (4, 3)),
+    "GroupNorm": (lambda m: m.GroupNorm(1, 2), (3, 2, 4)),
+    "InstanceNorm1d": (lambda m: m.InstanceNorm1d(2, affine=True), (3, 2, 5)),
+    "PReLU": (lambda m: m.PReLU(), (4, 3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_LAYERS))
+@pytest.mark.parametrize("module_dtype", ["float32", "float64"])
+@pytest.mark.parametrize("input_dtype", ["float32", "float64", "int64"])
+@pytest.mark.parametrize("training", [True, False])
+def test_layers_refuse_mixed_dtypes_as_torch_does(name, module_dtype, input_dtype, training):
+    make, shape = _LAYERS[name]
+    data = (np.arange(np.prod(shape)).reshape(shape) % 5).astype(input_dtype)
+    theirs = make(torch.nn).to(getattr(torch, module_dtype)).train(training)
+    expected = _torch_result(lambda: theirs(torch.from_numpy(data.copy())))
+    ours = make(minidl.nn).to(getattr(minidl, module_dtype)).train(training)
+    if isinstance(expected, Exception):
+        with pytest.raises(RuntimeError, match=r"expected the input and \w+ to have the same"):
+            ours(minidl.from_numpy(data.copy()))
+    else:  # the weights differ (each library draws its own): the dtypes must not
+        got = ours(minidl.from_numpy(data))
+        assert _dtype_name(got) == _dtype_name(expected), f"{name} on {input_dtype}"
+
+
+def test_functionals_refuse_mixed_dtypes_naming_themselves():
+    F = minidl.nn.functional
+    x64 = minidl.ones(2, 3, 4, dtype="float64")
+    w32 = minidl.ones(3)
+    calls = {
+        "linear": lambda: F.linear(x64, minidl.ones(2, 4)),
+        "conv1d": lambda: F.conv1d(x64, minidl.ones(2, 3, 1)),
+        "batch_norm": lambda: F.batch_norm(x64, None, None, w32, None, training=True),
+        "layer_norm": lambda: F.layer_norm(x64, (4,), minidl.ones(4)),
+        "group_norm": lambda: F.group_norm(x64, 1, w32),
+        "instance_norm": lambda: F.instance_norm(x64, weight=w32),
+        "prelu": lambda: F.prelu(x64, minidl.ones(1)),
+    }
+    for name, call in calls.items():
+        with pytest.raises(RuntimeError, match=rf"^{name}: expected the input and \w+ to have"):
+            call()

@@ -501,16 +501,25 @@ def test_lists_of_numbers_are_arrays_as_torch_tensor_takes_them():
         as_lists.fit(np.array([["a", "b"]] * 64), y)
 
 
-def test_float64_arrays_are_given_to_the_model_as_they_are_with_a_warning():
+def test_float_arrays_are_cast_to_the_model_dtype_as_keras_does_tensors_are_not():
     x, y = _separable(64)
     trainer = _trainer(verbose=0)
-    with pytest.warns(UserWarning, match=r"x is float64 .* Keras would cast .*astype"):
-        trainer.fit(x.astype(np.float64), y, epochs=1)
-    assert trainer.predict(x.astype(np.float64)).dtype == np.float64  # no cast, as torch
-    assert all(p.dtype == np.float32 for p in trainer.model.parameters())
+    x64 = x.astype(np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        trainer.fit(x, y, epochs=1)  # float32: no warning
+        history = trainer.fit(x64, y, epochs=1, validation_data=(x64, y))
+    assert len(history.epochs) == 1 and np.isfinite(history.epochs[0]["val_loss"])
+    assert all(p.dtype == np.float32 for p in trainer.model.parameters())
+    assert trainer.predict(x64).dtype == np.float32  # cast, as Keras casts
+    np.testing.assert_array_equal(trainer.predict(x64), trainer.predict(x))
+    assert trainer.evaluate(x64, y) == trainer.evaluate(x, y)
+    # a float64 model takes float32 arrays as float64
+    double = _trainer(verbose=0)
+    double.model.double()
+    assert double.predict(x).dtype == np.float64
+    # Tensors are passed as they are, as in PyTorch, whose layers refuse mixed dtypes
+    with pytest.raises(RuntimeError, match=r"Dense: expected the input and weight to have the "):
+        trainer.predict(minidl.from_numpy(x64))
 
 
 def test_keras_labels_with_the_keras_loss_name_and_torchs_rule_with_cross_entropy():

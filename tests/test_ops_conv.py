@@ -258,13 +258,14 @@ def test_conv_transpose2d_matches_torch_with_gradients(
 
 
 @pytest.mark.parametrize("channels", [1, 8])
-def test_mixed_dtypes_promote_as_before(channels):
-    # a float32 input with a float64 weight: numpy's promotion gives a float64 result
-    # on both paths (the direct kernels take one dtype, so such a call uses im2col)
+def test_mixed_dtypes_are_refused_as_torch_refuses_them(channels):
+    # a float32 input with a float64 weight: torch raises a RuntimeError instead of
+    # promoting, on the direct and the im2col path alike; minidl names conv2d
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, channels, 6, 6)).astype(np.float32)
     weight = rng.standard_normal((3, channels, 3, 3))
-    out = F.conv2d(minidl.tensor(x), minidl.tensor(weight), padding=1)
-    assert out.dtype == np.float64
+    with pytest.raises(RuntimeError, match=r"conv2d: .* got input float32 and weight float64"):
+        F.conv2d(minidl.tensor(x), minidl.tensor(weight), padding=1)
+    out = F.conv2d(minidl.tensor(x.astype(np.float64)), minidl.tensor(weight), padding=1)
     expected = _reference.conv2d_direct_forward(x.astype(np.float64), weight, None, 1, 1)
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-10)

@@ -72,6 +72,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"linear: input of shape {x.shape} does not match a weight of shape "
             f"{weight.shape} (expected the last dim to be {weight.shape[1]})"
         )
+    _same_dtype("linear", x, weight=weight, bias=bias)
     return _LinearFn.apply(x, weight, bias)
 
 
@@ -312,6 +313,23 @@ def _tensor_arguments(where, **arguments):
             )
 
 
+def _same_dtype(where, x, **parameters):
+    """Refuse parameters (Tensors, arrays or None) whose dtype is not the input's, with
+    torch's RuntimeError: torch's linear, convolutions and normalizations compute in one
+    dtype and refuse mixed ones rather than promote (a float64 batch into a float32 layer)."""
+    dtype = x._data.dtype
+    for name, value in parameters.items():
+        if value is None:
+            continue
+        other = value._data.dtype if isinstance(value, Tensor) else value.dtype
+        if other != dtype:
+            raise RuntimeError(
+                f"{where}: expected the input and {name} to have the same dtype, got input "
+                f"{dtype} and {name} {other}; convert the input (x.float(), x.double(), "
+                f"x.to(...)) or the module (.float(), .double()); PyTorch refuses mixed dtypes too"
+            )
+
+
 def _bias_shape(bias, channels, where):
     """Refuse a bias that is not one value per output channel: (channels,)."""
     if bias is not None and bias.shape != (channels,):
@@ -331,6 +349,7 @@ def _window_does_not_fit(where, kernel, dilation, size, padding):
 
 def _conv2d(x, weight, bias, stride, padding, dilation, groups, where):
     """conv2d of checked arguments (``padding`` as the caller got it); Conv2D's forward too."""
+    _same_dtype(where, x, weight=weight, bias=bias)
     padding, extra = _conv_padding(padding, weight.shape[2:], stride, dilation, where)
     _bias_shape(bias, weight.shape[0], where)
     for size, kernel, step, pad, more in zip(
@@ -522,6 +541,7 @@ def _conv_transpose2d(x, weight, bias, geometry, groups, where):
     """conv_transpose2d of checked (stride, padding, output_padding, dilation) ``geometry``;
     ConvTranspose2d's forward too. Checks the output size and the bias."""
     _transpose_output_size(x.shape[2:], weight.shape[2:], *geometry, where)
+    _same_dtype(where, x, weight=weight, bias=bias)
     stride, padding, output_padding, dilation = geometry
     if bias is not None and bias.shape != (weight.shape[1] * groups,):
         raise ValueError(
@@ -652,7 +672,16 @@ def batch_norm(
             "batch_norm: evaluation (training=False) needs running_mean and running_var"
         )
     return _batch_norm(
-        x, running_mean, running_var, weight, bias, training, momentum, eps, num_batches_tracked
+        x,
+        running_mean,
+        running_var,
+        weight,
+        bias,
+        training,
+        momentum,
+        eps,
+        num_batches_tracked,
+        where="batch_norm",
     )
 
 
@@ -667,12 +696,22 @@ def _batch_norm(
     eps,
     num_batches_tracked,
     synchronized_as=None,
+    where="batch_norm",
 ):
-    """:func:`batch_norm` for checked arguments (the BatchNorm layers check their own).
+    """:func:`batch_norm` for checked arguments (the BatchNorm layers check their own),
+    naming ``where`` (the function or the layer) if the dtypes are mixed.
 
     ``synchronized_as`` (a layer's name, for its errors): training statistics over the
     batches of every rank of ``minidl.distributed`` (SyncBatchNorm), ``training`` implied.
     """
+    _same_dtype(
+        synchronized_as or where,
+        x,
+        weight=weight,
+        bias=bias,
+        running_mean=running_mean,
+        running_var=running_var,
+    )
     function, options = _BatchNormFn, {"training": training}
     if synchronized_as is not None:
         function, options = _SyncBatchNormFn, {"where": synchronized_as}
@@ -853,6 +892,7 @@ def group_norm(
         raise ValueError(f"group_norm: expected a (N, C, *) input, got shape {x.shape}")
     _group_count(num_groups, x.shape[1], "group_norm")
     _affine_shape(weight, bias, (x.shape[1],), "group_norm")
+    _same_dtype("group_norm", x, weight=weight, bias=bias)
     return _GroupNormFn.apply(x, weight, bias, num_groups=int(num_groups), eps=eps)
 
 
@@ -909,11 +949,16 @@ def instance_norm(
     elif running_mean is None or running_var is None:
         raise ValueError("instance_norm: use_input_stats=False needs running_mean and running_var")
     return _instance_norm(
-        x, running_mean, running_var, weight, bias, use_input_stats, momentum, eps
+        x, running_mean, running_var, weight, bias, use_input_stats, momentum, eps, "instance_norm"
     )
 
 
-def _instance_norm(x, running_mean, running_var, weight, bias, use_input_stats, momentum, eps):
+def _instance_norm(
+    x, running_mean, running_var, weight, bias, use_input_stats, momentum, eps, where
+):
+    _same_dtype(
+        where, x, weight=weight, bias=bias, running_mean=running_mean, running_var=running_var
+    )
     """:func:`instance_norm` for checked arguments (the InstanceNorm layers check their own)."""
     running = [r.numpy() if isinstance(r, Tensor) else r for r in (running_mean, running_var)]
     if not use_input_stats:
@@ -994,6 +1039,7 @@ def layer_norm(
             f"normalized_shape={shape}, got {x.shape}"
         )
     _affine_shape(weight, bias, shape, "layer_norm")
+    _same_dtype("layer_norm", x, weight=weight, bias=bias)
     return _LayerNormFn.apply(x, weight, bias, normalized_ndim=len(shape), eps=eps)
 
 
@@ -1862,7 +1908,8 @@ def prelu(x: Tensor, weight: Tensor) -> Tensor:
                 f"prelu: {weight.numel()} slopes for an input of shape {x.shape} with "
                 f"{channels} channels (dim 1); they must match"
             )
-    return _PReLUFn.apply(x._as_float(), weight)
+    _same_dtype("prelu", x, weight=weight)  # torch refuses an integer input too
+    return _PReLUFn.apply(x, weight)
 
 
 def _real_number(value, where, name):

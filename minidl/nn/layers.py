@@ -72,9 +72,9 @@ class Dense(_WeightAndBias):
             self, x, x.ndim >= 1 and x.shape[-1] == self.in_features, f"(*, {self.in_features})"
         )
         params = self._parameters
-        return F._LinearFn.apply(
-            x, _registered(self, params, "weight"), _registered(self, params, "bias")
-        )
+        weight, bias = _registered(self, params, "weight"), _registered(self, params, "bias")
+        F._same_dtype("Dense", x, weight=weight, bias=bias)
+        return F._LinearFn.apply(x, weight, bias)
 
     def extra_repr(self) -> str:
         return (
@@ -469,6 +469,7 @@ class BatchNorm(_NormBase):
             self.momentum,
             self.eps,
             tracked,
+            where=type(self).__name__,
         )
 
     def extra_repr(self) -> str:

@@ -58,6 +58,7 @@ class LayerNorm(_NormBase):
             x.ndim >= len(shape) and x.shape[x.ndim - len(shape) :] == shape,
             f"(*, {', '.join(map(str, shape))})",
         )
+        F._same_dtype("LayerNorm", x, weight=self.weight, bias=self.bias)
         return F._LayerNormFn.apply(
             x, self.weight, self.bias, normalized_ndim=len(shape), eps=self.eps
         )
@@ -105,6 +106,7 @@ class GroupNorm(_NormBase):
         _check_input(
             self, x, x.ndim >= 2 and x.shape[1] == self.num_channels, f"(N, {self.num_channels}, *)"
         )
+        F._same_dtype("GroupNorm", x, weight=self.weight, bias=self.bias)
         return F._GroupNormFn.apply(
             x, self.weight, self.bias, num_groups=self.num_groups, eps=self.eps
         )
@@ -161,6 +163,7 @@ class _InstanceNorm(_NormBase):
             use_input_stats,
             0.0 if self.momentum is None else self.momentum,
             self.eps,
+            type(self).__name__,
         )
         return y.squeeze(0) if unbatched else y
 
