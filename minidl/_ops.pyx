@@ -654,26 +654,38 @@ cdef void _sum_channels(const floating[:, :, ::1] x, floating[::1] out) noexcept
 
 
 cdef void _sum_channel_segments(const floating[:, :, ::1] x, floating[::1] out) noexcept:
-    # pieces[(a * C + c) * per_segment + k] = x[a, c, k * piece:(k + 1) * piece].sum(),
-    # a segment cut into per_segment pieces of equal length (give or take one value) of
-    # at most SUM_CHUNK values; the pieces in memory order, per_task of them (about
-    # SUM_CHUNK values) per task; then out[c] adds channel c's pieces in order
+    # each segment x[a, c, :] summed in pieces (_segment_piece_sums); then out[c] adds
+    # channel c's pieces in order
     cdef Py_ssize_t channels = x.shape[1]
-    cdef Py_ssize_t length = x.shape[2]
-    cdef Py_ssize_t per_segment = (length + SUM_CHUNK - 1) // SUM_CHUNK
-    cdef Py_ssize_t piece = (length + per_segment - 1) // per_segment
-    cdef Py_ssize_t per_task = max(1, SUM_CHUNK // length)
-    cdef Py_ssize_t count = x.shape[0] * channels * per_segment
-    cdef int threads = _threads_for(x.shape[0] * channels * length // SUM_CHUNK)
-    cdef Py_ssize_t task
-    pieces_array = np.empty(count)
+    cdef Py_ssize_t per_segment = _pieces_per_segment(x.shape[2])
+    pieces_array = np.empty(x.shape[0] * channels * per_segment)
     cdef double[::1] pieces = pieces_array
     with nogil:
-        for task in prange((count + per_task - 1) // per_task, num_threads=threads,
-                           schedule="static", use_threads_if=threads > 1):
-            _sum_pieces(&x[0, 0, 0], length, per_segment, piece, task * per_task,
-                        min(task * per_task + per_task, count), &pieces[0])
+        _segment_piece_sums(&x[0, 0, 0], x.shape[0] * channels, x.shape[2], &pieces[0])
         _channel_totals(&pieces[0], x.shape[0], channels, per_segment, out)
+
+
+cdef inline Py_ssize_t _pieces_per_segment(Py_ssize_t length) noexcept nogil:
+    # a segment of length > 0 values is summed in this many pieces of at most SUM_CHUNK
+    return (length + SUM_CHUNK - 1) // SUM_CHUNK
+
+
+cdef void _segment_piece_sums(const floating* x, Py_ssize_t segments, Py_ssize_t length,
+                              double* pieces) noexcept nogil:
+    # pieces[s * per_segment + k] = x[s * length + k * piece:][:piece].sum() for the
+    # consecutive segments of length values: each cut into per_segment pieces of equal
+    # length (give or take one value) of at most SUM_CHUNK values; the pieces in memory
+    # order, per_task of them (about SUM_CHUNK values) per task, threads taking tasks
+    cdef Py_ssize_t per_segment = _pieces_per_segment(length)
+    cdef Py_ssize_t piece = (length + per_segment - 1) // per_segment
+    cdef Py_ssize_t per_task = max(1, SUM_CHUNK // length)
+    cdef Py_ssize_t count = segments * per_segment
+    cdef int threads = _threads_for(segments * length // SUM_CHUNK)
+    cdef Py_ssize_t task
+    for task in prange((count + per_task - 1) // per_task, num_threads=threads,
+                       schedule="static", use_threads_if=threads > 1):
+        _sum_pieces(x, length, per_segment, piece, task * per_task,
+                    min(task * per_task + per_task, count), pieces)
 
 
 cdef void _sum_pieces(const floating* x, Py_ssize_t length, Py_ssize_t per_segment,
@@ -708,14 +720,11 @@ def sum_all(x):
 
 
 cdef double _sum_all(const floating[::1] x) except? -1.0:
-    # x cut into pieces of at most SUM_CHUNK values, as _sum_channel_segments cuts one
-    # segment; threads sum the pieces, which are then added in order
+    # x as one segment summed in pieces (_segment_piece_sums), which are then added in order
     cdef Py_ssize_t n = x.shape[0]
     if n == 0:
         return 0.0
-    cdef Py_ssize_t count = (n + SUM_CHUNK - 1) // SUM_CHUNK
-    cdef Py_ssize_t piece = (n + count - 1) // count
-    cdef int threads = _threads_for(n // SUM_CHUNK)
+    cdef Py_ssize_t count = _pieces_per_segment(n)
     cdef double total = 0.0
     cdef Py_ssize_t q
     # the pieces' sums on the stack up to 64 pieces (a million values), else on the heap
@@ -726,9 +735,7 @@ cdef double _sum_all(const floating[::1] x) except? -1.0:
         if pieces == NULL:
             raise MemoryError(f"sum_all: no memory for {count} partial sums")
     with nogil:
-        for q in prange(count, num_threads=threads, schedule="static",
-                        use_threads_if=threads > 1):
-            _sum_pieces(&x[0], n, count, piece, q, q + 1, pieces)
+        _segment_piece_sums(&x[0], 1, n, pieces)
         for q in range(count):
             total = total + pieces[q]
     if pieces != on_stack:

@@ -29,13 +29,11 @@ def sum_axes(x, axes):
         return x
     if x.dtype not in FLOAT_DTYPES or x.size == 0:
         return x.sum(axis=axes)
-    if len(axes) == x.ndim:
+    if len(axes) == x.ndim and x.flags.c_contiguous:
         # every axis: the whole array in memory order (the pieces and bits of the
-        # (1, 1, size) case below, without its bookkeeping)
-        if x.flags.c_contiguous:
-            return _ops.sum_all(x)
-        if x.flags.f_contiguous:
-            return _ops.sum_all(x.T)
+        # (1, 1, size) case below, without its bookkeeping); a Fortran-ordered array
+        # comes back here as its transpose
+        return _ops.sum_all(x)
     if not x.flags.c_contiguous:
         if not x.flags.f_contiguous:
             return _numpy_sum(x, axes)
