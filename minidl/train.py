@@ -686,7 +686,7 @@ class Trainer:
 
     def _model_float_dtype(self):
         """The dtype of the model's floating parameters when they share one, else None."""
-        dtypes = {p.numpy().dtype for p in self.model.parameters() if p.numpy().dtype.kind == "f"}
+        dtypes = {p.dtype for p in self.model.parameters() if p.dtype.kind == "f"}
         return dtypes.pop() if len(dtypes) == 1 else None
 
     def _as_model_dtype(self, x):
