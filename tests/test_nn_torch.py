@@ -294,3 +294,33 @@ def test_default_initialization_matches_torch_distribution():
             assert abs(p.data.std() - bound / np.sqrt(3)) < 0.25 * bound
     theirs = tnn.Conv2d(8, 16, 3)
     assert theirs.weight.abs().max().item() <= 1 / np.sqrt(8 * 9)
+
+
+@pytest.mark.parametrize("sync", [False, True], ids=["BatchNorm", "SyncBatchNorm"])
+def test_switching_off_track_running_stats_after_construction_follows_torch(sync):
+    """torch decides by the flag in training (no update of the buffers) and by the buffers'
+    existence in evaluation (they are still used): a frozen-statistics recipe."""
+    ours = (nn.SyncBatchNorm if sync else nn.BatchNorm2d)(3, momentum=0.3).double()
+    theirs = (tnn.SyncBatchNorm if sync else tnn.BatchNorm2d)(3, momentum=0.3).double()
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, (4, 3, 5, 5))
+    ours(minidl.tensor(x))  # running statistics that differ from the batch's
+    theirs(torch.tensor(x))
+    ours.track_running_stats = theirs.track_running_stats = False
+    for training in (True, False):
+        ours.train(training)
+        theirs.train(training)
+        y = rng.normal(-1.0, 0.5, (4, 3, 5, 5))
+        expected = theirs(torch.tensor(y)).detach().numpy()
+        np.testing.assert_allclose(ours(minidl.tensor(y)).numpy(), expected, atol=TOLERANCE)
+        for key, value in theirs.state_dict().items():
+            np.testing.assert_allclose(ours.state_dict()[key], value.numpy(), atol=TOLERANCE)
+
+
+def test_batch_of_one_is_counted_before_it_is_refused_as_in_torch():
+    ours, theirs = nn.BatchNorm1d(3), tnn.BatchNorm1d(3)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        ours(minidl.ones(1, 3))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        theirs(torch.ones(1, 3))
+    assert int(ours.num_batches_tracked.item()) == int(theirs.num_batches_tracked) == 1

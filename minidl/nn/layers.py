@@ -442,15 +442,27 @@ class BatchNorm(_NormBase):
             isinstance(x, Tensor) and x.ndim in self._ranks and x.shape[1] == self.num_features
         ):  # the message is only formatted for a wrong input
             _check_input(self, x, False, self._shape_text.format(self.num_features))
-        use_batch_stats = self.training or not self.track_running_stats
-        if use_batch_stats and local_statistics and x.shape[0]:
-            _checks.values_per_channel(x.shape, type(self).__name__)
+        # torch's rule: training uses the batch's statistics; evaluation uses the running
+        # ones whenever they exist, even when track_running_stats was switched off after
+        # they were made (only a layer built without them normalizes by the batch)
+        use_batch_stats = self.training or (
+            self._buffers.get("running_mean") is None and self._buffers.get("running_var") is None
+        )
         tracked = None
         if self.training and self.track_running_stats:
             count = _registered(self, self._buffers, "num_batches_tracked").numpy()
             tracked = int(count) + 1
-            count[()] = tracked  # in place: the buffer's 0-d array
+            count[()] = tracked  # in place: the buffer's 0-d array (counted first, as torch)
+        if use_batch_stats and local_statistics and x.shape[0]:
+            _checks.values_per_channel(x.shape, type(self).__name__)
         return use_batch_stats, tracked
+
+    def _running(self, name):
+        """The running statistic ``name`` to normalize with or update, or None: training
+        leaves them alone without ``track_running_stats`` (torch's rule)."""
+        if self.training and not self.track_running_stats:
+            return None
+        return _registered(self, self._buffers, name)
 
     def forward(self, x: Tensor) -> Tensor:
         use_batch_stats, tracked = self._check_and_count(x)
@@ -458,11 +470,11 @@ class BatchNorm(_NormBase):
             # torch: an empty batch gives an empty output and leaves the running
             # statistics alone (the batch is still counted in num_batches_tracked)
             return x * 1.0
-        buffers, params = self._buffers, self._parameters
+        params = self._parameters
         return F._batch_norm(
             x,
-            _registered(self, buffers, "running_mean"),  # None without track_running_stats
-            _registered(self, buffers, "running_var"),
+            self._running("running_mean"),
+            self._running("running_var"),
             _registered(self, params, "weight"),
             _registered(self, params, "bias"),
             use_batch_stats,
@@ -999,8 +1011,14 @@ def _fuses_relu_pool(module, following, x):
 # torch's names: the same classes under a second name. A class object cannot know which of
 # its names a call used, so repr and summary print the class's own (Keras-style) name.
 Linear = Dense
+"""torch's name for :class:`Dense` (the same class): ``nn.Linear(784, 100)``."""
 Conv2d = Conv2D
+"""torch's name for :class:`Conv2D` (the same class): ``nn.Conv2d(1, 32, 3)``."""
 BatchNorm1d = BatchNorm1D
+"""torch's name for :class:`BatchNorm1D` (the same class): ``nn.BatchNorm1d(100)``."""
 BatchNorm2d = BatchNorm2D
+"""torch's name for :class:`BatchNorm2D` (the same class): ``nn.BatchNorm2d(32)``."""
 MaxPool2d = MaxPool2D
+"""torch's name for :class:`MaxPool2D` (the same class): ``nn.MaxPool2d(2)``."""
 AvgPool2d = AvgPool2D
+"""torch's name for :class:`AvgPool2D` (the same class): ``nn.AvgPool2d(2)``."""

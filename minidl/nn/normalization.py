@@ -226,6 +226,7 @@ class BatchNorm3D(BatchNorm):
 
 
 BatchNorm3d = BatchNorm3D
+"""torch's name for :class:`BatchNorm3D` (the same class): ``nn.BatchNorm3d(8)``."""
 
 
 class SyncBatchNorm(BatchNorm):
@@ -281,8 +282,8 @@ class SyncBatchNorm(BatchNorm):
         _, tracked = self._check_and_count(x, local_statistics=False)
         return F._batch_norm(
             x,
-            self.running_mean,
-            self.running_var,
+            self._running("running_mean"),
+            self._running("running_var"),
             self.weight,
             self.bias,
             True,
