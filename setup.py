@@ -142,7 +142,32 @@ extensions = [
     ),
 ]
 
+
+# cythonize regenerates a .c file only when its .pyx is newer, so switching MINIDL_DEBUG over
+# an existing in-place build would compile the old C: -O0 without the bounds checks, or the
+# checks left in an optimized build. The directives of the last generation are kept in
+# build/, and a change forces the C to be generated again.
+DIRECTIVES_STAMP = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "build", "cython-directives"
+)
+
+
+def _generated_with(directives):
+    try:
+        with open(DIRECTIVES_STAMP) as f:
+            return f.read() == repr(sorted(directives.items()))
+    except OSError:
+        return False
+
+
+ext_modules = cythonize(
+    extensions, compiler_directives=DIRECTIVES, force=not _generated_with(DIRECTIVES)
+)
+os.makedirs(os.path.dirname(DIRECTIVES_STAMP), exist_ok=True)
+with open(DIRECTIVES_STAMP, "w") as f:
+    f.write(repr(sorted(DIRECTIVES.items())))
+
 setup(
-    ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES),
+    ext_modules=ext_modules,
     cmdclass={"build_ext": BuildExt},
 )

@@ -1,6 +1,6 @@
 """Types of the compiled memory handler in ``_alloc.pyx``.
 
-Lists the module's public names exactly (tests/test_packaging.py checks it
+Lists the module's public names exactly (tests/test_typing.py checks it
 against ``dir(minidl._alloc)``).
 """
 

@@ -1,7 +1,7 @@
 """Types of the compiled kernels in ``_ops.pyx`` (the checked ``def`` wrappers).
 
 Every public callable of the compiled module is listed here, and only those:
-tests/test_packaging.py compares this file's names with ``dir(minidl._ops)``.
+tests/test_typing.py compares this file's names with ``dir(minidl._ops)``.
 Arrays are float32/float64 numpy arrays unless a docstring in ``_ops.pyx`` says
 otherwise (``labels`` and ``indices`` are integer arrays).
 """

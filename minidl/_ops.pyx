@@ -108,7 +108,11 @@ def openmp_enabled():
 
 
 def build_flags():
-    """The compiler flags the kernels were built with (``minidl.show_config()`` prints them)."""
+    """The compiler flags the kernels were built with (``minidl.show_config()`` prints them).
+
+    >>> "-O" in build_flags() or "/O" in build_flags()
+    True
+    """
     return MINIDL_BUILD_FLAGS.decode()
 
 
@@ -117,6 +121,12 @@ def set_num_threads(int n):
 
     With 1 every kernel runs on the calling thread alone and wakes no OpenMP worker,
     which is what a child forked from a process that ran threaded kernels needs.
+
+    >>> before = get_num_threads()
+    >>> set_num_threads(1)
+    >>> get_num_threads()
+    1
+    >>> set_num_threads(before)
     """
     global _num_threads
     if n < 1:
@@ -125,7 +135,11 @@ def set_num_threads(int n):
 
 
 def get_num_threads():
-    """How many threads the kernels use."""
+    """How many threads the kernels use.
+
+    >>> get_num_threads() >= 1
+    True
+    """
     return _num_threads
 
 

@@ -558,7 +558,7 @@ class Module:
                     targets[dot + name] = buffer
         return targets
 
-    def state_dict(self) -> OrderedDict[str, Tensor]:
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """Parameters and persistent buffers: an ordered dict of numpy arrays (shared, not copied).
 
         Keys, their order and layouts are PyTorch's (a module or parameter reachable

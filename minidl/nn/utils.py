@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from .. import _checks
-from ..tensor import Tensor
+from ..tensor import Tensor, cat
 from .layers import BatchNorm, Conv2D, Dense, Identity, Sequential
 from .module import Module, Parameter
 
@@ -162,8 +162,6 @@ def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:
     >>> parameters_to_vector(layer.parameters()).shape
     (8,)
     """
-    from .. import cat
-
     parameters = _tensors(parameters, "parameters_to_vector")
     return cat([parameter.reshape(-1) for parameter in parameters])
 
@@ -197,3 +195,12 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
             array[offset : offset + count].reshape(parameter.shape).astype(parameter.dtype)
         )
         offset += count
+
+
+__all__ = [
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "fold_batchnorm",
+    "parameters_to_vector",
+    "vector_to_parameters",
+]
