@@ -147,14 +147,23 @@ from .train import Trainer
 
 # dtypes under torch's names (they are numpy's)
 float32 = _np.dtype(_np.float32)
+"""32-bit float, the default dtype (``minidl.zeros(2, dtype=minidl.float32)``)."""
 float64 = _np.dtype(_np.float64)
+"""64-bit float (gradchecks run in it)."""
 int64 = _np.dtype(_np.int64)
+"""64-bit integer, the dtype of class labels and indices."""
 int32 = _np.dtype(_np.int32)
+"""32-bit integer."""
 uint8 = _np.dtype(_np.uint8)
+"""8-bit unsigned integer, the dtype of IDX image files."""
 bool = _np.dtype(_np.bool_)
+"""Boolean, the dtype of comparisons and masks."""
 float = float32
+"""torch's other name for :data:`float32`."""
 double = float64
+"""torch's other name for :data:`float64`."""
 long = int64
+"""torch's other name for :data:`int64`."""
 
 __version__ = "0.1.0.dev0"
 

@@ -752,3 +752,17 @@ def grad(
             total = total + more
         results.append(Tensor._wrap(np.array(total, dtype=tensor.dtype)))
     return tuple(results)
+
+
+__all__ = [
+    "Context",
+    "Function",
+    "HookHandle",
+    "backward",
+    "enable_grad",
+    "grad",
+    "is_grad_enabled",
+    "no_grad",
+    "result_type",
+    "set_grad_enabled",
+]

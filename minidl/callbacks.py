@@ -515,3 +515,16 @@ class PeriodicEvaluation(Callback):
             if (value >= threshold) if mode == "max" else (value <= threshold):
                 return record["step"]
         return None
+
+
+__all__ = [
+    "ActivationStats",
+    "CSVLogger",
+    "Callback",
+    "EarlyStopping",
+    "LearningRateMonitor",
+    "ModelCheckpoint",
+    "NonFiniteLossError",
+    "PeriodicEvaluation",
+    "TerminateOnNaN",
+]

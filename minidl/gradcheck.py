@@ -104,3 +104,8 @@ def gradcheck(
                     f"(atol={atol}, rtol={rtol})"
                 )
     return True
+
+
+__all__ = [
+    "gradcheck",
+]

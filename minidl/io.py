@@ -777,3 +777,12 @@ def _load_safetensors(path, handle, max_bytes):
             raise CorruptFileError(f"load: {path}: bool tensor {name!r} holds bytes other than 0/1")
         state[name] = array
     return state
+
+
+__all__ = [
+    "CorruptFileError",
+    "atomic_write",
+    "load",
+    "remove_stale_temporaries",
+    "save",
+]

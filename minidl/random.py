@@ -112,3 +112,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
     """Restore, on the calling thread, a state returned by :func:`get_rng_state`."""
     _check_state(state, "set_rng_state")
     generator().bit_generator.state = copy.deepcopy(state)
+
+
+__all__ = [
+    "generator",
+    "get_rng_state",
+    "manual_seed",
+    "set_rng_state",
+]

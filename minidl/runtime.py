@@ -441,3 +441,15 @@ def show_config() -> None:
                 print(f"  {item}")
         else:
             print(f"{key} {value}" if key == "minidl" else f"{key}: {value}")
+
+
+__all__ = [
+    "config",
+    "default_num_threads",
+    "empty_cache",
+    "get_num_threads",
+    "physical_cores",
+    "set_num_threads",
+    "show_config",
+    "use_block_cache",
+]

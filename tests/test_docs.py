@@ -3,6 +3,7 @@
 import doctest
 import importlib
 
+import doc_blocks  # tests/doc_blocks.py
 import numpy as np
 import pytest
 
@@ -61,33 +62,14 @@ def test_docstring_examples(name):
     assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
 
 
-KERNELS = [
-    "sum_leading",
-    "sum_channels",
-    "sum_all",
-    "logsumexp_rows",
-    "softmax_xent_forward",
-    "softmax_xent_backward",
-    "batchnorm_forward_train",
-    "batchnorm_forward_eval",
-    "batchnorm_backward",
-    "groupnorm_forward",
-    "instancenorm_forward",
-    "layernorm_forward",
-    "groupnorm_backward",
-    "layernorm_backward",
-    "im2col",
-    "col2im",
-    "max_pool2d_forward",
-    "max_pool2d_backward",
-    "avg_pool2d_forward",
-    "avg_pool2d_backward",
-    "batchnorm_stats",
-    "batchnorm_normalize",
-    "batchnorm_update_running",
-    "batchnorm_backward_reduce",
-    "batchnorm_backward_elemt",
-]
+def _kernels():
+    """Every public function of the compiled module (each must carry an example)."""
+    from minidl import _ops
+
+    return sorted(n for n in dir(_ops) if not n.startswith("_") and callable(getattr(_ops, n)))
+
+
+KERNELS = _kernels()
 
 
 @pytest.mark.parametrize("name", KERNELS)
@@ -104,17 +86,70 @@ def test_kernel_docstring_examples(name):
 
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
-PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+PAGES = doc_blocks.pages()
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_python_blocks_in_docs_run(page):
-    import re
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_code_blocks_of_the_docs_run(page, tmp_path, monkeypatch):
+    """A page's python blocks run in order in one namespace, like a session, in an empty
+    working folder; pycon blocks run as doctests in the same namespace. Shell blocks and
+    those marked ``<!-- norun: reason -->`` are left out (``python tests/doc_blocks.py``
+    lists them)."""
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "docs_example"}
+    for block in doc_blocks.blocks(page):
+        if block.kind == "python":
+            # line numbers in a traceback are the page's
+            code = "\n" * block.line + block.code
+            exec(compile(code, str(page), "exec"), namespace)
+        elif block.kind == "pycon":
+            test = doctest.DocTestParser().get_doctest(
+                block.code, namespace, block.where, str(page), block.line
+            )
+            runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+            runner.run(test)
+            assert runner.summarize(verbose=False).failed == 0, f"{block.where} failed"
 
-    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
-    namespace = {"__name__": "docs_example"}  # a page's blocks run in order, like a session
-    for block in blocks:
-        exec(compile(block, str(page), "exec"), namespace)
+
+def test_every_code_block_says_what_it_is():
+    """A block without a language (or an unknown one) would be skipped without a word."""
+    unnamed = [
+        f"{b.where} ({b.language or 'no language'})"
+        for page in PAGES
+        for b in doc_blocks.blocks(page)
+        if b.kind == "unknown"
+    ]
+    assert not unnamed, (
+        "fenced blocks must name a language: python/py/pycon (run), bash/sh/console "
+        f"(not run), text (output, diagrams): {unnamed}"
+    )
+
+
+def test_blocks_left_out_say_why():
+    for block in doc_blocks.excluded():
+        if block.kind == "norun":
+            assert block.norun, f"{block.where}: a norun marker gives its reason"
+            assert block.language in ("python", "py", "pycon"), (
+                f"{block.where}: norun marks python blocks only"
+            )
+
+
+def test_the_block_parser_reads_fences_markers_and_languages(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# T\n\n```python\nx = 1\n```\n\n<!-- norun: trains for minutes -->\n"
+        "```python\nslow()\n```\n\n- item\n\n    ```bash\n    ls\n    ```\n\n```\nbare\n```\n"
+        "\n  ```` ```text ```` in a sentence\n"
+    )
+    found = doc_blocks.blocks(page)
+    assert [(b.line, b.kind) for b in found] == [
+        (3, "python"),
+        (8, "norun"),
+        (14, "shell"),
+        (18, "unknown"),
+    ]
+    assert found[0].code == "x = 1\n" and found[1].norun == "trains for minutes"
+    assert found[2].code == "ls\n"
 
 
 def _printed(code):

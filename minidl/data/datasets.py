@@ -41,10 +41,19 @@ from .idx import read_idx
 from .loader import ArrayDataset
 
 # Published pixel statistics on [0, 1] (training sets).
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-FASHION_MNIST_MEAN, FASHION_MNIST_STD = 0.2860, 0.3530
+MNIST_MEAN = 0.1307
+"""Mean pixel of MNIST's 60,000 training images scaled to [0, 1] (for ``Normalize``)."""
+MNIST_STD = 0.3081
+"""Standard deviation of MNIST's training pixels scaled to [0, 1]."""
+FASHION_MNIST_MEAN = 0.2860
+"""Mean pixel of Fashion-MNIST's training images scaled to [0, 1]."""
+FASHION_MNIST_STD = 0.3530
+"""Standard deviation of Fashion-MNIST's training pixels scaled to [0, 1]."""
 # Kuzushiji-MNIST's authors publish none; these are the values in common use.
-KMNIST_MEAN, KMNIST_STD = 0.1918, 0.3483
+KMNIST_MEAN = 0.1918
+"""Mean pixel of Kuzushiji-MNIST's training images scaled to [0, 1] (the value in common use)."""
+KMNIST_STD = 0.3483
+"""Standard deviation of Kuzushiji-MNIST's training pixels (the value in common use)."""
 
 
 @dataclass

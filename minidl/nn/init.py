@@ -267,3 +267,20 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
         q = q.T
     data[...] = (gain * q).reshape(data.shape)
     return tensor
+
+
+__all__ = [
+    "calculate_fan_in_and_fan_out",
+    "calculate_gain",
+    "constant_",
+    "kaiming_normal_",
+    "kaiming_uniform_",
+    "normal_",
+    "ones_",
+    "orthogonal_",
+    "trunc_normal_",
+    "uniform_",
+    "xavier_normal_",
+    "xavier_uniform_",
+    "zeros_",
+]

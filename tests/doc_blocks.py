@@ -1,0 +1,111 @@
+"""The fenced code blocks of README.md, CONTRIBUTING.md and docs/: which run, which do not.
+
+Every block names its language. ``python`` (or ``py``) blocks run, a page's blocks in
+order in one namespace, like one session (tests/test_docs.py); ``pycon`` blocks run as
+doctests in that namespace. Shell blocks (``bash``, ``sh``, ``console``) are commands for
+the reader and are not run; ``text`` (and the data formats below) are output, formulas
+and diagrams. A python block that must not run (minutes of training, MPI ranks, the full
+data set) says so on the line before its fence: ``<!-- norun: <reason> -->``.
+
+``python tests/doc_blocks.py`` lists every block that is not run, and why (.ci/run prints
+the list).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = {"python": "python", "py": "python", "pycon": "pycon"}
+SHELL = {"bash", "sh", "shell", "console"}
+NOT_CODE = {"text", "toml", "yaml", "ini", "json", "diff", "csv", "cython", "c"}
+# an opening fence; its info string holds no backquote (CommonMark), so ```` ```x ```` in a
+# sentence is not one
+_FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([^\s`]*)[^`]*$")
+_NORUN = re.compile(r"^\s*<!--\s*norun:\s*(.*?)\s*-->\s*$")
+
+
+@dataclass
+class Block:
+    page: Path
+    line: int  # of the opening fence, from 1
+    language: str
+    code: str
+    norun: str | None  # the reason given by a norun marker
+
+    @property
+    def where(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+    @property
+    def kind(self) -> str:
+        """'python', 'pycon', 'shell', 'not code', 'norun' or 'unknown'."""
+        if self.norun is not None:
+            return "norun"
+        if self.language in RUN:
+            return RUN[self.language]
+        if self.language in SHELL:
+            return "shell"
+        if self.language in NOT_CODE:
+            return "not code"
+        return "unknown"
+
+
+def pages() -> list[Path]:
+    """README.md, CONTRIBUTING.md and every page under docs/."""
+    found = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    return [page for page in found if page.exists()]
+
+
+def blocks(page: Path) -> list[Block]:
+    """The fenced blocks of one Markdown page, in order."""
+    lines = page.read_text(encoding="utf-8").split("\n")
+    found: list[Block] = []
+    i = 0
+    while i < len(lines):
+        opening = _FENCE.match(lines[i])
+        if not opening:
+            i += 1
+            continue
+        indent, fence, language = opening.groups()
+        start = i
+        body = []
+        i += 1
+        while i < len(lines) and not re.match(rf"^\s*{re.escape(fence)}\s*$", lines[i]):
+            line = lines[i]
+            body.append(line[len(indent) :] if line.startswith(indent) else line.lstrip())
+            i += 1
+        i += 1  # the closing fence
+        marker = _NORUN.match(lines[start - 1]) if start else None
+        found.append(
+            Block(
+                page,
+                start + 1,
+                language.lower(),
+                "\n".join(body) + "\n",
+                marker.group(1) if marker else None,
+            )
+        )
+    return found
+
+
+def excluded() -> list[Block]:
+    """Every block that is not run: shell commands and python marked norun."""
+    return [b for page in pages() for b in blocks(page) if b.kind in ("shell", "norun")]
+
+
+def main() -> int:
+    listed = excluded()
+    print(f"code blocks of README.md, CONTRIBUTING.md and docs/ that are not run ({len(listed)}):")
+    for block in listed:
+        why = "a shell command" if block.kind == "shell" else f"marked norun: {block.norun}"
+        first = block.code.strip().split("\n")[0][:70]
+        print(f"  {block.where:<40} {why}  [{first}]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
