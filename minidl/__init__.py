@@ -28,7 +28,7 @@ except ImportError as error:  # pragma: no cover - exercised by a subprocess tes
 
 import numpy as _np
 
-from . import autograd, data, distributed, models, nn, optim, random, train
+from . import autograd, cuda, data, distributed, models, nn, optim, random, train, utils
 from ._dtypes import get_default_dtype, set_default_dtype
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import gradcheck
@@ -190,6 +190,7 @@ __all__ = [
     "clip",
     "concatenate",
     "cos",
+    "cuda",
     "cumsum",
     "data",
     "device",
@@ -304,6 +305,7 @@ __all__ = [
     "trunc",
     "uint8",
     "unsqueeze",
+    "utils",
     "var",
     "where",
     "zeros",

@@ -48,6 +48,7 @@ import numpy as np
 
 from . import _checks
 from .tensor import Tensor
+from .tensor import device as _device
 
 FORMAT = "minidl"
 VERSION = 2
@@ -453,6 +454,14 @@ class _Archive:
         self.zip = zipfile.ZipFile(handle)
         self.size = os.fstat(handle.fileno()).st_size
         members = {}
+        names = self.zip.namelist()
+        if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
+            raise CorruptFileError(
+                f"load: {path} was written by torch.save (a zip of pickled data), which "
+                "minidl does not read: it never unpickles. In PyTorch, save the state dict "
+                "as safetensors (safetensors.torch.save_file(model.state_dict(), "
+                "'model.safetensors')) and load that file here"
+            )
         for info in self.zip.infolist():
             name = info.filename
             if not name.endswith(".npy") or "/" in name or "\\" in name or name.startswith("."):
@@ -523,7 +532,13 @@ class _Archive:
         return array.T if fortran_order else array
 
 
-def load(path: str | os.PathLike[str], max_bytes: int | None = None) -> Any:
+def load(
+    path: str | os.PathLike[str],
+    max_bytes: int | None = None,
+    *,
+    map_location: Any = None,
+    weights_only: bool | None = None,
+) -> Any:
     """Read a file written by :func:`save`; never unpickles; malformed files raise CorruptFileError.
 
     Arrays come back as numpy arrays, tuples as tuples, dicts as dicts. Files
@@ -549,7 +564,22 @@ def load(path: str | os.PathLike[str], max_bytes: int | None = None) -> Any:
     array is allocated; the format has no checksum, so a changed data byte
     loads as a changed value. Dtypes numpy lacks (BF16, the float8 types)
     raise CorruptFileError too, saying so.
+
+    ``map_location`` and ``weights_only`` are ``torch.load``'s keywords, taken so
+    that torch code runs: the location may be None, "cpu" or a CPU
+    :class:`~minidl.device` (everything loads on the CPU), and ``weights_only``
+    changes nothing, minidl never unpickling. A file written by ``torch.save``
+    (pickled) is refused with a message saying how to convert it.
     """
+    if map_location is not None:
+        if not isinstance(map_location, (str, _device)):
+            raise TypeError(
+                "load: map_location must be None, 'cpu' or a CPU minidl.device (minidl loads "
+                f"everything on the CPU), got {type(map_location).__name__}"
+            )
+        _device(map_location)  # RuntimeError, naming it, for anything but the CPU
+    if weights_only not in (None, True, False):
+        raise TypeError(f"load: weights_only must be a bool, got {weights_only!r}")
     path = _checks.file_path(path, "load")
     _check_max_bytes(max_bytes, "load")
     try:

@@ -69,6 +69,38 @@ class device:
         return "cpu"
 
 
+_NO_CUDA = (
+    "{}: minidl computes on the CPU only (no CUDA); choose the device as torch code does, "
+    '"cuda" if minidl.cuda.is_available() else "cpu", which gives "cpu"'
+)
+
+
+def _to_dtype(where, args, dtype, target):
+    """The dtype asked of ``to(*args, dtype=, device=)`` (None: unchanged), after checking
+    that every device named is the CPU. The positional forms are torch's: a dtype, a
+    device, a device then a dtype, or a tensor (its dtype)."""
+    for arg in args:
+        if isinstance(arg, Tensor):
+            dtype = arg.dtype
+        elif isinstance(arg, (str, device)) and not _is_dtype_name(arg):
+            target = arg
+        else:
+            dtype = arg
+    if target is not None:
+        if not isinstance(target, (str, device)):
+            raise TypeError(
+                f"{where}: expected a device ('cpu' or minidl.device) or a dtype, got "
+                f"{type(target).__name__}"
+            )
+        try:
+            device(target)
+        except RuntimeError:
+            raise RuntimeError(
+                f"{where}: minidl computes on the CPU only; got device {target!r} (use 'cpu')"
+            ) from None
+    return dtype
+
+
 def _check_dtype(dtype, where):
     """Refuse dtypes minidl does not compute in, naming ``where`` the array came from."""
     if dtype.kind in "biu" or dtype in _FLOAT_DTYPES:
@@ -466,29 +498,37 @@ class Tensor:
         return self if self._data.flags.c_contiguous else _F.Clone.apply(self, order="C")
 
     def to(
-        self, *args: Any, dtype: DTypeLike | None = None, device: Any = None, copy: bool = False
+        self,
+        *args: Any,
+        dtype: DTypeLike | None = None,
+        device: Any = None,
+        non_blocking: bool = False,
+        copy: bool = False,
     ) -> Tensor:
         """This tensor converted to a dtype and/or moved to a device (only 'cpu' exists).
 
-        ``to(minidl.float64)``, ``to("cpu")``, ``to(device="cpu", dtype=...)``,
-        ``to(other_tensor)`` (its dtype). Returns ``self`` when nothing changes.
+        ``to(minidl.float64)``, ``to("cpu")``, ``to("cpu", minidl.float64)``,
+        ``to(device="cpu", dtype=...)``, ``to(other_tensor)`` (its dtype).
+        ``non_blocking`` is accepted (there is no copy to overlap). Returns ``self``
+        when nothing changes.
 
         >>> minidl.ones(2).to(minidl.float64).dtype
         dtype('float64')
         >>> minidl.ones(2).to("cpu").device
         device(type='cpu')
         """
-        for arg in args:
-            if isinstance(arg, Tensor):
-                dtype = arg.dtype
-            elif isinstance(arg, (str, globals()["device"])) and not _is_dtype_name(arg):
-                device = arg
-            else:
-                dtype = arg
-        if device is not None:
-            globals()["device"](device)  # refuses anything but the CPU
+        dtype = _to_dtype("Tensor.to", args, dtype, device)
         out = self if dtype is None else self.astype(dtype)
         return out.clone() if copy and out is self else out
+
+    def cuda(self, device: Any = None, non_blocking: bool = False) -> Tensor:
+        """Refused: minidl computes on the CPU only (``minidl.cuda.is_available()`` is False).
+
+        >>> minidl.ones(1).cuda()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        RuntimeError: Tensor.cuda: minidl computes on the CPU only (no CUDA); ...
+        """
+        raise RuntimeError(_NO_CUDA.format("Tensor.cuda"))
 
     def cpu(self) -> Tensor:
         """This tensor (minidl computes on the CPU).

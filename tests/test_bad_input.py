@@ -44,6 +44,8 @@ PUBLIC_MODULES = [
     "minidl.gradcheck",
     "minidl.models",
     "minidl.autograd",
+    "minidl.cuda",
+    "minidl.utils.data",
 ]
 
 NAN = float("nan")
@@ -782,6 +784,18 @@ for collective, call in (
 # files given something that is not a path, a writer asked to read, loaders and trainers
 # given the wrong pieces (checked when built, not on first use)
 case("minidl.load", lambda: minidl.load(5), TypeError, "load")
+case("minidl.load", lambda: minidl.load("m.npz", map_location="cuda"), RuntimeError, "cuda")
+case("minidl.load", lambda: minidl.load("m.npz", map_location={"a": "b"}), TypeError, "load")
+case("minidl.load", lambda: minidl.load("m.npz", weights_only="yes"), TypeError, "load")
+case("Tensor.cuda", lambda: _x(2).cuda(), RuntimeError, "CPU only")
+case("Tensor.to", lambda: _x(2).to("cuda:0"), RuntimeError, "Tensor.to")
+case("minidl.data.TensorDataset", lambda: minidl.data.TensorDataset(), ValueError)
+case(
+    "minidl.data.TensorDataset",
+    lambda: minidl.data.TensorDataset(_x(3), _x(4)),
+    ValueError,
+    "same length",
+)
 case("minidl.save", lambda: minidl.save({}, None), TypeError, "save")
 case("minidl.data.read_idx", lambda: minidl.data.read_idx(5), TypeError, "read_idx")
 case(

@@ -42,6 +42,9 @@ MODULES = [
     "minidl.distributed",
     "minidl.nn.parallel",
     "minidl.nn.parallel.distributed",
+    "minidl.cuda",
+    "minidl.utils",
+    "minidl.utils.data",
 ]
 
 

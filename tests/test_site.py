@@ -50,6 +50,8 @@ API_MODULES = [
     "minidl.random",
     "minidl.autograd",
     "minidl.gradcheck",
+    "minidl.cuda",
+    "minidl.utils.data",
 ]
 
 

@@ -28,7 +28,7 @@ from .datasets import (
 )
 from .distributed import DistributedSampler
 from .idx import read_idx, write_idx
-from .loader import ArrayDataset, DataLoader, Dataset, Subset, random_split
+from .loader import ArrayDataset, DataLoader, Dataset, Subset, TensorDataset, random_split
 
 __all__ = [
     "FASHION_MNIST_MEAN",
@@ -47,6 +47,7 @@ __all__ = [
     "FashionMNIST",
     "MNISTSample",
     "Subset",
+    "TensorDataset",
     "datasets",
     "load_fashion_mnist",
     "load_kmnist",

@@ -66,12 +66,12 @@ class ArrayDataset(Dataset):
 
     def __init__(self, *arrays: Any) -> None:
         if not arrays:
-            raise ValueError("ArrayDataset: give at least one array")
+            raise ValueError(f"{type(self).__name__}: give at least one array")
         self.arrays = tuple(_as_array(a) for a in arrays)
         lengths = {len(a) for a in self.arrays}
         if len(lengths) != 1:
             raise ValueError(
-                "ArrayDataset: arrays must have the same length, got "
+                f"{type(self).__name__}: arrays must have the same length, got "
                 + ", ".join(str(len(a)) for a in self.arrays)
             )
 
@@ -81,6 +81,27 @@ class ArrayDataset(Dataset):
     def __getitem__(self, index: Any) -> Any:
         items = tuple(a[index] for a in self.arrays)
         return items if len(items) > 1 else items[0]
+
+
+class TensorDataset(ArrayDataset):
+    """torch's ``TensorDataset``: samples from tensors (or arrays) of equal length;
+    ``dataset[i]`` is a tuple of Tensors, ``(x[i], y[i])``, even of one tensor.
+
+    Where :class:`ArrayDataset` gives a single array's samples bare, this gives
+    1-tuples, as torch does, so ``for (x,) in DataLoader(TensorDataset(x))`` works.
+
+    >>> data = minidl.data.TensorDataset(minidl.arange(5.0))
+    >>> data[1]
+    (tensor(1.),)
+    >>> [tuple(t.shape for t in batch) for batch in minidl.data.DataLoader(data, batch_size=3)]
+    [((3,),), ((2,),)]
+    """
+
+    def __init__(self, *tensors: Any) -> None:
+        super().__init__(*tensors)
+
+    def __getitem__(self, index: Any) -> Any:
+        return tuple(Tensor._of(np.asarray(a[index])) for a in self.arrays)
 
 
 class Subset(Dataset):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..autograd import Function, is_grad_enabled, no_grad
-from ..tensor import Tensor
+from ..tensor import _NO_CUDA, Tensor, _to_dtype
 
 if TYPE_CHECKING:
     from numpy.typing import DTypeLike
@@ -518,15 +518,38 @@ class Module:
             else:
                 parameter.grad.numpy()[...] = 0
 
-    def to(self, dtype: DTypeLike) -> Self:
-        """Convert every float parameter and buffer (and gradient) to ``dtype``; returns self.
+    def to(
+        self,
+        *args: Any,
+        dtype: DTypeLike | None = None,
+        device: Any = None,
+        non_blocking: bool = False,
+    ) -> Self:
+        """Convert every float parameter and buffer (and gradient) to a dtype, and/or move
+        the module to a device (only the CPU exists); returns self, as torch's ``Module.to``.
+
+        ``to(minidl.float64)``, ``to("cpu")``, ``to(minidl.device("cpu"))``,
+        ``to("cpu", minidl.float64)``, ``to(device=..., dtype=...)``, ``to(tensor)``
+        (its dtype); ``non_blocking`` is accepted. Integer parameters and buffers
+        (``num_batches_tracked``) keep their dtype.
 
         >>> minidl.nn.Dense(2, 3).to(np.float64).weight.dtype
         dtype('float64')
+        >>> device = "cuda" if minidl.cuda.is_available() else "cpu"
+        >>> minidl.nn.Dense(2, 3).to(device).weight.device
+        device(type='cpu')
         """
-        dtype = np.dtype(dtype)
+        dtype = _to_dtype("Module.to", args, dtype, device)
+        if dtype is None:
+            return self
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(
+                f"Module.to: expected a dtype or a device, got {type(dtype).__name__}"
+            ) from None
         if dtype.kind != "f" or dtype not in (np.float32, np.float64):
-            raise TypeError(f"to: expected float32 or float64, got {dtype}")
+            raise TypeError(f"Module.to: expected float32 or float64, got {dtype}")
         for tensor in [*self.parameters(), *self.buffers()]:
             if tensor.dtype.kind == "f":
                 # a change of dtype, which assigning .data refuses (it keeps the dtype)
@@ -534,6 +557,24 @@ class Module:
                 if tensor.grad is not None:
                     tensor.grad._data = tensor.grad._data.astype(dtype)
         return self
+
+    def cpu(self) -> Self:
+        """This module, which is on the CPU already (torch's ``Module.cpu``); returns self.
+
+        >>> layer = minidl.nn.Dense(2, 3)
+        >>> layer.cpu() is layer
+        True
+        """
+        return self
+
+    def cuda(self, device: Any = None) -> Self:
+        """Refused: minidl computes on the CPU only (``minidl.cuda.is_available()`` is False).
+
+        >>> minidl.nn.Dense(2, 3).cuda()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        RuntimeError: Module.cuda: minidl computes on the CPU only (no CUDA); ...
+        """
+        raise RuntimeError(_NO_CUDA.format("Module.cuda"))
 
     def float(self) -> Self:
         """Convert float parameters and buffers to float32; returns self."""
