@@ -5,7 +5,8 @@
 The first line is ``minidl <version>``; the rest says how the kernels were built
 (OpenMP, compiler flags), how many threads they use and where that count came
 from (``MINIDL_NUM_THREADS``, ``OMP_NUM_THREADS`` or the physical cores), numpy's
-BLAS, the allocator settings and every environment variable minidl reads.
+BLAS, the allocator settings and the environment variables that steer threads and memory
+(the data sets' ``MINIDL_DATA`` and ``MINIDL_OFFLINE`` are in ``minidl.data.datasets``' help).
 """
 
 from __future__ import annotations

@@ -424,8 +424,8 @@ def show_config() -> None:
     """Print minidl's build and run-time configuration (as ``numpy.show_config()`` does).
 
     The build (OpenMP, compiler flags), the thread counts, numpy's BLAS (through
-    threadpoolctl when installed), the heap settings, and every environment
-    variable minidl reads or sets.
+    threadpoolctl when installed), the heap settings, and the environment
+    variables of threads and memory that minidl reads or sets.
 
     >>> minidl.show_config()  # doctest: +ELLIPSIS
     minidl ...
