@@ -252,6 +252,31 @@ class _Browser:
                 return message
             self.events.append(message)
 
+    def new_page(self, *domains):
+        """A blank tab, attached, with the DevTools domains given enabled; its session."""
+        target = self.send("Target.createTarget", url="about:blank")["targetId"]
+        session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Page", *domains):
+            self.send(f"{domain}.enable", session)
+        return session
+
+    def visit(self, session, url):
+        """Load ``url``, forgetting the events of earlier pages; returns once it has loaded."""
+        self.events.clear()
+        self.send("Page.navigate", session, url=url)
+        self.wait_for("Page.loadEventFired")
+
+    def evaluate(self, session, expression):
+        """The value of a JavaScript expression (a promise is awaited) in the page."""
+        result = self.send(
+            "Runtime.evaluate",
+            session,
+            awaitPromise=True,
+            returnByValue=True,
+            expression=expression,
+        )
+        return result["result"]["value"]
+
     def close(self):
         try:
             self.send("Browser.close", timeout=10)
@@ -304,28 +329,20 @@ def test_every_page_renders_its_title_without_console_errors(site, served_site, 
     assert len(pages) > 30, pages
     browser = _Browser(_chromium(), tmp_path / "profile")
     try:
-        target = browser.send("Target.createTarget", url="about:blank")["targetId"]
-        session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        for domain in ("Page", "Runtime", "Log", "Network"):
-            browser.send(f"{domain}.enable", session)
+        session = browser.new_page("Runtime", "Log", "Network")
         failures = {}
         for page in pages:
             url = served_site + ("" if page == "." else page + "/")
-            browser.events.clear()
-            browser.send("Page.navigate", session, url=url)
-            browser.wait_for("Page.loadEventFired")
+            browser.visit(session, url)
             # the search worker fetches and indexes search_index.json after the load
-            state = browser.send(
-                "Runtime.evaluate",
+            state = browser.evaluate(
                 session,
-                awaitPromise=True,
-                returnByValue=True,
-                expression="""new Promise(done => setTimeout(() => done({
+                """new Promise(done => setTimeout(() => done({
                     title: document.title,
                     h1: (document.querySelector('article h1') || {}).textContent || '',
                     visible: !!(document.querySelector('article h1') || {}).offsetHeight,
                 }), 300))""",
-            )["result"]["value"]
+            )
             problems = _problems(browser.events)
             if not state["h1"].strip() or not state["visible"]:
                 problems.append("no visible title (h1)")
@@ -342,17 +359,11 @@ def test_the_sites_search_finds_a_layer(site, served_site, tmp_path):
     """Typing a name in the search box lists its API entry (the index loads and works)."""
     browser = _Browser(_chromium(), tmp_path / "profile")
     try:
-        target = browser.send("Target.createTarget", url="about:blank")["targetId"]
-        session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        browser.send("Page.enable", session)
-        browser.send("Page.navigate", session, url=served_site)
-        browser.wait_for("Page.loadEventFired")
-        found = browser.send(
-            "Runtime.evaluate",
+        session = browser.new_page()
+        browser.visit(session, served_site)
+        found = browser.evaluate(
             session,
-            awaitPromise=True,
-            returnByValue=True,
-            expression="""new Promise(done => {
+            """new Promise(done => {
                 const input = document.querySelector('input[data-md-component=search-query]');
                 let tries = 0;
                 const look = () => {
@@ -366,7 +377,7 @@ def test_the_sites_search_finds_a_layer(site, served_site, tmp_path):
                 };
                 look();
             })""",
-        )["result"]["value"]
+        )
     finally:
         browser.close()
     assert any("/api/nn/" in link and link.endswith("#minidl.nn.BatchNorm2d") for link in found), (
