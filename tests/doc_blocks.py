@@ -5,7 +5,9 @@ order in one namespace, like one session (tests/test_docs.py); ``pycon`` blocks 
 doctests in that namespace. Shell blocks (``bash``, ``sh``, ``console``) are commands for
 the reader and are not run; ``text`` (and the data formats below) are output, formulas
 and diagrams. A python block that must not run (minutes of training, MPI ranks, the full
-data set) says so on the line before its fence: ``<!-- norun: <reason> -->``.
+data set) says so on the line before its fence: ``<!-- norun: <reason> -->``; one that needs
+an optional package says which, ``<!-- requires: torch -->``, and runs where it is installed
+(CI installs them all).
 
 ``python tests/doc_blocks.py`` lists every block that is not run, and why (.ci/run prints
 the list).
@@ -13,6 +15,7 @@ the list).
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import sys
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ NOT_CODE = {"text", "toml", "yaml", "ini", "json", "diff", "csv", "cython", "c"}
 # sentence is not one
 _FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([^\s`]*)[^`]*$")
 _NORUN = re.compile(r"^\s*<!--\s*norun:\s*(.*?)\s*-->\s*$")
+_REQUIRES = re.compile(r"^\s*<!--\s*requires:\s*(.*?)\s*-->\s*$")
 
 
 @dataclass
@@ -35,6 +39,12 @@ class Block:
     language: str
     code: str
     norun: str | None  # the reason given by a norun marker
+    requires: tuple[str, ...] = ()  # modules a requires marker names
+
+    @property
+    def missing(self) -> list[str]:
+        """The modules this block requires that are not installed."""
+        return [name for name in self.requires if importlib.util.find_spec(name) is None]
 
     @property
     def where(self) -> str:
@@ -80,6 +90,7 @@ def blocks(page: Path) -> list[Block]:
             i += 1
         i += 1  # the closing fence
         marker = _NORUN.match(lines[start - 1]) if start else None
+        requires = _REQUIRES.match(lines[start - 1]) if start else None
         found.append(
             Block(
                 page,
@@ -87,6 +98,7 @@ def blocks(page: Path) -> list[Block]:
                 language.lower(),
                 "\n".join(body) + "\n",
                 marker.group(1) if marker else None,
+                tuple(requires.group(1).replace(",", " ").split()) if requires else (),
             )
         )
     return found
@@ -104,6 +116,11 @@ def main() -> int:
         why = "a shell command" if block.kind == "shell" else f"marked norun: {block.norun}"
         first = block.code.strip().split("\n")[0][:70]
         print(f"  {block.where:<40} {why}  [{first}]")
+    optional = [b for page in pages() for b in blocks(page) if b.requires]
+    print(f"blocks that run only where an optional package is installed ({len(optional)}):")
+    for block in optional:
+        state = f"NOT RUN HERE: {', '.join(block.missing)} missing" if block.missing else "runs"
+        print(f"  {block.where:<40} requires {', '.join(block.requires)}: {state}")
     return 0
 
 
