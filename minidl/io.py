@@ -47,8 +47,7 @@ from typing import IO, Any
 import numpy as np
 
 from . import _checks
-from .tensor import Tensor
-from .tensor import device as _device
+from .tensor import Tensor, _check_cpu
 
 FORMAT = "minidl"
 VERSION = 2
@@ -571,13 +570,8 @@ def load(
     changes nothing, minidl never unpickling. A file written by ``torch.save``
     (pickled) is refused with a message saying how to convert it.
     """
-    if map_location is not None:
-        if not isinstance(map_location, (str, _device)):
-            raise TypeError(
-                "load: map_location must be None, 'cpu' or a CPU minidl.device (minidl loads "
-                f"everything on the CPU), got {type(map_location).__name__}"
-            )
-        _device(map_location)  # RuntimeError, naming it, for anything but the CPU
+    if map_location is not None:  # everything loads on the CPU
+        _check_cpu("load: map_location", map_location)
     if weights_only not in (None, True, False):
         raise TypeError(f"load: weights_only must be a bool, got {weights_only!r}")
     path = _checks.file_path(path, "load")

@@ -87,18 +87,22 @@ def _to_dtype(where, args, dtype, target):
         else:
             dtype = arg
     if target is not None:
-        if not isinstance(target, (str, device)):
-            raise TypeError(
-                f"{where}: expected a device ('cpu' or minidl.device) or a dtype, got "
-                f"{type(target).__name__}"
-            )
-        try:
-            device(target)
-        except RuntimeError:
-            raise RuntimeError(
-                f"{where}: minidl computes on the CPU only; got device {target!r} (use 'cpu')"
-            ) from None
+        _check_cpu(where, target)
     return dtype
+
+
+def _check_cpu(where, target):
+    """Refuse a ``target`` device that is not the CPU (or not a device), naming ``where``."""
+    if not isinstance(target, (str, device)):
+        raise TypeError(
+            f"{where}: expected a device ('cpu' or minidl.device), got {type(target).__name__}"
+        )
+    try:
+        device(target)
+    except RuntimeError:
+        raise RuntimeError(
+            f"{where}: minidl computes on the CPU only; got device {target!r} (use 'cpu')"
+        ) from None
 
 
 def _check_dtype(dtype, where):

@@ -97,9 +97,6 @@ class TensorDataset(ArrayDataset):
     [((3,),), ((2,),)]
     """
 
-    def __init__(self, *tensors: Any) -> None:
-        super().__init__(*tensors)
-
     def __getitem__(self, index: Any) -> Any:
         return tuple(Tensor._of(np.asarray(a[index])) for a in self.arrays)
 
