@@ -152,20 +152,23 @@ DIRECTIVES_STAMP = os.path.join(
 )
 
 
-def _generated_with(directives):
+STAMPED = repr(sorted(DIRECTIVES.items()))
+
+
+def _generated_with_these_directives():
     try:
         with open(DIRECTIVES_STAMP) as f:
-            return f.read() == repr(sorted(directives.items()))
+            return f.read() == STAMPED
     except OSError:
         return False
 
 
 ext_modules = cythonize(
-    extensions, compiler_directives=DIRECTIVES, force=not _generated_with(DIRECTIVES)
+    extensions, compiler_directives=DIRECTIVES, force=not _generated_with_these_directives()
 )
 os.makedirs(os.path.dirname(DIRECTIVES_STAMP), exist_ok=True)
 with open(DIRECTIVES_STAMP, "w") as f:
-    f.write(repr(sorted(DIRECTIVES.items())))
+    f.write(STAMPED)
 
 setup(
     ext_modules=ext_modules,

@@ -27,15 +27,24 @@ def _role(match: re.Match) -> str:
     return f"`{target.rsplit('.', 1)[-1] if tilde else target}`"
 
 
+def _fenced(lines: list[str]) -> list[bool]:
+    """For each line, whether it is a fence or inside a fenced block: left as it is."""
+    flags, inside = [], False
+    for line in lines:
+        fence = line.lstrip().startswith("```")
+        flags.append(inside or fence)
+        inside ^= fence
+    return flags
+
+
 def _fence_doctests(lines: list[str]) -> list[str]:
     """Wraps each doctest (prompt lines and the output up to a blank line) in a fence."""
     out: list[str] = []
-    fenced = False
+    fenced = _fenced(lines)
     i = 0
     while i < len(lines):
         line = lines[i]
-        fenced ^= line.lstrip().startswith("```")
-        if fenced or line.lstrip().startswith("```") or not line.lstrip().startswith(">>>"):
+        if fenced[i] or not line.lstrip().startswith(">>>"):
             out.append(line)
             i += 1
             continue
@@ -53,14 +62,13 @@ def _fence_doctests(lines: list[str]) -> list[str]:
 def _literal_blocks(lines: list[str]) -> list[str]:
     """An RST literal block (a paragraph ending in ``::`` and an indented block) as a fence."""
     out: list[str] = []
-    fenced = False
+    fenced = _fenced(lines)
     i = 0
     while i < len(lines):
         line = lines[i]
         out.append(line)
         i += 1
-        fenced ^= line.lstrip().startswith("```")
-        if fenced or not line.rstrip().endswith("::") or line.strip() == "::":
+        if fenced[i - 1] or not line.rstrip().endswith("::") or line.strip() == "::":
             continue
         out[-1] = line.rstrip()[:-1]  # "in order::" reads "in order:"
         base = len(line) - len(line.lstrip())

@@ -28,8 +28,8 @@ NOT_CODE = {"text", "toml", "yaml", "ini", "json", "diff", "csv", "cython", "c"}
 # an opening fence; its info string holds no backquote (CommonMark), so ```` ```x ```` in a
 # sentence is not one
 _FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([^\s`]*)[^`]*$")
-_NORUN = re.compile(r"^\s*<!--\s*norun:\s*(.*?)\s*-->\s*$")
-_REQUIRES = re.compile(r"^\s*<!--\s*requires:\s*(.*?)\s*-->\s*$")
+# the marker on the line before a fence: <!-- norun: reason --> or <!-- requires: torch -->
+_MARKER = re.compile(r"^\s*<!--\s*(norun|requires):\s*(.*?)\s*-->\s*$")
 
 
 @dataclass
@@ -89,16 +89,16 @@ def blocks(page: Path) -> list[Block]:
             body.append(line[len(indent) :] if line.startswith(indent) else line.lstrip())
             i += 1
         i += 1  # the closing fence
-        marker = _NORUN.match(lines[start - 1]) if start else None
-        requires = _REQUIRES.match(lines[start - 1]) if start else None
+        marker = _MARKER.match(lines[start - 1]) if start else None
+        kind, said = marker.groups() if marker else (None, "")
         found.append(
             Block(
                 page,
                 start + 1,
                 language.lower(),
                 "\n".join(body) + "\n",
-                marker.group(1) if marker else None,
-                tuple(requires.group(1).replace(",", " ").split()) if requires else (),
+                said if kind == "norun" else None,
+                tuple(said.replace(",", " ").split()) if kind == "requires" else (),
             )
         )
     return found

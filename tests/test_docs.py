@@ -82,10 +82,15 @@ def test_kernel_docstring_examples(name):
     globs = {"np": np, **{k: getattr(_ops, k) for k in dir(_ops) if not k.startswith("__")}}
     doc = getattr(_ops, name).__doc__
     assert ">>>" in doc, f"_ops.{name} has no example"
-    test = doctest.DocTestParser().get_doctest(doc, globs, name, None, 0)
+    _run_examples(doc, globs, name)
+
+
+def _run_examples(text, globs, name, filename=None, line=0):
+    """Run the ``>>>`` examples of ``text`` in ``globs``; fail naming ``name`` if one fails."""
+    test = doctest.DocTestParser().get_doctest(text, globs, name, filename, line)
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
-    assert runner.summarize(verbose=False).failed == 0
+    assert runner.summarize(verbose=False).failed == 0, f"{name}: an example failed"
 
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
@@ -108,12 +113,7 @@ def test_code_blocks_of_the_docs_run(page, tmp_path, monkeypatch):
             code = "\n" * block.line + block.code
             exec(compile(code, str(page), "exec"), namespace)
         elif block.kind == "pycon":
-            test = doctest.DocTestParser().get_doctest(
-                block.code, namespace, block.where, str(page), block.line
-            )
-            runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
-            runner.run(test)
-            assert runner.summarize(verbose=False).failed == 0, f"{block.where} failed"
+            _run_examples(block.code, namespace, block.where, str(page), block.line)
 
 
 def test_every_code_block_says_what_it_is():
@@ -181,9 +181,7 @@ def _as_minidl_prints(text):
 
 
 MIGRATING = ROOT / "docs" / "migrating_from_pytorch.md"
-MIGRATING_BLOCKS = __import__("re").findall(
-    r"```python\n(.*?)```", MIGRATING.read_text(), flags=__import__("re").S
-)
+MIGRATING_BLOCKS = [b.code for b in doc_blocks.blocks(MIGRATING) if b.language == "python"]
 
 
 @pytest.mark.parametrize("block", range(len(MIGRATING_BLOCKS)))
