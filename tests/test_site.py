@@ -310,9 +310,7 @@ def _problems(events):
 
 @pytest.fixture(scope="module")
 def served_site(site):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-
-    class Quiet(handler.func):  # type: ignore[misc, name-defined]
+    class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
